@@ -82,8 +82,8 @@ inline Error make_error(ErrorCode code, std::string message) {
 }  // namespace ferry
 
 // Returns the error of a failed Result from the enclosing function.
-#define FERRY_TRY(expr)                               \
-  do {                                                \
-    auto&& ferry_try_r_ = (expr);                     \
+#define FERRY_TRY(expr)                                  \
+  do {                                                   \
+    auto&& ferry_try_r_ = (expr);                        \
     if (!ferry_try_r_.ok()) return ferry_try_r_.error(); \
   } while (0)

@@ -1,0 +1,333 @@
+#include "agent/agent.h"
+
+#include <sys/statvfs.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "agent/transfer/copy.h"
+#include "common/base/log.h"
+#include "common/protocol/subjects.h"
+
+namespace ferry::agent {
+namespace {
+
+const Logger kLog("agent");
+namespace fs = std::filesystem;
+
+void set_now(google::protobuf::Timestamp* ts) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  ts->set_seconds(ns / 1000000000);
+  ts->set_nanos(static_cast<int>(ns % 1000000000));
+}
+
+std::string checkpoint_of(const std::string& volume) { return volume + ".ferry-checkpoint"; }
+
+}  // namespace
+
+Agent::Agent(AgentOptions opts) : opts_(std::move(opts)) {}
+
+Agent::~Agent() {
+  stop();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+}
+
+void Agent::stop() {
+  stopping_ = true;
+  cv_.notify_all();
+}
+
+Result<std::string> Agent::resolve_target(const ferry::v1::TargetVolume& t) const {
+  auto it = opts_.volume_roots.find(t.storage_class());
+  if (it == opts_.volume_roots.end())
+    return Error(ErrorCode::kInvalidArgument, "node " + opts_.node +
+                                                  " has no volume root for storage class \"" +
+                                                  t.storage_class() + "\"");
+  fs::path root = fs::weakly_canonical(it->second);
+  fs::path p = fs::weakly_canonical(root / t.path());
+  auto rel = p.lexically_relative(root);
+  if (t.path().empty() || rel.empty() || rel.native().rfind("..", 0) == 0)
+    return Error(ErrorCode::kInvalidArgument,
+                 "target path \"" + t.path() + "\" escapes the volume root");
+  return p.string();
+}
+
+void Agent::remove_volume(const std::string& path) {
+  std::error_code ec;
+  fs::remove(path, ec);
+  fs::remove(checkpoint_of(path), ec);
+  fs::remove(checkpoint_of(path) + ".tmp", ec);
+}
+
+Status Agent::run() {
+  started_at_ = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  for (const auto& [sc, dir] : opts_.volume_roots) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Error(ErrorCode::kIo, "volume root " + dir + ": " + ec.message());
+  }
+  auto bus = bus::CnatsBus::connect(opts_.nats);
+  if (!bus.ok()) return bus.error();
+  bus_ = std::move(*bus);
+  FERRY_TRY(bus_->ensure_stream(subjects::kTasksStream, {subjects::kTasksStreamSubjects}, true));
+  FERRY_TRY(
+      bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true));
+  auto pc = bus_->pull_consumer(subjects::kTasksStream, subjects::task(opts_.node),
+                                subjects::task_consumer(opts_.node), std::chrono::seconds(30));
+  if (!pc.ok()) return pc.error();
+  tasks_ = std::move(*pc);
+  auto sub =
+      bus_->subscribe(subjects::cancel(opts_.node), [this](bus::Message m) { on_cancel(m.data); });
+  if (!sub.ok()) return sub.error();
+  cancel_sub_ = std::move(*sub);
+  kLog.info("agent ready", {{"node", opts_.node}, {"nats", opts_.nats.url}});
+  std::thread hb([this] { heartbeat_loop(); });
+  fetch_loop();
+  hb.join();
+  // Graceful stop: running copies are canceled; their checkpoints keep what is
+  // durable and the unacked tasks are redelivered to this node's next agent.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, r] : running_) r->cancel = true;
+  }
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+  return {};
+}
+
+void Agent::heartbeat_loop() {
+  while (!stopping_) {
+    ferry::v1::AgentHeartbeat hb;
+    hb.set_node(opts_.node);
+    for (const auto& [sc, dir] : opts_.volume_roots) {
+      auto* r = hb.add_volume_roots();
+      r->set_storage_class(sc);
+      r->set_path(dir);
+      struct statvfs st {};
+      if (statvfs(dir.c_str(), &st) == 0) {
+        r->set_capacity_bytes(static_cast<uint64_t>(st.f_blocks) * st.f_frsize);
+        r->set_free_bytes(static_cast<uint64_t>(st.f_bavail) * st.f_frsize);
+      }
+    }
+    for (const auto& [name, addr] : opts_.networks) {
+      auto* n = hb.add_networks();
+      n->set_name(name);
+      n->set_address(addr);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hb.set_tasks_running(static_cast<uint32_t>(running_.size()));
+    }
+    hb.set_max_tasks(static_cast<uint32_t>(opts_.max_tasks));
+    hb.set_version("0.1.0");
+    set_now(hb.mutable_sent_at());
+    hb.mutable_started_at()->set_seconds(started_at_);
+    (void)bus_->publish(subjects::heartbeat(opts_.node), hb.SerializeAsString());
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(subjects::kHeartbeatSeconds),
+                 [this] { return stopping_.load(); });
+  }
+}
+
+void Agent::fetch_loop() {
+  while (!stopping_) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock,
+               [this] { return stopping_ || static_cast<int>(running_.size()) < opts_.max_tasks; });
+      if (stopping_) break;
+    }
+    auto msgs = tasks_->fetch(1, std::chrono::milliseconds(500));
+    if (!msgs.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    for (auto& m : *msgs) {
+      auto msg = std::make_shared<bus::JsMessage>(std::move(m));
+      ferry::v1::TransferTask task;
+      if (!task.ParseFromString(msg->data())) {
+        kLog.error("dropping malformed task", {{"subject", msg->subject()}});
+        (void)msg->ack();
+        continue;
+      }
+      // Still wanted? The coordinator may have canceled it while it was queued.
+      ferry::v1::ClaimRequest creq;
+      creq.set_task_id(task.task_id());
+      creq.set_node(opts_.node);
+      auto rep = bus_->request(subjects::claim(opts_.node), creq.SerializeAsString(),
+                               std::chrono::seconds(5));
+      if (!rep.ok()) {
+        kLog.warn("coordinator unavailable; task postponed",
+                  {{"task", task.task_id()}, {"error", rep.error().message}});
+        (void)msg->nak(std::chrono::seconds(2));
+        continue;
+      }
+      ferry::v1::ClaimReply cr;
+      cr.ParseFromString(*rep);
+      if (!cr.proceed()) {
+        kLog.info("task no longer wanted", {{"task", task.task_id()}, {"reason", cr.reason()}});
+        auto path = resolve_target(task.target());
+        if (path.ok() && cr.reason().find("Canceled") != std::string::npos) remove_volume(*path);
+        (void)msg->ack();
+        continue;
+      }
+      auto running = std::make_shared<Running>();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        running_[task.task_id()] = running;
+      }
+      workers_.emplace_back([this, msg, task] { run_task(msg, task); });
+    }
+  }
+}
+
+void Agent::on_cancel(const std::string& data) {
+  ferry::v1::CancelTask c;
+  if (!c.ParseFromString(data)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = running_.find(c.task_id());
+  if (it == running_.end()) return;
+  it->second->delete_volume = c.delete_volume();
+  it->second->cancel = true;
+  kLog.info("cancel requested", {{"task", c.task_id()}});
+}
+
+void Agent::publish_result(const ferry::v1::TaskResult& r) {
+  // Retried: the result must reach the durable stream before the task is acked.
+  for (int attempt = 0; attempt < 30 && !stopping_; attempt++) {
+    auto s = bus_->js_publish(subjects::result(opts_.node), r.SerializeAsString(),
+                              r.task_id() + ".result." + std::to_string(r.state()));
+    if (s.ok()) return;
+    kLog.warn("publishing result failed; retrying",
+              {{"task", r.task_id()}, {"error", s.error().message}});
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task) {
+  std::shared_ptr<Running> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running = running_[task.task_id()];
+  }
+  ferry::v1::TaskResult result;
+  result.set_task_id(task.task_id());
+  result.set_node(opts_.node);
+  auto finish = [&] {
+    set_now(result.mutable_finished_at());
+    if (!stopping_ || result.state() != ferry::v1::TASK_STATE_CANCELED) {
+      publish_result(result);
+      (void)msg->ack();
+    } else {
+      (void)msg->nak();  // interrupted by shutdown: redeliver, resume from the checkpoint
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.erase(task.task_id());
+    cv_.notify_all();
+  };
+  auto fail = [&](const Error& e) {
+    result.set_state(ferry::v1::TASK_STATE_FAILED);
+    result.mutable_failure()->set_code(static_cast<int>(e.code));
+    result.mutable_failure()->set_message(e.message);
+    kLog.error(
+        "task failed",
+        {{"task", task.task_id()}, {"vm", task.vm()}, {"disk", task.disk()}, {"error", e.message}});
+    finish();
+  };
+  auto path = resolve_target(task.target());
+  if (!path.ok()) return fail(path.error());
+  std::error_code ec;
+  fs::create_directories(fs::path(*path).parent_path(), ec);
+  if (ec)
+    return fail(Error(ErrorCode::kIo,
+                      "creating " + fs::path(*path).parent_path().string() + ": " + ec.message()));
+
+  transfer::SourceSpec src;
+  switch (task.source_case()) {
+    case ferry::v1::TransferTask::kHttp:
+      src.uri = task.http().url();
+      for (const auto& h : task.http().headers()) src.http_headers.push_back(h);
+      src.tls_sha1_thumbprint = task.http().tls_sha1_thumbprint();
+      src.insecure_skip_verify = task.http().insecure_skip_verify();
+      break;
+    case ferry::v1::TransferTask::kNbd:
+      src.uri = task.nbd().uri();
+      break;
+    case ferry::v1::TransferTask::kFile:
+      src.uri = task.file().path();
+      break;
+    default:
+      return fail(Error(ErrorCode::kInvalidArgument, "task has no source"));
+  }
+  src.size = task.target().size_bytes();
+  if (!task.transfer_network().empty()) {
+    auto it = opts_.networks.find(task.transfer_network());
+    if (it == opts_.networks.end())
+      return fail(Error(
+          ErrorCode::kInvalidArgument,
+          "node " + opts_.node + " has no network named \"" + task.transfer_network() + "\""));
+    src.bind_address = it->second;
+  }
+  transfer::CopyOptions co;
+  co.connections = task.connections() ? static_cast<int>(task.connections()) : opts_.connections;
+  co.bandwidth =
+      task.bandwidth_bytes_per_second() ? task.bandwidth_bytes_per_second() : opts_.bandwidth;
+  co.verify = task.verify();
+  co.checkpoint_path = checkpoint_of(*path);
+  for (const auto& r : task.ranges()) co.ranges.push_back({r.offset(), r.length()});
+  co.cancel = &running->cancel;
+  auto last_in_progress = std::chrono::steady_clock::now();
+  co.on_progress = [&](const transfer::Progress& p) {
+    ferry::v1::TaskProgress tp;
+    tp.set_task_id(task.task_id());
+    tp.set_node(opts_.node);
+    tp.set_bytes_done(p.bytes_done);
+    tp.set_bytes_total(p.bytes_total);
+    tp.set_bytes_per_second(p.bytes_per_second);
+    set_now(tp.mutable_sent_at());
+    (void)bus_->publish(subjects::progress(opts_.node), tp.SerializeAsString());
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_in_progress > std::chrono::seconds(10)) {
+      (void)msg->in_progress();  // keeps the work-queue message ours while we copy
+      last_in_progress = now;
+    }
+  };
+  kLog.info(
+      "task started",
+      {{"task", task.task_id()}, {"vm", task.vm()}, {"disk", task.disk()}, {"target", *path}});
+  auto stats = transfer::copy_disk(src, *path, co);
+  if (!stats.ok()) {
+    if (stats.error().code == ErrorCode::kCanceled) {
+      result.set_state(ferry::v1::TASK_STATE_CANCELED);
+      result.mutable_failure()->set_code(static_cast<int>(ErrorCode::kCanceled));
+      result.mutable_failure()->set_message("canceled");
+      if (running->delete_volume) remove_volume(*path);
+      kLog.info("task canceled", {{"task", task.task_id()},
+                                  {"volume_deleted", running->delete_volume ? "true" : "false"}});
+      return finish();
+    }
+    return fail(stats.error());
+  }
+  result.set_state(ferry::v1::TASK_STATE_SUCCEEDED);
+  auto* s = result.mutable_success();
+  s->set_bytes_read(stats->bytes_read);
+  s->set_bytes_written(stats->bytes_written);
+  s->set_bytes_zero(stats->bytes_zero);
+  s->set_bytes_resumed(stats->bytes_skipped_resumed);
+  s->set_seconds(stats->seconds);
+  s->set_digest(stats->digest);
+  s->set_volume_path(*path);
+  kLog.info("task succeeded", {{"task", task.task_id()},
+                               {"bytes_read", std::to_string(stats->bytes_read)},
+                               {"seconds", std::to_string(stats->seconds)}});
+  if (running->delete_volume) remove_volume(*path);  // canceled just as it finished
+  finish();
+}
+
+}  // namespace ferry::agent

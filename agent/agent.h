@@ -1,0 +1,71 @@
+#pragma once
+// Agent: the node daemon. Takes only its node's disk tasks from a durable
+// JetStream work queue, asks the coordinator whether each is still wanted,
+// copies the disk into the local volume with the copy engine, reports progress
+// at least once a second and publishes a durable result. It knows NBD, HTTP
+// and file sources; it never learns which provider (vCenter, oVirt) a task came from.
+//
+// Threads: the fetch thread pulls tasks; each accepted task runs on its own
+// worker thread (at most max_tasks); the heartbeat thread publishes the node's
+// state; cnats calls back on its own threads for cancels. Shared state (the
+// running-task table) is behind mu_.
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/bus/nats_bus.h"
+#include "ferry/v1/agent.pb.h"
+
+namespace ferry::agent {
+
+struct AgentOptions {
+  bus::ConnectOptions nats;
+  std::string node;
+  std::map<std::string, std::string> volume_roots;  // storage class -> directory
+  std::map<std::string, std::string> networks;      // network name -> local address
+  int max_tasks = 4;
+  int connections = 4;
+  uint64_t bandwidth = 0;  // per task, bytes/s
+};
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions opts);
+  ~Agent();
+  Status run();  // until stop()
+  void stop();
+
+  // The absolute volume path for a task target, or an error if the class is
+  // unknown or the path escapes the volume root.
+  Result<std::string> resolve_target(const ferry::v1::TargetVolume& t) const;
+
+ private:
+  struct Running {
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> delete_volume{false};
+  };
+  void fetch_loop();
+  void heartbeat_loop();
+  void run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task);
+  void publish_result(const ferry::v1::TaskResult& r);
+  void on_cancel(const std::string& data);
+  static void remove_volume(const std::string& path);
+
+  AgentOptions opts_;
+  std::unique_ptr<bus::CnatsBus> bus_;
+  std::unique_ptr<bus::PullConsumer> tasks_;
+  std::unique_ptr<bus::Subscription> cancel_sub_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::shared_ptr<Running>> running_;
+  std::vector<std::thread> workers_;
+  int64_t started_at_ = 0;
+};
+
+}  // namespace ferry::agent

@@ -1,0 +1,106 @@
+#include "agent/app.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "agent/agent.h"
+#include "agent/transfer/copy.h"
+#include "common/base/log.h"
+
+namespace ferry::agent {
+namespace {
+Agent* g_agent = nullptr;
+
+void usage() {
+  std::cerr << "usage: ferry-agent --node NAME --volume-root [CLASS=]DIR ... [--nats URL]\n"
+               "                   [--network NAME=ADDRESS ...] [--max-tasks N] [--connections N]\n"
+               "                   [--bandwidth BYTES/s]\n"
+               "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
+               "  NATS credentials: FERRY_NATS_USER / FERRY_NATS_PASSWORD\n"
+               "  A volume root without CLASS= serves the storage class \"local\".\n";
+}
+
+bool valid_node_name(const std::string& n) {
+  if (n.empty()) return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  return true;
+}
+}  // namespace
+
+int app_main(int argc, char** argv) {
+  if (argc > 1 && !std::strcmp(argv[1], "copy")) return transfer::copy_main(argc - 1, argv + 1);
+  AgentOptions o;
+  if (const char* u = std::getenv("FERRY_NATS_URL")) o.nats.url = u;
+  if (const char* u = std::getenv("FERRY_NATS_USER")) o.nats.user = u;
+  if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.nats.password = p;
+  if (const char* n = std::getenv("FERRY_NODE_NAME")) o.node = n;  // downward API in a DaemonSet
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage();
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto pair = [&](const std::string& v, const std::string& dflt_key) {
+      auto eq = v.find('=');
+      if (eq == std::string::npos) return std::pair<std::string, std::string>(dflt_key, v);
+      return std::pair<std::string, std::string>(v.substr(0, eq), v.substr(eq + 1));
+    };
+    if (a == "--node")
+      o.node = next();
+    else if (a == "--nats")
+      o.nats.url = next();
+    else if (a == "--volume-root")
+      o.volume_roots.insert(pair(next(), "local"));
+    else if (a == "--network") {
+      auto p = pair(next(), "");
+      if (p.first.empty()) {
+        std::cerr << "ferry-agent: --network wants NAME=ADDRESS\n";
+        return 2;
+      }
+      o.networks.insert(p);
+    } else if (a == "--max-tasks")
+      o.max_tasks = std::stoi(next());
+    else if (a == "--connections")
+      o.connections = std::stoi(next());
+    else if (a == "--bandwidth")
+      o.bandwidth = std::stoull(next());
+    else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  if (!valid_node_name(o.node)) {
+    std::cerr << "ferry-agent: --node must be a name of letters, digits, '-' or '_' (got \""
+              << o.node << "\")\n";
+    return 2;
+  }
+  if (o.volume_roots.empty()) {
+    std::cerr << "ferry-agent: at least one --volume-root is required\n";
+    return 2;
+  }
+  o.nats.name = "ferry-agent-" + o.node;
+  Agent agent(o);
+  g_agent = &agent;
+  std::signal(SIGTERM, [](int) { g_agent->stop(); });
+  std::signal(SIGINT, [](int) { g_agent->stop(); });
+  Status s = agent.run();
+  if (!s.ok()) {
+    Logger("agent").error("agent failed", {{"error", s.error().message}});
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,276 @@
+#include "common/model/resource.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/model/validate.h"
+
+namespace ferry::model {
+
+const std::vector<std::string>& known_kinds() {
+  static const std::vector<std::string> kinds = {"Secret",     "Provider", "Host", "NetworkMap",
+                                                 "StorageMap", "Hook",     "Plan", "Migration"};
+  return kinds;
+}
+
+bool is_known_kind(const std::string& kind) {
+  const auto& k = known_kinds();
+  return std::find(k.begin(), k.end(), kind) != k.end();
+}
+
+std::string kind_from_user(const std::string& word) {
+  std::string w;
+  for (char c : word) w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto& k : known_kinds()) {
+    std::string lk;
+    for (char c : k) lk += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (w == lk || w == lk + "s") return k;
+  }
+  if (w == "networkmaps" || w == "netmap") return "NetworkMap";
+  return "";
+}
+
+std::string ResourceKey::kv_key() const { return kind + "." + ns + "." + name; }
+
+Result<ResourceKey> ResourceKey::from_kv_key(const std::string& key) {
+  size_t a = key.find('.');
+  size_t b = a == std::string::npos ? a : key.find('.', a + 1);
+  if (b == std::string::npos) return Error(ErrorCode::kInvalidArgument, "bad key " + key);
+  return ResourceKey{key.substr(0, a), key.substr(a + 1, b - a - 1), key.substr(b + 1)};
+}
+
+ResourceKey Resource::key() const {
+  ResourceKey k;
+  k.kind = doc.value("kind", "");
+  const Json& md = doc.contains("metadata") ? doc["metadata"] : Json::object();
+  k.name = md.value("name", "");
+  k.ns = md.value("namespace", kDefaultNamespace);
+  return k;
+}
+
+const Json& Resource::spec() const {
+  static const Json empty = Json::object();
+  auto it = doc.find("spec");
+  return it == doc.end() ? empty : *it;
+}
+
+std::string FieldError::to_string() const {
+  std::string s = where + ": ";
+  if (!path.empty()) s += path + ": ";
+  s += message;
+  if (warning) s = "warning: " + s;
+  return s;
+}
+
+bool DecodeResult::has_errors() const {
+  return std::any_of(errors.begin(), errors.end(), [](const FieldError& e) { return !e.warning; });
+}
+
+namespace {
+
+Json scalar_to_json(const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "!") return s;  // quoted: always a string
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  // integers and floats, as YAML 1.2's core schema reads them
+  char* end = nullptr;
+  if (s.find_first_not_of("+-0123456789") == std::string::npos) {
+    errno = 0;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (*end == 0 && errno == 0) return v;
+  }
+  if (s.find_first_not_of("+-0123456789.eE") == std::string::npos &&
+      s.find_first_of("0123456789") != std::string::npos) {
+    double d = std::strtod(s.c_str(), &end);
+    if (*end == 0) return d;
+  }
+  return s;
+}
+
+Json node_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(n);
+    case YAML::NodeType::Sequence: {
+      Json a = Json::array();
+      for (const auto& x : n) a.push_back(node_to_json(x));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      Json o = Json::object();
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = node_to_json(kv.second);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+void emit(YAML::Emitter& e, const Json& j) {
+  if (j.is_object()) {
+    e << YAML::BeginMap;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      e << YAML::Key << it.key() << YAML::Value;
+      emit(e, it.value());
+    }
+    e << YAML::EndMap;
+  } else if (j.is_array()) {
+    e << YAML::BeginSeq;
+    for (const auto& x : j) emit(e, x);
+    e << YAML::EndSeq;
+  } else if (j.is_string()) {
+    const std::string& s = j.get_ref<const std::string&>();
+    // Quote strings YAML would read back as something else.
+    Json back = scalar_to_json(YAML::Node(s));
+    if (!back.is_string() || s.empty()) {
+      e << YAML::DoubleQuoted << s;
+    } else {
+      e << s;
+    }
+  } else if (j.is_boolean()) {
+    e << (j.get<bool>() ? "true" : "false");
+  } else if (j.is_null()) {
+    e << YAML::Null;
+  } else {
+    e << j.dump();
+  }
+}
+
+}  // namespace
+
+Result<std::vector<Json>> yaml_to_json(const std::string& text) {
+  try {
+    std::vector<Json> out;
+    for (const auto& doc : YAML::LoadAll(text)) {
+      if (doc.IsNull()) continue;
+      out.push_back(node_to_json(doc));
+    }
+    return out;
+  } catch (const YAML::Exception& e) {
+    return Error(ErrorCode::kInvalidArgument, "invalid YAML at line " +
+                                                  std::to_string(e.mark.line + 1) + ", column " +
+                                                  std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+std::string to_yaml(const Json& j) {
+  YAML::Emitter e;
+  emit(e, j);
+  return std::string(e.c_str()) + "\n";
+}
+
+DecodeResult decode_documents(const std::string& text, const std::string& source_name) {
+  DecodeResult r;
+  auto docs = yaml_to_json(text);
+  if (!docs.ok()) {
+    r.errors.push_back({source_name, "", docs.error().message});
+    return r;
+  }
+  int index = 0;
+  for (auto& doc : *docs) {
+    index++;
+    std::string where = source_name + " document " + std::to_string(index);
+    size_t before = r.errors.size();
+    if (!doc.is_object()) {
+      r.errors.push_back({where, "", "a manifest document must be a mapping"});
+      continue;
+    }
+    validate_document(doc, where, r.errors);
+    bool bad = std::any_of(r.errors.begin() + static_cast<long>(before), r.errors.end(),
+                           [](const FieldError& e) { return !e.warning; });
+    if (bad) continue;
+    // Normalise: the namespace is explicit from here on.
+    if (!doc["metadata"].contains("namespace")) doc["metadata"]["namespace"] = kDefaultNamespace;
+    r.resources.push_back(Resource{std::move(doc)});
+  }
+  return r;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> read_manifest_files(
+    const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> files;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      auto ext = e.path().extension().string();
+      if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+        files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty())
+      return Error(ErrorCode::kInvalidArgument, path + ": no .yaml, .yml or .json files");
+  } else if (fs::exists(path, ec)) {
+    files.push_back(path);
+  } else {
+    return Error(ErrorCode::kNotFound, path + ": no such file or directory");
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) return Error(ErrorCode::kIo, f + ": cannot read");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    out.emplace_back(f, ss.str());
+  }
+  return out;
+}
+
+std::string base64_decode(const std::string& in, bool* ok) {
+  static const std::string chars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  bool good = true;
+  for (char c : in) {
+    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
+    auto pos = chars.find(c);
+    if (pos == std::string::npos) {
+      good = false;
+      break;
+    }
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  if (ok) *ok = good;
+  return out;
+}
+
+std::string secret_value(const Json& secret, const std::string& key) {
+  if (secret.contains("stringData") && secret["stringData"].is_object()) {
+    const auto& sd = secret["stringData"];
+    if (sd.contains(key)) {
+      const auto& v = sd[key];
+      return v.is_string() ? v.get<std::string>() : v.dump();
+    }
+  }
+  if (secret.contains("data") && secret["data"].is_object() && secret["data"].contains(key) &&
+      secret["data"][key].is_string())
+    return base64_decode(secret["data"][key].get<std::string>());
+  return "";
+}
+
+ResourceKey ref_key(const Json& ref, const std::string& kind, const std::string& default_ns) {
+  ResourceKey k{kind, default_ns, ""};
+  if (ref.is_object()) {
+    k.name = ref.value("name", "");
+    if (ref.contains("namespace") && ref["namespace"].is_string() &&
+        !ref["namespace"].get<std::string>().empty())
+      k.ns = ref["namespace"].get<std::string>();
+  }
+  return k;
+}
+
+}  // namespace ferry::model

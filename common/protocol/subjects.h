@@ -1,0 +1,51 @@
+#pragma once
+// Every NATS subject, stream and bucket Ferry uses, declared once.
+// Node names are single subject tokens (validated by the agent at start).
+#include <string>
+
+namespace ferry::subjects {
+
+// --- Agent -> coordinator (core NATS) ---
+// AgentHeartbeat, every kHeartbeatSeconds; the first one is the hello.
+inline std::string heartbeat(const std::string& node) { return "ferry.agent.heartbeat." + node; }
+inline constexpr const char* kHeartbeatAll = "ferry.agent.heartbeat.*";
+inline constexpr int kHeartbeatSeconds = 2;
+// TaskProgress, at least once a second per running task. Lossy by design.
+inline std::string progress(const std::string& node) { return "ferry.progress." + node; }
+inline constexpr const char* kProgressAll = "ferry.progress.*";
+// ClaimRequest -> ClaimReply (request/reply), before an agent starts a task.
+inline std::string claim(const std::string& node) { return "ferry.claim." + node; }
+inline constexpr const char* kClaimAll = "ferry.claim.*";
+
+// --- Agent -> coordinator (JetStream, durable) ---
+// TaskResult; stream kResultsStream keeps it until the coordinator acks it, so a
+// result produced while the coordinator is down is not lost.
+inline std::string result(const std::string& node) { return "ferry.result." + node; }
+inline constexpr const char* kResultsStream = "FERRY_RESULTS";
+inline constexpr const char* kResultsStreamSubjects = "ferry.result.*";
+inline constexpr const char* kResultsConsumer = "coordinator";
+
+// --- Coordinator -> agent ---
+// TransferTask, in work-queue stream kTasksStream: a task waits there while its
+// agent is down; the agent acks it only after publishing the result.
+inline std::string task(const std::string& node) { return "ferry.task." + node; }
+inline constexpr const char* kTasksStream = "FERRY_TASKS";
+inline constexpr const char* kTasksStreamSubjects = "ferry.task.*";
+inline std::string task_consumer(const std::string& node) { return "agent-" + node; }
+// CancelTask (core NATS): stop a running task now.
+inline std::string cancel(const std::string& node) { return "ferry.cancel." + node; }
+
+// --- ferryctl -> coordinator (request/reply, JSON bodies) ---
+// verbs: apply, get, describe, delete, cancel, inventory, status
+inline std::string api(const std::string& verb) { return "ferry.api." + verb; }
+inline constexpr const char* kApiAll = "ferry.api.*";
+
+// --- Coordinator state (JetStream key-value buckets) ---
+// Resources as applied (spec) keyed "<kind>.<namespace>.<name>"; status lives
+// in kStatusBucket under the same key so a spec update never races a status write.
+inline constexpr const char* kResourcesBucket = "ferry-resources";
+inline constexpr const char* kStatusBucket = "ferry-status";
+// Provider inventories keyed "<namespace>.<provider>".
+inline constexpr const char* kInventoryBucket = "ferry-inventory";
+
+}  // namespace ferry::subjects

@@ -1,0 +1,68 @@
+#include "coordinator/app.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "common/base/log.h"
+#include "coordinator/coordinator.h"
+
+namespace ferry::coordinator {
+namespace {
+Coordinator* g_coordinator = nullptr;
+
+void usage() {
+  std::cerr
+      << "usage: ferry-coordinator [--nats URL] [--manifest-dir DIR] [--per-host-transfers N]\n"
+         "                         [--max-vms-in-flight N] [--inventory-refresh SECONDS]\n"
+         "  NATS credentials: FERRY_NATS_USER / FERRY_NATS_PASSWORD\n";
+}
+}  // namespace
+
+int app_main(int argc, char** argv) {
+  CoordinatorOptions o;
+  o.nats.name = "ferry-coordinator";
+  if (const char* u = std::getenv("FERRY_NATS_URL")) o.nats.url = u;
+  if (const char* u = std::getenv("FERRY_NATS_USER")) o.nats.user = u;
+  if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.nats.password = p;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage();
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--nats")
+      o.nats.url = next();
+    else if (a == "--manifest-dir")
+      o.manifest_dir = next();
+    else if (a == "--per-host-transfers")
+      o.per_host_transfers = std::stoi(next());
+    else if (a == "--max-vms-in-flight")
+      o.max_vms_in_flight = std::stoi(next());
+    else if (a == "--inventory-refresh")
+      o.inventory_refresh_seconds = std::stoi(next());
+    else {
+      usage();
+      return 2;
+    }
+  }
+  setenv("UV_THREADPOOL_SIZE", "16", 0);  // provider calls run on libuv's pool
+  Coordinator c(o);
+  g_coordinator = &c;
+  std::signal(SIGTERM, [](int) { g_coordinator->stop(); });
+  std::signal(SIGINT, [](int) { g_coordinator->stop(); });
+  Status s = c.run();
+  if (!s.ok()) {
+    Logger("coordinator").error("coordinator failed", {{"error", s.error().message}});
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace ferry::coordinator

@@ -1,0 +1,1282 @@
+#include "coordinator/coordinator.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "common/base/log.h"
+#include "common/model/validate.h"
+#include "common/protocol/subjects.h"
+#include "coordinator/target/kubevirt.h"
+#include "coordinator/validation/plan_validation.h"
+
+namespace ferry::coordinator {
+
+using migration::Phase;
+using model::Json;
+
+namespace {
+
+const Logger kLog("coordinator");
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string now_iso() {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+constexpr uint64_t kMiB = 1 << 20;
+
+Json err_reply(const Error& e) {
+  return {{"ok", false}, {"code", error_code_name(e.code)}, {"error", e.message}};
+}
+
+Json redact_secret(Json doc) {
+  for (const char* f : {"data", "stringData"})
+    if (doc.contains(f) && doc[f].is_object())
+      for (auto it = doc[f].begin(); it != doc[f].end(); ++it) it.value() = "<redacted>";
+  return doc;
+}
+
+Json new_pipeline() {
+  Json steps = Json::array();
+  for (const auto& s : migration::step_names()) {
+    if (s == "PreHook" || s == "PostHook") continue;  // only listed when a hook is set
+    steps.push_back({{"name", s}, {"phase", "Pending"}});
+  }
+  return steps;
+}
+
+bool vm_terminal(const Json& vm) {
+  auto p = migration::phase_from_name(vm.value("phase", ""));
+  return p && migration::is_terminal(*p);
+}
+
+Json* step(Json& vm, const std::string& name) {
+  for (auto& s : vm["pipeline"])
+    if (s["name"] == name) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions opts)
+    : opts_(std::move(opts)), slots_(opts_.per_host_transfers) {}
+
+Coordinator::~Coordinator() {
+  stopping_ = true;
+  if (results_thread_.joinable()) results_thread_.join();
+  subs_.clear();
+}
+
+void Coordinator::stop() {
+  stopping_ = true;
+  loop_.stop();
+}
+
+Status Coordinator::run() {
+  auto bus = bus::CnatsBus::connect(opts_.nats);
+  if (!bus.ok()) return bus.error();
+  bus_ = std::move(*bus);
+  FERRY_TRY(bus_->ensure_stream(subjects::kTasksStream, {subjects::kTasksStreamSubjects}, true));
+  FERRY_TRY(
+      bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true));
+  for (auto [name, dst] : {std::pair{subjects::kResourcesBucket, &kv_resources_},
+                           std::pair{subjects::kStatusBucket, &kv_status_},
+                           std::pair{subjects::kInventoryBucket, &kv_inventory_}}) {
+    auto kv = bus_->kv(name);
+    if (!kv.ok()) return kv.error();
+    *dst = std::move(*kv);
+  }
+  FERRY_TRY(load_state());
+  auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
+                                subjects::kResultsConsumer, std::chrono::seconds(30));
+  if (!rc.ok()) return rc.error();
+  results_ = std::move(*rc);
+  FERRY_TRY(subscribe());
+  results_thread_ = std::thread([this] { results_thread_main(); });
+  loop_.every(std::chrono::milliseconds(1000), [this] { flush_dirty(); });
+  loop_.every(std::chrono::seconds(opts_.inventory_refresh_seconds), [this] {
+    for (const auto& [k, r] : resources_)
+      if (k.kind == "Provider") {
+        Error err;
+        auto slot = provider_slot(k, &err);
+        if (!slot) continue;
+        loop_.run_blocking<Result<Inventory>>(
+            [slot] {
+              std::lock_guard<std::mutex> lock(slot->mu);
+              return slot->provider->load_inventory();
+            },
+            [this, k = k](Result<Inventory> inv) {
+              if (!inv.ok()) {
+                kLog.warn("inventory refresh failed",
+                          {{"provider", k.to_string()}, {"error", inv.error().message}});
+                return;
+              }
+              inventories_[k] = *inv;
+              (void)kv_inventory_->put(k.ns + "." + k.name, inv->dump());
+            });
+      }
+  });
+  // Resume every migration that was running when the previous coordinator stopped.
+  loop_.post([this] {
+    for (const auto& [k, st] : status_)
+      if (k.kind == "Migration" && st.value("phase", "") == "Running") {
+        kLog.info("resuming migration", {{"migration", k.to_string()}});
+        pump(k);
+      }
+  });
+  kLog.info("coordinator ready", {{"nats", opts_.nats.url}});
+  loop_.run();
+  stopping_ = true;
+  if (results_thread_.joinable()) results_thread_.join();
+  flush_dirty();
+  return {};
+}
+
+Status Coordinator::load_state() {
+  auto keys = kv_resources_->keys();
+  if (!keys.ok()) return keys.error();
+  for (const auto& key : *keys) {
+    auto e = kv_resources_->get(key);
+    if (!e.ok()) return e.error();
+    if (!*e) continue;
+    auto rk = ResourceKey::from_kv_key(key);
+    if (!rk.ok()) continue;
+    resources_[*rk] = Resource{Json::parse((*e)->value)};
+    auto st = kv_status_->get(key);
+    if (st.ok() && *st) status_[*rk] = Json::parse((*st)->value);
+  }
+  auto ikeys = kv_inventory_->keys();
+  if (ikeys.ok())
+    for (const auto& key : *ikeys) {
+      auto e = kv_inventory_->get(key);
+      if (!e.ok() || !*e) continue;
+      size_t dot = key.find('.');
+      inventories_[ResourceKey{"Provider", key.substr(0, dot), key.substr(dot + 1)}] =
+          Json::parse((*e)->value);
+    }
+  // Rebuild task bookkeeping and slots from the persisted migration state.
+  for (auto& [k, st] : status_) {
+    if (k.kind != "Migration" || st.value("phase", "") != "Running") continue;
+    for (auto& vm : st["vms"]) {
+      for (auto& d : vm["disks"]) {
+        std::string state = d.value("state", "");
+        if (d.contains("taskId"))
+          tasks_[d["taskId"]] = TaskRef{k, vm.value("id", ""), d.value("key", 0)};
+        if (state == "Queued" || state == "Running")
+          slots_.start(d.value("sourceHost", ""), d.value("node", ""));
+        if (state == "Waiting" || state == "Resolving")
+          d["state"] = "Pending";  // in-memory task lost
+      }
+    }
+  }
+  kLog.info("state loaded", {{"resources", std::to_string(resources_.size())},
+                             {"tasks", std::to_string(tasks_.size())}});
+  return {};
+}
+
+Status Coordinator::subscribe() {
+  auto add = [this](const std::string& subject, std::function<void(bus::Message)> cb) -> Status {
+    auto s = bus_->subscribe(subject, std::move(cb));
+    if (!s.ok()) return s.error();
+    subs_.push_back(std::move(*s));
+    return {};
+  };
+  FERRY_TRY(add(subjects::kHeartbeatAll,
+                [this](bus::Message m) { loop_.post([this, d = m.data] { on_heartbeat(d); }); }));
+  FERRY_TRY(add(subjects::kProgressAll,
+                [this](bus::Message m) { loop_.post([this, d = m.data] { on_progress(d); }); }));
+  FERRY_TRY(add(subjects::kClaimAll,
+                [this](bus::Message m) { loop_.post([this, m = std::move(m)] { on_claim(m); }); }));
+  FERRY_TRY(add(subjects::kApiAll, [this](bus::Message m) {
+    loop_.post([this, m = std::move(m)] {
+      std::string verb = m.subject.substr(m.subject.rfind('.') + 1);
+      Json req = Json::parse(m.data, nullptr, false);
+      std::string reply_to = m.reply;
+      Reply reply = [this, reply_to](const Json& j) {
+        if (!reply_to.empty()) (void)bus_->respond(reply_to, j.dump());
+      };
+      if (req.is_discarded())
+        return reply(err_reply(Error(ErrorCode::kInvalidArgument, "request is not JSON")));
+      handle_api(verb, req, reply);
+    });
+  }));
+  return {};
+}
+
+void Coordinator::results_thread_main() {
+  while (!stopping_) {
+    auto msgs = results_->fetch(16, std::chrono::milliseconds(500));
+    if (!msgs.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    for (auto& m : *msgs) {
+      auto shared = std::make_shared<bus::JsMessage>(std::move(m));
+      loop_.post([this, shared] {
+        ferry::v1::TaskResult r;
+        if (r.ParseFromString(shared->data())) on_result(r);
+        (void)shared->ack();  // after the state change is saved
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- lookups
+
+const Resource* Coordinator::find(const ResourceKey& k) const {
+  auto it = resources_.find(k);
+  return it == resources_.end() ? nullptr : &it->second;
+}
+
+Json Coordinator::secret_for(const Resource& provider) const {
+  auto sk =
+      model::ref_key(provider.spec().value("secret", Json::object()), "Secret", provider.key().ns);
+  const Resource* s = find(sk);
+  return s ? s->doc : Json();
+}
+
+std::shared_ptr<Coordinator::ProviderSlot> Coordinator::provider_slot(const ResourceKey& pk,
+                                                                      Error* err) {
+  auto it = providers_.find(pk);
+  if (it != providers_.end()) return it->second;
+  const Resource* p = find(pk);
+  if (!p) {
+    *err = Error(ErrorCode::kNotFound, pk.to_string() + " not found");
+    return nullptr;
+  }
+  auto prov = make_provider(*p, secret_for(*p));
+  if (!prov.ok()) {
+    *err = prov.error();
+    return nullptr;
+  }
+  auto slot = std::make_shared<ProviderSlot>();
+  slot->provider = std::move(*prov);
+  providers_[pk] = slot;
+  return slot;
+}
+
+std::string Coordinator::host_address(const ResourceKey& pk, const std::string& host_id) const {
+  for (const auto& [k, r] : resources_) {
+    if (k.kind != "Host") continue;
+    auto ref = model::ref_key(r.spec().value("provider", Json::object()), "Provider", k.ns);
+    if (ref == pk && r.spec().value("id", "") == host_id) return r.spec().value("ipAddress", "");
+  }
+  return "";
+}
+
+std::set<std::string> Coordinator::transfer_networks() const {
+  std::set<std::string> out;
+  for (const auto& [n, a] : agents_)
+    for (const auto& net : a.hb.networks()) out.insert(net.name());
+  return out;
+}
+
+// ---------------------------------------------------------------- API
+
+void Coordinator::handle_api(const std::string& verb, const Json& req, Reply reply) {
+  if (verb == "apply") return api_apply(req, reply);
+  if (verb == "get") return api_get(req, reply);
+  if (verb == "delete") return api_delete(req, reply);
+  if (verb == "cancel") return api_cancel(req, reply);
+  if (verb == "inventory") return api_inventory(req, reply);
+  if (verb == "status") {
+    Json agents = Json::array();
+    for (const auto& [n, a] : agents_)
+      agents.push_back({{"node", n},
+                        {"lastSeenSecondsAgo", now_seconds() - a.last_seen},
+                        {"tasksRunning", a.hb.tasks_running()}});
+    return reply({{"ok", true}, {"agents", agents}});
+  }
+  reply(err_reply(Error(ErrorCode::kInvalidArgument, "unknown API verb " + verb)));
+}
+
+void Coordinator::api_apply(const Json& req, Reply reply) {
+  // 1. Structural checks of every document; any error rejects the whole request.
+  std::vector<Resource> batch;
+  std::vector<std::string> problems, warnings;
+  for (const auto& f : req.value("files", Json::array())) {
+    auto dr = model::decode_documents(f.value("text", ""), f.value("name", "request"));
+    for (const auto& e : dr.errors) (e.warning ? warnings : problems).push_back(e.to_string());
+    for (auto& r : dr.resources) batch.push_back(std::move(r));
+  }
+  if (!problems.empty())
+    return reply({{"ok", false},
+                  {"code", "invalid_argument"},
+                  {"errors", problems},
+                  {"warnings", warnings}});
+  std::stable_sort(batch.begin(), batch.end(), [](const Resource& a, const Resource& b) {
+    auto rank = [](const std::string& k) {
+      const auto& ks = model::known_kinds();
+      return std::find(ks.begin(), ks.end(), k) - ks.begin();
+    };
+    return rank(a.key().kind) < rank(b.key().kind);
+  });
+  // 2. Providers that are new or changed: connection test and inventory, off the loop.
+  struct Pending {
+    std::map<ResourceKey, Json> inv;
+    std::vector<std::string> errors;
+    int left = 0;
+  };
+  auto pending = std::make_shared<Pending>();
+  std::map<ResourceKey, const Resource*> in_batch;
+  for (const auto& r : batch) in_batch[r.key()] = &r;
+  std::vector<std::pair<ResourceKey, std::function<Result<Inventory>()>>> loads;
+  for (const auto& r : batch) {
+    auto k = r.key();
+    if (k.kind != "Provider" || r.spec().value("type", "") == "openshift") continue;
+    const Resource* old = find(k);
+    auto sk = model::ref_key(r.spec().value("secret", Json::object()), "Secret", k.ns);
+    Json secret = in_batch.count(sk) ? in_batch[sk]->doc : (find(sk) ? find(sk)->doc : Json());
+    bool secret_changed = in_batch.count(sk) && (!find(sk) || find(sk)->doc != secret);
+    if (old && old->spec() == r.spec() && !secret_changed && inventories_.count(k)) continue;
+    if (secret.is_null()) {
+      problems.push_back(k.to_string() + ": spec.secret: " + sk.to_string() + " not found");
+      continue;
+    }
+    auto prov = make_provider(r, secret);
+    if (!prov.ok()) {
+      problems.push_back(prov.error().message);
+      continue;
+    }
+    std::shared_ptr<SourceProvider> p(std::move(*prov));
+    loads.emplace_back(k, [p]() -> Result<Inventory> {
+      auto s = p->test_connection();
+      if (!s.ok()) return s.error();
+      return p->load_inventory();
+    });
+  }
+  if (!problems.empty())
+    return reply({{"ok", false}, {"code", "invalid_argument"}, {"errors", problems}});
+  if (loads.empty()) return finish_apply(std::move(batch), {}, reply);
+  pending->left = static_cast<int>(loads.size());
+  auto shared_batch = std::make_shared<std::vector<Resource>>(std::move(batch));
+  for (auto& [k, fn] : loads) {
+    loop_.run_blocking<Result<Inventory>>(fn, [this, k = k, pending, shared_batch,
+                                               reply](Result<Inventory> inv) {
+      if (inv.ok())
+        pending->inv[k] = std::move(*inv);
+      else
+        pending->errors.push_back(inv.error().message);
+      if (--pending->left > 0) return;
+      if (!pending->errors.empty())
+        return reply({{"ok", false}, {"code", "invalid_argument"}, {"errors", pending->errors}});
+      finish_apply(std::move(*shared_batch), std::move(pending->inv), reply);
+    });
+  }
+}
+
+void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey, Json> new_inv,
+                               Reply reply) {
+  // 3. Cross-resource checks against the store as it would be after this apply.
+  std::map<ResourceKey, const Resource*> view;
+  for (const auto& [k, r] : resources_) view[k] = &r;
+  for (const auto& r : batch) view[r.key()] = &r;
+  auto lookup = [&](const ResourceKey& k) -> const Resource* {
+    auto it = view.find(k);
+    return it == view.end() ? nullptr : it->second;
+  };
+  std::vector<std::string> problems, notes;
+  std::map<ResourceKey, Json> plan_status;
+  for (const auto& r : batch) {
+    auto k = r.key();
+    const Json& spec = r.spec();
+    auto need = [&](const Json& ref, const char* kind, const std::string& field) {
+      auto rk = model::ref_key(ref, kind, k.ns);
+      if (!lookup(rk))
+        problems.push_back(k.to_string() + ": " + field + ": " + rk.to_string() + " not found");
+      return rk;
+    };
+    if (k.kind == "Host") {
+      auto pk = need(spec["provider"], "Provider", "spec.provider");
+      const Json* inv =
+          new_inv.count(pk) ? &new_inv[pk] : (inventories_.count(pk) ? &inventories_[pk] : nullptr);
+      if (inv && !validation::find_by_id_or_name((*inv)["hosts"], {{"id", spec.value("id", "")}}))
+        problems.push_back(k.to_string() + ": spec.id: host \"" + spec.value("id", "") +
+                           "\" not found in " + pk.to_string() + " inventory");
+    } else if (k.kind == "NetworkMap" || k.kind == "StorageMap") {
+      need(spec["provider"]["source"], "Provider", "spec.provider.source");
+      need(spec["provider"]["destination"], "Provider", "spec.provider.destination");
+    } else if (k.kind == "Plan") {
+      validation::Context ctx;
+      ctx.find = lookup;
+      ctx.inventory = [&](const ResourceKey& pk) -> const Json* {
+        if (new_inv.count(pk)) return &new_inv[pk];
+        auto it = inventories_.find(pk);
+        return it == inventories_.end() ? nullptr : &it->second;
+      };
+      ctx.transfer_networks = transfer_networks();
+      if (status_.count(k))
+        for (const auto& v : status_[k].value("completedVMs", Json::array()))
+          ctx.completed_vm_ids.insert(v.get<std::string>());
+      auto res = validation::validate_plan(r, ctx);
+      if (!res.ready()) {
+        problems.push_back(k.to_string() + " is not ready:\n  " + [&] {
+          std::string s = res.summary();
+          for (size_t p = s.find('\n'); p != std::string::npos; p = s.find('\n', p + 3))
+            s.replace(p, 1, "\n  ");
+          return s;
+        }());
+      }
+      for (const auto& c : res.conditions)
+        if (c.category == "Warn") notes.push_back("warning: " + c.message);
+      plan_status[k] = res.conditions_json();
+    } else if (k.kind == "Migration") {
+      auto pk = need(spec["plan"], "Plan", "spec.plan");
+      const Resource* plan = lookup(pk);
+      if (find(k)) {
+        problems.push_back(k.to_string() +
+                           ": already exists; a Migration runs once — create a new one to run " +
+                           pk.to_string() + " again");
+        continue;
+      }
+      for (const auto& [sk, st] : status_)
+        if (sk.kind == "Migration" && st.value("phase", "") == "Running" &&
+            st.value("plan", "") == pk.to_string())
+          problems.push_back(k.to_string() + ": spec.plan: " + pk.to_string() +
+                             " is already being run by " + sk.to_string() +
+                             "; only one Migration per Plan runs at a time");
+      if (plan && plan->spec().value("archived", false))
+        problems.push_back(k.to_string() + ": spec.plan: " + pk.to_string() + " is archived");
+    } else if (k.kind == "Plan" || k.kind == "Hook" || k.kind == "Secret" || k.kind == "Provider") {
+    }
+    if (k.kind == "Plan" || k.kind == "NetworkMap" || k.kind == "StorageMap" ||
+        k.kind == "Provider") {
+      for (const auto& [sk, st] : status_)
+        if (sk.kind == "Migration" && st.value("phase", "") == "Running" && find(k) &&
+            find(k)->spec() != spec && (st.value("plan", "") == k.to_string() || k.kind != "Plan"))
+          if (k.kind == "Plan")
+            problems.push_back(k.to_string() + ": cannot change a Plan while " + sk.to_string() +
+                               " runs it");
+    }
+  }
+  if (!problems.empty())
+    return reply(
+        {{"ok", false}, {"code", "invalid_argument"}, {"errors", problems}, {"warnings", notes}});
+  // 4. Store everything, then act.
+  Json applied = Json::array();
+  for (const auto& [pk, inv] : new_inv) {
+    auto s = kv_inventory_->put(pk.ns + "." + pk.name, inv.dump());
+    if (!s.ok()) return reply(err_reply(s.error()));
+    inventories_[pk] = inv;
+    providers_.erase(pk);  // re-created with the new spec/secret
+  }
+  std::vector<ResourceKey> migrations;
+  for (const auto& r : batch) {
+    auto k = r.key();
+    Json doc = r.doc;
+    doc.erase("status");
+    auto s = kv_resources_->put(k.kv_key(), doc.dump());
+    if (!s.ok()) return reply(err_reply(s.error()));
+    bool changed = !find(k) || find(k)->doc != doc;
+    resources_[k] = Resource{doc};
+    if (k.kind == "Secret") {
+      // Providers using this secret reconnect with it.
+      for (auto it = providers_.begin(); it != providers_.end();)
+        it = (find(it->first) && secret_for(*find(it->first)) == doc) ? providers_.erase(it)
+                                                                      : std::next(it);
+      doc = redact_secret(doc);
+    }
+    if (k.kind == "Provider") {
+      Json& st = status_[k];
+      st["phase"] = "Ready";
+      st["conditions"] = Json::array(
+          {{{"type", "ConnectionTestSucceeded"}, {"status", "True"}, {"category", "Required"}},
+           {{"type", "InventoryCreated"}, {"status", "True"}, {"category", "Required"}},
+           {{"type", "Ready"}, {"status", "True"}, {"category", "Required"}}});
+      if (inventories_.count(k)) st["vmCount"] = inventories_[k]["vms"].size();
+      save_status(k);
+    }
+    if (k.kind == "Plan") {
+      Json& st = status_[k];
+      st["conditions"] = plan_status[k];
+      if (!st.contains("phase") || st["phase"] == "Not ready") st["phase"] = "Ready";
+      save_status(k);
+    }
+    if (k.kind == "Migration") migrations.push_back(k);
+    applied.push_back(
+        {{"resource", k.to_string()}, {"result", changed ? "configured" : "unchanged"}});
+  }
+  for (const auto& k : migrations) start_migration(k);
+  reply({{"ok", true}, {"applied", applied}, {"warnings", notes}});
+}
+
+void Coordinator::api_get(const Json& req, Reply reply) {
+  std::string kind = model::kind_from_user(req.value("kind", ""));
+  if (kind.empty())
+    return reply(err_reply(Error(ErrorCode::kInvalidArgument,
+                                 "unknown resource type \"" + req.value("kind", "") + "\"")));
+  std::string ns = req.value("namespace", ""), name = req.value("name", "");
+  Json items = Json::array();
+  for (const auto& [k, r] : resources_) {
+    if (k.kind != kind || (!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name))
+      continue;
+    Json doc = k.kind == "Secret" ? redact_secret(r.doc) : r.doc;
+    if (status_.count(k)) doc["status"] = status_[k];
+    if (k.kind == "Plan") {
+      // The plan's conditions are recomputed against the current inventory.
+      validation::Context ctx;
+      ctx.find = [this](const ResourceKey& x) { return find(x); };
+      ctx.inventory = [this](const ResourceKey& pk) -> const Json* {
+        auto it = inventories_.find(pk);
+        return it == inventories_.end() ? nullptr : &it->second;
+      };
+      ctx.transfer_networks = transfer_networks();
+      for (const auto& v : doc["status"].value("completedVMs", Json::array()))
+        ctx.completed_vm_ids.insert(v.get<std::string>());
+      auto res = validation::validate_plan(r, ctx);
+      doc["status"]["conditions"] = res.conditions_json();
+      std::string phase = doc["status"].value("phase", "");
+      if (phase.empty() || phase == "Ready" || phase == "Not ready")
+        doc["status"]["phase"] = res.ready() ? "Ready" : "Not ready";
+    }
+    items.push_back(doc);
+  }
+  if (!name.empty() && items.empty())
+    return reply(err_reply(Error(
+        ErrorCode::kNotFound,
+        kind + " " + (ns.empty() ? model::kDefaultNamespace : ns) + "/" + name + " not found")));
+  reply({{"ok", true}, {"items", items}});
+}
+
+void Coordinator::api_inventory(const Json& req, Reply reply) {
+  std::string ns = req.value("namespace", ""), name = req.value("provider", "");
+  Json out = Json::array();
+  for (const auto& [k, inv] : inventories_) {
+    if ((!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name)) continue;
+    out.push_back({{"provider", k.to_string()}, {"inventory", inv}});
+  }
+  if (!name.empty() && out.empty())
+    return reply(err_reply(Error(ErrorCode::kNotFound, "Provider " + name + " has no inventory")));
+  reply({{"ok", true}, {"providers", out}});
+}
+
+void Coordinator::api_delete(const Json& req, Reply reply) {
+  std::string kind = model::kind_from_user(req.value("kind", ""));
+  ResourceKey k{kind, req.value("namespace", std::string(model::kDefaultNamespace)),
+                req.value("name", "")};
+  if (kind.empty() || !find(k))
+    return reply(
+        err_reply(Error(ErrorCode::kNotFound, (kind.empty() ? req.value("kind", "") : kind) + " " +
+                                                  k.ns + "/" + k.name + " not found")));
+  if (kind == "Plan")
+    for (const auto& [sk, st] : status_)
+      if (sk.kind == "Migration" && st.value("phase", "") == "Running" &&
+          st.value("plan", "") == k.to_string())
+        return reply(err_reply(Error(ErrorCode::kFailedPrecondition,
+                                     k.to_string() + " is being run by " + sk.to_string() +
+                                         "; cancel or delete the Migration first")));
+  if (kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
+    // MTV: deleting a running Migration cancels it.
+    for (auto& vm : status_[k]["vms"]) cancel_vm(k, vm.value("id", ""));
+  }
+  auto s = kv_resources_->erase(k.kv_key());
+  if (!s.ok()) return reply(err_reply(s.error()));
+  (void)kv_status_->erase(k.kv_key());
+  resources_.erase(k);
+  status_.erase(k);
+  providers_.erase(k);
+  if (kind == "Provider") {
+    inventories_.erase(k);
+    (void)kv_inventory_->erase(k.ns + "." + k.name);
+  }
+  reply({{"ok", true}, {"deleted", k.to_string()}});
+}
+
+void Coordinator::api_cancel(const Json& req, Reply reply) {
+  ResourceKey k{"Migration", req.value("namespace", std::string(model::kDefaultNamespace)),
+                req.value("name", "")};
+  if (!find(k) || !status_.count(k))
+    return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
+  Json& st = status_[k];
+  std::vector<std::string> names = req.value("vms", std::vector<std::string>{});
+  Json canceled = Json::array();
+  for (const auto& n : names) {
+    bool found = false;
+    for (auto& vm : st["vms"])
+      if (vm.value("name", "") == n || vm.value("id", "") == n) {
+        found = true;
+        if (!vm_terminal(vm)) {
+          cancel_vm(k, vm.value("id", ""));
+          canceled.push_back(vm.value("name", ""));
+        }
+      }
+    if (!found)
+      return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + ": --vm: VM \"" + n +
+                                                             "\" is not part of this migration")));
+  }
+  if (names.empty())
+    for (auto& vm : st["vms"])
+      if (!vm_terminal(vm)) {
+        cancel_vm(k, vm.value("id", ""));
+        canceled.push_back(vm.value("name", ""));
+      }
+  maybe_finish_migration(k);
+  reply({{"ok", true}, {"canceled", canceled}});
+}
+
+// ---------------------------------------------------------------- agents
+
+void Coordinator::on_heartbeat(const std::string& data) {
+  ferry::v1::AgentHeartbeat hb;
+  if (!hb.ParseFromString(data) || hb.node().empty()) return;
+  bool is_new = !agents_.count(hb.node());
+  auto& a = agents_[hb.node()];
+  a.hb = hb;
+  a.last_seen = now_seconds();
+  slots_.set_node_limit(hb.node(), hb.max_tasks() ? static_cast<int>(hb.max_tasks()) : 4);
+  if (is_new) {
+    kLog.info("agent joined", {{"node", hb.node()}});
+    dispatch();
+  }
+}
+
+void Coordinator::on_progress(const std::string& data) {
+  ferry::v1::TaskProgress p;
+  if (!p.ParseFromString(data)) return;
+  auto it = tasks_.find(p.task_id());
+  if (it == tasks_.end()) return;
+  Json* vm = vm_status(it->second.migration, it->second.vm_id);
+  if (!vm) return;
+  uint64_t done = 0, total = 0;
+  for (auto& d : (*vm)["disks"]) {
+    if (d.value("taskId", "") == p.task_id() && d.value("state", "") != "Completed") {
+      d["bytesDone"] = p.bytes_done();
+      d["bytesTotal"] = p.bytes_total();
+      d["rate"] = p.bytes_per_second();
+      if (d.value("state", "") == "Queued") d["state"] = "Running";
+    }
+    done += d.value("bytesDone", uint64_t{0});
+    total += d.value("capacity", uint64_t{0});
+  }
+  if (Json* s = step(*vm, "DiskTransfer"))
+    s->operator[]("progress") = {{"completed", done / kMiB}, {"total", total / kMiB}};
+  dirty_.insert(it->second.migration);
+}
+
+void Coordinator::on_claim(const bus::Message& msg) {
+  ferry::v1::ClaimRequest req;
+  ferry::v1::ClaimReply rep;
+  if (req.ParseFromString(msg.data)) {
+    auto it = tasks_.find(req.task_id());
+    Json* vm = it == tasks_.end() ? nullptr : vm_status(it->second.migration, it->second.vm_id);
+    if (!vm) {
+      rep.set_reason("unknown task");
+    } else if (vm_terminal(*vm)) {
+      rep.set_reason("VM is " + vm->value("phase", ""));
+    } else {
+      for (auto& d : (*vm)["disks"])
+        if (d.value("taskId", "") == req.task_id()) {
+          std::string st = d.value("state", "");
+          if (st == "Queued" || st == "Running") {
+            rep.set_proceed(true);
+            d["state"] = "Running";
+            dirty_.insert(it->second.migration);
+          } else {
+            rep.set_reason("disk is " + st);
+          }
+        }
+    }
+  }
+  if (!msg.reply.empty()) (void)bus_->respond(msg.reply, rep.SerializeAsString());
+}
+
+void Coordinator::on_result(const ferry::v1::TaskResult& r) {
+  auto it = tasks_.find(r.task_id());
+  if (it == tasks_.end()) return;
+  TaskRef ref = it->second;
+  Json* vm = vm_status(ref.migration, ref.vm_id);
+  if (!vm) return;
+  Json* disk = nullptr;
+  for (auto& d : (*vm)["disks"])
+    if (d.value("taskId", "") == r.task_id()) disk = &d;
+  if (!disk) return;
+  std::string state = disk->value("state", "");
+  if (state == "Queued" || state == "Running")
+    slots_.finish(disk->value("sourceHost", ""), disk->value("node", ""));
+  if (vm_terminal(*vm) || state == "Completed" || state == "Canceled") {
+    save_status(ref.migration);
+    dispatch();
+    return;
+  }
+  if (r.has_success()) {
+    const auto& s = r.success();
+    (*disk)["state"] = "Completed";
+    (*disk)["bytesDone"] = disk->value("capacity", uint64_t{0});
+    (*disk)["result"] = {{"bytesRead", s.bytes_read()}, {"bytesWritten", s.bytes_written()},
+                         {"bytesZero", s.bytes_zero()}, {"bytesResumed", s.bytes_resumed()},
+                         {"seconds", s.seconds()},      {"digest", s.digest()}};
+    (*disk)["path"] = s.volume_path();
+    kLog.info("disk transferred", {{"vm", vm->value("name", "")},
+                                   {"disk", disk->value("file", "")},
+                                   {"node", r.node()},
+                                   {"seconds", std::to_string(s.seconds())}});
+    save_status(ref.migration);
+    advance(ref.migration, ref.vm_id);
+  } else {
+    (*disk)["state"] = "Failed";
+    std::string msg = r.failure().message();
+    fail_vm(ref.migration, ref.vm_id,
+            "disk " + disk->value("file", "") + " on node " + r.node() + ": " + msg);
+  }
+  dispatch();
+}
+
+// ---------------------------------------------------------------- migrations
+
+Json* Coordinator::vm_status(const ResourceKey& mkey, const std::string& vm_id) {
+  auto it = status_.find(mkey);
+  if (it == status_.end()) return nullptr;
+  for (auto& vm : it->second["vms"])
+    if (vm.value("id", "") == vm_id) return &vm;
+  return nullptr;
+}
+
+void Coordinator::save_status(const ResourceKey& key) {
+  dirty_.erase(key);
+  auto it = status_.find(key);
+  if (it == status_.end()) return;
+  auto s = kv_status_->put(key.kv_key(), it->second.dump());
+  if (!s.ok())
+    kLog.error("saving status failed",
+               {{"resource", key.to_string()}, {"error", s.error().message}});
+}
+
+void Coordinator::flush_dirty() {
+  auto keys = dirty_;
+  for (const auto& k : keys) save_status(k);
+}
+
+void Coordinator::start_migration(const ResourceKey& mkey) {
+  const Resource* m = find(mkey);
+  auto pk = model::ref_key(m->spec()["plan"], "Plan", mkey.ns);
+  const Resource* plan = find(pk);
+  validation::Context ctx;
+  ctx.find = [this](const ResourceKey& x) { return find(x); };
+  ctx.inventory = [this](const ResourceKey& k) -> const Json* {
+    auto it = inventories_.find(k);
+    return it == inventories_.end() ? nullptr : &it->second;
+  };
+  ctx.transfer_networks = transfer_networks();
+  Json& plan_st = status_[pk];
+  for (const auto& v : plan_st.value("completedVMs", Json::array()))
+    ctx.completed_vm_ids.insert(v.get<std::string>());
+  auto res = validation::validate_plan(*plan, ctx);
+  Json vms = Json::array();
+  std::set<std::string> cancel_sel;
+  for (const auto& c : m->spec().value("cancel", Json::array()))
+    cancel_sel.insert(c.value("id", c.value("name", "")));
+  for (const auto& rv : res.vms) {
+    std::string id = rv.inventory.value("id", "");
+    if (ctx.completed_vm_ids.count(id)) continue;  // done by an earlier Migration of this Plan
+    Json vm = {{"id", id},
+               {"name", rv.inventory.value("name", "")},
+               {"targetName", rv.target_name},
+               {"phase", "Pending"},
+               {"pipeline", new_pipeline()},
+               {"disks", Json::array()}};
+    if (cancel_sel.count(id) || cancel_sel.count(rv.inventory.value("name", ""))) {
+      vm["phase"] = "Canceled";
+    }
+    vms.push_back(vm);
+  }
+  Json st = {{"phase", "Running"}, {"plan", pk.to_string()}, {"started", now_iso()}, {"vms", vms}};
+  status_[mkey] = st;
+  plan_st["phase"] = "Executing";
+  plan_st["migration"] = mkey.to_string();
+  save_status(pk);
+  save_status(mkey);
+  kLog.info("migration started", {{"migration", mkey.to_string()},
+                                  {"plan", pk.to_string()},
+                                  {"vms", std::to_string(vms.size())}});
+  pump(mkey);
+  maybe_finish_migration(mkey);
+}
+
+void Coordinator::pump(const ResourceKey& mkey) {
+  auto it = status_.find(mkey);
+  if (it == status_.end()) return;
+  int running = 0;
+  std::vector<std::string> resume, start;
+  for (auto& vm : it->second["vms"]) {
+    std::string ph = vm.value("phase", "");
+    if (ph == "Pending") {
+      start.push_back(vm.value("id", ""));
+    } else if (!vm_terminal(vm)) {
+      running++;
+      resume.push_back(vm.value("id", ""));
+    }
+  }
+  for (const auto& id : resume) advance(mkey, id);  // idempotent: re-enters the current phase
+  for (const auto& id : start) {
+    if (running >= opts_.max_vms_in_flight) break;
+    Json* vm = vm_status(mkey, id);
+    (*vm)["phase"] = "Started";
+    (*vm)["started"] = now_iso();
+    running++;
+    advance(mkey, id);
+  }
+}
+
+void Coordinator::set_phase(Json& vm, Phase to) {
+  std::string now = now_iso();
+  vm["phase"] = migration::phase_name(to);
+  if (to == Phase::kCompleted || to == Phase::kFailed || to == Phase::kCanceled) {
+    vm["completed"] = now;
+    for (auto& s : vm["pipeline"]) {
+      if (to == Phase::kCompleted && s["phase"] != "Skipped") {
+        if (!s.contains("started")) s["started"] = now;
+        if (!s.contains("completed")) s["completed"] = now;
+        s["phase"] = "Completed";
+      } else if (s["phase"] == "Running") {
+        s["phase"] = to == Phase::kFailed ? "Failed" : "Canceled";
+        s["completed"] = now;
+      }
+    }
+    return;
+  }
+  std::string cur = migration::step_of(to);
+  bool before = true;
+  for (auto& s : vm["pipeline"]) {
+    if (s["name"] == cur) {
+      before = false;
+      if (s["phase"] == "Pending") {
+        s["phase"] = "Running";
+        s["started"] = now;
+      }
+    } else if (before && s["phase"] != "Completed" && s["phase"] != "Skipped") {
+      if (!s.contains("started")) s["started"] = now;
+      s["phase"] = "Completed";
+      s["completed"] = now;
+    }
+  }
+}
+
+void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
+                          const std::string& message) {
+  Json* vm = vm_status(mkey, vm_id);
+  if (!vm || vm_terminal(*vm)) return;
+  std::string at = migration::step_of(*migration::phase_from_name(vm->value("phase", "Started")));
+  (*vm)["error"] = {
+      {"phase", vm->value("phase", "")}, {"step", at}, {"reasons", Json::array({message})}};
+  if (Json* s = step(*vm, at))
+    (*s)["error"] = {{"phase", vm->value("phase", "")}, {"reasons", Json::array({message})}};
+  kLog.error("VM failed",
+             {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
+  // Stop this VM's other transfers; their volumes stay for a later retry.
+  for (auto& d : (*vm)["disks"]) {
+    std::string st = d.value("state", "");
+    if (st == "Queued" || st == "Running") {
+      ferry::v1::CancelTask c;
+      c.set_task_id(d.value("taskId", ""));
+      (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
+      slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
+      d["state"] = "Canceled";
+    }
+  }
+  set_phase(*vm, Phase::kFailed);
+  save_status(mkey);
+  maybe_finish_migration(mkey);
+  pump(mkey);
+}
+
+void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
+  Json* vm = vm_status(mkey, vm_id);
+  if (!vm || vm_terminal(*vm)) return;
+  bool started = vm->value("phase", "") != "Pending";
+  for (auto& d : (*vm)["disks"]) {
+    std::string st = d.value("state", "");
+    if (st == "Queued" || st == "Running")
+      slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
+    if (!d.value("node", "").empty() && d.contains("taskId")) {
+      ferry::v1::CancelTask c;
+      c.set_task_id(d.value("taskId", ""));
+      c.set_delete_volume(true);  // a canceled VM leaves no partial volume behind
+      (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
+    }
+    d["state"] = "Canceled";
+  }
+  task_queue_.erase(std::remove_if(task_queue_.begin(), task_queue_.end(),
+                                   [&](const std::string& t) {
+                                     auto it = tasks_.find(t);
+                                     return it != tasks_.end() && it->second.vm_id == vm_id &&
+                                            it->second.migration == mkey;
+                                   }),
+                    task_queue_.end());
+  set_phase(*vm, Phase::kCanceled);
+  if (!started) vm->erase("completed");
+  kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
+  // Restore the source's power state if we turned it off.
+  if (vm->value("sourcePowerState", "") == "On" && vm->value("poweredOff", false)) {
+    auto pk = model::ref_key(find(model::ref_key(find(mkey)->spec()["plan"], "Plan", mkey.ns))
+                                 ->spec()["provider"]["source"],
+                             "Provider", mkey.ns);
+    Error err;
+    if (auto slot = provider_slot(pk, &err))
+      loop_.run_blocking<Status>(
+          [slot, vm_id] {
+            std::lock_guard<std::mutex> lock(slot->mu);
+            return slot->provider->power_on(vm_id);
+          },
+          [vm_id](Status s) {
+            if (!s.ok())
+              kLog.warn("restoring source power failed",
+                        {{"vm", vm_id}, {"error", s.error().message}});
+          });
+  }
+  save_status(mkey);
+  pump(mkey);
+}
+
+void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
+  auto it = status_.find(mkey);
+  if (it == status_.end() || it->second.value("phase", "") != "Running") return;
+  int failed = 0, canceled = 0, done = 0;
+  for (const auto& vm : it->second["vms"]) {
+    if (!vm_terminal(vm)) return;
+    std::string ph = vm.value("phase", "");
+    failed += ph == "Failed";
+    canceled += ph == "Canceled";
+    done += ph == "Completed";
+  }
+  std::string phase = failed ? "Failed" : (done == 0 && canceled > 0 ? "Canceled" : "Succeeded");
+  it->second["phase"] = phase;
+  it->second["completed"] = now_iso();
+  save_status(mkey);
+  std::string plan_str = it->second.value("plan", "");
+  for (auto& [k, st] : status_)
+    if (k.kind == "Plan" && k.to_string() == plan_str) {
+      st["phase"] = phase;
+      st["migration"] = mkey.to_string();
+      save_status(k);
+    }
+  kLog.info("migration finished", {{"migration", mkey.to_string()}, {"phase", phase}});
+}
+
+void Coordinator::dispatch() {
+  std::deque<std::string> keep;
+  while (!task_queue_.empty()) {
+    std::string id = task_queue_.front();
+    task_queue_.pop_front();
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) continue;
+    Json* vm = vm_status(it->second.migration, it->second.vm_id);
+    Json* disk = nullptr;
+    if (vm)
+      for (auto& d : (*vm)["disks"])
+        if (d.value("taskId", "") == id) disk = &d;
+    if (!disk || disk->value("state", "") != "Waiting" || !wire_.count(id)) continue;
+    std::string host = disk->value("sourceHost", ""), node = disk->value("node", "");
+    if (!slots_.can_start(host, node)) {
+      keep.push_back(id);
+      continue;
+    }
+    const std::string& wire = wire_[id];
+    auto s = bus_->js_publish(subjects::task(node), wire,
+                              id + "." + std::to_string(disk->value("attempt", 0)));
+    if (!s.ok()) {
+      keep.push_back(id);
+      kLog.warn("task publish failed", {{"task", id}, {"error", s.error().message}});
+      continue;
+    }
+    wire_.erase(id);
+    (*disk)["state"] = "Queued";
+    slots_.start(host, node);
+    save_status(it->second.migration);
+  }
+  task_queue_ = std::move(keep);
+}
+
+void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
+  Json* vm = vm_status(mkey, vm_id);
+  if (!vm || vm_terminal(*vm) || vm->value("phase", "") == "Pending") return;
+  const Resource* mig = find(mkey);
+  const Resource* plan = mig ? find(model::ref_key(mig->spec()["plan"], "Plan", mkey.ns)) : nullptr;
+  if (!plan) return fail_vm(mkey, vm_id, "the Plan of " + mkey.to_string() + " was deleted");
+  const Json& pspec = plan->spec();
+  auto pk = model::ref_key(pspec["provider"]["source"], "Provider", plan->key().ns);
+  const Json* inv_vm = nullptr;
+  if (inventories_.count(pk))
+    for (const auto& v : inventories_[pk]["vms"])
+      if (v.value("id", "") == vm_id) inv_vm = &v;
+  if (!inv_vm)
+    return fail_vm(mkey, vm_id,
+                   "VM " + vm_id + " is no longer in " + pk.to_string() + " inventory");
+  Error err;
+  auto slot = provider_slot(pk, &err);
+  if (!slot) return fail_vm(mkey, vm_id, err.message);
+  Phase phase = *migration::phase_from_name(vm->value("phase", "Started"));
+  auto go = [this, mkey, vm_id](Phase to) {
+    Json* v = vm_status(mkey, vm_id);
+    if (!v || vm_terminal(*v)) return;
+    set_phase(*v, to);
+    save_status(mkey);
+    advance(mkey, vm_id);
+  };
+  // Runs a provider call off the loop; `then` runs on the loop if the VM is still in `phase`.
+  auto blocking = [this, slot, mkey, vm_id, phase](std::function<Status(SourceProvider&)> call,
+                                                   std::function<void(Json&)> then) {
+    if (inflight_.count(mkey.to_string() + vm_id)) return;  // already waiting for this phase's call
+    inflight_.insert(mkey.to_string() + vm_id);
+    loop_.run_blocking<Status>(
+        [slot, call] {
+          std::lock_guard<std::mutex> lock(slot->mu);
+          return call(*slot->provider);
+        },
+        [this, mkey, vm_id, phase, then](Status s) {
+          inflight_.erase(mkey.to_string() + vm_id);
+          Json* v = vm_status(mkey, vm_id);
+          if (!v || v->value("phase", "") != migration::phase_name(phase)) return;
+          if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
+          then(*v);
+        });
+  };
+  switch (phase) {
+    case Phase::kStarted:
+      return go(Phase::kPreHook);
+    case Phase::kPreHook:  // hooks are rejected by validation; nothing to run
+      return go(Phase::kStorePowerState);
+    case Phase::kStorePowerState: {
+      auto on = std::make_shared<bool>(false);
+      return blocking(
+          [vm_id, on](SourceProvider& p) -> Status {
+            auto r = p.is_powered_on(vm_id);
+            if (!r.ok()) return r.error();
+            *on = *r;
+            return {};
+          },
+          [go, on](Json& v) {
+            if (!v.contains("sourcePowerState")) v["sourcePowerState"] = *on ? "On" : "Off";
+            go(Phase::kPowerOffSource);
+          });
+    }
+    case Phase::kPowerOffSource:
+      return blocking([vm_id](SourceProvider& p) { return p.power_off(vm_id); },
+                      [go](Json& v) {
+                        if (v.value("sourcePowerState", "") == "On") v["poweredOff"] = true;
+                        go(Phase::kWaitForPowerOff);
+                      });
+    case Phase::kWaitForPowerOff:  // power_off waited for the task
+      return go(Phase::kCreateDataVolumes);
+    case Phase::kCreateDataVolumes: {
+      // All of a VM's volumes go to one node: the one whose agent serves every
+      // storage class this VM needs and has the most free space.
+      const Resource* smap =
+          find(model::ref_key(pspec["map"]["storage"], "StorageMap", plan->key().ns));
+      if (!smap)
+        return fail_vm(mkey, vm_id, plan->key().to_string() + ": spec.map.storage not found");
+      std::vector<std::string> classes;
+      for (const auto& d : (*inv_vm)["disks"]) {
+        std::string sc;
+        for (const auto& e : smap->spec()["map"]) {
+          const Json& src = e["source"];
+          const Json& ds = d["datastore"];
+          if ((src.contains("id") && src["id"] == ds["id"]) ||
+              (!src.contains("id") && src.value("name", "") == ds.value("name", "")))
+            sc = e["destination"].value("storageClass", "");
+        }
+        classes.push_back(sc);
+      }
+      std::string best;
+      uint64_t best_free = 0;
+      double now = now_seconds();
+      for (const auto& [node, a] : agents_) {
+        if (now - a.last_seen > 10) continue;
+        uint64_t free = UINT64_MAX;
+        bool ok = true;
+        for (const auto& sc : classes) {
+          bool has = false;
+          for (const auto& r : a.hb.volume_roots())
+            if (r.storage_class() == sc) {
+              has = true;
+              free = std::min<uint64_t>(free, r.free_bytes());
+            }
+          ok = ok && has;
+        }
+        if (ok && (best.empty() || free > best_free)) {
+          best = node;
+          best_free = free;
+        }
+      }
+      if (best.empty()) {
+        int& tries = alloc_attempts_[mkey.to_string() + vm_id];
+        if (++tries > 15) {
+          std::string list;
+          for (const auto& c : classes) list += (list.empty() ? "" : ", ") + c;
+          return fail_vm(mkey, vm_id,
+                         "no live agent has a volume root for storage class(es) " + list);
+        }
+        loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
+        return;
+      }
+      alloc_attempts_.erase(mkey.to_string() + vm_id);
+      std::string migration_uid = mkey.ns + "." + mkey.name;
+      Json disks = Json::array();
+      int i = 0;
+      for (const auto& d : (*inv_vm)["disks"]) {
+        std::string vol = target::volume_name(pspec.value("pvcNameTemplate", ""),
+                                              vm->value("targetName", ""), plan->key().name, i);
+        disks.push_back(
+            {{"key", d.value("key", 0)},
+             {"file", d.value("file", "")},
+             {"capacity", d.value("capacity", uint64_t{0})},
+             {"storageClass", classes[i]},
+             {"volume", vol},
+             {"requestedSize", target::requested_size(d.value("capacity", uint64_t{0}), true)},
+             {"relativePath", pspec.value("targetNamespace", "") + "/" + vol + ".img"},
+             {"node", best},
+             {"sourceHost", inv_vm->value("host", "")},
+             {"taskId", migration_uid + "." + vm_id + "." + std::to_string(d.value("key", 0))},
+             {"state", "Pending"},
+             {"bytesDone", 0}});
+        tasks_[disks.back()["taskId"]] = TaskRef{mkey, vm_id, d.value("key", 0)};
+        i++;
+      }
+      (*vm)["disks"] = disks;
+      (*vm)["node"] = best;
+      return go(Phase::kCopyDisks);
+    }
+    case Phase::kCopyDisks: {
+      bool all_done = true;
+      for (auto& d : (*vm)["disks"]) {
+        std::string st = d.value("state", "");
+        if (st != "Completed") all_done = false;
+        if (st != "Pending") continue;
+        d["state"] = "Resolving";
+        Json disk_inv;
+        for (const auto& x : (*inv_vm)["disks"])
+          if (x.value("key", 0) == d.value("key", 0)) disk_inv = x;
+        auto task = std::make_shared<ferry::v1::TransferTask>();
+        task->set_task_id(d.value("taskId", ""));
+        task->set_plan(plan->key().ns + "/" + plan->key().name);
+        task->set_vm(vm->value("name", ""));
+        task->set_disk(d.value("file", ""));
+        task->mutable_target()->set_storage_class(d.value("storageClass", ""));
+        task->mutable_target()->set_path(d.value("relativePath", ""));
+        task->mutable_target()->set_size_bytes(d.value("capacity", uint64_t{0}));
+        if (pspec.contains("transferNetwork"))
+          task->set_transfer_network(pspec["transferNetwork"].value("name", ""));
+        task->set_verify(true);
+        std::string haddr = host_address(pk, inv_vm->value("host", ""));
+        Json vmrec = *inv_vm;
+        std::string task_id = d.value("taskId", "");
+        loop_.run_blocking<Status>(
+            [slot, vmrec, disk_inv, haddr, task] {
+              std::lock_guard<std::mutex> lock(slot->mu);
+              return slot->provider->disk_source(vmrec, disk_inv, haddr, *task);
+            },
+            [this, mkey, vm_id, task, task_id](Status s) {
+              Json* v = vm_status(mkey, vm_id);
+              if (!v || vm_terminal(*v)) return;
+              for (auto& x : (*v)["disks"]) {
+                if (x.value("taskId", "") != task_id || x.value("state", "") != "Resolving")
+                  continue;
+                if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
+                x["state"] = "Waiting";
+                wire_[task_id] = task->SerializeAsString();
+                task_queue_.push_back(task_id);
+              }
+              dispatch();
+            });
+      }
+      if (all_done) return go(Phase::kConvertGuest);
+      if (Json* s = step(*vm, "DiskTransfer")) {
+        uint64_t total = 0;
+        for (auto& d : (*vm)["disks"]) total += d.value("capacity", uint64_t{0});
+        if (!s->contains("progress"))
+          (*s)["progress"] = {{"completed", 0}, {"total", total / kMiB}};
+      }
+      save_status(mkey);
+      return;
+    }
+    case Phase::kConvertGuest: {
+      Json* s = step(*vm, "ImageConversion");
+      if (s && (*s)["phase"] != "Skipped") {
+        (*s)["phase"] = "Skipped";
+        (*s)["reason"] = pspec.value("skipGuestConversion", false)
+                             ? "skipGuestConversion is set (raw copy mode)"
+                             : "guest conversion is not implemented in this Ferry version; the VM "
+                               "uses compatibility devices";
+      }
+      return go(Phase::kCreateVM);
+    }
+    case Phase::kCreateVM: {
+      const Resource* nmap =
+          find(model::ref_key(pspec["map"]["network"], "NetworkMap", plan->key().ns));
+      target::VmManifestInput in;
+      in.name = vm->value("targetName", "");
+      in.ns = pspec.value("targetNamespace", "");
+      in.source_vm = *inv_vm;
+      in.volumes = Json::array();
+      for (const auto& d : (*vm)["disks"])
+        in.volumes.push_back({{"name", d.value("volume", "")}, {"disk_key", d.value("key", 0)}});
+      in.networks = Json::array();
+      for (const auto& nic : (*inv_vm)["nics"]) {
+        Json dst = {{"type", "pod"}};
+        if (nmap)
+          for (const auto& e : nmap->spec()["map"]) {
+            const Json& src = e["source"];
+            const Json& net = nic["network"];
+            if ((src.contains("id") && src["id"] == net["id"]) ||
+                (!src.contains("id") && src.value("name", "") == net.value("name", "")))
+              dst = e["destination"];
+          }
+        dst["mac"] = nic.value("mac", "");
+        in.networks.push_back(dst);
+      }
+      std::string tps = pspec.value("targetPowerState", "auto");
+      in.running = tps == "on" || (tps == "auto" && vm->value("sourcePowerState", "") == "On");
+      // Without conversion the guest has no virtio drivers guaranteed: SATA + e1000e.
+      in.compatibility_devices = pspec.value("useCompatibilityMode", true);
+      Json manifest = target::virtual_machine(in);
+      (*vm)["vmManifest"] = manifest;
+      if (!opts_.manifest_dir.empty()) {
+        namespace fs = std::filesystem;
+        fs::path dir = fs::path(opts_.manifest_dir) / in.ns;
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        fs::path file = dir / (in.name + ".yaml");
+        fs::path tmp = file.string() + ".tmp";
+        {
+          std::ofstream out(tmp);
+          out << model::to_yaml(manifest);
+          if (!out) return fail_vm(mkey, vm_id, "writing " + file.string() + " failed");
+        }
+        fs::rename(tmp, file, ec);
+        if (ec) return fail_vm(mkey, vm_id, "writing " + file.string() + ": " + ec.message());
+        (*vm)["vmManifestPath"] = file.string();
+      }
+      return go(Phase::kPostHook);
+    }
+    case Phase::kPostHook:
+      set_phase(*vm, Phase::kCompleted);
+      {
+        auto plan_key = plan->key();
+        Json& pst = status_[plan_key];
+        if (!pst.contains("completedVMs")) pst["completedVMs"] = Json::array();
+        pst["completedVMs"].push_back(vm_id);
+        save_status(plan_key);
+      }
+      save_status(mkey);
+      kLog.info("VM migrated", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
+      maybe_finish_migration(mkey);
+      pump(mkey);
+      return;
+    case Phase::kCompleted:
+    case Phase::kFailed:
+    case Phase::kCanceled:
+      return;
+  }
+}
+
+}  // namespace ferry::coordinator

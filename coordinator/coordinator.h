@@ -1,0 +1,130 @@
+#pragma once
+// Coordinator: one per cluster. Holds the forklift resources, provider
+// inventories and all migration state in NATS JetStream key-value buckets (so a
+// restarted coordinator, anywhere, carries on), serves ferryctl's API over NATS
+// request/reply, validates plans and drives every VM through the cold pipeline,
+// handing per-disk work to node agents.
+//
+// Threads: one UvEventLoop thread owns every member below; cnats callbacks and
+// the results-fetch thread post to it; provider calls (blocking network I/O)
+// run on the loop's worker pool, serialised per provider.
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "common/bus/nats_bus.h"
+#include "common/event/loop.h"
+#include "common/model/resource.h"
+#include "coordinator/migration/pipeline.h"
+#include "coordinator/providers/provider.h"
+#include "coordinator/scheduler/scheduler.h"
+#include "ferry/v1/agent.pb.h"
+
+namespace ferry::coordinator {
+
+using model::Resource;
+using model::ResourceKey;
+
+struct CoordinatorOptions {
+  bus::ConnectOptions nats;
+  std::string manifest_dir;     // where VirtualMachine manifests are written ("" = status only)
+  int per_host_transfers = 10;  // ESXi NFC limit
+  int max_vms_in_flight = 20;   // per migration
+  int inventory_refresh_seconds = 300;
+};
+
+class Coordinator {
+ public:
+  explicit Coordinator(CoordinatorOptions opts);
+  ~Coordinator();
+  // Connects, loads state, serves until stop() (any thread) or SIGTERM handled by main.
+  Status run();
+  void stop();
+
+ private:
+  struct ProviderSlot {
+    std::mutex mu;  // provider calls are serialised
+    std::unique_ptr<SourceProvider> provider;
+  };
+  struct AgentInfo {
+    ferry::v1::AgentHeartbeat hb;
+    double last_seen = 0;
+  };
+  struct TaskRef {
+    ResourceKey migration;
+    std::string vm_id;
+    int disk_key = 0;
+  };
+
+  Status load_state();
+  Status subscribe();
+  void results_thread_main();
+
+  // API (loop thread). `reply` sends the JSON answer.
+  using Reply = std::function<void(const model::Json&)>;
+  void handle_api(const std::string& verb, const model::Json& req, Reply reply);
+  void api_apply(const model::Json& req, Reply reply);
+  void api_get(const model::Json& req, Reply reply);
+  void api_delete(const model::Json& req, Reply reply);
+  void api_cancel(const model::Json& req, Reply reply);
+  void api_inventory(const model::Json& req, Reply reply);
+  void finish_apply(std::vector<Resource> batch, std::map<ResourceKey, model::Json> new_inv,
+                    Reply reply);
+
+  // Agents and tasks (loop thread).
+  void on_heartbeat(const std::string& data);
+  void on_progress(const std::string& data);
+  void on_claim(const bus::Message& msg);
+  void on_result(const ferry::v1::TaskResult& r);
+
+  // Migration driving (loop thread).
+  void start_migration(const ResourceKey& mkey);
+  void pump(const ResourceKey& mkey);  // starts waiting VMs up to the in-flight limit
+  void advance(const ResourceKey& mkey, const std::string& vm_id);
+  void set_phase(model::Json& vm, migration::Phase to);
+  void fail_vm(const ResourceKey& mkey, const std::string& vm_id, const std::string& message);
+  void cancel_vm(const ResourceKey& mkey, const std::string& vm_id);
+  void dispatch();  // publishes queued disk tasks while slots allow
+  void maybe_finish_migration(const ResourceKey& mkey);
+  void refresh_plan_status(const ResourceKey& plan_key);
+  model::Json* vm_status(const ResourceKey& mkey, const std::string& vm_id);
+  void save_status(const ResourceKey& key);
+  void flush_dirty();
+
+  // Lookups.
+  const Resource* find(const ResourceKey& k) const;
+  std::shared_ptr<ProviderSlot> provider_slot(const ResourceKey& provider_key, Error* err);
+  model::Json secret_for(const Resource& provider) const;
+  std::string host_address(const ResourceKey& provider_key, const std::string& host_id) const;
+  std::set<std::string> transfer_networks() const;
+
+  CoordinatorOptions opts_;
+  event::UvEventLoop loop_;
+  std::unique_ptr<bus::CnatsBus> bus_;
+  std::unique_ptr<bus::KvBucket> kv_resources_, kv_status_, kv_inventory_;
+  std::vector<std::unique_ptr<bus::Subscription>> subs_;
+  std::unique_ptr<bus::PullConsumer> results_;
+  std::thread results_thread_;
+  std::atomic<bool> stopping_{false};
+
+  std::map<ResourceKey, Resource> resources_;
+  std::map<ResourceKey, model::Json> status_;
+  std::map<ResourceKey, model::Json> inventories_;  // by Provider key
+  std::map<ResourceKey, std::shared_ptr<ProviderSlot>> providers_;
+  std::map<std::string, AgentInfo> agents_;
+  std::map<std::string, TaskRef> tasks_;
+  std::deque<std::string> task_queue_;  // task ids waiting for a slot
+  std::map<std::string, std::string>
+      wire_;  // task id -> serialized TransferTask; memory only (holds the session cookie)
+  std::set<std::string> inflight_;  // migration+vm with a provider call under way
+  std::map<std::string, int> alloc_attempts_;
+  std::set<ResourceKey> dirty_;
+  scheduler::Slots slots_;
+};
+
+}  // namespace ferry::coordinator

@@ -1,0 +1,3 @@
+#include "coordinator/app.h"
+
+int main(int argc, char** argv) { return ferry::coordinator::app_main(argc, argv); }

@@ -1,0 +1,351 @@
+#include "coordinator/providers/vsphere/vsphere_provider.h"
+
+#include <curl/curl.h>
+
+#include <cstring>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace ferry::coordinator::vsphere {
+namespace {
+
+const char* local(const char* name) {
+  const char* c = std::strchr(name, ':');
+  return c ? c + 1 : name;
+}
+pugi::xml_node child(const pugi::xml_node& n, const char* name) {
+  for (auto c : n.children())
+    if (!std::strcmp(local(c.name()), name)) return c;
+  return {};
+}
+// The xsi:type of a node; servers differ in the prefix they bind to the
+// XMLSchema-instance namespace ("xsi", "XMLSchema-instance", ...).
+std::string xsi_type(const pugi::xml_node& n) {
+  for (auto a : n.attributes()) {
+    const char* name = a.name();
+    const char* colon = std::strchr(name, ':');
+    if (colon && !std::strcmp(colon + 1, "type")) return local(a.value());
+  }
+  return "";
+}
+std::string text(const std::map<std::string, pugi::xml_node>& props, const char* key) {
+  auto it = props.find(key);
+  return it == props.end() ? "" : it->second.text().get();
+}
+
+std::string url_escape(const std::string& s) {
+  char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
+  std::string out = e ? e : "";
+  curl_free(e);
+  return out;
+}
+
+bool is_nic_type(const std::string& t) {
+  static const char* kinds[] = {"VirtualE1000",   "VirtualE1000e",           "VirtualVmxnet",
+                                "VirtualVmxnet2", "VirtualVmxnet3",          "VirtualVmxnet3Vrdma",
+                                "VirtualPCNet32", "VirtualSriovEthernetCard"};
+  for (auto* k : kinds)
+    if (t == k) return true;
+  return false;
+}
+
+// scheme://host[:port] of the SDK URL, with host replaced when given.
+std::string base_url(const std::string& sdk_url, const std::string& host_override) {
+  static const std::regex re(R"(^(https?)://([^/:]+|\[[^\]]+\])(:\d+)?)");
+  std::smatch m;
+  if (!std::regex_search(sdk_url, m, re)) return sdk_url;
+  std::string host = host_override.empty() ? m[2].str() : host_override;
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return m[1].str() + "://" + host + m[3].str();
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> split_datastore_path(const std::string& file) {
+  static const std::regex re(R"(^\[([^\]]+)\]\s*(.*)$)");
+  std::smatch m;
+  if (!std::regex_match(file, m, re)) return {"", file};
+  return {m[1].str(), m[2].str()};
+}
+
+Result<std::vector<std::string>> parse_descriptor_extents(const std::string& descriptor) {
+  if (descriptor.rfind("KDMV", 0) == 0)
+    return Error(ErrorCode::kInvalidArgument,
+                 "monolithic sparse VMDK: datastore file access cannot read it (needs VDDK)");
+  static const std::regex re(
+      R"(^\s*(RW|RDONLY|NOACCESS)\s+(\d+)\s+(\w+)\s+\"([^\"]+)\"(\s+\d+)?\s*$)");
+  std::vector<std::string> out;
+  std::istringstream in(descriptor);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::smatch m;
+    if (!std::regex_match(line, m, re)) continue;
+    if (m[3].str() != "FLAT" && m[3].str() != "VMFS")
+      return Error(ErrorCode::kInvalidArgument,
+                   "VMDK extent type " + m[3].str() + " cannot be read as raw data (needs VDDK)");
+    out.push_back(m[4].str());
+  }
+  if (out.empty()) return Error(ErrorCode::kInvalidArgument, "not a VMDK descriptor");
+  return out;
+}
+
+VsphereProvider::VsphereProvider(std::string provider_name, std::string secret_name,
+                                 std::string url, std::string user, std::string password,
+                                 TlsSettings tls)
+    : provider_name_(std::move(provider_name)),
+      secret_name_(std::move(secret_name)),
+      url_(std::move(url)),
+      user_(std::move(user)),
+      password_(std::move(password)),
+      tls_(tls),
+      client_(url_, tls) {}
+
+Result<std::unique_ptr<SourceProvider>> VsphereProvider::create(const model::Resource& provider,
+                                                                const Json& secret) {
+  auto key = provider.key();
+  std::string url = provider.spec().value("url", "");
+  auto sref = model::ref_key(provider.spec().value("secret", Json::object()), "Secret", key.ns);
+  std::string sname = "Secret " + sref.ns + "/" + sref.name;
+  if (secret.is_null())
+    return Error(ErrorCode::kNotFound, key.to_string() + ": spec.secret: " + sname + " not found");
+  std::string user = model::secret_value(secret, "user");
+  std::string password = model::secret_value(secret, "password");
+  if (user.empty()) return Error(ErrorCode::kInvalidArgument, sname + ": user: is required");
+  if (password.empty())
+    return Error(ErrorCode::kInvalidArgument, sname + ": password: is required");
+  TlsSettings tls;
+  tls.sha1_thumbprint = model::secret_value(secret, "thumbprint");
+  std::string insecure = model::secret_value(secret, "insecureSkipVerify");
+  tls.insecure_skip_verify = insecure == "true" || insecure == "True" || insecure == "1";
+  // MTV's vSphere URL is https://host/sdk; accept a bare host URL too.
+  if (url.find("/sdk") == std::string::npos) url = base_url(url, "") + "/sdk";
+  return std::unique_ptr<SourceProvider>(
+      new VsphereProvider(key.to_string(), sname, url, user, password, tls));
+}
+
+Error VsphereProvider::explain(const Error& e) const {
+  if (e.code == ErrorCode::kPermissionDenied) {
+    bool cert = e.message.find("certificate") != std::string::npos;
+    return Error(e.code, secret_name_ + ": " + (cert ? "thumbprint" : "user/password") + ": " +
+                             e.message + " (used by " + provider_name_ + ")");
+  }
+  return Error(e.code, provider_name_ + ": spec.url: " + e.message);
+}
+
+Status VsphereProvider::ensure_session() {
+  if (logged_in_) return {};
+  Status s = client_.login(user_, password_);
+  if (!s.ok()) return explain(s.error());
+  logged_in_ = true;
+  return {};
+}
+
+Status VsphereProvider::test_connection() {
+  logged_in_ = false;
+  return ensure_session();
+}
+
+Result<Inventory> VsphereProvider::load_inventory() {
+  FERRY_TRY(ensure_session());
+  Inventory inv = {{"datacenters", Json::array()}, {"clusters", Json::array()},
+                   {"hosts", Json::array()},       {"datastores", Json::array()},
+                   {"networks", Json::array()},    {"vms", Json::array()}};
+  auto dcs =
+      client_.retrieve_view(client_.root_folder(), {"Datacenter"}, {{"Datacenter", {"name"}}});
+  if (!dcs.ok()) {
+    logged_in_ = false;
+    return explain(dcs.error());
+  }
+  for (const auto& dc : dcs->objects) {
+    std::string dc_name = text(dc.props, "name");
+    inv["datacenters"].push_back({{"id", dc.obj.value}, {"name", dc_name}});
+    auto objs = client_.retrieve_view(
+        dc.obj,
+        {"VirtualMachine", "HostSystem", "Datastore", "Network", "DistributedVirtualPortgroup",
+         "ClusterComputeResource"},
+        {{"VirtualMachine",
+          {"name", "config.uuid", "config.hardware.numCPU", "config.hardware.memoryMB",
+           "config.firmware", "config.changeTrackingEnabled", "config.guestId",
+           "config.guestFullName", "config.template", "config.hardware.device",
+           "runtime.powerState", "runtime.host", "snapshot"}},
+         {"HostSystem", {"name", "parent"}},
+         {"Datastore", {"name", "summary.capacity", "summary.freeSpace"}},
+         {"Network", {"name"}},
+         {"DistributedVirtualPortgroup", {"name"}},
+         {"ClusterComputeResource", {"name"}}});
+    if (!objs.ok()) return explain(objs.error());
+    std::map<std::string, std::string> ds_by_id, net_by_id, cluster_by_id;
+    for (const auto& o : objs->objects) {
+      if (o.obj.type == "Datastore") ds_by_id[o.obj.value] = text(o.props, "name");
+      if (o.obj.type == "Network" || o.obj.type == "DistributedVirtualPortgroup" ||
+          o.obj.type == "OpaqueNetwork")
+        net_by_id[o.obj.value] = text(o.props, "name");
+      if (o.obj.type == "ClusterComputeResource")
+        cluster_by_id[o.obj.value] = text(o.props, "name");
+    }
+    std::set<std::string> seen_net;
+    for (const auto& o : objs->objects) {
+      const auto& t = o.obj.type;
+      if (t == "ClusterComputeResource") {
+        inv["clusters"].push_back(
+            {{"id", o.obj.value}, {"name", text(o.props, "name")}, {"datacenter", dc_name}});
+      } else if (t == "HostSystem") {
+        std::string parent = text(o.props, "parent");
+        inv["hosts"].push_back({{"id", o.obj.value},
+                                {"name", text(o.props, "name")},
+                                {"cluster", cluster_by_id.count(parent) ? parent : ""},
+                                {"datacenter", dc_name}});
+      } else if (t == "Datastore") {
+        inv["datastores"].push_back(
+            {{"id", o.obj.value},
+             {"name", text(o.props, "name")},
+             {"datacenter", dc_name},
+             {"capacity", std::strtoull(text(o.props, "summary.capacity").c_str(), nullptr, 10)},
+             {"free", std::strtoull(text(o.props, "summary.freeSpace").c_str(), nullptr, 10)}});
+      } else if (t == "Network" || t == "DistributedVirtualPortgroup") {
+        if (!seen_net.insert(o.obj.value).second) continue;
+        inv["networks"].push_back(
+            {{"id", o.obj.value}, {"name", text(o.props, "name")}, {"type", t}});
+      } else if (t == "VirtualMachine") {
+        Json vm = {
+            {"id", o.obj.value},
+            {"name", text(o.props, "name")},
+            {"uuid", text(o.props, "config.uuid")},
+            {"datacenter", dc_name},
+            {"host", text(o.props, "runtime.host")},
+            {"powerState", text(o.props, "runtime.powerState") == "poweredOn" ? "On" : "Off"},
+            {"firmware", text(o.props, "config.firmware") == "efi" ? "efi" : "bios"},
+            {"cpus", std::atoi(text(o.props, "config.hardware.numCPU").c_str())},
+            {"memoryMB", std::atoi(text(o.props, "config.hardware.memoryMB").c_str())},
+            {"guestId", text(o.props, "config.guestId")},
+            {"guestName", text(o.props, "config.guestFullName")},
+            {"changeTrackingEnabled", text(o.props, "config.changeTrackingEnabled") == "true"},
+            {"template", text(o.props, "config.template") == "true"},
+            {"hasSnapshots",
+             o.props.count("snapshot") > 0 && !o.props.at("snapshot").first_child().empty()},
+            {"disks", Json::array()},
+            {"nics", Json::array()},
+            {"cdroms", Json::array()}};
+        auto dev = o.props.find("config.hardware.device");
+        if (dev != o.props.end()) {
+          for (auto d : dev->second.children()) {
+            std::string dt = xsi_type(d);
+            pugi::xml_node backing = child(d, "backing");
+            if (dt == "VirtualDisk") {
+              std::string file = child(backing, "fileName").text().get();
+              std::string ds_id = child(backing, "datastore").text().get();
+              std::string ds_name =
+                  ds_by_id.count(ds_id) ? ds_by_id[ds_id] : split_datastore_path(file).first;
+              uint64_t cap = std::strtoull(child(d, "capacityInBytes").text().get(), nullptr, 10);
+              if (cap == 0)
+                cap = std::strtoull(child(d, "capacityInKB").text().get(), nullptr, 10) * 1024;
+              std::string sharing = child(backing, "sharing").text().get();
+              std::string bt = xsi_type(backing);
+              vm["disks"].push_back({{"key", std::atoi(child(d, "key").text().get())},
+                                     {"file", file},
+                                     {"datastore", {{"id", ds_id}, {"name", ds_name}}},
+                                     {"capacity", cap},
+                                     {"shared", !sharing.empty() && sharing != "sharingNone"},
+                                     {"mode", child(backing, "diskMode").text().get()},
+                                     {"rdm", bt.find("RawDiskMapping") != std::string::npos},
+                                     {"changeId", child(backing, "changeId").text().get()}});
+            } else if (is_nic_type(dt)) {
+              std::string net_id = child(backing, "network").text().get();
+              if (net_id.empty())
+                net_id = child(child(backing, "port"), "portgroupKey").text().get();
+              vm["nics"].push_back(
+                  {{"mac", child(d, "macAddress").text().get()},
+                   {"network",
+                    {{"id", net_id}, {"name", net_by_id.count(net_id) ? net_by_id[net_id] : ""}}},
+                   {"model", dt}});
+            } else if (dt == "VirtualCdrom") {
+              if (xsi_type(backing) != "VirtualCdromIsoBackingInfo") continue;
+              pugi::xml_node conn = child(d, "connectable");
+              bool connected = std::string(child(conn, "connected").text().get()) == "true" ||
+                               std::string(child(conn, "startConnected").text().get()) == "true";
+              vm["cdroms"].push_back(
+                  {{"iso", child(backing, "fileName").text().get()}, {"connected", connected}});
+            }
+          }
+        }
+        inv["vms"].push_back(std::move(vm));
+      }
+    }
+  }
+  return inv;
+}
+
+Result<bool> VsphereProvider::is_powered_on(const std::string& vm_id) {
+  FERRY_TRY(ensure_session());
+  auto r = client_.retrieve_object(Mor{"VirtualMachine", vm_id}, {"runtime.powerState"});
+  if (!r.ok()) return explain(r.error());
+  if (r->objects.empty()) return Error(ErrorCode::kNotFound, "VM " + vm_id + " not found");
+  return text(r->objects[0].props, "runtime.powerState") == "poweredOn";
+}
+
+Status VsphereProvider::power(const std::string& vm_id, const char* method, bool want_on) {
+  auto on = is_powered_on(vm_id);
+  if (!on.ok()) return on.error();
+  if (*on == want_on) return {};
+  auto r = client_.invoke(method, Mor{"VirtualMachine", vm_id}, "");
+  if (!r.ok()) return explain(r.error());
+  pugi::xml_node rv = r->get()->find_node(
+      [](const pugi::xml_node& x) { return !std::strcmp(local(x.name()), "returnval"); });
+  return client_.wait_task(mor_of(rv));
+}
+
+Status VsphereProvider::power_off(const std::string& vm_id) {
+  return power(vm_id, "PowerOffVM_Task", false);
+}
+Status VsphereProvider::power_on(const std::string& vm_id) {
+  return power(vm_id, "PowerOnVM_Task", true);
+}
+
+Status VsphereProvider::disk_source(const Json& vm, const Json& disk,
+                                    const std::string& host_address,
+                                    ferry::v1::TransferTask& task) {
+  FERRY_TRY(ensure_session());
+  auto [ds, path] = split_datastore_path(disk.value("file", ""));
+  if (ds.empty())
+    return Error(ErrorCode::kInvalidArgument, "disk " + disk.value("file", "") + " of VM " +
+                                                  vm.value("name", "") + " is not on a datastore");
+  std::string query =
+      "?dcPath=" + url_escape(vm.value("datacenter", "")) + "&dsName=" + url_escape(ds);
+  std::string base = base_url(url_, host_address) + "/folder/";
+  auto folder_url = [&](const std::string& p) {
+    std::string out;
+    size_t start = 0;
+    while (true) {
+      size_t slash = p.find('/', start);
+      out += url_escape(
+          p.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+      if (slash == std::string::npos) break;
+      out += "/";
+      start = slash + 1;
+    }
+    return base + out + query;
+  };
+  auto descriptor = client_.http_get(folder_url(path), 64 * 1024);
+  if (!descriptor.ok()) {
+    if (descriptor.error().code == ErrorCode::kPermissionDenied) logged_in_ = false;
+    return descriptor.error().wrap("reading the descriptor of disk " + disk.value("file", ""));
+  }
+  auto extents = parse_descriptor_extents(*descriptor);
+  if (!extents.ok()) return extents.error().wrap("disk " + disk.value("file", ""));
+  if (extents->size() != 1)
+    return Error(ErrorCode::kInvalidArgument, "disk " + disk.value("file", "") + " has " +
+                                                  std::to_string(extents->size()) +
+                                                  " extents; split VMDKs need VDDK");
+  std::string dir = path.find('/') == std::string::npos ? "" : path.substr(0, path.rfind('/') + 1);
+  auto* http = task.mutable_http();
+  http->set_url(folder_url(dir + (*extents)[0]));
+  http->add_headers("Cookie: " + client_.session_cookie());
+  http->set_tls_sha1_thumbprint(tls_.sha1_thumbprint);
+  http->set_insecure_skip_verify(tls_.insecure_skip_verify);
+  return {};
+}
+
+}  // namespace ferry::coordinator::vsphere

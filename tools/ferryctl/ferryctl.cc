@@ -1,0 +1,522 @@
+#include "tools/ferryctl/ferryctl.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "common/bus/nats_bus.h"
+#include "common/model/resource.h"
+#include "common/model/validate.h"
+#include "common/protocol/subjects.h"
+
+namespace ferry::ferryctl {
+namespace {
+
+using model::Json;
+
+struct Args {
+  std::vector<std::string> pos;
+  std::vector<std::string> files;
+  std::vector<std::string> vms;
+  std::string ns;
+  std::string output = "table";
+  std::string nats =
+      std::getenv("FERRY_NATS_URL") ? std::getenv("FERRY_NATS_URL") : "nats://127.0.0.1:4222";
+  std::string provider;
+  int timeout = 3600;
+  bool all_namespaces = false;
+};
+
+const char* kUsage =
+    "usage: ferryctl [--nats URL] COMMAND ...\n"
+    "  validate -f FILE|DIR                 check manifests offline\n"
+    "  apply -f FILE|DIR                    create or update resources\n"
+    "  get plans|migrations|providers|hosts|networkmaps|storagemaps|hooks|secrets [NAME]\n"
+    "  get vms --provider NAME              the provider's VM inventory\n"
+    "  describe plan|migration|provider NAME\n"
+    "  delete KIND NAME\n"
+    "  cancel migration NAME [--vm VM ...]  cancel VMs (all when no --vm)\n"
+    "  wait migration NAME [--timeout S]    show progress until it ends; exit 0 if it succeeded\n"
+    "  status                               agents seen by the coordinator\n"
+    "options: -n NAMESPACE (default openshift-mtv), -A (all namespaces), -o table|yaml|json\n";
+
+int usage_error(const std::string& msg) {
+  std::cerr << "ferryctl: " << msg << "\n" << kUsage;
+  return 2;
+}
+
+Result<Json> call(const Args& a, const std::string& verb, const Json& req,
+                  std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  bus::ConnectOptions o;
+  o.url = a.nats;
+  o.name = "ferryctl";
+  if (const char* u = std::getenv("FERRY_NATS_USER")) o.user = u;
+  if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.password = p;
+  o.timeout = std::chrono::milliseconds(3000);
+  auto bus = bus::CnatsBus::connect(o);
+  if (!bus.ok()) return bus.error();
+  auto rep = (*bus)->request(subjects::api(verb), req.dump(), timeout);
+  if (!rep.ok()) {
+    if (rep.error().code == ErrorCode::kUnavailable)
+      return Error(ErrorCode::kUnavailable, "the coordinator is not answering on " + a.nats);
+    return rep.error();
+  }
+  Json j = Json::parse(*rep, nullptr, false);
+  if (j.is_discarded()) return Error(ErrorCode::kInternal, "coordinator sent a non-JSON reply");
+  return j;
+}
+
+// Prints the coordinator's error reply; returns the exit code.
+int print_failure(const Json& rep) {
+  if (rep.contains("errors"))
+    for (const auto& e : rep["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
+  if (rep.contains("error")) std::cerr << "error: " << rep["error"].get<std::string>() << "\n";
+  if (rep.contains("warnings"))
+    for (const auto& w : rep["warnings"]) std::cerr << w.get<std::string>() << "\n";
+  return 1;
+}
+
+std::string ns_of(const Json& doc) { return doc["metadata"].value("namespace", ""); }
+
+std::string condition_summary(const Json& status) {
+  std::string ready = "False", crit;
+  for (const auto& c : status.value("conditions", Json::array())) {
+    if (c.value("type", "") == "Ready") ready = "True";
+    if (c.value("category", "") == "Critical")
+      crit += (crit.empty() ? "" : ",") + c.value("type", "");
+  }
+  return crit.empty() ? ready : ready + " (" + crit + ")";
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) {
+    b /= 1024;
+    i++;
+  }
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(i ? 1 : 0) << b << " " << u[i];
+  return o.str();
+}
+
+double parse_time(const std::string& s) {
+  double t = 0;
+  return model::parse_rfc3339(s, &t) ? t : 0;
+}
+
+std::string elapsed(const Json& obj) {
+  std::string st = obj.value("started", "");
+  if (st.empty()) return "";
+  double start = parse_time(st);
+  double end = obj.contains("completed") ? parse_time(obj.value("completed", ""))
+                                         : static_cast<double>(std::time(nullptr));
+  int s = static_cast<int>(end - start);
+  std::ostringstream o;
+  if (s >= 3600) o << s / 3600 << "h";
+  if (s >= 60) o << (s % 3600) / 60 << "m";
+  o << s % 60 << "s";
+  return o.str();
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); i++) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); i++)
+      std::cout << r[i] << (i + 1 < r.size() ? std::string(w[i] - r[i].size() + 3, ' ') : "");
+    std::cout << "\n";
+  }
+}
+
+void print_docs(const Args& a, const Json& items) {
+  if (a.output == "json") {
+    std::cout << (items.size() == 1 && a.pos.size() > 2 ? items[0] : Json{{"items", items}}).dump(2)
+              << "\n";
+    return;
+  }
+  for (size_t i = 0; i < items.size(); i++) {
+    if (i) std::cout << "---\n";
+    std::cout << model::to_yaml(items[i]);
+  }
+}
+
+int cmd_validate(const Args& a) {
+  if (a.files.empty()) return usage_error("validate needs -f FILE|DIR");
+  int errors = 0, resources = 0;
+  for (const auto& f : a.files) {
+    auto files = model::read_manifest_files(f);
+    if (!files.ok()) {
+      std::cerr << "error: " << files.error().message << "\n";
+      errors++;
+      continue;
+    }
+    for (const auto& [name, text] : *files) {
+      auto dr = model::decode_documents(text, name);
+      for (const auto& e : dr.errors) {
+        std::cerr << (e.warning ? "" : "error: ") << e.to_string() << "\n";
+        errors += !e.warning;
+      }
+      resources += static_cast<int>(dr.resources.size());
+    }
+  }
+  if (errors) {
+    std::cerr << errors << " error(s)\n";
+    return 1;
+  }
+  std::cout << resources << " resource(s) valid\n";
+  return 0;
+}
+
+int cmd_apply(const Args& a) {
+  if (a.files.empty()) return usage_error("apply needs -f FILE|DIR");
+  Json files = Json::array();
+  for (const auto& f : a.files) {
+    auto fs = model::read_manifest_files(f);
+    if (!fs.ok()) {
+      std::cerr << "error: " << fs.error().message << "\n";
+      return 1;
+    }
+    for (const auto& [name, text] : *fs) files.push_back({{"name", name}, {"text", text}});
+  }
+  auto rep = call(a, "apply", {{"files", files}});
+  if (!rep.ok()) {
+    std::cerr << "error: " << rep.error().message << "\n";
+    return 1;
+  }
+  if (!rep->value("ok", false)) return print_failure(*rep);
+  for (const auto& r : (*rep)["applied"])
+    std::cout << r.value("resource", "") << " " << r.value("result", "") << "\n";
+  for (const auto& w : rep->value("warnings", Json::array()))
+    std::cerr << w.get<std::string>() << "\n";
+  return 0;
+}
+
+Result<Json> get_items(const Args& a, const std::string& kind, const std::string& name) {
+  Json req = {{"kind", kind}};
+  if (!a.all_namespaces) req["namespace"] = a.ns.empty() ? model::kDefaultNamespace : a.ns;
+  if (!name.empty()) req["name"] = name;
+  auto rep = call(a, "get", req);
+  if (!rep.ok()) return rep.error();
+  if (!rep->value("ok", false)) return Error(ErrorCode::kNotFound, rep->value("error", "failed"));
+  return (*rep)["items"];
+}
+
+int cmd_get_vms(const Args& a) {
+  Json req;
+  if (!a.provider.empty()) req["provider"] = a.provider;
+  if (!a.all_namespaces) req["namespace"] = a.ns.empty() ? model::kDefaultNamespace : a.ns;
+  auto rep = call(a, "inventory", req);
+  if (!rep.ok() || !rep->value("ok", false)) {
+    std::cerr << "error: " << (rep.ok() ? rep->value("error", "") : rep.error().message) << "\n";
+    return 1;
+  }
+  if (a.output != "table") {
+    print_docs(a, (*rep)["providers"]);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"PROVIDER", "ID", "NAME", "POWER", "CPUS", "MEMORY", "DISKS", "FIRMWARE", "CBT"}};
+  for (const auto& p : (*rep)["providers"])
+    for (const auto& vm : p["inventory"]["vms"]) {
+      uint64_t total = 0;
+      for (const auto& d : vm["disks"]) total += d.value("capacity", uint64_t{0});
+      rows.push_back({p.value("provider", "").substr(9), vm.value("id", ""), vm.value("name", ""),
+                      vm.value("powerState", ""), std::to_string(vm.value("cpus", 0)),
+                      std::to_string(vm.value("memoryMB", 0)) + "Mi",
+                      std::to_string(vm["disks"].size()) + " (" +
+                          human_bytes(static_cast<double>(total)) + ")",
+                      vm.value("firmware", ""),
+                      vm.value("changeTrackingEnabled", false) ? "on" : "off"});
+    }
+  print_table(rows);
+  return 0;
+}
+
+int cmd_get(const Args& a) {
+  if (a.pos.size() < 2) return usage_error("get needs a resource type");
+  std::string type = a.pos[1];
+  if (type == "vms" || type == "vm") return cmd_get_vms(a);
+  std::string kind = model::kind_from_user(type);
+  if (kind.empty()) return usage_error("unknown resource type \"" + type + "\"");
+  auto items = get_items(a, kind, a.pos.size() > 2 ? a.pos[2] : "");
+  if (!items.ok()) {
+    std::cerr << "error: " << items.error().message << "\n";
+    return 1;
+  }
+  if (a.output != "table") {
+    print_docs(a, *items);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  if (kind == "Plan")
+    rows.push_back({"NAMESPACE", "NAME", "READY", "PHASE", "SOURCE", "TARGET", "VMS", "MIGRATION"});
+  else if (kind == "Migration")
+    rows.push_back({"NAMESPACE", "NAME", "PLAN", "PHASE", "VMS", "SUCCEEDED", "FAILED", "CANCELED",
+                    "ELAPSED"});
+  else if (kind == "Provider")
+    rows.push_back({"NAMESPACE", "NAME", "TYPE", "URL", "READY", "VMS"});
+  else
+    rows.push_back({"NAMESPACE", "NAME"});
+  for (const auto& d : *items) {
+    const Json& st = d.value("status", Json::object());
+    const Json& spec = d.value("spec", Json::object());
+    std::string name = d["metadata"].value("name", "");
+    if (kind == "Plan") {
+      rows.push_back(
+          {ns_of(d), name, condition_summary(st), st.value("phase", ""),
+           spec["provider"]["source"].value("name", ""), spec.value("targetNamespace", ""),
+           std::to_string(spec.value("vms", Json::array()).size()), st.value("migration", "")});
+    } else if (kind == "Migration") {
+      int ok = 0, failed = 0, canceled = 0;
+      for (const auto& vm : st.value("vms", Json::array())) {
+        ok += vm.value("phase", "") == "Completed";
+        failed += vm.value("phase", "") == "Failed";
+        canceled += vm.value("phase", "") == "Canceled";
+      }
+      rows.push_back({ns_of(d), name, spec["plan"].value("name", ""), st.value("phase", ""),
+                      std::to_string(st.value("vms", Json::array()).size()), std::to_string(ok),
+                      std::to_string(failed), std::to_string(canceled), elapsed(st)});
+    } else if (kind == "Provider") {
+      rows.push_back({ns_of(d), name, spec.value("type", ""), spec.value("url", ""),
+                      condition_summary(st),
+                      st.contains("vmCount") ? std::to_string(st.value("vmCount", 0)) : ""});
+    } else {
+      rows.push_back({ns_of(d), name});
+    }
+  }
+  print_table(rows);
+  return 0;
+}
+
+void print_vm_pipeline(const Json& vm) {
+  std::cout << "  VM " << vm.value("name", "") << " (" << vm.value("id", "") << ") -> "
+            << vm.value("targetName", "") << "\n";
+  std::cout << "    Phase:     " << vm.value("phase", "") << "   Elapsed: " << elapsed(vm) << "\n";
+  if (vm.contains("node")) std::cout << "    Node:      " << vm.value("node", "") << "\n";
+  if (vm.contains("error"))
+    for (const auto& r : vm["error"]["reasons"])
+      std::cout << "    Error:     [" << vm["error"].value("step", "") << "] "
+                << r.get<std::string>() << "\n";
+  std::cout << "    Pipeline:\n";
+  for (const auto& s : vm.value("pipeline", Json::array())) {
+    std::cout << "      " << std::left << std::setw(24) << s.value("name", "") << std::setw(11)
+              << s.value("phase", "") << std::setw(9) << elapsed(s);
+    if (s.contains("progress"))
+      std::cout << s["progress"].value("completed", 0) << "/" << s["progress"].value("total", 0)
+                << " MB";
+    if (s.contains("reason")) std::cout << s.value("reason", "");
+    std::cout << std::right << "\n";
+  }
+  for (const auto& d : vm.value("disks", Json::array())) {
+    double done = d.value("bytesDone", 0.0), total = d.value("capacity", 0.0);
+    std::cout << "      disk " << d.value("file", "") << " -> " << d.value("volume", "") << "  "
+              << d.value("state", "") << "  " << human_bytes(done) << "/" << human_bytes(total);
+    if (d.value("state", "") == "Running")
+      std::cout << "  " << human_bytes(d.value("rate", 0.0)) << "/s";
+    if (d.contains("path")) std::cout << "  " << d.value("path", "");
+    std::cout << "\n";
+  }
+  if (vm.contains("vmManifestPath"))
+    std::cout << "    VirtualMachine: " << vm.value("vmManifestPath", "") << "\n";
+}
+
+int cmd_describe(const Args& a) {
+  if (a.pos.size() < 3) return usage_error("describe needs a resource type and a name");
+  std::string kind = model::kind_from_user(a.pos[1]);
+  if (kind.empty()) return usage_error("unknown resource type \"" + a.pos[1] + "\"");
+  auto items = get_items(a, kind, a.pos[2]);
+  if (!items.ok()) {
+    std::cerr << "error: " << items.error().message << "\n";
+    return 1;
+  }
+  const Json& d = (*items)[0];
+  const Json& st = d.value("status", Json::object());
+  std::cout << "Name:       " << d["metadata"].value("name", "") << "\nNamespace:  " << ns_of(d)
+            << "\nKind:       " << kind << "\n";
+  if (st.contains("phase")) std::cout << "Phase:      " << st.value("phase", "") << "\n";
+  if (st.contains("conditions")) {
+    std::cout << "Conditions:\n";
+    for (const auto& c : st["conditions"])
+      std::cout << "  " << std::left << std::setw(28) << c.value("type", "") << std::setw(10)
+                << c.value("category", "") << std::right << c.value("message", "") << "\n";
+  }
+  Json mig = kind == "Migration" ? d : Json();
+  if (kind == "Plan" && st.contains("migration")) {
+    std::string m = st.value("migration", "");
+    auto mi = get_items(a, "Migration", m.substr(m.find('/') + 1));
+    if (mi.ok() && !mi->empty()) mig = (*mi)[0];
+  }
+  if (!mig.is_null()) {
+    const Json& ms = mig.value("status", Json::object());
+    std::cout << "Migration:  " << mig["metadata"].value("name", "") << " ("
+              << ms.value("phase", "") << ", elapsed " << elapsed(ms) << ")\nVMs:\n";
+    for (const auto& vm : ms.value("vms", Json::array())) print_vm_pipeline(vm);
+  }
+  return 0;
+}
+
+int cmd_delete(const Args& a) {
+  if (a.pos.size() < 3) return usage_error("delete needs a resource type and a name");
+  auto rep = call(a, "delete",
+                  {{"kind", a.pos[1]},
+                   {"name", a.pos[2]},
+                   {"namespace", a.ns.empty() ? model::kDefaultNamespace : a.ns}});
+  if (!rep.ok()) {
+    std::cerr << "error: " << rep.error().message << "\n";
+    return 1;
+  }
+  if (!rep->value("ok", false)) return print_failure(*rep);
+  std::cout << rep->value("deleted", "") << " deleted\n";
+  return 0;
+}
+
+int cmd_cancel(const Args& a) {
+  if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration")
+    return usage_error("usage: cancel migration NAME [--vm VM ...]");
+  auto rep = call(a, "cancel",
+                  {{"name", a.pos[2]},
+                   {"vms", a.vms},
+                   {"namespace", a.ns.empty() ? model::kDefaultNamespace : a.ns}});
+  if (!rep.ok()) {
+    std::cerr << "error: " << rep.error().message << "\n";
+    return 1;
+  }
+  if (!rep->value("ok", false)) return print_failure(*rep);
+  for (const auto& v : (*rep)["canceled"])
+    std::cout << "VM " << v.get<std::string>() << " canceled\n";
+  return 0;
+}
+
+int cmd_wait(const Args& a) {
+  if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration")
+    return usage_error("usage: wait migration NAME [--timeout S]");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.timeout);
+  bool tty = isatty(1);
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto items = get_items(a, "Migration", a.pos[2]);
+    if (!items.ok()) {
+      std::cerr << "error: " << items.error().message << "\n";
+      return 1;
+    }
+    const Json& st = (*items)[0].value("status", Json::object());
+    std::ostringstream line;
+    line << "migration " << a.pos[2] << ": " << st.value("phase", "") << " " << elapsed(st);
+    for (const auto& vm : st.value("vms", Json::array())) {
+      double done = 0, total = 0, rate = 0;
+      for (const auto& d : vm.value("disks", Json::array())) {
+        done += d.value("bytesDone", 0.0);
+        total += d.value("capacity", 0.0);
+        if (d.value("state", "") == "Running") rate += d.value("rate", 0.0);
+      }
+      line << " | " << vm.value("name", "") << " " << vm.value("phase", "");
+      if (total > 0)
+        line << " " << std::fixed << std::setprecision(0) << (100.0 * done / total) << "% of "
+             << human_bytes(total) << (rate > 0 ? " @ " + human_bytes(rate) + "/s" : "");
+    }
+    std::string s = line.str();
+    if (s != last) {
+      if (tty)
+        std::cout << "\r\033[K" << s << std::flush;
+      else
+        std::cout << s << "\n" << std::flush;
+      last = s;
+    }
+    std::string phase = st.value("phase", "");
+    if (phase == "Succeeded" || phase == "Failed" || phase == "Canceled") {
+      if (tty) std::cout << "\n";
+      for (const auto& vm : st.value("vms", Json::array()))
+        if (vm.contains("error"))
+          for (const auto& r : vm["error"]["reasons"])
+            std::cerr << "VM " << vm.value("name", "") << " failed at "
+                      << vm["error"].value("step", "") << ": " << r.get<std::string>() << "\n";
+      return phase == "Succeeded" ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::cerr << "\nferryctl: timed out waiting for migration " << a.pos[2] << "\n";
+  return 1;
+}
+
+int cmd_status(const Args& a) {
+  auto rep = call(a, "status", Json::object());
+  if (!rep.ok()) {
+    std::cerr << "error: " << rep.error().message << "\n";
+    return 1;
+  }
+  std::vector<std::vector<std::string>> rows = {{"NODE", "LAST SEEN", "TASKS"}};
+  for (const auto& ag : (*rep)["agents"]) {
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(1) << ag.value("lastSeenSecondsAgo", 0.0) << "s ago";
+    rows.push_back({ag.value("node", ""), o.str(), std::to_string(ag.value("tasksRunning", 0))});
+  }
+  print_table(rows);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; i++) {
+    std::string s = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
+      return argv[++i];
+    };
+    try {
+      if (s == "-f" || s == "--filename")
+        a.files.push_back(next());
+      else if (s == "-n" || s == "--namespace")
+        a.ns = next();
+      else if (s == "-A" || s == "--all-namespaces")
+        a.all_namespaces = true;
+      else if (s == "-o" || s == "--output")
+        a.output = next();
+      else if (s == "--nats")
+        a.nats = next();
+      else if (s == "--vm")
+        a.vms.push_back(next());
+      else if (s == "--provider")
+        a.provider = next();
+      else if (s == "--timeout")
+        a.timeout = std::stoi(next());
+      else if (s == "-h" || s == "--help") {
+        std::cout << kUsage;
+        return 0;
+      } else if (!s.empty() && s[0] == '-')
+        return usage_error("unknown option " + s);
+      else
+        a.pos.push_back(s);
+    } catch (const std::exception& e) {
+      return usage_error(e.what());
+    }
+  }
+  if (a.output != "table" && a.output != "yaml" && a.output != "json")
+    return usage_error("-o must be table, yaml or json");
+  if (a.pos.empty()) return usage_error("no command");
+  const std::string& c = a.pos[0];
+  if (c == "validate") return cmd_validate(a);
+  if (c == "apply") return cmd_apply(a);
+  if (c == "get") return cmd_get(a);
+  if (c == "describe") return cmd_describe(a);
+  if (c == "delete") return cmd_delete(a);
+  if (c == "cancel") return cmd_cancel(a);
+  if (c == "wait") return cmd_wait(a);
+  if (c == "status") return cmd_status(a);
+  return usage_error("unknown command \"" + c + "\"");
+}
+
+}  // namespace ferry::ferryctl
