@@ -551,14 +551,41 @@ void Coordinator::api_get(const Json& req, Reply reply) {
 
 void Coordinator::api_inventory(const Json& req, Reply reply) {
   std::string ns = req.value("namespace", ""), name = req.value("provider", "");
-  Json out = Json::array();
+  auto answer = [this, ns, name, reply] {
+    Json out = Json::array();
+    for (const auto& [k, inv] : inventories_) {
+      if ((!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name)) continue;
+      out.push_back({{"provider", k.to_string()}, {"inventory", inv}});
+    }
+    if (!name.empty() && out.empty())
+      return reply(
+          err_reply(Error(ErrorCode::kNotFound, "Provider " + name + " has no inventory")));
+    reply({{"ok", true}, {"items", out}});
+  };
+  if (!req.value("refresh", false)) return answer();
+  // Reload the matching providers' inventories from the source first.
+  auto left = std::make_shared<int>(0);
+  std::vector<std::pair<ResourceKey, std::shared_ptr<ProviderSlot>>> slots;
   for (const auto& [k, inv] : inventories_) {
     if ((!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name)) continue;
-    out.push_back({{"provider", k.to_string()}, {"inventory", inv}});
+    Error err;
+    if (auto slot = provider_slot(k, &err)) slots.emplace_back(k, slot);
   }
-  if (!name.empty() && out.empty())
-    return reply(err_reply(Error(ErrorCode::kNotFound, "Provider " + name + " has no inventory")));
-  reply({{"ok", true}, {"providers", out}});
+  if (slots.empty()) return answer();
+  *left = static_cast<int>(slots.size());
+  for (auto& [k, slot] : slots)
+    loop_.run_blocking<Result<Inventory>>(
+        [slot = slot] {
+          std::lock_guard<std::mutex> lock(slot->mu);
+          return slot->provider->load_inventory();
+        },
+        [this, k = k, left, answer](Result<Inventory> inv) {
+          if (inv.ok()) {
+            inventories_[k] = *inv;
+            (void)kv_inventory_->put(k.ns + "." + k.name, inv->dump());
+          }
+          if (--*left == 0) answer();
+        });
 }
 
 void Coordinator::api_delete(const Json& req, Reply reply) {

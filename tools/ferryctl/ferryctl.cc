@@ -32,6 +32,7 @@ struct Args {
   std::string provider;
   int timeout = 3600;
   bool all_namespaces = false;
+  bool refresh = false;
 };
 
 const char* kUsage =
@@ -39,7 +40,8 @@ const char* kUsage =
     "  validate -f FILE|DIR                 check manifests offline\n"
     "  apply -f FILE|DIR                    create or update resources\n"
     "  get plans|migrations|providers|hosts|networkmaps|storagemaps|hooks|secrets [NAME]\n"
-    "  get vms --provider NAME              the provider's VM inventory\n"
+    "  get vms --provider NAME [--refresh]  the provider's VM inventory (--refresh: reload it "
+    "now)\n"
     "  describe plan|migration|provider NAME\n"
     "  delete KIND NAME\n"
     "  cancel migration NAME [--vm VM ...]  cancel VMs (all when no --vm)\n"
@@ -216,6 +218,7 @@ Result<Json> get_items(const Args& a, const std::string& kind, const std::string
 int cmd_get_vms(const Args& a) {
   Json req;
   if (!a.provider.empty()) req["provider"] = a.provider;
+  if (a.refresh) req["refresh"] = true;
   if (!a.all_namespaces) req["namespace"] = a.ns.empty() ? model::kDefaultNamespace : a.ns;
   auto rep = call(a, "inventory", req);
   if (!rep.ok() || !rep->value("ok", false)) {
@@ -223,12 +226,12 @@ int cmd_get_vms(const Args& a) {
     return 1;
   }
   if (a.output != "table") {
-    print_docs(a, (*rep)["providers"]);
+    print_docs(a, (*rep)["items"]);
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {
       {"PROVIDER", "ID", "NAME", "POWER", "CPUS", "MEMORY", "DISKS", "FIRMWARE", "CBT"}};
-  for (const auto& p : (*rep)["providers"])
+  for (const auto& p : (*rep)["items"])
     for (const auto& vm : p["inventory"]["vms"]) {
       uint64_t total = 0;
       for (const auto& d : vm["disks"]) total += d.value("capacity", uint64_t{0});
@@ -491,6 +494,8 @@ int main(int argc, char** argv) {
         a.vms.push_back(next());
       else if (s == "--provider")
         a.provider = next();
+      else if (s == "--refresh")
+        a.refresh = true;
       else if (s == "--timeout")
         a.timeout = std::stoi(next());
       else if (s == "-h" || s == "--help") {

@@ -1,0 +1,227 @@
+#include "tests/integration/migration/cluster.h"
+
+#include <csignal>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace ferry::test {
+namespace {
+
+std::string bin(const std::string& rel) { return std::string(FERRY_BUILD_DIR) + "/" + rel; }
+
+std::string run_capture(const std::vector<std::string>& argv, const std::string& log_dir) {
+  Subprocess p(argv, {.log_dir = log_dir});
+  auto rc = p.wait(std::chrono::seconds(120));
+  if (!rc || *rc != 0) throw std::runtime_error(argv[0] + " failed: " + p.stderr_text());
+  return p.stdout_text();
+}
+
+}  // namespace
+
+Cluster::Cluster(std::vector<SimVm> vms) : dir_("ferry-it") {
+  require_program("nats-server");
+  require_program("mkfs.ext4");
+  // NATS with JetStream on a free loopback port.
+  std::string nd = dir_.file("nats");
+  std::filesystem::create_directories(nd);
+  nats_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{require_program("nats-server"), "-a", "127.0.0.1", "-p", "-1", "-js",
+                               "-sd", nd, "--ports_file_dir", dir_.path()},
+      SubprocessOptions{.log_dir = dir_.path(), .name = "nats"});
+  std::string ports = dir_.file("nats-server_" + std::to_string(nats_->pid()) + ".ports");
+  if (!eventually(std::chrono::seconds(20),
+                  [&] { return path_exists(ports) && file_size(ports) > 0; }))
+    throw std::runtime_error("nats-server did not start: " + nats_->stderr_text());
+  nats_url_ = Json::parse(read_file(ports))["nats"][0];
+  // Disks and the simulator.
+  Json cfg = {{"remove_other_vms", true}, {"vms", Json::array()}};
+  for (const auto& v : vms) {
+    std::string img = dir_.file(v.name + ".img");
+    run_capture({std::string(FERRY_SOURCE_DIR) + "/tools/make-test-disk", img,
+                 std::to_string(v.disk_mib), std::to_string(v.data_mib)},
+                dir_.path());
+    Json vm = {{"name", v.base},
+               {"rename", v.name},
+               {"disk_image", img},
+               {"power_state", v.power_state},
+               {"firmware", v.firmware}};
+    if (!v.macs.empty()) vm["macs"] = v.macs;
+    if (!v.iso.empty()) vm["iso"] = v.iso;
+    if (v.shared_extra_disk)
+      vm["extra_disks"] = Json::array({{{"disk_image", img}, {"shared", true}}});
+    cfg["vms"].push_back(vm);
+  }
+  write_file(dir_.file("sim-config.json"), cfg.dump(2));
+  sim_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{bin("sim/vsphere-sim"), "--listen", "127.0.0.1:0", "--state-file",
+                               dir_.file("sim-state.json"), "--config",
+                               dir_.file("sim-config.json"), "--dir", dir_.path()},
+      SubprocessOptions{.log_dir = dir_.path(), .name = "sim"});
+  if (!eventually(std::chrono::seconds(60),
+                  [&] { return path_exists(dir_.file("sim-state.json")); }))
+    throw std::runtime_error("vsphere-sim did not start: " + sim_->stderr_text());
+  sim_state_ = Json::parse(read_file(dir_.file("sim-state.json")));
+}
+
+Cluster::~Cluster() {
+  for (auto& [n, a] : agents_) a->signal(SIGTERM);
+  agents_.clear();
+  coordinator_.reset();
+  sim_.reset();
+  nats_.reset();
+}
+
+std::string Cluster::sim_base_url() const {
+  std::string u = sim_state_["url"];
+  return u.substr(0, u.rfind("/sdk"));
+}
+
+std::string Cluster::flat_path(const std::string& vm) const {
+  for (const auto& v : sim_state_["vms"])
+    if (v["name"] == vm) return v["disks"][0]["flat_path"];
+  throw std::runtime_error("no VM " + vm + " in the simulator");
+}
+
+std::string Cluster::vm_id(const std::string& vm) const {
+  for (const auto& v : sim_state_["vms"])
+    if (v["name"] == vm) return v["id"];
+  throw std::runtime_error("no VM " + vm + " in the simulator");
+}
+
+void Cluster::start_coordinator() {
+  coordinator_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
+                               "--manifest-dir", dir_.file("cluster")},
+      SubprocessOptions{.log_dir = dir_.path(), .name = "coordinator"});
+  if (!eventually(std::chrono::seconds(20), [&] { return ctl({"status"}).rc == 0; }))
+    throw std::runtime_error("coordinator did not answer: " + coordinator_->stderr_text());
+}
+
+void Cluster::kill_coordinator() { coordinator_->kill(); }
+bool Cluster::coordinator_alive() { return coordinator_ && coordinator_->alive(); }
+
+std::string Cluster::volume_root(const std::string& node) const {
+  return dir_.file(node + "/volumes");
+}
+
+void Cluster::start_agent(const std::string& node, std::vector<std::string> extra) {
+  std::vector<std::string> argv = {
+      bin("agent/ferry-agent"),    "--node", node, "--nats", nats_url_, "--volume-root",
+      "local=" + volume_root(node)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  agents_[node] = std::make_unique<Subprocess>(
+      argv, SubprocessOptions{.log_dir = dir_.path(), .name = "agent-" + node});
+  if (!eventually(std::chrono::seconds(20),
+                  [&] { return ctl({"status"}).out.find(node) != std::string::npos; }))
+    throw std::runtime_error("agent " + node + " did not join: " + agents_[node]->stderr_text());
+}
+
+void Cluster::kill_agent(const std::string& node) { agents_[node]->kill(); }
+
+CtlResult Cluster::ctl(std::vector<std::string> args) {
+  static int n = 0;
+  args.insert(args.begin(), {bin("tools/ferryctl"), "--nats", nats_url_});
+  Subprocess p(args, {.log_dir = dir_.path(), .name = "ferryctl-" + std::to_string(n++)});
+  auto rc = p.wait(std::chrono::seconds(180));
+  return CtlResult{rc ? *rc : -1, p.stdout_text(), p.stderr_text()};
+}
+
+Json Cluster::get_json(const std::string& kind, const std::string& name) {
+  auto r = ctl({"get", kind, name, "-o", "json"});
+  if (r.rc != 0) return Json();
+  return Json::parse(r.out);
+}
+
+Json Cluster::sim_stats() {
+  Subprocess p({require_program("curl"), "-sk", sim_base_url() + "/ferry-sim/stats"},
+               {.log_dir = dir_.path(), .name = "curl-stats"});
+  p.wait(std::chrono::seconds(10));
+  return Json::parse(p.stdout_text());
+}
+
+std::string Cluster::write_manifests(const std::string& name, const std::vector<std::string>& vms,
+                                     const std::string& plan_extra, const std::string& thumbprint) {
+  std::string vm_list;
+  for (const auto& v : vms) vm_list += "    - name: " + v + "\n";
+  std::string y = R"(apiVersion: v1
+kind: Secret
+metadata: {name: vsphere-credentials, namespace: openshift-mtv}
+stringData:
+  user: administrator@vsphere.local
+  password: ferry-sim-pass
+  thumbprint: ")" +
+                  (thumbprint.empty() ? sim_state_["thumbprint"].get<std::string>() : thumbprint) +
+                  R"("
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: vsphere, namespace: openshift-mtv}
+spec:
+  type: vsphere
+  url: )" + sim_state_["url"].get<std::string>() +
+                  R"(
+  secret: {name: vsphere-credentials, namespace: openshift-mtv}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: host, namespace: openshift-mtv}
+spec: {type: openshift}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: NetworkMap
+metadata: {name: net, namespace: openshift-mtv}
+spec:
+  provider: {source: {name: vsphere}, destination: {name: host}}
+  map:
+    - source: {name: VM Network}
+      destination: {type: pod}
+    - source: {name: DC0_DVPG0}
+      destination: {type: multus, name: vlan-10, namespace: target}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: StorageMap
+metadata: {name: storage, namespace: openshift-mtv}
+spec:
+  provider: {source: {name: vsphere}, destination: {name: host}}
+  map:
+    - source: {name: LocalDS_0}
+      destination: {storageClass: local}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: )" +
+                  name + R"(, namespace: openshift-mtv}
+spec:
+  provider: {source: {name: vsphere}, destination: {name: host}}
+  map: {network: {name: net}, storage: {name: storage}}
+  targetNamespace: target
+)" + plan_extra + "  vms:\n" +
+                  vm_list;
+  std::string path = dir_.file("manifests-" + name + ".yaml");
+  write_file(path, y);
+  return path;
+}
+
+std::string Cluster::write_migration(const std::string& name, const std::string& plan) {
+  std::string path = dir_.file("migration-" + name + ".yaml");
+  write_file(path, "apiVersion: forklift.konveyor.io/v1beta1\nkind: Migration\nmetadata: {name: " +
+                       name + ", namespace: openshift-mtv}\nspec:\n  plan: {name: " + plan + "}\n");
+  return path;
+}
+
+std::string wait_migration(Cluster& c, const std::string& name, int seconds) {
+  std::string phase;
+  eventually(
+      std::chrono::seconds(seconds),
+      [&] {
+        Json m = c.get_json("migration", name);
+        if (m.is_null()) return false;
+        phase = m["status"].value("phase", "");
+        return phase == "Succeeded" || phase == "Failed" || phase == "Canceled";
+      },
+      std::chrono::milliseconds(250));
+  return phase == "Running" ? "" : phase;
+}
+
+}  // namespace ferry::test

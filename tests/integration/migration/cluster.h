@@ -1,0 +1,79 @@
+#pragma once
+// A whole Ferry installation on loopback for integration tests: a real
+// nats-server with JetStream, our vSphere test server (govmomi's simulator)
+// holding VMs with real disks, the coordinator and agents as processes, and
+// ferryctl to drive them. Everything lives in one TempDir and dies with the test.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace ferry::test {
+
+using Json = nlohmann::json;
+
+struct CtlResult {
+  int rc = -1;
+  std::string out, err;
+};
+
+struct SimVm {
+  std::string name;                 // final name in the inventory
+  std::string base = "DC0_H0_VM0";  // the simulator's default VM it customises
+  uint64_t disk_mib = 64;
+  uint64_t data_mib = 8;
+  std::string power_state = "poweredOn";
+  std::vector<std::string> macs;
+  std::string firmware = "bios";
+  std::string iso;
+  bool shared_extra_disk = false;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(std::vector<SimVm> vms);
+  ~Cluster();
+
+  const TempDir& dir() const { return dir_; }
+  const std::string& nats_url() const { return nats_url_; }
+  const Json& sim_state() const { return sim_state_; }
+  std::string sim_base_url() const;  // https://127.0.0.1:PORT
+  std::string flat_path(const std::string& vm) const;
+  std::string vm_id(const std::string& vm) const;
+
+  void start_coordinator();
+  void kill_coordinator();  // SIGKILL
+  bool coordinator_alive();
+  // Starts the agent of `node` with a volume root for storage class "local".
+  void start_agent(const std::string& node, std::vector<std::string> extra_args = {});
+  void kill_agent(const std::string& node);
+  std::string volume_root(const std::string& node) const;
+
+  CtlResult ctl(std::vector<std::string> args);
+  Json get_json(const std::string& kind, const std::string& name);
+  Json sim_stats();
+
+  // Writes the standard manifests (Secret, Providers, maps, Plan for `vms`) to
+  // DIR/manifests/<name>.yaml; returns the path. `plan_extra` is YAML appended
+  // under the Plan's spec (indented by two spaces).
+  std::string write_manifests(const std::string& name, const std::vector<std::string>& vms,
+                              const std::string& plan_extra = "",
+                              const std::string& thumbprint = "");
+  std::string write_migration(const std::string& name, const std::string& plan);
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Subprocess> nats_, sim_, coordinator_;
+  std::map<std::string, std::unique_ptr<Subprocess>> agents_;
+  std::string nats_url_;
+  Json sim_state_;
+};
+
+// Waits for the migration to reach a final phase; returns it ("" on timeout).
+std::string wait_migration(Cluster& c, const std::string& name, int seconds = 120);
+
+}  // namespace ferry::test

@@ -1,0 +1,168 @@
+// Cold migration from the vSphere simulator, end to end, with real processes:
+// nats-server, vsphere-sim, ferry-coordinator, ferry-agent, ferryctl.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <thread>
+
+#include "tests/integration/migration/cluster.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+Json vm_status(Cluster& c, const std::string& migration) {
+  return c.get_json("migration", migration)["status"]["vms"][0];
+}
+
+std::string yaml_value(const std::string& yaml, const std::string& key) {
+  auto p = yaml.find(key + ": ");
+  if (p == std::string::npos) return "";
+  auto e = yaml.find('\n', p);
+  return yaml.substr(p + key.size() + 2, e - p - key.size() - 2);
+}
+
+}  // namespace
+
+TEST_CASE("cold migration copies the disk byte for byte and writes the VM manifest", "[e2e]") {
+  Cluster c({{.name = "web-01", .disk_mib = 96, .data_mib = 12, .macs = {"00:50:56:aa:bb:01"}}});
+  c.start_coordinator();
+  c.start_agent("node-1");
+  auto apply = c.ctl({"apply", "-f", c.write_manifests("plan-a", {"web-01"})});
+  REQUIRE(apply.rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("mig-a", "plan-a")}).rc == 0);
+  REQUIRE(wait_migration(c, "mig-a") == "Succeeded");
+
+  Json vm = vm_status(c, "mig-a");
+  CHECK(vm["phase"] == "Completed");
+  std::string volume = vm["disks"][0]["path"];
+  CHECK(volume == c.volume_root("node-1") + "/target/web-01-disk-0.img");
+  // Byte for byte, and the holes stayed holes.
+  std::string flat = c.flat_path("web-01");
+  CHECK(file_size(volume) == file_size(flat));
+  CHECK_FALSE(first_difference(flat, volume).has_value());
+  CHECK(allocated_bytes(volume) <= allocated_bytes(flat) + (1 << 20));
+  CHECK(allocated_bytes(volume) < file_size(volume) / 2);
+  // The disk was read through the datastore /folder access, with the session cookie.
+  Json stats = c.sim_stats();
+  CHECK(stats["folder_unauthorized"] == 0);
+  CHECK(stats["folder_bytes"].get<uint64_t>() >= file_size(flat));
+  // Every step of the pipeline is accounted for.
+  std::vector<std::string> steps;
+  for (const auto& s : vm["pipeline"])
+    steps.push_back(s["name"].get<std::string>() + "=" + s["phase"].get<std::string>());
+  CHECK(steps == std::vector<std::string>{"Initialize=Completed", "DiskAllocation=Completed",
+                                          "DiskTransfer=Completed", "ImageConversion=Skipped",
+                                          "VirtualMachineCreation=Completed"});
+  // The VirtualMachine manifest: MAC, disk, firmware, power state restored.
+  std::string manifest = read_file(vm["vmManifestPath"]);
+  CHECK(manifest.find("kind: VirtualMachine") != std::string::npos);
+  CHECK(yaml_value(manifest, "macAddress") == "00:50:56:aa:bb:01");
+  CHECK(yaml_value(manifest, "claimName") == "web-01-disk-0");
+  CHECK(yaml_value(manifest, "running") == "true");  // the source was powered on
+  CHECK(manifest.find("bios") != std::string::npos);
+  CHECK(manifest.find("networkName: target/vlan-10") != std::string::npos);
+  // The source stays powered off after a cold migration (as MTV leaves it).
+  auto vms = c.ctl({"get", "vms", "--provider", "vsphere", "--refresh"});
+  CHECK(vms.out.find("web-01") != std::string::npos);
+  CHECK(vms.out.find(" Off ") != std::string::npos);
+  // describe shows the pipeline, the data copied and the manifest.
+  auto d = c.ctl({"describe", "plan", "plan-a"});
+  CHECK(d.rc == 0);
+  CHECK(d.out.find("DiskTransfer") != std::string::npos);
+  CHECK(d.out.find("96/96 MB") != std::string::npos);
+  CHECK(d.out.find("Succeeded") != std::string::npos);
+
+  SECTION("a second Migration of the same Plan migrates only what is not done") {
+    REQUIRE(c.ctl({"apply", "-f", c.write_migration("mig-b", "plan-a")}).rc == 0);
+    REQUIRE(wait_migration(c, "mig-b") == "Succeeded");
+    CHECK(c.get_json("migration", "mig-b")["status"]["vms"].empty());
+  }
+}
+
+TEST_CASE("an EFI VM that was powered off stays off on the target", "[e2e]") {
+  Cluster c({{.name = "db-01",
+              .disk_mib = 32,
+              .data_mib = 2,
+              .power_state = "poweredOff",
+              .firmware = "efi"}});
+  c.start_coordinator();
+  c.start_agent("node-1");
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"db-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(wait_migration(c, "m") == "Succeeded");
+  std::string manifest = read_file(vm_status(c, "m")["vmManifestPath"]);
+  CHECK(yaml_value(manifest, "running") == "false");
+  CHECK(manifest.find("efi") != std::string::npos);
+  CHECK_FALSE(
+      first_difference(c.flat_path("db-01"), vm_status(c, "m")["disks"][0]["path"]).has_value());
+}
+
+TEST_CASE("cancel stops a VM's transfer and removes its partial volume", "[e2e]") {
+  Cluster c({{.name = "big-01", .disk_mib = 128, .data_mib = 16}});
+  c.start_coordinator();
+  // 4 MiB/s: the copy takes ~30 s, long enough to cancel in the middle.
+  c.start_agent("node-1", {"--bandwidth", std::to_string(4 << 20)});
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"big-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  std::string volume = c.volume_root("node-1") + "/target/big-01-disk-0.img";
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json vm = vm_status(c, "m");
+        return vm["disks"].size() == 1 && vm["disks"][0].value("bytesDone", 0) > 0 &&
+               path_exists(volume);
+      },
+      200ms));
+
+  SECTION("a second Migration is refused while the first runs, and changes nothing") {
+    auto r = c.ctl({"apply", "-f", c.write_migration("m2", "p")});
+    CHECK(r.rc != 0);
+    CHECK(r.err.find("Migration openshift-mtv/m2: spec.plan: Plan openshift-mtv/p is already being "
+                     "run by Migration openshift-mtv/m") != std::string::npos);
+    CHECK(c.ctl({"get", "migration", "m2"}).rc != 0);
+  }
+
+  auto r = c.ctl({"cancel", "migration", "m", "--vm", "big-01"});
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("big-01 canceled") != std::string::npos);
+  REQUIRE(wait_migration(c, "m", 30) == "Canceled");
+  // The agent stops and deletes the partial volume and its checkpoint.
+  CHECK(eventually(
+      10s, [&] { return !path_exists(volume) && !path_exists(volume + ".ferry-checkpoint"); }));
+  Json vm = vm_status(c, "m");
+  CHECK(vm["phase"] == "Canceled");
+  CHECK(vm["disks"][0]["state"] == "Canceled");
+  // The source VM, powered off for the cold copy, is powered on again.
+  CHECK(eventually(
+      20s,
+      [&] {
+        auto st = c.ctl({"get", "vms", "--provider", "vsphere", "--refresh", "-o", "json"});
+        return st.rc == 0 &&
+               Json::parse(st.out)["items"][0]["inventory"]["vms"][0]["powerState"] == "On";
+      },
+      500ms));
+}
+
+TEST_CASE("a coordinator killed mid-transfer is restarted and the migration completes", "[e2e]") {
+  Cluster c({{.name = "app-01", .disk_mib = 96, .data_mib = 16}});
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"app-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json vm = vm_status(c, "m");
+        return vm["disks"].size() == 1 && vm["disks"][0].value("bytesDone", 0) > (8 << 20);
+      },
+      200ms));
+  c.kill_coordinator();
+  std::this_thread::sleep_for(
+      2s);  // the agent keeps copying and then queues its result in JetStream
+  c.start_coordinator();
+  REQUIRE(wait_migration(c, "m", 120) == "Succeeded");
+  Json vm = vm_status(c, "m");
+  CHECK_FALSE(first_difference(c.flat_path("app-01"), vm["disks"][0]["path"]).has_value());
+}

@@ -1,0 +1,152 @@
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "coordinator/providers/vsphere/vsphere_provider.h"
+#include "coordinator/validation/plan_validation.h"
+
+using namespace ferry::coordinator;
+using ferry::model::Json;
+using ferry::model::Resource;
+using ferry::model::ResourceKey;
+
+namespace {
+
+struct World {
+  std::map<ResourceKey, Resource> res;
+  Json inv;
+  validation::Context ctx;
+  World() {
+    auto add = [&](const std::string& kind, const std::string& name, Json spec) {
+      Resource r{{{"apiVersion", "forklift.konveyor.io/v1beta1"},
+                  {"kind", kind},
+                  {"metadata", {{"name", name}, {"namespace", "ns"}}},
+                  {"spec", spec}}};
+      res[r.key()] = r;
+    };
+    add("Provider", "vs", {{"type", "vsphere"}});
+    add("Provider", "host", {{"type", "openshift"}});
+    add("NetworkMap", "net",
+        {{"map",
+          {{{"source", {{"name", "VM Network"}}}, {"destination", {{"type", "pod"}}}},
+           {{"source", {{"id", "dvpg-1"}}}, {"destination", {{"type", "pod"}}}}}}});
+    add("StorageMap", "sto",
+        {{"map", {{{"source", {{"id", "ds-1"}}}, {"destination", {{"storageClass", "local"}}}}}}});
+    auto vm = [](std::string id, std::string name, std::string mac, std::string net_id) {
+      return Json{
+          {"id", id},
+          {"name", name},
+          {"disks",
+           {{{"file", "[ds1] x.vmdk"},
+             {"capacity", 1024},
+             {"datastore", {{"id", "ds-1"}, {"name", "ds1"}}}}}},
+          {"nics",
+           {{{"mac", mac},
+             {"network", {{"id", net_id}, {"name", net_id == "net-1" ? "VM Network" : net_id}}}}}},
+          {"cdroms", Json::array()}};
+    };
+    inv = {{"networks",
+            {{{"id", "net-1"}, {"name", "VM Network"}}, {{"id", "dvpg-1"}, {"name", "DVPG"}}}},
+           {"datastores", {{{"id", "ds-1"}, {"name", "ds1"}}}},
+           {"vms",
+            {vm("vm-1", "web-01", "00:50:56:00:00:01", "net-1"),
+             vm("vm-2", "Web_02", "00:50:56:00:00:02", "net-1"),
+             vm("vm-3", "db-01", "00:50:56:00:00:01", "net-1"),
+             vm("vm-4", "two-nics", "00:50:56:00:00:04", "net-1"),
+             vm("vm-5", "odd-net", "00:50:56:00:00:05", "net-9")}}};
+    inv["vms"][3]["nics"].push_back(
+        {{"mac", "00:50:56:00:00:14"}, {"network", {{"id", "dvpg-1"}, {"name", "DVPG"}}}});
+    inv["vms"][0]["cdroms"].push_back({{"iso", "[ds1] a.iso"}, {"connected", false}});
+    ctx.find = [this](const ResourceKey& k) -> const Resource* {
+      auto it = res.find(k);
+      return it == res.end() ? nullptr : &it->second;
+    };
+    ctx.inventory = [this](const ResourceKey& k) -> const Json* {
+      return k.name == "vs" ? &inv : nullptr;
+    };
+  }
+  validation::Result check(Json vms, Json extra = Json::object()) {
+    Json spec = {{"provider", {{"source", {{"name", "vs"}}}, {"destination", {{"name", "host"}}}}},
+                 {"map", {{"network", {{"name", "net"}}}, {"storage", {{"name", "sto"}}}}},
+                 {"targetNamespace", "t"},
+                 {"vms", vms}};
+    spec.update(extra);
+    Resource plan{
+        {{"kind", "Plan"}, {"metadata", {{"name", "p"}, {"namespace", "ns"}}}, {"spec", spec}}};
+    return validation::validate_plan(plan, ctx);
+  }
+};
+
+std::set<std::string> types(const validation::Result& r) {
+  std::set<std::string> s;
+  for (const auto& c : r.conditions) s.insert(c.type);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a good plan is Ready and resolves its VMs") {
+  World w;
+  auto r = w.check({{{"name", "web-01"}}});
+  CHECK(r.ready());
+  REQUIRE(r.vms.size() == 1);
+  CHECK(r.vms[0].target_name == "web-01");
+  CHECK(r.conditions_json().back()["type"] == "Ready");
+}
+
+TEST_CASE("plan conditions use Forklift's names and name the field") {
+  World w;
+  CHECK(types(w.check({{{"id", "vm-404"}}})) == std::set<std::string>{"VMNotFound"});
+  CHECK(types(w.check({{{"id", "vm-1"}}, {{"name", "web-01"}}})) ==
+        std::set<std::string>{"DuplicateVM"});
+  CHECK(types(w.check({{{"id", "vm-1"}}, {{"id", "vm-3"}}})) ==
+        std::set<std::string>{"MacConflicts"});
+  CHECK(types(w.check({{{"id", "vm-4"}}})) ==
+        std::set<std::string>{"VMMultiplePodNetworkMappings"});
+  CHECK(types(w.check({{{"id", "vm-5"}}})) == std::set<std::string>{"VMNetworksNotMapped"});
+  auto renamed = w.check({{{"id", "vm-2"}}});
+  CHECK(renamed.ready());
+  CHECK(types(renamed) == std::set<std::string>{"TargetNameNotValid"});
+  CHECK(renamed.vms[0].target_name == "web-02");
+  auto missing =
+      w.check({{{"id", "vm-1"}}},
+              {{"map", {{"network", {{"name", "gone"}}}, {"storage", {{"name", "sto"}}}}}});
+  CHECK(missing.summary() ==
+        "NetworkMapRefNotValid: Plan ns/p: spec.map.network: NetworkMap ns/gone not found");
+  CHECK(types(w.check({{{"id", "vm-1"}}}, {{"warm", true}})).count("WarmMigrationNotSupported"));
+  CHECK(types(w.check({{{"id", "vm-1"}}}, {{"transferNetwork", {{"name", "x"}}}}))
+            .count("TransferNetworkNotValid"));
+  w.ctx.existing_target_vms.insert("t/web-01");
+  CHECK(types(w.check({{{"id", "vm-1"}}})) == std::set<std::string>{"VMAlreadyExists"});
+}
+
+TEST_CASE("VM concerns: shared disks, connected ISOs, storage not mapped, already migrated VMs") {
+  World w;
+  w.inv["vms"][0]["disks"][0]["shared"] = true;
+  w.inv["vms"][0]["cdroms"][0]["connected"] = true;
+  w.inv["vms"][0]["disks"].push_back({{"file", "[ds9] y.vmdk"},
+                                      {"capacity", 1},
+                                      {"datastore", {{"id", "ds-9"}, {"name", "ds9"}}}});
+  auto r = w.check({{{"id", "vm-1"}}});
+  CHECK(types(r) ==
+        std::set<std::string>{"SharedDisks", "VMCriticalConcerns", "VMStorageNotMapped"});
+  CHECK(r.summary().find("spec.vms[0]: VM \"web-01\" has ISO [ds1] a.iso mounted") !=
+        std::string::npos);
+  w.ctx.completed_vm_ids.insert("vm-1");
+  CHECK(w.check({{{"id", "vm-1"}}}).ready());
+}
+
+TEST_CASE("VMDK descriptors and datastore paths") {
+  using namespace vsphere;
+  auto e = parse_descriptor_extents(
+      "# Disk DescriptorFile\nversion=1\nRW 204800 FLAT \"web-flat.vmdk\" 0\nddb.adapterType = "
+      "\"lsilogic\"\n");
+  REQUIRE(e.ok());
+  CHECK(*e == std::vector<std::string>{"web-flat.vmdk"});
+  CHECK(parse_descriptor_extents("RW 100 SPARSE \"x-s001.vmdk\"\n")
+            .error()
+            .message.find("needs VDDK") != std::string::npos);
+  CHECK_FALSE(parse_descriptor_extents("KDMV\x01").ok());
+  CHECK(split_datastore_path("[LocalDS_0] dir/a b.vmdk") ==
+        std::pair<std::string, std::string>{"LocalDS_0", "dir/a b.vmdk"});
+}
