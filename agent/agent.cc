@@ -31,8 +31,22 @@ Agent::Agent(AgentOptions opts) : opts_(std::move(opts)) {}
 
 Agent::~Agent() {
   stop();
-  for (auto& t : workers_)
+  for (auto& [id, t] : workers_)
     if (t.joinable()) t.join();
+}
+
+void Agent::join_finished() {
+  std::vector<uint64_t> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done.swap(finished_);
+  }
+  for (uint64_t id : done) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) continue;
+    it->second.join();
+    workers_.erase(it);
+  }
 }
 
 void Agent::stop() {
@@ -95,7 +109,7 @@ Status Agent::run() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, r] : running_) r->cancel = true;
   }
-  for (auto& t : workers_)
+  for (auto& [id, t] : workers_)
     if (t.joinable()) t.join();
   workers_.clear();
   return {};
@@ -182,7 +196,9 @@ void Agent::fetch_loop() {
         std::lock_guard<std::mutex> lock(mu_);
         running_[task.task_id()] = running;
       }
-      workers_.emplace_back([this, msg, task] { run_task(msg, task); });
+      uint64_t worker = next_worker_++;
+      workers_.emplace(worker,
+                       std::thread([this, msg, task, worker] { run_task(msg, task, worker); }));
     }
   }
 }
@@ -210,7 +226,8 @@ void Agent::publish_result(const ferry::v1::TaskResult& r) {
   }
 }
 
-void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task) {
+void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task,
+                     uint64_t worker) {
   std::shared_ptr<Running> running;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -229,6 +246,7 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
     }
     std::lock_guard<std::mutex> lock(mu_);
     running_.erase(task.task_id());
+    finished_.push_back(worker);
     cv_.notify_all();
   };
   auto fail = [&](const Error& e) {

@@ -51,7 +51,7 @@ class Agent {
   };
   void fetch_loop();
   void heartbeat_loop();
-  void run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task);
+  void run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task, uint64_t worker);
   void publish_result(const ferry::v1::TaskResult& r);
   void on_cancel(const std::string& data);
   static void remove_volume(const std::string& path);
@@ -64,7 +64,10 @@ class Agent {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Running>> running_;
-  std::vector<std::thread> workers_;
+  std::map<uint64_t, std::thread> workers_;  // joined by the fetch thread once finished
+  std::vector<uint64_t> finished_;
+  uint64_t next_worker_ = 0;
+  void join_finished();
   int64_t started_at_ = 0;
 };
 

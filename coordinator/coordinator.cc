@@ -113,8 +113,8 @@ Status Coordinator::run() {
         if (!slot) continue;
         loop_.run_blocking<Result<Inventory>>(
             [slot] {
-              std::lock_guard<std::mutex> lock(slot->mu);
-              return slot->provider->load_inventory();
+              return slot->with<Result<Inventory>>(
+                  [](SourceProvider& p) { return p.load_inventory(); });
             },
             [this, k = k](Result<Inventory> inv) {
               if (!inv.ok()) {
@@ -246,8 +246,7 @@ Json Coordinator::secret_for(const Resource& provider) const {
   return s ? s->doc : Json();
 }
 
-std::shared_ptr<Coordinator::ProviderSlot> Coordinator::provider_slot(const ResourceKey& pk,
-                                                                      Error* err) {
+std::shared_ptr<ProviderPool> Coordinator::provider_slot(const ResourceKey& pk, Error* err) {
   auto it = providers_.find(pk);
   if (it != providers_.end()) return it->second;
   const Resource* p = find(pk);
@@ -255,15 +254,18 @@ std::shared_ptr<Coordinator::ProviderSlot> Coordinator::provider_slot(const Reso
     *err = Error(ErrorCode::kNotFound, pk.to_string() + " not found");
     return nullptr;
   }
-  auto prov = make_provider(*p, secret_for(*p));
-  if (!prov.ok()) {
-    *err = prov.error();
+  // Checked once here so a bad spec fails now, not inside a worker.
+  auto probe = make_provider(*p, secret_for(*p));
+  if (!probe.ok()) {
+    *err = probe.error();
     return nullptr;
   }
-  auto slot = std::make_shared<ProviderSlot>();
-  slot->provider = std::move(*prov);
-  providers_[pk] = slot;
-  return slot;
+  Resource copy = *p;
+  Json secret = secret_for(*p);
+  auto pool = std::make_shared<ProviderPool>([copy, secret] { return make_provider(copy, secret); },
+                                             opts_.sessions_per_provider);
+  providers_[pk] = pool;
+  return pool;
 }
 
 std::string Coordinator::host_address(const ResourceKey& pk, const std::string& host_id) const {
@@ -565,7 +567,7 @@ void Coordinator::api_inventory(const Json& req, Reply reply) {
   if (!req.value("refresh", false)) return answer();
   // Reload the matching providers' inventories from the source first.
   auto left = std::make_shared<int>(0);
-  std::vector<std::pair<ResourceKey, std::shared_ptr<ProviderSlot>>> slots;
+  std::vector<std::pair<ResourceKey, std::shared_ptr<ProviderPool>>> slots;
   for (const auto& [k, inv] : inventories_) {
     if ((!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name)) continue;
     Error err;
@@ -576,8 +578,8 @@ void Coordinator::api_inventory(const Json& req, Reply reply) {
   for (auto& [k, slot] : slots)
     loop_.run_blocking<Result<Inventory>>(
         [slot = slot] {
-          std::lock_guard<std::mutex> lock(slot->mu);
-          return slot->provider->load_inventory();
+          return slot->with<Result<Inventory>>(
+              [](SourceProvider& p) { return p.load_inventory(); });
         },
         [this, k = k, left, answer](Result<Inventory> inv) {
           if (inv.ok()) {
@@ -952,8 +954,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
     if (auto slot = provider_slot(pk, &err))
       loop_.run_blocking<Status>(
           [slot, vm_id] {
-            std::lock_guard<std::mutex> lock(slot->mu);
-            return slot->provider->power_on(vm_id);
+            return slot->with<Status>([&](SourceProvider& p) { return p.power_on(vm_id); });
           },
           [vm_id](Status s) {
             if (!s.ok())
@@ -1055,18 +1056,15 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                                                    std::function<void(Json&)> then) {
     if (inflight_.count(mkey.to_string() + vm_id)) return;  // already waiting for this phase's call
     inflight_.insert(mkey.to_string() + vm_id);
-    loop_.run_blocking<Status>(
-        [slot, call] {
-          std::lock_guard<std::mutex> lock(slot->mu);
-          return call(*slot->provider);
-        },
-        [this, mkey, vm_id, phase, then](Status s) {
-          inflight_.erase(mkey.to_string() + vm_id);
-          Json* v = vm_status(mkey, vm_id);
-          if (!v || v->value("phase", "") != migration::phase_name(phase)) return;
-          if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
-          then(*v);
-        });
+    loop_.run_blocking<Status>([slot, call] { return slot->with<Status>(call); },
+                               [this, mkey, vm_id, phase, then](Status s) {
+                                 inflight_.erase(mkey.to_string() + vm_id);
+                                 Json* v = vm_status(mkey, vm_id);
+                                 if (!v || v->value("phase", "") != migration::phase_name(phase))
+                                   return;
+                                 if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
+                                 then(*v);
+                               });
   };
   switch (phase) {
     case Phase::kStarted:
@@ -1199,8 +1197,8 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         std::string task_id = d.value("taskId", "");
         loop_.run_blocking<Status>(
             [slot, vmrec, disk_inv, haddr, task] {
-              std::lock_guard<std::mutex> lock(slot->mu);
-              return slot->provider->disk_source(vmrec, disk_inv, haddr, *task);
+              return slot->with<Status>(
+                  [&](SourceProvider& p) { return p.disk_source(vmrec, disk_inv, haddr, *task); });
             },
             [this, mkey, vm_id, task, task_id](Status s) {
               Json* v = vm_status(mkey, vm_id);

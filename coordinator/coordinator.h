@@ -7,7 +7,7 @@
 //
 // Threads: one UvEventLoop thread owns every member below; cnats callbacks and
 // the results-fetch thread post to it; provider calls (blocking network I/O)
-// run on the loop's worker pool, serialised per provider.
+// run on the loop's worker pool, over a pool of sessions per provider.
 #include <atomic>
 #include <deque>
 #include <map>
@@ -22,6 +22,7 @@
 #include "common/model/resource.h"
 #include "coordinator/migration/pipeline.h"
 #include "coordinator/providers/provider.h"
+#include "coordinator/providers/provider_pool.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "ferry/v1/agent.pb.h"
 
@@ -36,6 +37,7 @@ struct CoordinatorOptions {
   int per_host_transfers = 10;  // ESXi NFC limit
   int max_vms_in_flight = 20;   // per migration
   int inventory_refresh_seconds = 300;
+  int sessions_per_provider = 8;  // parallel SOAP sessions per source
 };
 
 class Coordinator {
@@ -47,10 +49,6 @@ class Coordinator {
   void stop();
 
  private:
-  struct ProviderSlot {
-    std::mutex mu;  // provider calls are serialised
-    std::unique_ptr<SourceProvider> provider;
-  };
   struct AgentInfo {
     ferry::v1::AgentHeartbeat hb;
     double last_seen = 0;
@@ -98,7 +96,7 @@ class Coordinator {
 
   // Lookups.
   const Resource* find(const ResourceKey& k) const;
-  std::shared_ptr<ProviderSlot> provider_slot(const ResourceKey& provider_key, Error* err);
+  std::shared_ptr<ProviderPool> provider_slot(const ResourceKey& provider_key, Error* err);
   model::Json secret_for(const Resource& provider) const;
   std::string host_address(const ResourceKey& provider_key, const std::string& host_id) const;
   std::set<std::string> transfer_networks() const;
@@ -115,7 +113,7 @@ class Coordinator {
   std::map<ResourceKey, Resource> resources_;
   std::map<ResourceKey, model::Json> status_;
   std::map<ResourceKey, model::Json> inventories_;  // by Provider key
-  std::map<ResourceKey, std::shared_ptr<ProviderSlot>> providers_;
+  std::map<ResourceKey, std::shared_ptr<ProviderPool>> providers_;
   std::map<std::string, AgentInfo> agents_;
   std::map<std::string, TaskRef> tasks_;
   std::deque<std::string> task_queue_;  // task ids waiting for a slot

@@ -166,3 +166,25 @@ TEST_CASE("a coordinator killed mid-transfer is restarted and the migration comp
   Json vm = vm_status(c, "m");
   CHECK_FALSE(first_difference(c.flat_path("app-01"), vm["disks"][0]["path"]).has_value());
 }
+
+TEST_CASE("a plan's transferNetwork makes the agent pull disks from that network's address",
+          "[e2e]") {
+  Cluster c({{.name = "net-01", .disk_mib = 48, .data_mib = 4}});
+  c.start_coordinator();
+  // This node reaches the source over "migration" from 127.0.0.2; its default route is 127.0.0.1.
+  c.start_agent("node-1", {"--network", "migration=127.0.0.2"});
+  REQUIRE(
+      c.ctl({"apply", "-f",
+             c.write_manifests("p", {"net-01"},
+                               "  transferNetwork: {name: migration, namespace: openshift-mtv}\n")})
+          .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(wait_migration(c, "m") == "Succeeded");
+  Json by_remote = c.sim_stats()["folder_bytes_by_remote"];
+  uint64_t disk = file_size(c.flat_path("net-01"));
+  CHECK(by_remote.value("127.0.0.2", uint64_t{0}) >= disk);
+  // Only the coordinator's small descriptor read came from the default address.
+  CHECK(by_remote.value("127.0.0.1", uint64_t{0}) < 64 * 1024);
+  CHECK_FALSE(
+      first_difference(c.flat_path("net-01"), vm_status(c, "m")["disks"][0]["path"]).has_value());
+}
