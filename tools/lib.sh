@@ -5,13 +5,20 @@
 FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FERRY_BUILD=${FERRY_BUILD:-$FERRY_ROOT/build}
 
+# ferry_build [--target T ...] [cmake -D options...]: install-deps, configure, build.
 ferry_build() {
+  local targets=() defs=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --target) targets+=(--target "$2"); shift 2 ;;
+      *) defs+=("$1"); shift ;;
+    esac
+  done
   "$FERRY_ROOT/tools/install-deps"
-  cmake -S "$FERRY_ROOT" -B "$FERRY_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$FERRY_BUILD.cmake.log" 2>&1 ||
+  cmake -S "$FERRY_ROOT" -B "$FERRY_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${defs[@]}" >"$FERRY_BUILD.cmake.log" 2>&1 ||
     { cat "$FERRY_BUILD.cmake.log" >&2; return 1; }
-  cmake --build "$FERRY_BUILD" -j"$(nproc)" >"$FERRY_BUILD.build.log" 2>&1 ||
+  cmake --build "$FERRY_BUILD" -j"$(nproc)" "${targets[@]}" >"$FERRY_BUILD.build.log" 2>&1 ||
     { grep -E "error|Error" "$FERRY_BUILD.build.log" | head -40 >&2; return 1; }
-  "$FERRY_ROOT/tools/build-vsphere-sim" "$FERRY_BUILD/sim" >/dev/null
 }
 
 # Waits until a file exists (up to $2 seconds).
