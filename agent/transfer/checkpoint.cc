@@ -35,8 +35,8 @@ Error io_error(const std::string& what, const std::string& path) {
 }  // namespace
 
 std::string encode_checkpoint(const Checkpoint& cp) {
-  std::string out = std::string(kMagic) + "\nsource " + cp.source + "\nsize " +
-                    std::to_string(cp.size) + "\n";
+  std::string out =
+      std::string(kMagic) + "\nsource " + cp.source + "\nsize " + std::to_string(cp.size) + "\n";
   for (const auto& r : cp.done)
     out += "done " + std::to_string(r.offset) + " " + std::to_string(r.length) + "\n";
   out += "end\n";
@@ -49,7 +49,8 @@ Result<Checkpoint> decode_checkpoint(const std::string& text) {
   };
   std::istringstream in(text);
   std::string line;
-  if (!std::getline(in, line) || line != kMagic) return bad("missing '" + std::string(kMagic) + "'");
+  if (!std::getline(in, line) || line != kMagic)
+    return bad("missing '" + std::string(kMagic) + "'");
   Checkpoint cp;
   bool have_source = false, have_size = false, have_end = false;
   std::vector<ByteRange> done;
@@ -61,7 +62,8 @@ Result<Checkpoint> decode_checkpoint(const std::string& text) {
       cp.source = line.substr(7);
       have_source = true;
     } else if (line.rfind("size ", 0) == 0) {
-      if (!parse_u64(line.substr(5), &cp.size)) return bad("bad size at line " + std::to_string(lineno));
+      if (!parse_u64(line.substr(5), &cp.size))
+        return bad("bad size at line " + std::to_string(lineno));
       have_size = true;
     } else if (line.rfind("done ", 0) == 0) {
       std::string rest = line.substr(5);

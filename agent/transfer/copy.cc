@@ -76,8 +76,8 @@ struct CopyState {
 
   std::mutex mu;
   std::condition_variable cv;
-  std::optional<Error> error;       // first failure
-  std::vector<ByteRange> written;   // written since the last checkpoint sync
+  std::optional<Error> error;      // first failure
+  std::vector<ByteRange> written;  // written since the last checkpoint sync
   int workers_running = 0;
 
   bool canceled() const { return opts.cancel && opts.cancel->load(std::memory_order_relaxed); }
@@ -192,6 +192,8 @@ void run_worker(CopyState& s, int index) {
 
   auto take_buffer = [&]() -> char* {
     if (free_bufs.empty()) {
+      // No MADV_HUGEPAGE: with THP defrag=madvise the first touch may stall
+      // in compaction; measured no better (docs/performance.md).
       char* p = static_cast<char*>(std::aligned_alloc(4096, s.request_size));
       if (!p) return nullptr;
       buffers.emplace_back(p);
@@ -212,8 +214,9 @@ void run_worker(CopyState& s, int index) {
         item = *paced;
         paced.reset();
       } else {
-        auto it = std::min_element(retries.begin(), retries.end(),
-                                   [](const Pending& a, const Pending& b) { return a.due < b.due; });
+        auto it =
+            std::min_element(retries.begin(), retries.end(),
+                             [](const Pending& a, const Pending& b) { return a.due < b.due; });
         if (it != retries.end() && it->due <= now) {
           item = *it;
           retries.erase(it);
@@ -294,8 +297,8 @@ void run_worker(CopyState& s, int index) {
         if (s.stop || s.canceled()) break;
         Status st = reader->reconnect();
         if (st.ok()) {
-          logger().info("reconnected to source", {{"source", s.info.identity},
-                                                  {"worker", std::to_string(index)}});
+          logger().info("reconnected to source",
+                        {{"source", s.info.identity}, {"worker", std::to_string(index)}});
           break;
         }
         if (attempt >= s.opts.max_retries) {
@@ -433,8 +436,8 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
   if (loaded.found) {
     // A checkpoint only means something together with the target it describes.
     struct stat st;
-    if (::stat(target_path.c_str(), &st) != 0 || (S_ISREG(st.st_mode) &&
-                                                  static_cast<uint64_t>(st.st_size) != size))
+    if (::stat(target_path.c_str(), &st) != 0 ||
+        (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != size))
       return Error(ErrorCode::kFailedPrecondition,
                    "checkpoint " + opts.checkpoint_path + " exists but target " + target_path +
                        " is missing or has the wrong size; remove the checkpoint to start over");
@@ -451,9 +454,9 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
     request_size = info.max_request / 4096 * 4096;
     if (opts.verify) request_size = request_size / kDigestBlock * kDigestBlock;
     if (request_size == 0)
-      return Error(ErrorCode::kFailedPrecondition,
-                   "source " + info.identity + " accepts only " +
-                       std::to_string(info.max_request) + "-byte requests");
+      return Error(ErrorCode::kFailedPrecondition, "source " + info.identity + " accepts only " +
+                                                       std::to_string(info.max_request) +
+                                                       "-byte requests");
   }
 
   // Extent map of a set of ranges, aligned for the digest in verify mode.
@@ -533,14 +536,15 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
   if (s.chunks.empty()) workers = 0;
   s.buffers_per_worker = static_cast<size_t>(std::max<uint64_t>(
       1, opts.max_in_flight_bytes / (static_cast<uint64_t>(std::max(workers, 1)) * request_size)));
-  logger().info("copy starting",
-                {{"source", info.identity},
-                 {"target", target_path},
-                 {"size", std::to_string(size)},
-                 {"data_chunks", std::to_string(s.chunks.size())},
-                 {"resumed_bytes", std::to_string(stats.bytes_skipped_resumed)},
-                 {"workers", std::to_string(workers)},
-                 {"requests", std::to_string(std::min<size_t>(info.parallel, s.buffers_per_worker))}});
+  logger().info(
+      "copy starting",
+      {{"source", info.identity},
+       {"target", target_path},
+       {"size", std::to_string(size)},
+       {"data_chunks", std::to_string(s.chunks.size())},
+       {"resumed_bytes", std::to_string(stats.bytes_skipped_resumed)},
+       {"workers", std::to_string(workers)},
+       {"requests", std::to_string(std::min<size_t>(info.parallel, s.buffers_per_worker))}});
 
   // Durable ranges: what the checkpoint file may claim.
   std::vector<ByteRange> durable = loaded.cp.done;
@@ -621,9 +625,7 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
   stats.bytes_read = s.bytes_read;
   stats.bytes_written = s.bytes_written;
   stats.bytes_zero = s.bytes_zero;
-  auto finish = [&] {
-    stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  };
+  auto finish = [&] { stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count(); };
 
   if (s.error) {
     // Keep what is durable for a later resume; the copy error is what matters.

@@ -22,9 +22,11 @@ struct ByteRange {
 struct SourceSpec {
   // nbd://host:port[/export], nbd+unix:///export?socket=PATH, http(s)://..., or a local file path.
   std::string uri;
-  std::vector<std::string> http_headers;  // e.g. "Cookie: vmware_soap_session=..." (values never logged)
-  std::string tls_sha1_thumbprint;        // "AA:BB:.." pins the server cert's SHA-1 (https), case-insensitive
-  bool insecure_skip_verify = false;      // https without verification
+  std::vector<std::string>
+      http_headers;  // e.g. "Cookie: vmware_soap_session=..." (values never logged)
+  std::string
+      tls_sha1_thumbprint;  // "AA:BB:.." pins the server cert's SHA-1 (https), case-insensitive
+  bool insecure_skip_verify = false;  // https without verification
   // Local address/interface for source connections: CURLOPT_INTERFACE for http(s);
   // for nbd:// (TCP) the socket is bound before connect. Unsupported for unix sockets.
   std::string bind_address;
@@ -38,25 +40,26 @@ struct Progress {
 };
 
 struct CopyOptions {
-  int connections = 4;  // parallel source connections (NBD only with multi-conn; HTTP: parallel GETs)
-  int requests = 16;    // requests in flight per connection (NBD async)
+  int connections =
+      4;              // parallel source connections (NBD only with multi-conn; HTTP: parallel GETs)
+  int requests = 16;  // requests in flight per connection (NBD async)
   uint64_t block_size = 4 << 20;
   uint64_t bandwidth = 0;  // bytes/s cap, 0 = none
   uint64_t max_in_flight_bytes = 256 << 20;
-  bool verify = false;          // end-to-end digest check
-  std::string checkpoint_path;  // "" = no resume
+  bool verify = false;            // end-to-end digest check
+  std::string checkpoint_path;    // "" = no resume
   std::vector<ByteRange> ranges;  // empty = whole disk
   // Called at least once per second and at the end, from an engine thread.
   std::function<void(const Progress&)> on_progress;
   const std::atomic<bool>* cancel = nullptr;  // set true -> copy returns kCanceled within ~1 s
-  int max_retries = 5;  // per range, transient errors, exponential backoff
+  int max_retries = 5;                        // per range, transient errors, exponential backoff
 };
 
 struct CopyStats {
-  uint64_t size = 0;           // virtual size of the source
-  uint64_t bytes_read = 0;     // bytes read from the source
-  uint64_t bytes_written = 0;  // data bytes written to the target
-  uint64_t bytes_zero = 0;     // holes and all-zero blocks (not written)
+  uint64_t size = 0;                   // virtual size of the source
+  uint64_t bytes_read = 0;             // bytes read from the source
+  uint64_t bytes_written = 0;          // data bytes written to the target
+  uint64_t bytes_zero = 0;             // holes and all-zero blocks (not written)
   uint64_t bytes_skipped_resumed = 0;  // already durable according to the checkpoint
   double seconds = 0;
   std::string digest;  // hex XXH3-128 scheme of README.md, empty unless verify

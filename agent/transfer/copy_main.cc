@@ -45,11 +45,16 @@ bool parse_size(const std::string& s, uint64_t* out) {
   if (errno || end == s.c_str()) return false;
   uint64_t mul = 1;
   std::string suf(end);
-  if (suf == "K" || suf == "k" || suf == "KiB") mul = 1ULL << 10;
-  else if (suf == "M" || suf == "MiB") mul = 1ULL << 20;
-  else if (suf == "G" || suf == "GiB") mul = 1ULL << 30;
-  else if (suf == "T" || suf == "TiB") mul = 1ULL << 40;
-  else if (!suf.empty()) return false;
+  if (suf == "K" || suf == "k" || suf == "KiB")
+    mul = 1ULL << 10;
+  else if (suf == "M" || suf == "MiB")
+    mul = 1ULL << 20;
+  else if (suf == "G" || suf == "GiB")
+    mul = 1ULL << 30;
+  else if (suf == "T" || suf == "TiB")
+    mul = 1ULL << 40;
+  else if (!suf.empty())
+    return false;
   *out = v * mul;
   return true;
 }
@@ -152,8 +157,7 @@ int copy_main(int argc, char** argv) {
                                  : 100.0;
       std::fprintf(stderr, "progress %llu/%llu bytes (%.1f%%) %.1f MB/s\n",
                    static_cast<unsigned long long>(p.bytes_done),
-                   static_cast<unsigned long long>(p.bytes_total), pct,
-                   p.bytes_per_second / 1e6);
+                   static_cast<unsigned long long>(p.bytes_total), pct, p.bytes_per_second / 1e6);
     };
   }
   auto r = copy_disk(src, target, opts);

@@ -119,7 +119,8 @@ class FileSource : public Source {
 
   Result<std::unique_ptr<SourceReader>> new_reader() override {
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Error(ErrorCode::kIo, "opening source " + path_ + ": " + std::strerror(errno));
+    if (fd < 0)
+      return Error(ErrorCode::kIo, "opening source " + path_ + ": " + std::strerror(errno));
     return std::unique_ptr<SourceReader>(new FileReader(fd));
   }
 

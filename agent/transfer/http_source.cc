@@ -38,7 +38,8 @@ std::string normalize_thumbprint(const std::string& t) {
 int verify_thumbprint(int, X509_STORE_CTX* x) noexcept {
   if (X509_STORE_CTX_get_error_depth(x) > 0) return 1;
   X509* cert = X509_STORE_CTX_get_current_cert(x);
-  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx()));
   if (!cert || !ssl) return 0;
   auto* want = static_cast<const std::string*>(
       SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), thumbprint_index()));
@@ -209,8 +210,8 @@ class HttpReader : public SourceReader {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     if (CURLMcode mc = curl_multi_add_handle(multi_, e); mc != CURLM_OK)
-      return Error(ErrorCode::kInternal, std::string("curl_multi_add_handle: ") +
-                                             curl_multi_strerror(mc));
+      return Error(ErrorCode::kInternal,
+                   std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc));
     active_.push_back(std::move(t));
     return {};
   }
@@ -336,8 +337,8 @@ class HttpSource : public Source {
       ErrorCode code = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR
                            ? ErrorCode::kPermissionDenied
                            : ErrorCode::kUnavailable;
-      return Error(code, who + ": " + curl_easy_strerror(rc) + (t.errbuf[0] ? ": " : "") +
-                             t.errbuf);
+      return Error(code,
+                   who + ": " + curl_easy_strerror(rc) + (t.errbuf[0] ? ": " : "") + t.errbuf);
     }
     if (status == 401 || status == 403)
       return Error(ErrorCode::kPermissionDenied, who + ": HTTP " + std::to_string(status));

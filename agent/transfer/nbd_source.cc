@@ -109,9 +109,9 @@ Result<NbdPtr> connect_nbd(const SourceSpec& spec, bool want_extents) {
     return Error(ErrorCode::kInternal, "nbd_add_meta_context: " + nbd_message());
   if (!spec.bind_address.empty()) {
     if (spec.uri.rfind("nbd://", 0) != 0)
-      return Error(ErrorCode::kInvalidArgument,
-                   "bind_address is supported only for nbd:// (plain TCP) sources, not " +
-                       spec.uri);
+      return Error(
+          ErrorCode::kInvalidArgument,
+          "bind_address is supported only for nbd:// (plain TCP) sources, not " + spec.uri);
     auto t = parse_tcp_uri(spec.uri);
     if (!t.ok()) return t.error();
     auto fd = bound_socket(spec, *t);
@@ -192,7 +192,8 @@ class NbdReader : public SourceReader {
 
   void complete(uint64_t id, int err) noexcept {
     if (inflight_.erase(id) == 0) return;
-    if (err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET || err == EPIPE) conn_error_ = true;
+    if (err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET || err == EPIPE)
+      conn_error_ = true;
     try {
       if (err == 0)
         done_.push_back({id, true, false, ErrorCode::kOk, ""});
@@ -230,8 +231,7 @@ class NbdSource : public Source {
     if (size < 0)
       return Error(ErrorCode::kIo, "NBD source " + spec_.uri + ": size: " + nbd_message());
     info.size = static_cast<uint64_t>(size);
-    info.has_extents =
-        nbd_can_meta_context(probe_.get(), LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+    info.has_extents = nbd_can_meta_context(probe_.get(), LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
     bool multi = nbd_can_multi_conn(probe_.get()) == 1;
     info.workers = multi ? std::max(1, opts.connections) : 1;
     info.parallel = std::max(1, opts.requests);

@@ -97,11 +97,10 @@ void Target::writeback_start(uint64_t offset, uint64_t length) {
 }
 
 void Target::writeback_finish(uint64_t offset, uint64_t length) {
-  ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
-                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                        SYNC_FILE_RANGE_WAIT_AFTER);
-  ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
-                  POSIX_FADV_DONTNEED);
+  ::sync_file_range(
+      fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
 }
 
 Status Target::sync() {

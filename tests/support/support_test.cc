@@ -51,7 +51,8 @@ TEST_CASE("require_program fails loudly", "[support]") {
 
 TEST_CASE("eventually polls until true or timeout", "[support]") {
   int n = 0;
-  REQUIRE(eventually(5s, [&] { return ++n == 3; }, 1ms));
+  REQUIRE(eventually(
+      5s, [&] { return ++n == 3; }, 1ms));
   REQUIRE_FALSE(eventually(30ms, [] { return false; }));
 }
 
@@ -77,17 +78,17 @@ TEST_CASE("HttpFileServer answers single ranges per RFC 7233", "[support]") {
   make_sparse_image(img, 1000, {{0, 1000, Fill::kPattern}});
   HttpFileServer server(img);
   std::string curl = require_program("curl");
-  Subprocess c({curl, "-s", "-D", d.file("headers"), "-r", "10-19", "-o", d.file("body"),
-                server.url()},
-               {.log_dir = d.path()});
+  Subprocess c(
+      {curl, "-s", "-D", d.file("headers"), "-r", "10-19", "-o", d.file("body"), server.url()},
+      {.log_dir = d.path()});
   REQUIRE(c.wait(10s) == 0);
   std::string h = read_file(d.file("headers"));
   REQUIRE_THAT(h, Catch::Contains("206 Partial Content"));
   REQUIRE_THAT(h, Catch::Contains("Content-Range: bytes 10-19/1000"));
   REQUIRE(read_file(d.file("body")) == read_file(img).substr(10, 10));
-  Subprocess bad({curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-r", "2000-3000",
-                  server.url()},
-                 {.log_dir = d.path(), .name = "bad"});
+  Subprocess bad(
+      {curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-r", "2000-3000", server.url()},
+      {.log_dir = d.path(), .name = "bad"});
   REQUIRE(bad.wait(10s) == 0);
   REQUIRE(bad.stdout_text() == "416");
 }

@@ -82,8 +82,8 @@ Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions opts) {
   std::string dir = opts.log_dir.empty() ? tmp_root() : opts.log_dir;
   std::string name = opts.name;
   if (name.empty()) {
-    name = std::filesystem::path(argv[0]).filename().string() + "-" +
-           std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+    name = std::filesystem::path(argv[0]).filename().string() + "-" + std::to_string(::getpid()) +
+           "-" + std::to_string(g_counter++);
   }
   stdout_path_ = dir + "/" + name + ".stdout";
   stderr_path_ = dir + "/" + name + ".stderr";

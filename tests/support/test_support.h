@@ -3,8 +3,8 @@
 // the agent, the coordinator). Nothing here depends on Catch2: a helper that
 // cannot do its job throws std::runtime_error, which fails the running test.
 //
-//   TempDir dir;                                    // $TMPDIR/ferry-test-XXXXXX, removed at scope end
-//   std::string nbdkit = require_program("nbdkit");  // throws (test fails) if missing
+//   TempDir dir;                                    // $TMPDIR/ferry-test-XXXXXX, removed at scope
+//   end std::string nbdkit = require_program("nbdkit");  // throws (test fails) if missing
 //   Subprocess srv({nbdkit, "-U", dir.path() + "/sock", "file", img},
 //                  {.log_dir = dir.path()});
 //   REQUIRE(eventually(5s, [&] { return path_exists(dir.path() + "/sock"); }));
@@ -44,9 +44,9 @@ class TempDir {
 
 struct SubprocessOptions {
   std::vector<std::string> env;  // extra "KEY=VALUE" entries on top of the parent's environment
-  std::string log_dir;           // stdout/stderr go to <log_dir>/<name>.stdout|.stderr; "" = $TMPDIR
-  std::string name;              // log file base name; "" = basename(argv[0]) + "-" + pid-ish counter
-  std::string cwd;               // "" = inherit
+  std::string log_dir;  // stdout/stderr go to <log_dir>/<name>.stdout|.stderr; "" = $TMPDIR
+  std::string name;     // log file base name; "" = basename(argv[0]) + "-" + pid-ish counter
+  std::string cwd;      // "" = inherit
 };
 
 // A child process. Owned by the test; killed (SIGKILL) and reaped on destruction.

@@ -1,0 +1,63 @@
+#include "tests/integration/transfer/transfer_fixtures.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace ferry::agent::transfer::testing {
+
+using namespace std::chrono_literals;
+
+Nbdkit::Nbdkit(const ferry::test::TempDir& dir, std::vector<std::string> args,
+               const std::string& name)
+    : sock_(dir.file(name + ".sock")) {
+  std::vector<std::string> argv{ferry::test::require_program("nbdkit"), "-f", "--exit-with-parent",
+                                "-U", sock_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  proc_ = std::make_unique<ferry::test::Subprocess>(
+      argv, ferry::test::SubprocessOptions{.log_dir = dir.path(), .name = name});
+  if (!ferry::test::eventually(
+          10s, [&] { return ferry::test::path_exists(sock_) || !proc_->alive(); }) ||
+      !proc_->alive())
+    throw std::runtime_error("nbdkit did not start: " + proc_->stderr_text());
+}
+
+void Nbdkit::stop() {
+  proc_->signal(SIGTERM);
+  if (!proc_->wait(10s)) proc_->kill();
+  ::unlink(sock_.c_str());  // so a restarted server can bind the same path
+}
+
+SourceSpec nbd_source(const Nbdkit& n) {
+  SourceSpec s;
+  s.uri = n.uri();
+  return s;
+}
+
+CopyOptions test_options() {
+  CopyOptions o;
+  o.block_size = 1 * MiB;
+  o.connections = 4;
+  o.requests = 8;
+  return o;
+}
+
+void write_zeros(const std::string& path, uint64_t offset, uint64_t length) {
+  int fd = ::open(path.c_str(), O_WRONLY);
+  if (fd < 0) throw std::runtime_error("open " + path);
+  std::string zeros(length, '\0');
+  if (::pwrite(fd, zeros.data(), length, static_cast<off_t>(offset)) !=
+      static_cast<ssize_t>(length))
+    throw std::runtime_error("pwrite " + path);
+  ::close(fd);
+}
+
+uint64_t json_u64(const std::string& json, const std::string& key) {
+  auto pos = json.find("\"" + key + "\":");
+  if (pos == std::string::npos) throw std::runtime_error("no " + key + " in " + json);
+  return std::stoull(json.substr(pos + key.size() + 3));
+}
+
+}  // namespace ferry::agent::transfer::testing
