@@ -99,7 +99,25 @@ Status Agent::run() {
       bus_->subscribe(subjects::cancel(opts_.node), [this](bus::Message m) { on_cancel(m.data); });
   if (!sub.ok()) return sub.error();
   cancel_sub_ = std::move(*sub);
-  kLog.info("agent ready", {{"node", opts_.node}, {"nats", opts_.nats.url}});
+  if (!opts_.metrics_address.empty()) {
+    auto ep = metrics::HttpEndpoint::start(opts_.metrics_address, metrics_.registry(),
+                                           [this] { return ready_.load() && bus_->connected(); });
+    if (!ep.ok()) return ep.error();
+    http_ = std::move(*ep);
+    if (!opts_.metrics_port_file.empty()) {
+      std::string tmp = opts_.metrics_port_file + ".tmp";
+      FILE* f = std::fopen(tmp.c_str(), "w");
+      if (f) {
+        std::fprintf(f, "%d\n", http_->port());
+        std::fclose(f);
+        std::rename(tmp.c_str(), opts_.metrics_port_file.c_str());
+      }
+    }
+  }
+  ready_ = true;
+  kLog.info("agent ready", {{"node", opts_.node},
+                            {"nats", opts_.nats.url},
+                            {"metrics_port", http_ ? std::to_string(http_->port()) : ""}});
   std::thread hb([this] { heartbeat_loop(); });
   fetch_loop();
   hb.join();
@@ -236,7 +254,20 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   ferry::v1::TaskResult result;
   result.set_task_id(task.task_id());
   result.set_node(opts_.node);
+  metrics_.in_flight.Increment();
+  auto started = std::chrono::steady_clock::now();
   auto finish = [&] {
+    metrics_.in_flight.Decrement();
+    metrics_.transfer_seconds.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    const char* res = result.state() == ferry::v1::TASK_STATE_SUCCEEDED  ? "succeeded"
+                      : result.state() == ferry::v1::TASK_STATE_CANCELED ? "canceled"
+                                                                         : "failed";
+    metrics_.tasks.Add({{"result", res}}).Increment();
+    if (result.state() == ferry::v1::TASK_STATE_FAILED)
+      metrics_.errors
+          .Add({{"kind", error_code_name(static_cast<ErrorCode>(result.failure().code()))}})
+          .Increment();
     set_now(result.mutable_finished_at());
     if (!stopping_ || result.state() != ferry::v1::TASK_STATE_CANCELED) {
       publish_result(result);
@@ -246,6 +277,9 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
     }
     std::lock_guard<std::mutex> lock(mu_);
     running_.erase(task.task_id());
+    double rate = 0;
+    for (const auto& [id, r] : running_) rate += r->rate;
+    metrics_.throughput.Set(rate);
     finished_.push_back(worker);
     cv_.notify_all();
   };
@@ -301,7 +335,20 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   for (const auto& r : task.ranges()) co.ranges.push_back({r.offset(), r.length()});
   co.cancel = &running->cancel;
   auto last_in_progress = std::chrono::steady_clock::now();
+  prometheus::Counter& transferred = metrics_.transferred(task.plan(), task.vm(), task.disk());
+  uint64_t reported = 0;
   co.on_progress = [&](const transfer::Progress& p) {
+    if (p.bytes_done > reported) {
+      transferred.Increment(static_cast<double>(p.bytes_done - reported));
+      reported = p.bytes_done;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running->rate = p.bytes_per_second;
+      double rate = 0;
+      for (const auto& [id, r] : running_) rate += r->rate;
+      metrics_.throughput.Set(rate);
+    }
     ferry::v1::TaskProgress tp;
     tp.set_task_id(task.task_id());
     tp.set_node(opts_.node);
@@ -332,6 +379,7 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
     }
     return fail(stats.error());
   }
+  metrics_.source_read_bytes.Increment(static_cast<double>(stats->bytes_read));
   result.set_state(ferry::v1::TASK_STATE_SUCCEEDED);
   auto* s = result.mutable_success();
   s->set_bytes_read(stats->bytes_read);

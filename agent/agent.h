@@ -18,7 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "agent/metrics.h"
 #include "common/bus/nats_bus.h"
+#include "common/metrics/http_endpoint.h"
 #include "ferry/v1/agent.pb.h"
 
 namespace ferry::agent {
@@ -30,7 +32,9 @@ struct AgentOptions {
   std::map<std::string, std::string> networks;      // network name -> local address
   int max_tasks = 4;
   int connections = 4;
-  uint64_t bandwidth = 0;  // per task, bytes/s
+  uint64_t bandwidth = 0;         // per task, bytes/s
+  std::string metrics_address;    // "" = no HTTP endpoint; ":9464", "127.0.0.1:0"
+  std::string metrics_port_file;  // written with the bound port (tests)
 };
 
 class Agent {
@@ -39,6 +43,7 @@ class Agent {
   ~Agent();
   Status run();  // until stop()
   void stop();
+  void request_stop() { stopping_ = true; }  // async-signal-safe
 
   // The absolute volume path for a task target, or an error if the class is
   // unknown or the path escapes the volume root.
@@ -48,6 +53,7 @@ class Agent {
   struct Running {
     std::atomic<bool> cancel{false};
     std::atomic<bool> delete_volume{false};
+    double rate = 0;  // under mu_
   };
   void fetch_loop();
   void heartbeat_loop();
@@ -69,6 +75,9 @@ class Agent {
   uint64_t next_worker_ = 0;
   void join_finished();
   int64_t started_at_ = 0;
+  AgentMetrics metrics_;
+  std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::atomic<bool> ready_{false};
 };
 
 }  // namespace ferry::agent

@@ -19,7 +19,9 @@ Agent* g_agent = nullptr;
 void usage() {
   std::cerr << "usage: ferry-agent --node NAME --volume-root [CLASS=]DIR ... [--nats URL]\n"
                "                   [--network NAME=ADDRESS ...] [--max-tasks N] [--connections N]\n"
-               "                   [--bandwidth BYTES/s]\n"
+               "                   [--bandwidth BYTES/s] [--metrics-port N | --metrics-address "
+               "ADDR:PORT]\n"
+               "  /metrics, /healthz and /readyz are served on the metrics port.\n"
                "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
                "  NATS credentials: FERRY_NATS_USER / FERRY_NATS_PASSWORD\n"
                "  A volume root without CLASS= serves the storage class \"local\".\n";
@@ -73,6 +75,12 @@ int app_main(int argc, char** argv) {
       o.connections = std::stoi(next());
     else if (a == "--bandwidth")
       o.bandwidth = std::stoull(next());
+    else if (a == "--metrics-address")
+      o.metrics_address = next();
+    else if (a == "--metrics-port")
+      o.metrics_address = ":" + next();
+    else if (a == "--metrics-port-file")
+      o.metrics_port_file = next();
     else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -93,8 +101,9 @@ int app_main(int argc, char** argv) {
   o.nats.name = "ferry-agent-" + o.node;
   Agent agent(o);
   g_agent = &agent;
-  std::signal(SIGTERM, [](int) { g_agent->stop(); });
-  std::signal(SIGINT, [](int) { g_agent->stop(); });
+  // Only an atomic store in the handler; the agent's loops poll the flag.
+  std::signal(SIGTERM, [](int) { g_agent->request_stop(); });
+  std::signal(SIGINT, [](int) { g_agent->request_stop(); });
   Status s = agent.run();
   if (!s.ok()) {
     Logger("agent").error("agent failed", {{"error", s.error().message}});

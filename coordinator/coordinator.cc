@@ -104,7 +104,21 @@ Status Coordinator::run() {
   results_ = std::move(*rc);
   FERRY_TRY(subscribe());
   results_thread_ = std::thread([this] { results_thread_main(); });
-  loop_.every(std::chrono::milliseconds(1000), [this] { flush_dirty(); });
+  loop_.every(std::chrono::milliseconds(1000), [this] {
+    flush_dirty();
+    update_gauges();
+  });
+  if (!opts_.metrics_address.empty()) {
+    auto ep = metrics::HttpEndpoint::start(opts_.metrics_address, metrics_.registry,
+                                           [this] { return ready_.load() && bus_->connected(); });
+    if (!ep.ok()) return ep.error();
+    http_ = std::move(*ep);
+    if (!opts_.metrics_port_file.empty()) {
+      std::ofstream(opts_.metrics_port_file + ".tmp") << http_->port() << "\n";
+      std::filesystem::rename(opts_.metrics_port_file + ".tmp", opts_.metrics_port_file);
+    }
+  }
+  loop_.post([this] { ready_ = true; });
   loop_.every(std::chrono::seconds(opts_.inventory_refresh_seconds), [this] {
     for (const auto& [k, r] : resources_)
       if (k.kind == "Provider") {
@@ -654,6 +668,32 @@ void Coordinator::api_cancel(const Json& req, Reply reply) {
   reply({{"ok", true}, {"canceled", canceled}});
 }
 
+void Coordinator::update_gauges() {
+  static const char* kPlanPhases[] = {"Ready",  "Not ready", "Executing", "Succeeded",
+                                      "Failed", "Canceled",  "Archived"};
+  std::map<std::string, int> plans;
+  for (const char* p : kPlanPhases) plans[p] = 0;
+  for (const auto& [k, r] : resources_)
+    if (k.kind == "Plan") {
+      auto it = status_.find(k);
+      plans[it == status_.end() ? "Ready" : it->second.value("phase", "Ready")]++;
+    }
+  for (const auto& [p, n] : plans) metrics_.plans_status.Add({{"status", p}}).Set(n);
+  double now = now_seconds();
+  for (const auto& [node, a] : agents_)
+    metrics_.heartbeat_age.Add({{"node", node}}).Set(now - a.last_seen);
+  std::map<std::string, int> states;
+  for (const char* s : {"Pending", "Resolving", "Waiting", "Queued", "Running"}) states[s] = 0;
+  for (const auto& [k, st] : status_)
+    if (k.kind == "Migration" && st.value("phase", "") == "Running")
+      for (const auto& vm : st["vms"])
+        for (const auto& d : vm.value("disks", Json::array())) {
+          std::string s = d.value("state", "");
+          if (states.count(s)) states[s]++;
+        }
+  for (const auto& [s, n] : states) metrics_.disk_tasks.Add({{"state", s}}).Set(n);
+}
+
 // ---------------------------------------------------------------- agents
 
 void Coordinator::on_heartbeat(const std::string& data) {
@@ -680,6 +720,10 @@ void Coordinator::on_progress(const std::string& data) {
   uint64_t done = 0, total = 0;
   for (auto& d : (*vm)["disks"]) {
     if (d.value("taskId", "") == p.task_id() && d.value("state", "") != "Completed") {
+      uint64_t before = d.value("bytesDone", uint64_t{0});
+      if (p.bytes_done() > before)
+        metrics_.data_transferred.Add({{"plan", status_[it->second.migration].value("plan", "")}})
+            .Increment(static_cast<double>(p.bytes_done() - before));
       d["bytesDone"] = p.bytes_done();
       d["bytesTotal"] = p.bytes_total();
       d["rate"] = p.bytes_per_second();
@@ -741,7 +785,12 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   if (r.has_success()) {
     const auto& s = r.success();
     (*disk)["state"] = "Completed";
-    (*disk)["bytesDone"] = disk->value("capacity", uint64_t{0});
+    uint64_t before = disk->value("bytesDone", uint64_t{0}),
+             cap = disk->value("capacity", uint64_t{0});
+    if (cap > before)
+      metrics_.data_transferred.Add({{"plan", status_[ref.migration].value("plan", "")}})
+          .Increment(static_cast<double>(cap - before));
+    (*disk)["bytesDone"] = cap;
     (*disk)["result"] = {{"bytesRead", s.bytes_read()}, {"bytesWritten", s.bytes_written()},
                          {"bytesZero", s.bytes_zero()}, {"bytesResumed", s.bytes_resumed()},
                          {"seconds", s.seconds()},      {"digest", s.digest()}};
@@ -862,6 +911,11 @@ void Coordinator::set_phase(Json& vm, Phase to) {
   vm["phase"] = migration::phase_name(to);
   if (to == Phase::kCompleted || to == Phase::kFailed || to == Phase::kCanceled) {
     vm["completed"] = now;
+    metrics_.migrated_vms
+        .Add({{"status", to == Phase::kCompleted ? "succeeded"
+                         : to == Phase::kFailed  ? "failed"
+                                                 : "canceled"}})
+        .Increment();
     for (auto& s : vm["pipeline"]) {
       if (to == Phase::kCompleted && s["phase"] != "Skipped") {
         if (!s.contains("started")) s["started"] = now;
@@ -981,6 +1035,13 @@ void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
   it->second["phase"] = phase;
   it->second["completed"] = now_iso();
   save_status(mkey);
+  std::string lower = phase;
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  metrics_.migrations_status.Add({{"status", lower}}).Increment();
+  double started = 0, completed = 0;
+  if (model::parse_rfc3339(it->second.value("started", ""), &started) &&
+      model::parse_rfc3339(it->second.value("completed", ""), &completed))
+    metrics_.migration_duration.Observe(completed - started);
   std::string plan_str = it->second.value("plan", "");
   for (auto& [k, st] : status_)
     if (k.kind == "Plan" && k.to_string() == plan_str) {

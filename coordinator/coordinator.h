@@ -19,7 +19,9 @@
 
 #include "common/bus/nats_bus.h"
 #include "common/event/loop.h"
+#include "common/metrics/http_endpoint.h"
 #include "common/model/resource.h"
+#include "coordinator/metrics.h"
 #include "coordinator/migration/pipeline.h"
 #include "coordinator/providers/provider.h"
 #include "coordinator/providers/provider_pool.h"
@@ -38,6 +40,8 @@ struct CoordinatorOptions {
   int max_vms_in_flight = 20;   // per migration
   int inventory_refresh_seconds = 300;
   int sessions_per_provider = 8;  // parallel SOAP sessions per source
+  std::string metrics_address;    // "" = no HTTP endpoint; ":9465", "127.0.0.1:0"
+  std::string metrics_port_file;  // written with the bound port (tests)
 };
 
 class Coordinator {
@@ -123,6 +127,10 @@ class Coordinator {
   std::map<std::string, int> alloc_attempts_;
   std::set<ResourceKey> dirty_;
   scheduler::Slots slots_;
+  CoordinatorMetrics metrics_;
+  std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::atomic<bool> ready_{false};
+  void update_gauges();
 };
 
 }  // namespace ferry::coordinator

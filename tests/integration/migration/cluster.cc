@@ -92,7 +92,8 @@ std::string Cluster::vm_id(const std::string& vm) const {
 void Cluster::start_coordinator() {
   coordinator_ = std::make_unique<Subprocess>(
       std::vector<std::string>{bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
-                               "--manifest-dir", dir_.file("cluster")},
+                               "--manifest-dir", dir_.file("cluster"), "--metrics-address",
+                               "127.0.0.1:0", "--metrics-port-file", dir_.file("coordinator.port")},
       SubprocessOptions{.log_dir = dir_.path(), .name = "coordinator"});
   if (!eventually(std::chrono::seconds(20), [&] { return ctl({"status"}).rc == 0; }))
     throw std::runtime_error("coordinator did not answer: " + coordinator_->stderr_text());
@@ -106,9 +107,17 @@ std::string Cluster::volume_root(const std::string& node) const {
 }
 
 void Cluster::start_agent(const std::string& node, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {
-      bin("agent/ferry-agent"),    "--node", node, "--nats", nats_url_, "--volume-root",
-      "local=" + volume_root(node)};
+  std::vector<std::string> argv = {bin("agent/ferry-agent"),
+                                   "--node",
+                                   node,
+                                   "--nats",
+                                   nats_url_,
+                                   "--volume-root",
+                                   "local=" + volume_root(node),
+                                   "--metrics-address",
+                                   "127.0.0.1:0",
+                                   "--metrics-port-file",
+                                   dir_.file(node + ".port")};
   argv.insert(argv.end(), extra.begin(), extra.end());
   agents_[node] = std::make_unique<Subprocess>(
       argv, SubprocessOptions{.log_dir = dir_.path(), .name = "agent-" + node});
@@ -138,6 +147,34 @@ Json Cluster::sim_stats() {
                {.log_dir = dir_.path(), .name = "curl-stats"});
   p.wait(std::chrono::seconds(10));
   return Json::parse(p.stdout_text());
+}
+
+std::string Cluster::http_get(const std::string& component, const std::string& path) {
+  std::string port = read_file(dir_.file(component + ".port"));
+  while (!port.empty() && port.back() == '\n') port.pop_back();
+  Subprocess p(
+      {require_program("curl"), "-s", "-w", "\n%{http_code}", "http://127.0.0.1:" + port + path},
+      {.log_dir = dir_.path(), .name = "curl-http"});
+  p.wait(std::chrono::seconds(10));
+  return p.stdout_text();
+}
+
+std::optional<double> metric(const std::string& text, const std::string& name,
+                             const std::vector<std::string>& labels) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.rfind(name, 0) != 0 ||
+        (line.size() > name.size() && line[name.size()] != '{' && line[name.size()] != ' '))
+      continue;
+    bool all = true;
+    for (const auto& l : labels) all = all && line.find(l) != std::string::npos;
+    if (all) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return std::nullopt;
 }
 
 std::string Cluster::write_manifests(const std::string& name, const std::vector<std::string>& vms,

@@ -5,6 +5,7 @@
 // ferryctl to drive them. Everything lives in one TempDir and dies with the test.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,14 @@ class Cluster {
   // Starts the agent of `node` with a volume root for storage class "local".
   void start_agent(const std::string& node, std::vector<std::string> extra_args = {});
   void kill_agent(const std::string& node);
+  Subprocess& agent(const std::string& node) { return *agents_.at(node); }
   std::string volume_root(const std::string& node) const;
 
   CtlResult ctl(std::vector<std::string> args);
   Json get_json(const std::string& kind, const std::string& name);
   Json sim_stats();
+  // GET http://127.0.0.1:<metrics port of "coordinator" or an agent node><path>.
+  std::string http_get(const std::string& component, const std::string& path);
 
   // Writes the standard manifests (Secret, Providers, maps, Plan for `vms`) to
   // DIR/manifests/<name>.yaml; returns the path. `plan_extra` is YAML appended
@@ -72,6 +76,10 @@ class Cluster {
   std::string nats_url_;
   Json sim_state_;
 };
+
+// The value of the first sample of `name` whose labels contain every `label="value"` given.
+std::optional<double> metric(const std::string& text, const std::string& name,
+                             const std::vector<std::string>& labels = {});
 
 // Waits for the migration to reach a final phase; returns it ("" on timeout).
 std::string wait_migration(Cluster& c, const std::string& name, int seconds = 120);

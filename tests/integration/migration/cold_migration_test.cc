@@ -2,6 +2,7 @@
 // nats-server, vsphere-sim, ferry-coordinator, ferry-agent, ferryctl.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <filesystem>
 #include <thread>
 
@@ -187,4 +188,32 @@ TEST_CASE("a plan's transferNetwork makes the agent pull disks from that network
   CHECK(by_remote.value("127.0.0.1", uint64_t{0}) < 64 * 1024);
   CHECK_FALSE(
       first_difference(c.flat_path("net-01"), vm_status(c, "m")["disks"][0]["path"]).has_value());
+}
+
+TEST_CASE("SIGTERM makes an agent checkpoint and release its task; its successor resumes",
+          "[e2e]") {
+  Cluster c({{.name = "term-01", .disk_mib = 96, .data_mib = 16}});
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"term-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json vm = c.get_json("migration", "m")["status"]["vms"][0];
+        return vm["disks"].size() == 1 && vm["disks"][0].value("bytesDone", 0) > (16 << 20);
+      },
+      200ms));
+  c.agent("node-1").signal(SIGTERM);
+  auto rc = c.agent("node-1").wait(15s);
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 0);
+  std::string volume = c.volume_root("node-1") + "/target/term-01-disk-0.img";
+  CHECK(path_exists(volume + ".ferry-checkpoint"));
+  c.start_agent("node-1");  // same node, no bandwidth cap: the redelivered task resumes
+  REQUIRE(wait_migration(c, "m", 120) == "Succeeded");
+  Json disk = c.get_json("migration", "m")["status"]["vms"][0]["disks"][0];
+  CHECK(disk["result"]["bytesResumed"].get<uint64_t>() >= (8u << 20));
+  CHECK_FALSE(first_difference(c.flat_path("term-01"), volume).has_value());
+  CHECK_FALSE(path_exists(volume + ".ferry-checkpoint"));
 }

@@ -1,0 +1,36 @@
+#pragma once
+// HttpEndpoint: the node-local HTTP port of a daemon: /metrics (Prometheus text
+// format of a prometheus-cpp Registry), /healthz (alive) and /readyz (ready()
+// decides: 200 or 503). Served by civetweb on its own threads; ready() must be
+// thread-safe. prometheus-cpp's Exposer has no hook for health endpoints, so
+// we serve its registry ourselves.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <prometheus/registry.h>
+
+#include "common/base/result.h"
+
+struct mg_context;
+
+namespace ferry::metrics {
+
+class HttpEndpoint {
+ public:
+  // address: "127.0.0.1:9464", ":9464" or port "0" for an ephemeral port.
+  static Result<std::unique_ptr<HttpEndpoint>> start(const std::string& address,
+                                                     std::shared_ptr<prometheus::Registry> registry,
+                                                     std::function<bool()> ready);
+  ~HttpEndpoint();
+  int port() const { return port_; }
+
+ private:
+  HttpEndpoint() = default;
+  mg_context* ctx_ = nullptr;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::function<bool()> ready_;
+  int port_ = 0;
+};
+
+}  // namespace ferry::metrics

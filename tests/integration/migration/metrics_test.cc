@@ -1,0 +1,72 @@
+// Node-local metrics and health endpoints of live daemons during a migration.
+#include <catch2/catch.hpp>
+
+#include "tests/integration/migration/cluster.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+TEST_CASE("metrics move during a migration and agree with the copied bytes", "[e2e]") {
+  Cluster c({{.name = "obs-01", .disk_mib = 48, .data_mib = 6}});
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
+  CHECK(c.http_get("node-1", "/healthz").find("200") != std::string::npos);
+  CHECK(c.http_get("node-1", "/readyz").find("\n200") != std::string::npos);
+  CHECK(c.http_get("coordinator", "/readyz").find("\n200") != std::string::npos);
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"obs-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+
+  // While the (bandwidth-capped) copy runs: one transfer in flight, bytes counter rising.
+  double first = 0;
+  REQUIRE(eventually(
+      30s,
+      [&] {
+        std::string m = c.http_get("node-1", "/metrics");
+        auto in_flight = metric(m, "ferry_agent_transfers_in_flight");
+        auto bytes = metric(m, "ferry_agent_transferred_bytes_total", {"vm=\"obs-01\""});
+        if (in_flight && *in_flight == 1 && bytes && *bytes > 0) {
+          first = *bytes;
+          return true;
+        }
+        return false;
+      },
+      100ms));
+  CHECK(eventually(
+      10s,
+      [&] {
+        auto b = metric(c.http_get("node-1", "/metrics"), "ferry_agent_transferred_bytes_total",
+                        {"vm=\"obs-01\""});
+        return b && *b > first;
+      },
+      200ms));
+  CHECK(metric(c.http_get("coordinator", "/metrics"), "ferry_coordinator_disk_tasks",
+               {"state=\"Running\""}) == 1.0);
+
+  REQUIRE(wait_migration(c, "m") == "Succeeded");
+  Json disk = c.get_json("migration", "m")["status"]["vms"][0]["disks"][0];
+  double size = disk["capacity"].get<double>();
+  std::string agent = c.http_get("node-1", "/metrics");
+  CHECK(metric(agent, "ferry_agent_transferred_bytes_total",
+               {"vm=\"obs-01\"", "plan=\"openshift-mtv/p\""}) == size);
+  CHECK(metric(agent, "ferry_agent_source_read_bytes_total") ==
+        disk["result"]["bytesRead"].get<double>());
+  CHECK(metric(agent, "ferry_agent_transfers_in_flight") == 0.0);
+  CHECK(metric(agent, "ferry_agent_tasks_total", {"result=\"succeeded\""}) == 1.0);
+  CHECK(metric(agent, "ferry_agent_transfer_duration_seconds_count") == 1.0);
+  std::string coord;
+  REQUIRE(eventually(
+      5s,
+      [&] {
+        coord = c.http_get("coordinator", "/metrics");
+        return metric(coord, "mtv_plans_status", {"status=\"Succeeded\""}) == 1.0;
+      },
+      200ms));
+  CHECK(metric(coord, "mtv_migrations_status_total", {"status=\"succeeded\""}) == 1.0);
+  CHECK(metric(coord, "mtv_migrated_vms_total", {"status=\"succeeded\""}) == 1.0);
+  CHECK(metric(coord, "mtv_migration_data_transferred_bytes", {"plan=\"Plan openshift-mtv/p\""}) ==
+        size);
+  CHECK(metric(coord, "mtv_migration_duration_seconds_count") == 1.0);
+  auto age = metric(coord, "ferry_coordinator_agent_heartbeat_age_seconds", {"node=\"node-1\""});
+  REQUIRE(age.has_value());
+  CHECK(*age < 10);
+}
