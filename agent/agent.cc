@@ -88,9 +88,22 @@ Status Agent::run() {
   auto bus = bus::CnatsBus::connect(opts_.nats);
   if (!bus.ok()) return bus.error();
   bus_ = std::move(*bus);
-  FERRY_TRY(bus_->ensure_stream(subjects::kTasksStream, {subjects::kTasksStreamSubjects}, true));
-  FERRY_TRY(
-      bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true));
+  // The coordinator creates the streams; an agent may lack the right to (NATS
+  // authorization), so it waits for them.
+  for (const char* stream : {subjects::kTasksStream, subjects::kResultsStream}) {
+    bool logged = false;
+    while (!stopping_) {
+      auto e = bus_->stream_exists(stream);
+      if (e.ok() && *e) break;
+      if (!logged) {
+        kLog.info("waiting for the coordinator to create stream " + std::string(stream),
+                  {{"detail", e.ok() ? "not found" : e.error().message}});
+        logged = true;
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  if (stopping_) return {};
   auto pc = bus_->pull_consumer(subjects::kTasksStream, subjects::task(opts_.node),
                                 subjects::task_consumer(opts_.node), std::chrono::seconds(30));
   if (!pc.ok()) return pc.error();

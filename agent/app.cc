@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/transfer/copy.h"
 #include "common/base/log.h"
+#include "common/protocol/subjects.h"
 
 namespace ferry::agent {
 namespace {
@@ -98,7 +99,8 @@ int app_main(int argc, char** argv) {
     std::cerr << "ferry-agent: at least one --volume-root is required\n";
     return 2;
   }
-  o.nats.name = "ferry-agent-" + o.node;
+  o.nats.name = subjects::agent_user(o.node);
+  o.nats.inbox_prefix = subjects::agent_inbox_prefix(o.node);
   Agent agent(o);
   g_agent = &agent;
   // Only an atomic store in the handler; the agent's loops poll the flag.

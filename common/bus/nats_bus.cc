@@ -142,6 +142,7 @@ Result<std::unique_ptr<CnatsBus>> CnatsBus::connect(const ConnectOptions& o) {
   if (!o.name.empty()) natsOptions_SetName(opts, o.name.c_str());
   if (!o.user.empty()) natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str());
   natsOptions_SetTimeout(opts, o.timeout.count());
+  if (!o.inbox_prefix.empty()) natsOptions_SetCustomInboxPrefix(opts, o.inbox_prefix.c_str());
   natsOptions_SetMaxReconnect(opts, -1);  // daemons ride out a NATS restart
   natsOptions_SetReconnectWait(opts, 250);
   std::unique_ptr<CnatsBus> bus(new CnatsBus);
@@ -228,6 +229,18 @@ Status CnatsBus::ensure_stream(const std::string& name, const std::vector<std::s
   if (s != NATS_OK) return nats_error(s, "create stream " + name);
   jsStreamInfo_Destroy(si);
   return {};
+}
+
+Result<bool> CnatsBus::stream_exists(const std::string& name) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &jerr);
+  if (s == NATS_OK) {
+    jsStreamInfo_Destroy(si);
+    return true;
+  }
+  if (s == NATS_NOT_FOUND) return false;
+  return nats_error(s, "stream info " + name);
 }
 
 Status CnatsBus::js_publish(const std::string& subject, const std::string& data,

@@ -39,6 +39,7 @@ struct ConnectOptions {
   std::string user;
   std::string password;
   std::chrono::milliseconds timeout{5000};
+  std::string inbox_prefix;  // "" = _INBOX; agents use their own so they can be limited to it
 };
 
 class Subscription {
@@ -123,6 +124,7 @@ class CnatsBus {
   // removed once acked.
   Status ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
                        bool work_queue);
+  Result<bool> stream_exists(const std::string& name);
   // Publishes and waits for the stream's ack. msg_id dedupes within the window.
   Status js_publish(const std::string& subject, const std::string& data,
                     const std::string& msg_id = "");

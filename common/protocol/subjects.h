@@ -2,6 +2,7 @@
 // Every NATS subject, stream and bucket Ferry uses, declared once.
 // Node names are single subject tokens (validated by the agent at start).
 #include <string>
+#include <vector>
 
 namespace ferry::subjects {
 
@@ -47,5 +48,32 @@ inline constexpr const char* kResourcesBucket = "ferry-resources";
 inline constexpr const char* kStatusBucket = "ferry-status";
 // Provider inventories keyed "<namespace>.<provider>".
 inline constexpr const char* kInventoryBucket = "ferry-inventory";
+
+// --- Permissions (NATS authorization; `ferryctl nats-config` writes them) ---
+// Each agent connects as its own user and may touch only its node's subjects,
+// its own consumer of FERRY_TASKS and its own inboxes; never the KV buckets.
+inline std::string agent_user(const std::string& node) { return "ferry-agent-" + node; }
+inline std::string agent_inbox_prefix(const std::string& node) { return "_INBOX_" + node; }
+inline std::vector<std::string> agent_publish_allow(const std::string& node) {
+  std::string c = std::string(kTasksStream) + "." + task_consumer(node);
+  return {heartbeat(node),
+          progress(node),
+          claim(node),
+          result(node),
+          "$JS.API.INFO",
+          std::string("$JS.API.STREAM.INFO.") + kTasksStream,
+          std::string("$JS.API.STREAM.INFO.") + kResultsStream,
+          "$JS.API.CONSUMER.INFO." + c,
+          "$JS.API.CONSUMER.CREATE." + c,
+          "$JS.API.CONSUMER.CREATE." + c + ".>",
+          "$JS.API.CONSUMER.DURABLE.CREATE." + c,
+          "$JS.API.CONSUMER.MSG.NEXT." + c,
+          "$JS.ACK." + c + ".>"};
+}
+inline std::vector<std::string> agent_subscribe_allow(const std::string& node) {
+  return {cancel(node), agent_inbox_prefix(node) + ".>"};
+}
+inline constexpr const char* kCoordinatorUser = "ferry-coordinator";
+inline constexpr const char* kCtlUser = "ferryctl";
 
 }  // namespace ferry::subjects

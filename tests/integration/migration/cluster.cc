@@ -19,16 +19,32 @@ std::string run_capture(const std::vector<std::string>& argv, const std::string&
 
 }  // namespace
 
-Cluster::Cluster(std::vector<SimVm> vms) : dir_("ferry-it") {
+Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes) : dir_("ferry-it") {
   require_program("nats-server");
   require_program("mkfs.ext4");
   // NATS with JetStream on a free loopback port.
   std::string nd = dir_.file("nats");
   std::filesystem::create_directories(nd);
-  nats_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{require_program("nats-server"), "-a", "127.0.0.1", "-p", "-1", "-js",
-                               "-sd", nd, "--ports_file_dir", dir_.path()},
-      SubprocessOptions{.log_dir = dir_.path(), .name = "nats"});
+  std::vector<std::string> nats_argv = {require_program("nats-server"),
+                                        "-a",
+                                        "127.0.0.1",
+                                        "-p",
+                                        "-1",
+                                        "-js",
+                                        "-sd",
+                                        nd,
+                                        "--ports_file_dir",
+                                        dir_.path()};
+  if (!auth_nodes.empty()) {
+    std::vector<std::string> argv = {bin("tools/ferryctl"), "nats-config", "--out", dir_.path()};
+    for (const auto& n : auth_nodes) argv.insert(argv.end(), {"--node", n});
+    run_capture(argv, dir_.path());
+    creds_ = Json::parse(read_file(dir_.file("credentials.json")));
+    write_file(dir_.file("nats.conf"), "include \"nats-auth.conf\"\n");
+    nats_argv.insert(nats_argv.end(), {"-c", dir_.file("nats.conf")});
+  }
+  nats_ = std::make_unique<Subprocess>(nats_argv,
+                                       SubprocessOptions{.log_dir = dir_.path(), .name = "nats"});
   std::string ports = dir_.file("nats-server_" + std::to_string(nats_->pid()) + ".ports");
   if (!eventually(std::chrono::seconds(20),
                   [&] { return path_exists(ports) && file_size(ports) > 0; }))
@@ -89,12 +105,20 @@ std::string Cluster::vm_id(const std::string& vm) const {
   throw std::runtime_error("no VM " + vm + " in the simulator");
 }
 
+std::vector<std::string> Cluster::env_for(const std::string& who) const {
+  if (creds_.is_null()) return {};
+  const Json& c = who == "coordinator" || who == "ferryctl" ? creds_[who] : creds_["agents"][who];
+  return {"FERRY_NATS_USER=" + c["user"].get<std::string>(),
+          "FERRY_NATS_PASSWORD=" + c["password"].get<std::string>()};
+}
+
 void Cluster::start_coordinator() {
   coordinator_ = std::make_unique<Subprocess>(
       std::vector<std::string>{bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
                                "--manifest-dir", dir_.file("cluster"), "--metrics-address",
                                "127.0.0.1:0", "--metrics-port-file", dir_.file("coordinator.port")},
-      SubprocessOptions{.log_dir = dir_.path(), .name = "coordinator"});
+      SubprocessOptions{
+          .env = env_for("coordinator"), .log_dir = dir_.path(), .name = "coordinator"});
   if (!eventually(std::chrono::seconds(20), [&] { return ctl({"status"}).rc == 0; }))
     throw std::runtime_error("coordinator did not answer: " + coordinator_->stderr_text());
 }
@@ -120,7 +144,8 @@ void Cluster::start_agent(const std::string& node, std::vector<std::string> extr
                                    dir_.file(node + ".port")};
   argv.insert(argv.end(), extra.begin(), extra.end());
   agents_[node] = std::make_unique<Subprocess>(
-      argv, SubprocessOptions{.log_dir = dir_.path(), .name = "agent-" + node});
+      argv,
+      SubprocessOptions{.env = env_for(node), .log_dir = dir_.path(), .name = "agent-" + node});
   if (!eventually(std::chrono::seconds(20),
                   [&] { return ctl({"status"}).out.find(node) != std::string::npos; }))
     throw std::runtime_error("agent " + node + " did not join: " + agents_[node]->stderr_text());
@@ -131,7 +156,9 @@ void Cluster::kill_agent(const std::string& node) { agents_[node]->kill(); }
 CtlResult Cluster::ctl(std::vector<std::string> args) {
   static int n = 0;
   args.insert(args.begin(), {bin("tools/ferryctl"), "--nats", nats_url_});
-  Subprocess p(args, {.log_dir = dir_.path(), .name = "ferryctl-" + std::to_string(n++)});
+  Subprocess p(args, {.env = env_for("ferryctl"),
+                      .log_dir = dir_.path(),
+                      .name = "ferryctl-" + std::to_string(n++)});
   auto rc = p.wait(std::chrono::seconds(180));
   return CtlResult{rc ? *rc : -1, p.stdout_text(), p.stderr_text()};
 }

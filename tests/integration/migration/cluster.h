@@ -36,7 +36,9 @@ struct SimVm {
 
 class Cluster {
  public:
-  explicit Cluster(std::vector<SimVm> vms);
+  // auth_nodes: run NATS with `ferryctl nats-config` users for these agent
+  // nodes; every process then connects with its own credentials.
+  explicit Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes = {});
   ~Cluster();
 
   const TempDir& dir() const { return dir_; }
@@ -75,6 +77,11 @@ class Cluster {
   std::map<std::string, std::unique_ptr<Subprocess>> agents_;
   std::string nats_url_;
   Json sim_state_;
+  Json creds_;  // from nats-config, when auth is on
+  std::vector<std::string> env_for(const std::string& who) const;
+
+ public:
+  const Json& credentials() const { return creds_; }
 };
 
 // The value of the first sample of `name` whose labels contain every `label="value"` given.
