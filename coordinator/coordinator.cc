@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <prometheus/text_serializer.h>
 
 #include <chrono>
 #include <filesystem>
@@ -306,6 +307,7 @@ void Coordinator::handle_api(const std::string& verb, const Json& req, Reply rep
   if (verb == "delete") return api_delete(req, reply);
   if (verb == "cancel") return api_cancel(req, reply);
   if (verb == "inventory") return api_inventory(req, reply);
+  if (verb == "gather") return api_gather(req, reply);
   if (verb == "status") {
     Json agents = Json::array();
     for (const auto& [n, a] : agents_)
@@ -602,6 +604,98 @@ void Coordinator::api_inventory(const Json& req, Reply reply) {
           }
           if (--*left == 0) answer();
         });
+}
+
+// must-gather: resources (secrets redacted), statuses, inventories, agents,
+// recent log lines and a metrics snapshot; narrowed to a plan and/or VM.
+void Coordinator::api_gather(const Json& req, Reply reply) {
+  std::string plan = req.value("plan", ""), vm = req.value("vm", "");
+  std::string ns = req.value("namespace", std::string(model::kDefaultNamespace));
+  std::set<ResourceKey> keep;  // empty: everything
+  std::set<std::string> vm_terms;
+  if (!plan.empty()) {
+    ResourceKey pk{"Plan", ns, plan};
+    const Resource* p = find(pk);
+    if (!p)
+      return reply(
+          err_reply(Error(ErrorCode::kNotFound, "--plan: " + pk.to_string() + " not found")));
+    keep.insert(pk);
+    const Json& s = p->spec();
+    keep.insert(model::ref_key(s["provider"]["source"], "Provider", ns));
+    keep.insert(model::ref_key(s["provider"]["destination"], "Provider", ns));
+    keep.insert(model::ref_key(s["map"]["network"], "NetworkMap", ns));
+    keep.insert(model::ref_key(s["map"]["storage"], "StorageMap", ns));
+    if (const Resource* src = find(model::ref_key(s["provider"]["source"], "Provider", ns)))
+      keep.insert(model::ref_key(src->spec().value("secret", Json::object()), "Secret", ns));
+    for (const auto& [k, st] : status_)
+      if (k.kind == "Migration" && st.value("plan", "") == pk.to_string()) keep.insert(k);
+  }
+  Json resources = Json::array();
+  for (const auto& [k, r] : resources_) {
+    if (!keep.empty() && !keep.count(k)) continue;
+    Json doc = k.kind == "Secret" ? redact_secret(r.doc) : r.doc;
+    if (status_.count(k)) {
+      doc["status"] = status_[k];
+      if (!vm.empty() && k.kind == "Migration") {
+        Json vms = Json::array();
+        for (const auto& v : doc["status"].value("vms", Json::array()))
+          if (v.value("name", "") == vm || v.value("id", "") == vm) {
+            vms.push_back(v);
+            vm_terms.insert(v.value("id", ""));
+          }
+        doc["status"]["vms"] = vms;
+      }
+    }
+    resources.push_back(doc);
+  }
+  if (!vm.empty()) vm_terms.insert(vm);
+  // Log lines are JSON: select by their plan/migration/vm/task fields.
+  std::set<std::string> plan_terms;
+  for (const auto& k : keep)
+    if (k.kind == "Plan" || k.kind == "Migration") {
+      plan_terms.insert(k.to_string());
+      plan_terms.insert(k.ns + "/" + k.name);
+    }
+  Json logs = Json::array();
+  for (const auto& line : Logger::recent()) {
+    Json j = Json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    bool match = true;
+    if (!plan.empty())
+      match = plan_terms.count(j.value("plan", "")) || plan_terms.count(j.value("migration", ""));
+    if (!vm.empty()) {
+      bool vm_match = false;
+      for (const auto& t : vm_terms) {
+        if (t.empty()) continue;
+        vm_match = vm_match || j.value("vm", "") == t ||
+                   j.value("task", "").find("." + t + ".") != std::string::npos;
+      }
+      match = match && vm_match;
+    }
+    if (match) logs.push_back(line);
+  }
+  Json inv = Json::object();
+  for (const auto& [k, i] : inventories_)
+    if (keep.empty() || keep.count(k)) inv[k.ns + "." + k.name] = i;
+  Json agents = Json::array();
+  for (const auto& [n, a] : agents_) {
+    Json roots = Json::array();
+    for (const auto& r : a.hb.volume_roots())
+      roots.push_back(
+          {{"storageClass", r.storage_class()}, {"path", r.path()}, {"free", r.free_bytes()}});
+    agents.push_back({{"node", n},
+                      {"lastSeenSecondsAgo", now_seconds() - a.last_seen},
+                      {"volumeRoots", roots},
+                      {"tasksRunning", a.hb.tasks_running()}});
+  }
+  prometheus::TextSerializer ser;
+  reply({{"ok", true},
+         {"resources", resources},
+         {"inventories", inv},
+         {"agents", agents},
+         {"logs", logs},
+         {"metrics", ser.Serialize(metrics_.registry->Collect())},
+         {"gatheredAt", now_iso()}});
 }
 
 void Coordinator::api_delete(const Json& req, Reply reply) {

@@ -75,6 +75,7 @@ class Coordinator {
   void api_delete(const model::Json& req, Reply reply);
   void api_cancel(const model::Json& req, Reply reply);
   void api_inventory(const model::Json& req, Reply reply);
+  void api_gather(const model::Json& req, Reply reply);
   void finish_apply(std::vector<Resource> batch, std::map<ResourceKey, model::Json> new_inv,
                     Reply reply);
 

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +24,8 @@ LogLevel level_from_env() {
 }
 
 std::atomic<int> g_level{static_cast<int>(level_from_env())};
+std::mutex g_recent_mu;
+std::deque<std::string> g_recent;
 
 const char* level_name(LogLevel l) {
   switch (l) {
@@ -40,6 +44,11 @@ const char* level_name(LogLevel l) {
 }  // namespace
 
 void Logger::set_level(LogLevel level) { g_level = static_cast<int>(level); }
+
+std::vector<std::string> Logger::recent() {
+  std::lock_guard<std::mutex> lock(g_recent_mu);
+  return {g_recent.begin(), g_recent.end()};
+}
 
 void Logger::write(LogLevel level, const std::string& msg,
                    std::initializer_list<LogField> fields) const {
@@ -61,6 +70,9 @@ void Logger::write(LogLevel level, const std::string& msg,
   for (const auto& [k, v] : fields) j[k] = v;
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);  // one call per line keeps lines whole
+  std::lock_guard<std::mutex> lock(g_recent_mu);
+  g_recent.push_back(std::move(line));
+  if (g_recent.size() > kRecentLines) g_recent.pop_front();
 }
 
 }  // namespace ferry

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace ferry {
 
@@ -30,6 +31,10 @@ class Logger {
 
   // Minimum level for all loggers; FERRY_LOG_LEVEL=debug|info|warn|error sets it at start.
   static void set_level(LogLevel level);
+  // The last lines written by this process (up to kRecentLines), oldest first;
+  // for must-gather.
+  static std::vector<std::string> recent();
+  static constexpr size_t kRecentLines = 5000;
 
  private:
   std::string name_;

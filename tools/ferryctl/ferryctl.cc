@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -36,6 +37,7 @@ struct Args {
   bool refresh = false;
   std::vector<std::string> nodes;
   std::string out;
+  std::string plan;
 };
 
 const char* kUsage =
@@ -51,6 +53,7 @@ const char* kUsage =
     "  wait migration NAME [--timeout S]    show progress until it ends; exit 0 if it succeeded\n"
     "  status                               agents seen by the coordinator\n"
     "  nats-config --node N ... --out DIR   NATS users and permissions (one user per agent)\n"
+    "  must-gather [--plan P] [--vm V] [--out FILE.tar.gz]  resources, statuses, logs, metrics\n"
     "options: -n NAMESPACE (default openshift-mtv), -A (all namespaces), -o table|yaml|json\n";
 
 int usage_error(const std::string& msg) {
@@ -516,6 +519,64 @@ int cmd_nats_config(const Args& a) {
   return 0;
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string o = "'";
+  for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return o + "'";
+}
+
+// One archive with what support needs: resources (secrets redacted), statuses,
+// inventories, agents, recent coordinator logs and a metrics snapshot.
+int cmd_must_gather(const Args& a) {
+  Json req = {{"namespace", a.ns.empty() ? model::kDefaultNamespace : a.ns}};
+  if (!a.plan.empty()) req["plan"] = a.plan;
+  if (!a.vms.empty()) req["vm"] = a.vms[0];
+  auto rep = call(a, "gather", req);
+  if (!rep.ok()) {
+    std::cerr << "error: " << rep.error().message << "\n";
+    return 1;
+  }
+  if (!rep->value("ok", false)) return print_failure(*rep);
+  namespace fs = std::filesystem;
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
+  std::string name = std::string("must-gather-") + stamp;
+  std::string out = a.out.empty() ? name + ".tar.gz" : a.out;
+  fs::path tmp = fs::temp_directory_path() / (name + "-" + std::to_string(getpid()));
+  fs::path root = tmp / name;
+  auto write = [&](const fs::path& rel, const std::string& text) {
+    fs::create_directories((root / rel).parent_path());
+    std::ofstream(root / rel) << text;
+  };
+  for (const auto& r : (*rep)["resources"])
+    write(fs::path("resources") / r.value("kind", "") /
+              (r["metadata"].value("namespace", "") + "." + r["metadata"].value("name", "") +
+               ".yaml"),
+          model::to_yaml(r));
+  for (auto it = (*rep)["inventories"].begin(); it != (*rep)["inventories"].end(); ++it)
+    write(fs::path("inventories") / (it.key() + ".json"), it.value().dump(2) + "\n");
+  write("agents.yaml", model::to_yaml((*rep)["agents"]));
+  std::string logs;
+  for (const auto& l : (*rep)["logs"]) logs += l.get<std::string>();
+  write("logs/coordinator.log", logs);
+  write("metrics/coordinator.prom", (*rep)["metrics"].get<std::string>());
+  write("gather.yaml", model::to_yaml({{"gatheredAt", (*rep)["gatheredAt"]},
+                                       {"plan", a.plan},
+                                       {"vm", a.vms.empty() ? "" : a.vms[0]}}));
+  std::string cmd = "tar -czf " + shell_quote(fs::absolute(out).string()) + " -C " +
+                    shell_quote(tmp.string()) + " " + shell_quote(name);
+  int rc = std::system(cmd.c_str());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (rc != 0) {
+    std::cerr << "error: tar failed writing " << out << "\n";
+    return 1;
+  }
+  std::cout << "wrote " << out << "\n";
+  return 0;
+}
+
 int cmd_status(const Args& a) {
   auto rep = call(a, "status", Json::object());
   if (!rep.ok()) {
@@ -561,6 +622,8 @@ int main(int argc, char** argv) {
         a.nodes.push_back(next());
       else if (s == "--out")
         a.out = next();
+      else if (s == "--plan")
+        a.plan = next();
       else if (s == "--refresh")
         a.refresh = true;
       else if (s == "--timeout")
@@ -589,6 +652,7 @@ int main(int argc, char** argv) {
   if (c == "wait") return cmd_wait(a);
   if (c == "status") return cmd_status(a);
   if (c == "nats-config") return cmd_nats_config(a);
+  if (c == "must-gather") return cmd_must_gather(a);
   return usage_error("unknown command \"" + c + "\"");
 }
 
