@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -39,6 +40,7 @@ bool valid_node_name(const std::string& n) {
 int app_main(int argc, char** argv) {
   if (argc > 1 && !std::strcmp(argv[1], "copy")) return transfer::copy_main(argc - 1, argv + 1);
   AgentOptions o;
+  std::string password_dir;
   if (const char* u = std::getenv("FERRY_NATS_URL")) o.nats.url = u;
   if (const char* u = std::getenv("FERRY_NATS_USER")) o.nats.user = u;
   if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.nats.password = p;
@@ -76,6 +78,8 @@ int app_main(int argc, char** argv) {
       o.connections = std::stoi(next());
     else if (a == "--bandwidth")
       o.bandwidth = std::stoull(next());
+    else if (a == "--nats-password-dir")
+      password_dir = next();
     else if (a == "--metrics-address")
       o.metrics_address = next();
     else if (a == "--metrics-port")
@@ -98,6 +102,18 @@ int app_main(int argc, char** argv) {
   if (o.volume_roots.empty()) {
     std::cerr << "ferry-agent: at least one --volume-root is required\n";
     return 2;
+  }
+  if (!password_dir.empty()) {
+    // One NATS user per node (ferryctl nats-config): DIR/<node> holds its password.
+    std::ifstream in(password_dir + "/" + o.node);
+    if (!in) {
+      std::cerr << "ferry-agent: --nats-password-dir: no file " << password_dir << "/" << o.node
+                << " (regenerate the credentials with ferryctl nats-config --node " << o.node
+                << ")\n";
+      return 2;
+    }
+    std::getline(in, o.nats.password);
+    o.nats.user = subjects::agent_user(o.node);
   }
   o.nats.name = subjects::agent_user(o.node);
   o.nats.inbox_prefix = subjects::agent_inbox_prefix(o.node);

@@ -18,7 +18,8 @@ void usage() {
   std::cerr
       << "usage: ferry-coordinator [--nats URL] [--manifest-dir DIR] [--per-host-transfers N]\n"
          "                         [--max-vms-in-flight N] [--inventory-refresh SECONDS]\n"
-         "                         [--metrics-port N | --metrics-address ADDR:PORT]\n"
+         "                         [--metrics-port N | --metrics-address ADDR:PORT] [--js-replicas "
+         "N]\n"
          "  NATS credentials: FERRY_NATS_USER / FERRY_NATS_PASSWORD\n";
 }
 }  // namespace
@@ -48,6 +49,8 @@ int app_main(int argc, char** argv) {
       o.max_vms_in_flight = std::stoi(next());
     else if (a == "--inventory-refresh")
       o.inventory_refresh_seconds = std::stoi(next());
+    else if (a == "--js-replicas")
+      o.js_replicas = std::stoi(next());
     else if (a == "--metrics-address")
       o.metrics_address = next();
     else if (a == "--metrics-port")

@@ -88,13 +88,14 @@ Status Coordinator::run() {
   auto bus = bus::CnatsBus::connect(opts_.nats);
   if (!bus.ok()) return bus.error();
   bus_ = std::move(*bus);
-  FERRY_TRY(bus_->ensure_stream(subjects::kTasksStream, {subjects::kTasksStreamSubjects}, true));
-  FERRY_TRY(
-      bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true));
+  FERRY_TRY(bus_->ensure_stream(subjects::kTasksStream, {subjects::kTasksStreamSubjects}, true,
+                                opts_.js_replicas));
+  FERRY_TRY(bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true,
+                                opts_.js_replicas));
   for (auto [name, dst] : {std::pair{subjects::kResourcesBucket, &kv_resources_},
                            std::pair{subjects::kStatusBucket, &kv_status_},
                            std::pair{subjects::kInventoryBucket, &kv_inventory_}}) {
-    auto kv = bus_->kv(name);
+    auto kv = bus_->kv(name, true, opts_.js_replicas);
     if (!kv.ok()) return kv.error();
     *dst = std::move(*kv);
   }

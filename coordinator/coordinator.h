@@ -40,6 +40,7 @@ struct CoordinatorOptions {
   int max_vms_in_flight = 20;   // per migration
   int inventory_refresh_seconds = 300;
   int sessions_per_provider = 8;  // parallel SOAP sessions per source
+  int js_replicas = 1;            // replicas of Ferry's streams and buckets (3 in a NATS cluster)
   std::string metrics_address;    // "" = no HTTP endpoint; ":9465", "127.0.0.1:0"
   std::string metrics_port_file;  // written with the bound port (tests)
 };

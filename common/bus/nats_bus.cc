@@ -208,7 +208,7 @@ Result<std::unique_ptr<Subscription>> CnatsBus::subscribe(const std::string& sub
 }
 
 Status CnatsBus::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                               bool work_queue) {
+                               bool work_queue, int replicas) {
   jsStreamInfo* si = nullptr;
   natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, nullptr);
   if (s == NATS_OK) {
@@ -224,6 +224,7 @@ Status CnatsBus::ensure_stream(const std::string& name, const std::vector<std::s
   cfg.SubjectsLen = static_cast<int>(subs.size());
   cfg.Storage = js_FileStorage;
   cfg.Retention = work_queue ? js_WorkQueuePolicy : js_LimitsPolicy;
+  cfg.Replicas = replicas;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
   if (s != NATS_OK) return nats_error(s, "create stream " + name);
@@ -274,7 +275,8 @@ Result<std::unique_ptr<PullConsumer>> CnatsBus::pull_consumer(const std::string&
   return pc;
 }
 
-Result<std::unique_ptr<KvBucket>> CnatsBus::kv(const std::string& bucket, bool create_if_missing) {
+Result<std::unique_ptr<KvBucket>> CnatsBus::kv(const std::string& bucket, bool create_if_missing,
+                                               int replicas) {
   std::unique_ptr<KvBucket> b(new KvBucket);
   b->name_ = bucket;
   natsStatus s = js_KeyValue(&b->kv_, js_, bucket.c_str());
@@ -284,6 +286,7 @@ Result<std::unique_ptr<KvBucket>> CnatsBus::kv(const std::string& bucket, bool c
     cfg.Bucket = bucket.c_str();
     cfg.History = 1;
     cfg.StorageType = js_FileStorage;
+    cfg.Replicas = replicas;
     s = js_CreateKeyValue(&b->kv_, js_, &cfg);
   }
   if (s != NATS_OK) return nats_error(s, "key-value bucket " + bucket);

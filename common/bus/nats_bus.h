@@ -123,7 +123,7 @@ class CnatsBus {
   // Creates the stream if missing (file storage). work_queue: each message is
   // removed once acked.
   Status ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                       bool work_queue);
+                       bool work_queue, int replicas = 1);
   Result<bool> stream_exists(const std::string& name);
   // Publishes and waits for the stream's ack. msg_id dedupes within the window.
   Status js_publish(const std::string& subject, const std::string& data,
@@ -133,7 +133,8 @@ class CnatsBus {
                                                       const std::string& filter_subject,
                                                       const std::string& durable,
                                                       std::chrono::seconds ack_wait);
-  Result<std::unique_ptr<KvBucket>> kv(const std::string& bucket, bool create_if_missing = true);
+  Result<std::unique_ptr<KvBucket>> kv(const std::string& bucket, bool create_if_missing = true,
+                                       int replicas = 1);
   bool connected() const;
 
  private:

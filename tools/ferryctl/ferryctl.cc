@@ -515,7 +515,29 @@ int cmd_nats_config(const Args& a) {
     std::cerr << "error: cannot write to " << dir << "\n";
     return 1;
   }
-  std::cout << "wrote " << dir << "/nats-auth.conf and " << dir << "/credentials.json\n";
+  // The same, as the Kubernetes Secrets manifests/ expects (docs/deploy.md).
+  std::string ns = a.ns.empty() ? model::kDefaultNamespace : a.ns;
+  auto secret = [&](const std::string& name, const Json& data) {
+    return Json{
+        {"apiVersion", "v1"},
+        {"kind", "Secret"},
+        {"metadata",
+         {{"name", name}, {"namespace", ns}, {"labels", {{"app.kubernetes.io/part-of", "ferry"}}}}},
+        {"type", "Opaque"},
+        {"stringData", data}};
+  };
+  Json agents = Json::object();
+  for (const auto& n : a.nodes) agents[n] = creds["agents"][n]["password"];
+  std::ofstream sf(dir + "/secrets.yaml");
+  sf << model::to_yaml(secret("ferry-nats-auth", {{"nats-auth.conf", conf.str()}})) << "---\n"
+     << model::to_yaml(secret("ferry-nats-agents", agents)) << "---\n"
+     << model::to_yaml(secret("ferry-nats-credentials",
+                              {{"coordinator-user", creds["coordinator"]["user"]},
+                               {"coordinator-password", creds["coordinator"]["password"]},
+                               {"ferryctl-user", creds["ferryctl"]["user"]},
+                               {"ferryctl-password", creds["ferryctl"]["password"]}}));
+  std::cout << "wrote " << dir << "/nats-auth.conf, " << dir << "/credentials.json and " << dir
+            << "/secrets.yaml\n";
   return 0;
 }
 
