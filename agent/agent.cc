@@ -113,19 +113,11 @@ Status Agent::run() {
   if (!sub.ok()) return sub.error();
   cancel_sub_ = std::move(*sub);
   if (!opts_.metrics_address.empty()) {
-    auto ep = metrics::HttpEndpoint::start(opts_.metrics_address, metrics_.registry(),
-                                           [this] { return ready_.load() && bus_->connected(); });
+    auto ep = metrics::HttpEndpoint::start(
+        opts_.metrics_address, metrics_.registry(),
+        [this] { return ready_.load() && bus_->connected(); }, opts_.metrics_port_file);
     if (!ep.ok()) return ep.error();
     http_ = std::move(*ep);
-    if (!opts_.metrics_port_file.empty()) {
-      std::string tmp = opts_.metrics_port_file + ".tmp";
-      FILE* f = std::fopen(tmp.c_str(), "w");
-      if (f) {
-        std::fprintf(f, "%d\n", http_->port());
-        std::fclose(f);
-        std::rename(tmp.c_str(), opts_.metrics_port_file.c_str());
-      }
-    }
   }
   ready_ = true;
   kLog.info("agent ready", {{"node", opts_.node},

@@ -65,8 +65,8 @@ int app_main(int argc, char** argv) {
   setenv("UV_THREADPOOL_SIZE", "16", 0);  // provider calls run on libuv's pool
   Coordinator c(o);
   g_coordinator = &c;
-  std::signal(SIGTERM, [](int) { g_coordinator->stop(); });
-  std::signal(SIGINT, [](int) { g_coordinator->stop(); });
+  std::signal(SIGTERM, [](int) { g_coordinator->request_stop(); });
+  std::signal(SIGINT, [](int) { g_coordinator->request_stop(); });
   Status s = c.run();
   if (!s.ok()) {
     Logger("coordinator").error("coordinator failed", {{"error", s.error().message}});

@@ -106,19 +106,20 @@ Status Coordinator::run() {
   results_ = std::move(*rc);
   FERRY_TRY(subscribe());
   results_thread_ = std::thread([this] { results_thread_main(); });
+  // A signal handler only sets stop_requested_; the loop notices here.
+  loop_.every(std::chrono::milliseconds(200), [this] {
+    if (stop_requested_) stop();
+  });
   loop_.every(std::chrono::milliseconds(1000), [this] {
     flush_dirty();
     update_gauges();
   });
   if (!opts_.metrics_address.empty()) {
-    auto ep = metrics::HttpEndpoint::start(opts_.metrics_address, metrics_.registry,
-                                           [this] { return ready_.load() && bus_->connected(); });
+    auto ep = metrics::HttpEndpoint::start(
+        opts_.metrics_address, metrics_.registry,
+        [this] { return ready_.load() && bus_->connected(); }, opts_.metrics_port_file);
     if (!ep.ok()) return ep.error();
     http_ = std::move(*ep);
-    if (!opts_.metrics_port_file.empty()) {
-      std::ofstream(opts_.metrics_port_file + ".tmp") << http_->port() << "\n";
-      std::filesystem::rename(opts_.metrics_port_file + ".tmp", opts_.metrics_port_file);
-    }
   }
   loop_.post([this] { ready_ = true; });
   loop_.every(std::chrono::seconds(opts_.inventory_refresh_seconds), [this] {

@@ -52,6 +52,7 @@ class Coordinator {
   // Connects, loads state, serves until stop() (any thread) or SIGTERM handled by main.
   Status run();
   void stop();
+  void request_stop() { stop_requested_ = true; }  // async-signal-safe
 
  private:
   struct AgentInfo {
@@ -115,6 +116,7 @@ class Coordinator {
   std::unique_ptr<bus::PullConsumer> results_;
   std::thread results_thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> stop_requested_{false};
 
   std::map<ResourceKey, Resource> resources_;
   std::map<ResourceKey, model::Json> status_;

@@ -3,7 +3,9 @@
 #include <civetweb.h>
 #include <prometheus/text_serializer.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace ferry::metrics {
 namespace {
@@ -22,7 +24,7 @@ int reply(mg_connection* conn, int status, const char* status_text, const std::s
 
 Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(
     const std::string& address, std::shared_ptr<prometheus::Registry> registry,
-    std::function<bool()> ready) {
+    std::function<bool()> ready, const std::string& port_file) {
   std::unique_ptr<HttpEndpoint> ep(new HttpEndpoint);
   ep->registry_ = std::move(registry);
   ep->ready_ = std::move(ready);
@@ -59,6 +61,12 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(
         return reply(conn, 200, "OK", "text/plain", "ready\n");
       },
       ep.get());
+  if (!port_file.empty()) {
+    std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << ep->port_ << "\n";
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0)
+      return Error(ErrorCode::kIo, "cannot write " + port_file);
+  }
   return ep;
 }
 

@@ -19,9 +19,11 @@ namespace ferry::metrics {
 class HttpEndpoint {
  public:
   // address: "127.0.0.1:9464", ":9464" or port "0" for an ephemeral port.
+  // port_file: if set, the bound port is written there (atomically) for tests.
   static Result<std::unique_ptr<HttpEndpoint>> start(const std::string& address,
                                                      std::shared_ptr<prometheus::Registry> registry,
-                                                     std::function<bool()> ready);
+                                                     std::function<bool()> ready,
+                                                     const std::string& port_file = "");
   ~HttpEndpoint();
   int port() const { return port_; }
 

@@ -42,6 +42,8 @@ std::string sha1_fingerprint(X509* cert) {
   return out;
 }
 
+}  // namespace
+
 // Local names: the SOAP body uses a default namespace, but be lenient with prefixes.
 const char* local(const char* name) {
   const char* c = std::strchr(name, ':');
@@ -59,6 +61,14 @@ pugi::xml_node find_local(const pugi::xml_node& n, const char* name) {
       [name](const pugi::xml_node& x) { return !std::strcmp(local(x.name()), name); });
 }
 
+std::string xsi_type(const pugi::xml_node& n) {
+  for (auto a : n.attributes()) {
+    const char* colon = std::strchr(a.name(), ':');
+    if (colon && !std::strcmp(colon + 1, "type")) return local(a.value());
+  }
+  return "";
+}
+
 void collect_objects(const pugi::xml_node& returnval, PropertyResult& out) {
   for (auto o : returnval.children()) {
     if (std::strcmp(local(o.name()), "objects")) continue;
@@ -71,8 +81,6 @@ void collect_objects(const pugi::xml_node& returnval, PropertyResult& out) {
     out.objects.push_back(std::move(oc));
   }
 }
-
-}  // namespace
 
 std::string xml_escape(const std::string& s) {
   std::string o;

@@ -83,6 +83,11 @@ class VimClient {
 };
 
 std::string xml_escape(const std::string& s);
-Mor mor_of(const pugi::xml_node& n);  // <x type="T">value</x>
+// XML helpers that ignore namespace prefixes (servers differ in the prefixes they bind).
+const char* local(const char* qualified_name);
+pugi::xml_node child_local(const pugi::xml_node& n, const char* name);
+pugi::xml_node find_local(const pugi::xml_node& n, const char* name);
+std::string xsi_type(const pugi::xml_node& n);  // the xsi:type attribute, any prefix
+Mor mor_of(const pugi::xml_node& n);            // <x type="T">value</x>
 
 }  // namespace ferry::coordinator::vsphere

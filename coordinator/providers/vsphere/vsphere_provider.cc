@@ -11,25 +11,7 @@
 namespace ferry::coordinator::vsphere {
 namespace {
 
-const char* local(const char* name) {
-  const char* c = std::strchr(name, ':');
-  return c ? c + 1 : name;
-}
-pugi::xml_node child(const pugi::xml_node& n, const char* name) {
-  for (auto c : n.children())
-    if (!std::strcmp(local(c.name()), name)) return c;
-  return {};
-}
-// The xsi:type of a node; servers differ in the prefix they bind to the
-// XMLSchema-instance namespace ("xsi", "XMLSchema-instance", ...).
-std::string xsi_type(const pugi::xml_node& n) {
-  for (auto a : n.attributes()) {
-    const char* name = a.name();
-    const char* colon = std::strchr(name, ':');
-    if (colon && !std::strcmp(colon + 1, "type")) return local(a.value());
-  }
-  return "";
-}
+pugi::xml_node child(const pugi::xml_node& n, const char* name) { return child_local(n, name); }
 std::string text(const std::map<std::string, pugi::xml_node>& props, const char* key) {
   auto it = props.find(key);
   return it == props.end() ? "" : it->second.text().get();
