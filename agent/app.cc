@@ -25,7 +25,8 @@ void usage() {
                "ADDR:PORT]\n"
                "  /metrics, /healthz and /readyz are served on the metrics port.\n"
                "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
-               "  NATS credentials: FERRY_NATS_USER / FERRY_NATS_PASSWORD\n"
+               "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
+               "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n"
                "  A volume root without CLASS= serves the storage class \"local\".\n";
 }
 
@@ -41,9 +42,7 @@ int app_main(int argc, char** argv) {
   if (argc > 1 && !std::strcmp(argv[1], "copy")) return transfer::copy_main(argc - 1, argv + 1);
   AgentOptions o;
   std::string password_dir;
-  if (const char* u = std::getenv("FERRY_NATS_URL")) o.nats.url = u;
-  if (const char* u = std::getenv("FERRY_NATS_USER")) o.nats.user = u;
-  if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.nats.password = p;
+  bus::options_from_env(o.nats);
   if (const char* n = std::getenv("FERRY_NODE_NAME")) o.node = n;  // downward API in a DaemonSet
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];

@@ -20,16 +20,15 @@ void usage() {
          "                         [--max-vms-in-flight N] [--inventory-refresh SECONDS]\n"
          "                         [--metrics-port N | --metrics-address ADDR:PORT] [--js-replicas "
          "N]\n"
-         "  NATS credentials: FERRY_NATS_USER / FERRY_NATS_PASSWORD\n";
+         "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
+         "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n";
 }
 }  // namespace
 
 int app_main(int argc, char** argv) {
   CoordinatorOptions o;
   o.nats.name = "ferry-coordinator";
-  if (const char* u = std::getenv("FERRY_NATS_URL")) o.nats.url = u;
-  if (const char* u = std::getenv("FERRY_NATS_USER")) o.nats.user = u;
-  if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.nats.password = p;
+  bus::options_from_env(o.nats);
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {

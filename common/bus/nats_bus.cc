@@ -2,6 +2,8 @@
 
 #include <nats/nats.h>
 
+#include <cstdlib>
+
 namespace ferry::bus {
 namespace {
 
@@ -134,6 +136,18 @@ Result<std::vector<std::string>> KvBucket::keys() {
   return out;
 }
 
+void options_from_env(ConnectOptions& o) {
+  auto set = [](const char* var, std::string& dst) {
+    if (const char* v = std::getenv(var)) dst = v;
+  };
+  set("FERRY_NATS_URL", o.url);
+  set("FERRY_NATS_USER", o.user);
+  set("FERRY_NATS_PASSWORD", o.password);
+  set("FERRY_NATS_CA", o.tls_ca_file);
+  set("FERRY_NATS_CERT", o.tls_cert_file);
+  set("FERRY_NATS_KEY", o.tls_key_file);
+}
+
 Result<std::unique_ptr<CnatsBus>> CnatsBus::connect(const ConnectOptions& o) {
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
@@ -143,6 +157,20 @@ Result<std::unique_ptr<CnatsBus>> CnatsBus::connect(const ConnectOptions& o) {
   if (!o.user.empty()) natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str());
   natsOptions_SetTimeout(opts, o.timeout.count());
   if (!o.inbox_prefix.empty()) natsOptions_SetCustomInboxPrefix(opts, o.inbox_prefix.c_str());
+  if (!o.tls_ca_file.empty() || o.url.rfind("tls://", 0) == 0) {
+    natsOptions_SetSecure(opts, true);
+    if (!o.tls_ca_file.empty() &&
+        (s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca_file.c_str())) != NATS_OK) {
+      natsOptions_Destroy(opts);
+      return nats_error(s, "NATS CA file " + o.tls_ca_file);
+    }
+    if (!o.tls_cert_file.empty() &&
+        (s = natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(),
+                                               o.tls_key_file.c_str())) != NATS_OK) {
+      natsOptions_Destroy(opts);
+      return nats_error(s, "NATS client certificate " + o.tls_cert_file);
+    }
+  }
   natsOptions_SetMaxReconnect(opts, -1);  // daemons ride out a NATS restart
   natsOptions_SetReconnectWait(opts, 250);
   std::unique_ptr<CnatsBus> bus(new CnatsBus);

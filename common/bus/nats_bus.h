@@ -40,7 +40,13 @@ struct ConnectOptions {
   std::string password;
   std::chrono::milliseconds timeout{5000};
   std::string inbox_prefix;  // "" = _INBOX; agents use their own so they can be limited to it
+  // TLS: verify the server against this CA (PEM); present a client certificate if given.
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
 };
+
+// Fills url, user, password and TLS files from FERRY_NATS_URL, FERRY_NATS_USER,
+// FERRY_NATS_PASSWORD, FERRY_NATS_CA, FERRY_NATS_CERT, FERRY_NATS_KEY where set.
+void options_from_env(ConnectOptions& o);
 
 class Subscription {
  public:

@@ -66,8 +66,8 @@ Result<Json> call(const Args& a, const std::string& verb, const Json& req,
   bus::ConnectOptions o;
   o.url = a.nats;
   o.name = "ferryctl";
-  if (const char* u = std::getenv("FERRY_NATS_USER")) o.user = u;
-  if (const char* p = std::getenv("FERRY_NATS_PASSWORD")) o.password = p;
+  bus::options_from_env(o);
+  o.url = a.nats;
   o.timeout = std::chrono::milliseconds(3000);
   o.inbox_prefix = "_INBOX_ferryctl";  // its NATS user may only read its own replies
   auto bus = bus::CnatsBus::connect(o);

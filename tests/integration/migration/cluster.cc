@@ -19,7 +19,8 @@ std::string run_capture(const std::vector<std::string>& argv, const std::string&
 
 }  // namespace
 
-Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes) : dir_("ferry-it") {
+Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes, bool tls)
+    : dir_("ferry-it"), tls_(tls) {
   require_program("nats-server");
   require_program("mkfs.ext4");
   // NATS with JetStream on a free loopback port.
@@ -35,12 +36,33 @@ Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes) : 
                                         nd,
                                         "--ports_file_dir",
                                         dir_.path()};
+  std::string conf;
   if (!auth_nodes.empty()) {
     std::vector<std::string> argv = {bin("tools/ferryctl"), "nats-config", "--out", dir_.path()};
     for (const auto& n : auth_nodes) argv.insert(argv.end(), {"--node", n});
     run_capture(argv, dir_.path());
     creds_ = Json::parse(read_file(dir_.file("credentials.json")));
-    write_file(dir_.file("nats.conf"), "include \"nats-auth.conf\"\n");
+    conf += "include \"nats-auth.conf\"\n";
+  }
+  if (tls) {
+    std::string openssl = require_program("openssl");
+    auto f = [&](const char* n) { return dir_.file(n); };
+    run_capture({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f("ca.key"),
+                 "-out", f("ca.pem"), "-days", "1", "-subj", "/CN=ferry-test-ca"},
+                dir_.path());
+    run_capture({openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f("server.key"),
+                 "-out", f("server.csr"), "-subj", "/CN=127.0.0.1"},
+                dir_.path());
+    write_file(f("san.ext"), "subjectAltName=IP:127.0.0.1\n");
+    run_capture(
+        {openssl, "x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
+         "-CAcreateserial", "-out", f("server.pem"), "-days", "1", "-extfile", f("san.ext")},
+        dir_.path());
+    conf += "tls {\n  cert_file: \"" + f("server.pem") + "\"\n  key_file: \"" + f("server.key") +
+            "\"\n  ca_file: \"" + f("ca.pem") + "\"\n  timeout: 5\n}\n";
+  }
+  if (!conf.empty()) {
+    write_file(dir_.file("nats.conf"), conf);
     nats_argv.insert(nats_argv.end(), {"-c", dir_.file("nats.conf")});
   }
   nats_ = std::make_unique<Subprocess>(nats_argv,
@@ -106,10 +128,13 @@ std::string Cluster::vm_id(const std::string& vm) const {
 }
 
 std::vector<std::string> Cluster::env_for(const std::string& who) const {
-  if (creds_.is_null()) return {};
+  std::vector<std::string> env;
+  if (tls_) env.push_back("FERRY_NATS_CA=" + ca_file());
+  if (creds_.is_null()) return env;
   const Json& c = who == "coordinator" || who == "ferryctl" ? creds_[who] : creds_["agents"][who];
-  return {"FERRY_NATS_USER=" + c["user"].get<std::string>(),
-          "FERRY_NATS_PASSWORD=" + c["password"].get<std::string>()};
+  env.push_back("FERRY_NATS_USER=" + c["user"].get<std::string>());
+  env.push_back("FERRY_NATS_PASSWORD=" + c["password"].get<std::string>());
+  return env;
 }
 
 void Cluster::start_coordinator() {

@@ -38,7 +38,10 @@ class Cluster {
  public:
   // auth_nodes: run NATS with `ferryctl nats-config` users for these agent
   // nodes; every process then connects with its own credentials.
-  explicit Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes = {});
+  // tls: NATS requires TLS with a certificate from a CA made for the test;
+  // every process gets FERRY_NATS_CA.
+  explicit Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes = {},
+                   bool tls = false);
   ~Cluster();
 
   const TempDir& dir() const { return dir_; }
@@ -78,10 +81,12 @@ class Cluster {
   std::string nats_url_;
   Json sim_state_;
   Json creds_;  // from nats-config, when auth is on
+  bool tls_ = false;
   std::vector<std::string> env_for(const std::string& who) const;
 
  public:
   const Json& credentials() const { return creds_; }
+  std::string ca_file() const { return tls_ ? dir_.file("ca.pem") : ""; }
 };
 
 // The value of the first sample of `name` whose labels contain every `label="value"` given.

@@ -78,3 +78,23 @@ TEST_CASE("agents authenticate to NATS and are confined to their node's subjects
             .find(c.credentials()["agents"]["node-1"]["password"].get<std::string>()) ==
         std::string::npos);
 }
+
+TEST_CASE("with TLS configured, daemons verify the NATS server and a plain client is refused",
+          "[e2e]") {
+  Cluster c({{.name = "tls-01", .disk_mib = 16, .data_mib = 1}}, {"node-1"}, /*tls=*/true);
+  c.start_coordinator();
+  c.start_agent("node-1");
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"tls-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(wait_migration(c, "m") == "Succeeded");
+  bus::ConnectOptions o;
+  o.url = c.nats_url();
+  o.user = c.credentials()["coordinator"]["user"];
+  o.password = c.credentials()["coordinator"]["password"];
+  o.timeout = 2s;
+  CHECK_FALSE(bus::CnatsBus::connect(o).ok());  // no TLS
+  o.tls_ca_file = c.dir().file("server.pem");   // not the CA: verification fails
+  CHECK_FALSE(bus::CnatsBus::connect(o).ok());
+  o.tls_ca_file = c.ca_file();
+  CHECK(bus::CnatsBus::connect(o).ok());
+}
