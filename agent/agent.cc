@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "agent/convert/convert.h"
 #include "agent/transfer/copy.h"
 #include "common/base/log.h"
 #include "common/protocol/subjects.h"
@@ -187,41 +188,60 @@ void Agent::fetch_loop() {
     }
     for (auto& m : *msgs) {
       auto msg = std::make_shared<bus::JsMessage>(std::move(m));
-      ferry::v1::TransferTask task;
-      if (!task.ParseFromString(msg->data())) {
+      ferry::v1::AgentTask any;
+      if (!any.ParseFromString(msg->data()) ||
+          any.kind_case() == ferry::v1::AgentTask::KIND_NOT_SET) {
         kLog.error("dropping malformed task", {{"subject", msg->subject()}});
         (void)msg->ack();
         continue;
       }
+      struct Ids {
+        std::string task_id;
+        ferry::v1::TargetVolume first_volume;
+      } ids;
+      if (any.has_transfer()) {
+        ids.task_id = any.transfer().task_id();
+        ids.first_volume = any.transfer().target();
+      } else {
+        ids.task_id = any.convert().task_id();
+        if (any.convert().volumes_size()) ids.first_volume = any.convert().volumes(0);
+      }
       // Still wanted? The coordinator may have canceled it while it was queued.
       ferry::v1::ClaimRequest creq;
-      creq.set_task_id(task.task_id());
+      creq.set_task_id(ids.task_id);
       creq.set_node(opts_.node);
       auto rep = bus_->request(subjects::claim(opts_.node), creq.SerializeAsString(),
                                std::chrono::seconds(5));
       if (!rep.ok()) {
         kLog.warn("coordinator unavailable; task postponed",
-                  {{"task", task.task_id()}, {"error", rep.error().message}});
+                  {{"task", ids.task_id}, {"error", rep.error().message}});
         (void)msg->nak(std::chrono::seconds(2));
         continue;
       }
       ferry::v1::ClaimReply cr;
       cr.ParseFromString(*rep);
       if (!cr.proceed()) {
-        kLog.info("task no longer wanted", {{"task", task.task_id()}, {"reason", cr.reason()}});
-        auto path = resolve_target(task.target());
-        if (path.ok() && cr.reason().find("Canceled") != std::string::npos) remove_volume(*path);
+        kLog.info("task no longer wanted", {{"task", ids.task_id}, {"reason", cr.reason()}});
+        auto path = resolve_target(ids.first_volume);
+        if (any.has_transfer() && path.ok() && cr.reason().find("Canceled") != std::string::npos)
+          remove_volume(*path);
         (void)msg->ack();
         continue;
       }
       auto running = std::make_shared<Running>();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        running_[task.task_id()] = running;
+        running_[ids.task_id] = running;
       }
       uint64_t worker = next_worker_++;
-      workers_.emplace(worker,
-                       std::thread([this, msg, task, worker] { run_task(msg, task, worker); }));
+      if (any.has_transfer())
+        workers_.emplace(worker, std::thread([this, msg, t = any.transfer(), worker] {
+                           run_task(msg, t, worker);
+                         }));
+      else
+        workers_.emplace(worker, std::thread([this, msg, t = any.convert(), worker] {
+                           run_convert(msg, t, worker);
+                         }));
     }
   }
 }
@@ -249,6 +269,127 @@ void Agent::publish_result(const ferry::v1::TaskResult& r) {
   }
 }
 
+void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::TaskResult& result,
+                     uint64_t worker) {
+  set_now(result.mutable_finished_at());
+  if (!stopping_ || result.state() != ferry::v1::TASK_STATE_CANCELED) {
+    publish_result(result);
+    (void)msg->ack();
+  } else {
+    (void)msg->nak();  // interrupted by shutdown: redeliver, resume from the checkpoint
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  running_.erase(result.task_id());
+  double rate = 0;
+  for (const auto& [id, r] : running_) rate += r->rate;
+  metrics_.throughput.Set(rate);
+  finished_.push_back(worker);
+  cv_.notify_all();
+}
+
+void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertTask task,
+                        uint64_t worker) {
+  std::shared_ptr<Running> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running = running_[task.task_id()];
+  }
+  ferry::v1::TaskResult result;
+  result.set_task_id(task.task_id());
+  result.set_node(opts_.node);
+  auto fail = [&](const Error& e) {
+    result.set_state(e.code == ErrorCode::kCanceled ? ferry::v1::TASK_STATE_CANCELED
+                                                    : ferry::v1::TASK_STATE_FAILED);
+    result.mutable_failure()->set_code(static_cast<int>(e.code));
+    result.mutable_failure()->set_message(e.message);
+    kLog.error("conversion failed",
+               {{"task", task.task_id()}, {"vm", task.vm()}, {"error", e.message}});
+    complete(msg, result, worker);
+  };
+  convert::ConvertSpec spec;
+  spec.name = task.vm();
+  for (const auto& v : task.volumes()) {
+    auto path = resolve_target(v);
+    if (!path.ok()) return fail(path.error());
+    spec.disks.push_back({*path, "raw"});
+  }
+  if (spec.disks.empty())
+    return fail(Error(ErrorCode::kInvalidArgument, "conversion task has no volumes"));
+  spec.firmware = task.firmware().empty() ? "bios" : task.firmware();
+  spec.cpus = task.cpus() ? static_cast<int>(task.cpus()) : 1;
+  spec.memory_mb = task.memory_mb() ? static_cast<int>(task.memory_mb()) : 1024;
+  for (const auto& m : task.macs()) spec.macs.push_back(m);
+  for (const auto& [mac, ip] : task.mac_ips()) spec.mac_ips.emplace_back(mac, ip);
+  spec.env = opts_.conversion_env;
+  spec.time_limit = std::chrono::seconds(task.time_limit_seconds() ? task.time_limit_seconds()
+                                                                   : opts_.conversion_time_limit);
+  spec.cancel = &running->cancel;
+  // Work files (domain XML, virt-v2v log) live under the volume root, never beside a
+  // block-device volume in /dev.
+  auto root = opts_.volume_roots.find(task.volumes(0).storage_class());
+  spec.work_dir =
+      (root == opts_.volume_roots.end() ? fs::temp_directory_path().string() : root->second) +
+      "/.ferry-convert/" + task.vm();
+  auto last_sent = std::chrono::steady_clock::now() - std::chrono::seconds(5);
+  auto last_in_progress = std::chrono::steady_clock::now();
+  spec.on_output = [&](const std::string& line) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_sent >= std::chrono::seconds(1)) {
+      ferry::v1::TaskProgress tp;
+      tp.set_task_id(task.task_id());
+      tp.set_node(opts_.node);
+      tp.set_message(line.substr(0, 300));
+      set_now(tp.mutable_sent_at());
+      (void)bus_->publish(subjects::progress(opts_.node), tp.SerializeAsString());
+      last_sent = now;
+    }
+    if (now - last_in_progress > std::chrono::seconds(10)) {
+      (void)msg->in_progress();
+      last_in_progress = now;
+    }
+  };
+  kLog.info("conversion started", {{"task", task.task_id()}, {"vm", task.vm()}});
+  metrics_.in_flight.Increment();
+  // A keep-alive for the work-queue message while virt-v2v is silent for long stretches.
+  std::atomic<bool> done{false};
+  std::thread keepalive([&] {
+    while (!done) {
+      for (int i = 0; i < 100 && !done; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!done) (void)msg->in_progress();
+    }
+  });
+  auto report = convert::convert_in_place(spec);
+  done = true;
+  keepalive.join();
+  metrics_.in_flight.Decrement();
+  if (!report.ok()) {
+    metrics_.tasks
+        .Add({{"result", report.error().code == ErrorCode::kCanceled ? "canceled" : "failed"}})
+        .Increment();
+    return fail(report.error());
+  }
+  metrics_.conversion_seconds.Observe(report->seconds);
+  metrics_.tasks.Add({{"result", "succeeded"}}).Increment();
+  result.set_state(ferry::v1::TASK_STATE_SUCCEEDED);
+  auto* c = result.mutable_conversion();
+  c->set_os_name(report->os_name);
+  c->set_os_distro(report->os_distro);
+  c->set_os_version(report->os_version);
+  c->set_os_product(report->os_product);
+  c->set_firmware(report->firmware);
+  for (const auto& d : report->drivers_installed) c->add_drivers_installed(d);
+  for (const auto& w : report->warnings) c->add_warnings(w);
+  c->set_virtio_disk(report->virtio_disk);
+  c->set_virtio_net(report->virtio_net);
+  c->set_seconds(report->seconds);
+  kLog.info("conversion succeeded", {{"task", task.task_id()},
+                                     {"vm", task.vm()},
+                                     {"os", report->os_product},
+                                     {"seconds", std::to_string(report->seconds)}});
+  complete(msg, result, worker);
+}
+
 void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task,
                      uint64_t worker) {
   std::shared_ptr<Running> running;
@@ -273,20 +414,7 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       metrics_.errors
           .Add({{"kind", error_code_name(static_cast<ErrorCode>(result.failure().code()))}})
           .Increment();
-    set_now(result.mutable_finished_at());
-    if (!stopping_ || result.state() != ferry::v1::TASK_STATE_CANCELED) {
-      publish_result(result);
-      (void)msg->ack();
-    } else {
-      (void)msg->nak();  // interrupted by shutdown: redeliver, resume from the checkpoint
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    running_.erase(task.task_id());
-    double rate = 0;
-    for (const auto& [id, r] : running_) rate += r->rate;
-    metrics_.throughput.Set(rate);
-    finished_.push_back(worker);
-    cv_.notify_all();
+    complete(msg, result, worker);
   };
   auto fail = [&](const Error& e) {
     result.set_state(ferry::v1::TASK_STATE_FAILED);

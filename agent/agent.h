@@ -35,6 +35,9 @@ struct AgentOptions {
   uint64_t bandwidth = 0;         // per task, bytes/s
   std::string metrics_address;    // "" = no HTTP endpoint; ":9464", "127.0.0.1:0"
   std::string metrics_port_file;  // written with the bound port (tests)
+  // KEY=VALUE for virt-v2v: the agent's own LIBGUESTFS_* variables plus --conversion-env.
+  std::vector<std::string> conversion_env;
+  int conversion_time_limit = 3600;  // seconds, unless the task sets one
 };
 
 class Agent {
@@ -58,6 +61,11 @@ class Agent {
   void fetch_loop();
   void heartbeat_loop();
   void run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task, uint64_t worker);
+  void run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertTask task,
+                   uint64_t worker);
+  // Publishes the result, acks (or naks on shutdown) and frees the task's slot.
+  void complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::TaskResult& result,
+                uint64_t worker);
   void publish_result(const ferry::v1::TaskResult& r);
   void on_cancel(const std::string& data);
   static void remove_volume(const std::string& path);

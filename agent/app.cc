@@ -77,6 +77,10 @@ int app_main(int argc, char** argv) {
       o.connections = std::stoi(next());
     else if (a == "--bandwidth")
       o.bandwidth = std::stoull(next());
+    else if (a == "--conversion-env")
+      o.conversion_env.push_back(next());
+    else if (a == "--conversion-time-limit")
+      o.conversion_time_limit = std::stoi(next());
     else if (a == "--nats-password-dir")
       password_dir = next();
     else if (a == "--metrics-address")
@@ -102,6 +106,11 @@ int app_main(int argc, char** argv) {
     std::cerr << "ferry-agent: at least one --volume-root is required\n";
     return 2;
   }
+  // libguestfs settings come from the agent's environment (e.g. a DaemonSet's
+  // LIBGUESTFS_BACKEND) and --conversion-env; never hard-coded.
+  for (char** e = environ; *e; e++)
+    if (std::strncmp(*e, "LIBGUESTFS_", 11) == 0)
+      o.conversion_env.insert(o.conversion_env.begin(), *e);
   if (!password_dir.empty()) {
     // One NATS user per node (ferryctl nats-config): DIR/<node> holds its password.
     std::ifstream in(password_dir + "/" + o.node);

@@ -41,7 +41,13 @@ AgentMetrics::AgentMetrics()
                             .Name("ferry_agent_source_read_bytes_total")
                             .Help("Bytes read from sources (holes are not read)")
                             .Register(*registry_)
-                            .Add({})) {}
+                            .Add({})),
+      conversion_seconds(BuildHistogram()
+                             .Name("ferry_agent_conversion_duration_seconds")
+                             .Help("Duration of successful guest conversions (virt-v2v-in-place)")
+                             .Register(*registry_)
+                             .Add({}, prometheus::Histogram::BucketBoundaries{30, 60, 120, 300, 600,
+                                                                              1200, 1800, 3600})) {}
 
 prometheus::Counter& AgentMetrics::transferred(const std::string& plan, const std::string& vm,
                                                const std::string& disk) {

@@ -38,6 +38,7 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>& tasks;   // ferry_agent_tasks_total{result}
   prometheus::Family<prometheus::Counter>& errors;  // ferry_agent_errors_total{kind}
   prometheus::Counter& source_read_bytes;           // ferry_agent_source_read_bytes_total
+  prometheus::Histogram& conversion_seconds;        // ferry_agent_conversion_duration_seconds
 };
 
 }  // namespace ferry::agent

@@ -186,6 +186,8 @@ Status Coordinator::load_state() {
   for (auto& [k, st] : status_) {
     if (k.kind != "Migration" || st.value("phase", "") != "Running") continue;
     for (auto& vm : st["vms"]) {
+      if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
+        tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), -1};
       for (auto& d : vm["disks"]) {
         std::string state = d.value("state", "");
         if (d.contains("taskId"))
@@ -310,6 +312,7 @@ void Coordinator::handle_api(const std::string& verb, const Json& req, Reply rep
   if (verb == "cancel") return api_cancel(req, reply);
   if (verb == "inventory") return api_inventory(req, reply);
   if (verb == "gather") return api_gather(req, reply);
+  if (verb == "retry") return api_retry(req, reply);
   if (verb == "status") {
     Json agents = Json::array();
     for (const auto& [n, a] : agents_)
@@ -813,6 +816,11 @@ void Coordinator::on_progress(const std::string& data) {
   if (it == tasks_.end()) return;
   Json* vm = vm_status(it->second.migration, it->second.vm_id);
   if (!vm) return;
+  if (it->second.disk_key < 0) {  // conversion: virt-v2v's latest status line
+    if (Json* s = step(*vm, "ImageConversion")) (*s)["message"] = p.message();
+    dirty_.insert(it->second.migration);
+    return;
+  }
   uint64_t done = 0, total = 0;
   for (auto& d : (*vm)["disks"]) {
     if (d.value("taskId", "") == p.task_id() && d.value("state", "") != "Completed") {
@@ -843,6 +851,17 @@ void Coordinator::on_claim(const bus::Message& msg) {
       rep.set_reason("unknown task");
     } else if (vm_terminal(*vm)) {
       rep.set_reason("VM is " + vm->value("phase", ""));
+    } else if (it->second.disk_key < 0) {
+      Json& conv = (*vm)["conversion"];
+      std::string st = conv.is_object() ? conv.value("state", "") : "";
+      if (conv.is_object() && conv.value("taskId", "") == req.task_id() &&
+          (st == "Queued" || st == "Running")) {
+        rep.set_proceed(true);
+        conv["state"] = "Running";
+        dirty_.insert(it->second.migration);
+      } else {
+        rep.set_reason("conversion is " + (st.empty() ? std::string("not wanted") : st));
+      }
     } else {
       for (auto& d : (*vm)["disks"])
         if (d.value("taskId", "") == req.task_id()) {
@@ -866,6 +885,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   TaskRef ref = it->second;
   Json* vm = vm_status(ref.migration, ref.vm_id);
   if (!vm) return;
+  if (ref.disk_key < 0) return on_conversion_result(ref, *vm, r);
   Json* disk = nullptr;
   for (auto& d : (*vm)["disks"])
     if (d.value("taskId", "") == r.task_id()) disk = &d;
@@ -904,6 +924,77 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
             "disk " + disk->value("file", "") + " on node " + r.node() + ": " + msg);
   }
   dispatch();
+}
+
+void Coordinator::on_conversion_result(const TaskRef& ref, Json& vm,
+                                       const ferry::v1::TaskResult& r) {
+  Json& conv = vm["conversion"];
+  if (!conv.is_object() || conv.value("taskId", "") != r.task_id() || vm_terminal(vm)) return;
+  if (r.has_conversion()) {
+    const auto& c = r.conversion();
+    Json drivers = Json::array(), warnings = Json::array();
+    for (const auto& d : c.drivers_installed()) drivers.push_back(d);
+    for (const auto& w : c.warnings()) warnings.push_back(w);
+    conv["state"] = "Completed";
+    conv["report"] = {{"os", c.os_name()},           {"distro", c.os_distro()},
+                      {"version", c.os_version()},   {"product", c.os_product()},
+                      {"firmware", c.firmware()},    {"drivers", drivers},
+                      {"warnings", warnings},        {"virtioDisk", c.virtio_disk()},
+                      {"virtioNet", c.virtio_net()}, {"seconds", c.seconds()}};
+    if (Json* s = step(vm, "ImageConversion")) s->erase("message");
+    kLog.info("guest converted", {{"vm", vm.value("name", "")}, {"os", c.os_product()}});
+    save_status(ref.migration);
+    return advance(ref.migration, ref.vm_id);
+  }
+  conv["state"] = r.state() == ferry::v1::TASK_STATE_CANCELED ? "Canceled" : "Failed";
+  // The copied volumes stay: `ferryctl retry` runs only the conversion again.
+  fail_vm(ref.migration, ref.vm_id,
+          "guest conversion on node " + r.node() + " failed: " + r.failure().message());
+}
+
+void Coordinator::api_retry(const Json& req, Reply reply) {
+  ResourceKey k{"Migration", req.value("namespace", std::string(model::kDefaultNamespace)),
+                req.value("name", "")};
+  if (!status_.count(k))
+    return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
+  for (const auto& [sk, st] : status_)
+    if (sk.kind == "Migration" && !(sk == k) && st.value("phase", "") == "Running" &&
+        st.value("plan", "") == status_[k].value("plan", ""))
+      return reply(err_reply(Error(ErrorCode::kFailedPrecondition,
+                                   st.value("plan", "") + " is being run by " + sk.to_string())));
+  Json retried = Json::array();
+  for (auto& vm : status_[k]["vms"]) {
+    if (vm.value("name", "") != req.value("vm", "") && vm.value("id", "") != req.value("vm", ""))
+      continue;
+    if (vm.value("phase", "") != "Failed" || vm["error"].value("step", "") != "ImageConversion")
+      return reply(err_reply(
+          Error(ErrorCode::kFailedPrecondition,
+                k.to_string() + ": --vm: VM \"" + vm.value("name", "") +
+                    "\" did not fail at ImageConversion; only a conversion can be retried")));
+    // Back to ConvertGuest with the copied volumes as they are.
+    vm["phase"] = "ConvertGuest";
+    vm.erase("error");
+    vm.erase("completed");
+    vm["conversion"]["state"] = "Failed";
+    for (auto& s : vm["pipeline"])
+      if (s["name"] == "ImageConversion") {
+        s["phase"] = "Running";
+        s.erase("error");
+        s.erase("completed");
+      } else if (s["phase"] == "Failed") {
+        s["phase"] = "Pending";
+      }
+    status_[k]["phase"] = "Running";
+    status_[k].erase("completed");
+    retried.push_back(vm.value("name", ""));
+    save_status(k);
+    advance(k, vm.value("id", ""));
+  }
+  if (retried.empty())
+    return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + ": --vm: VM \"" +
+                                                           req.value("vm", "") +
+                                                           "\" is not part of this migration")));
+  reply({{"ok", true}, {"retried", retried}});
 }
 
 // ---------------------------------------------------------------- migrations
@@ -1092,6 +1183,13 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
                                             it->second.migration == mkey;
                                    }),
                     task_queue_.end());
+  if (vm->contains("conversion") && (*vm)["conversion"].value("state", "") != "Completed") {
+    ferry::v1::CancelTask c;
+    c.set_task_id((*vm)["conversion"].value("taskId", ""));
+    (void)bus_->publish(subjects::cancel((*vm)["conversion"].value("node", "")),
+                        c.SerializeAsString());
+    (*vm)["conversion"]["state"] = "Canceled";
+  }
   set_phase(*vm, Phase::kCanceled);
   if (!started) vm->erase("completed");
   kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
@@ -1365,7 +1463,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                   continue;
                 if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
                 x["state"] = "Waiting";
-                wire_[task_id] = task->SerializeAsString();
+                ferry::v1::AgentTask any;
+                *any.mutable_transfer() = *task;
+                wire_[task_id] = any.SerializeAsString();
                 task_queue_.push_back(task_id);
               }
               dispatch();
@@ -1383,14 +1483,47 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
     }
     case Phase::kConvertGuest: {
       Json* s = step(*vm, "ImageConversion");
-      if (s && (*s)["phase"] != "Skipped") {
-        (*s)["phase"] = "Skipped";
-        (*s)["reason"] = pspec.value("skipGuestConversion", false)
-                             ? "skipGuestConversion is set (raw copy mode)"
-                             : "guest conversion is not implemented in this Ferry version; the VM "
-                               "uses compatibility devices";
+      if (pspec.value("skipGuestConversion", false)) {
+        // Raw copy mode: no conversion process at all.
+        if (s && (*s)["phase"] != "Skipped") {
+          (*s)["phase"] = "Skipped";
+          (*s)["reason"] = "skipGuestConversion is set (raw copy mode)";
+        }
+        return go(Phase::kCreateVM);
       }
-      return go(Phase::kCreateVM);
+      Json& conv = (*vm)["conversion"];
+      std::string cst = conv.is_object() ? conv.value("state", "") : "";
+      if (cst == "Completed") return go(Phase::kCreateVM);
+      if (cst == "Queued" || cst == "Running") return;  // waiting for the agent's result
+      // Convert in place on the node that holds the volumes.
+      int attempt = conv.is_object() ? conv.value("attempt", 0) + 1 : 1;
+      std::string task_id =
+          mkey.ns + "." + mkey.name + "." + vm_id + ".convert." + std::to_string(attempt);
+      ferry::v1::AgentTask any;
+      auto* ct = any.mutable_convert();
+      ct->set_task_id(task_id);
+      ct->set_plan(plan->key().ns + "/" + plan->key().name);
+      ct->set_vm(vm->value("targetName", ""));
+      for (const auto& d : (*vm)["disks"]) {
+        auto* v = ct->add_volumes();
+        v->set_storage_class(d.value("storageClass", ""));
+        v->set_path(d.value("relativePath", ""));
+        v->set_size_bytes(d.value("capacity", uint64_t{0}));
+      }
+      ct->set_firmware(inv_vm->value("firmware", "bios"));
+      ct->set_cpus(static_cast<uint32_t>(inv_vm->value("cpus", 1)));
+      ct->set_memory_mb(static_cast<uint32_t>(inv_vm->value("memoryMB", 1024)));
+      for (const auto& nic : (*inv_vm)["nics"]) ct->add_macs(nic.value("mac", ""));
+      std::string node = vm->value("node", "");
+      auto pub = bus_->js_publish(subjects::task(node), any.SerializeAsString(), task_id);
+      if (!pub.ok()) {
+        loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
+        return;
+      }
+      conv = {{"taskId", task_id}, {"node", node}, {"state", "Queued"}, {"attempt", attempt}};
+      tasks_[task_id] = TaskRef{mkey, vm_id, -1};
+      save_status(mkey);
+      return;
     }
     case Phase::kCreateVM: {
       const Resource* nmap =
@@ -1418,8 +1551,18 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       }
       std::string tps = pspec.value("targetPowerState", "auto");
       in.running = tps == "on" || (tps == "auto" && vm->value("sourcePowerState", "") == "On");
-      // Without conversion the guest has no virtio drivers guaranteed: SATA + e1000e.
-      in.compatibility_devices = pspec.value("useCompatibilityMode", true);
+      // Converted guests get virtio (as virt-v2v reports it); without conversion the
+      // guest may lack virtio drivers: SATA + e1000e unless useCompatibilityMode is false.
+      const Json conv = vm->value("conversion", Json::object());
+      if (conv.value("state", "") == "Completed") {
+        const Json& rep = conv["report"];
+        in.compatibility_devices = !rep.value("virtioDisk", false);
+        if (!rep.value("firmware", "").empty())
+          in.source_vm["firmware"] = rep.value("firmware", "");
+        in.guest_os = rep.value("product", "");
+      } else {
+        in.compatibility_devices = pspec.value("useCompatibilityMode", true);
+      }
       Json manifest = target::virtual_machine(in);
       (*vm)["vmManifest"] = manifest;
       if (!opts_.manifest_dir.empty()) {

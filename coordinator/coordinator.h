@@ -62,7 +62,7 @@ class Coordinator {
   struct TaskRef {
     ResourceKey migration;
     std::string vm_id;
-    int disk_key = 0;
+    int disk_key = 0;  // -1: the VM's conversion task
   };
 
   Status load_state();
@@ -86,6 +86,8 @@ class Coordinator {
   void on_progress(const std::string& data);
   void on_claim(const bus::Message& msg);
   void on_result(const ferry::v1::TaskResult& r);
+  void on_conversion_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
+  void api_retry(const model::Json& req, Reply reply);
 
   // Migration driving (loop thread).
   void start_migration(const ResourceKey& mkey);

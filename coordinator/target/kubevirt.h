@@ -24,6 +24,7 @@ struct VmManifestInput {
   Json networks;   // [{mac, type: pod|multus, name, namespace}] per source NIC, in order
   bool running = false;
   bool compatibility_devices = false;  // SATA disks, e1000e NICs
+  std::string guest_os;                // from conversion, e.g. "Debian GNU/Linux 12 (bookworm)"
 };
 
 Json virtual_machine(const VmManifestInput& in);

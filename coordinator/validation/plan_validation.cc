@@ -232,7 +232,7 @@ class Validator {
               p + ": VM \"" + vm->value("name", "") + "\" has shared disk " + d.value("file", "") +
                   "; shared disks are not migrated",
               {p});
-        if (d.value("capacity", 0) <= 0)
+        if (d.value("capacity", uint64_t{0}) == 0)
           add("VMCriticalConcerns", "Critical",
               p + ": disk " + d.value("file", "") + " has no size", {p});
         if (d.value("rdm", false))

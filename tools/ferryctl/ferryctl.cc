@@ -51,6 +51,7 @@ const char* kUsage =
     "  delete KIND NAME\n"
     "  cancel migration NAME [--vm VM ...]  cancel VMs (all when no --vm)\n"
     "  wait migration NAME [--timeout S]    show progress until it ends; exit 0 if it succeeded\n"
+    "  retry migration NAME --vm VM         run a failed guest conversion again (volumes kept)\n"
     "  status                               agents seen by the coordinator\n"
     "  nats-config --node N ... --out DIR   NATS users and permissions (one user per agent)\n"
     "  must-gather [--plan P] [--vm V] [--out FILE.tar.gz]  resources, statuses, logs, metrics\n"
@@ -328,6 +329,7 @@ void print_vm_pipeline(const Json& vm) {
       std::cout << s["progress"].value("completed", 0) << "/" << s["progress"].value("total", 0)
                 << " MB";
     if (s.contains("reason")) std::cout << s.value("reason", "");
+    if (s.contains("message")) std::cout << s.value("message", "");
     std::cout << std::right << "\n";
   }
   for (const auto& d : vm.value("disks", Json::array())) {
@@ -338,6 +340,15 @@ void print_vm_pipeline(const Json& vm) {
       std::cout << "  " << human_bytes(d.value("rate", 0.0)) << "/s";
     if (d.contains("path")) std::cout << "  " << d.value("path", "");
     std::cout << "\n";
+  }
+  if (vm.contains("conversion") && vm["conversion"].contains("report")) {
+    const Json& r = vm["conversion"]["report"];
+    std::cout << "    Guest:     " << r.value("product", "") << " (" << r.value("firmware", "")
+              << "), converted in " << static_cast<int>(r.value("seconds", 0.0))
+              << "s, virtio disk " << (r.value("virtioDisk", false) ? "yes" : "no")
+              << ", virtio net " << (r.value("virtioNet", false) ? "yes" : "no") << "\n";
+    for (const auto& w : r.value("warnings", Json::array()))
+      std::cout << "    Warning:   " << w.get<std::string>() << "\n";
   }
   if (vm.contains("vmManifestPath"))
     std::cout << "    VirtualMachine: " << vm.value("vmManifestPath", "") << "\n";
@@ -407,6 +418,23 @@ int cmd_cancel(const Args& a) {
   if (!rep->value("ok", false)) return print_failure(*rep);
   for (const auto& v : (*rep)["canceled"])
     std::cout << "VM " << v.get<std::string>() << " canceled\n";
+  return 0;
+}
+
+int cmd_retry(const Args& a) {
+  if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration" || a.vms.size() != 1)
+    return usage_error("usage: retry migration NAME --vm VM");
+  auto rep = call(a, "retry",
+                  {{"name", a.pos[2]},
+                   {"vm", a.vms[0]},
+                   {"namespace", a.ns.empty() ? model::kDefaultNamespace : a.ns}});
+  if (!rep.ok()) {
+    std::cerr << "error: " << rep.error().message << "\n";
+    return 1;
+  }
+  if (!rep->value("ok", false)) return print_failure(*rep);
+  for (const auto& v : (*rep)["retried"])
+    std::cout << "VM " << v.get<std::string>() << ": conversion restarted\n";
   return 0;
 }
 
@@ -672,6 +700,7 @@ int main(int argc, char** argv) {
   if (c == "delete") return cmd_delete(a);
   if (c == "cancel") return cmd_cancel(a);
   if (c == "wait") return cmd_wait(a);
+  if (c == "retry") return cmd_retry(a);
   if (c == "status") return cmd_status(a);
   if (c == "nats-config") return cmd_nats_config(a);
   if (c == "must-gather") return cmd_must_gather(a);

@@ -75,15 +75,16 @@ Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes, bo
   // Disks and the simulator.
   Json cfg = {{"remove_other_vms", true}, {"vms", Json::array()}};
   for (const auto& v : vms) {
-    std::string img = dir_.file(v.name + ".img");
-    run_capture({std::string(FERRY_SOURCE_DIR) + "/tools/make-test-disk", img,
-                 std::to_string(v.disk_mib), std::to_string(v.data_mib)},
-                dir_.path());
-    Json vm = {{"name", v.base},
-               {"rename", v.name},
-               {"disk_image", img},
-               {"power_state", v.power_state},
-               {"firmware", v.firmware}};
+    std::string img = v.image;
+    if (img.empty()) {
+      img = dir_.file(v.name + ".img");
+      run_capture({std::string(FERRY_SOURCE_DIR) + "/tools/make-test-disk", img,
+                   std::to_string(v.disk_mib), std::to_string(v.data_mib)},
+                  dir_.path());
+    }
+    Json vm = {{"name", v.base},         {"rename", v.name},
+               {"disk_image", img},      {"power_state", v.power_state},
+               {"firmware", v.firmware}, {"memory_mb", v.memory_mb}};
     if (!v.macs.empty()) vm["macs"] = v.macs;
     if (!v.iso.empty()) vm["iso"] = v.iso;
     if (v.shared_extra_disk)
@@ -231,6 +232,10 @@ std::optional<double> metric(const std::string& text, const std::string& name,
 
 std::string Cluster::write_manifests(const std::string& name, const std::vector<std::string>& vms,
                                      const std::string& plan_extra, const std::string& thumbprint) {
+  // Test disks hold a filesystem, not an OS: raw copy mode unless a test asks for conversion.
+  std::string extra = plan_extra.find("skipGuestConversion") == std::string::npos
+                          ? plan_extra + "  skipGuestConversion: true\n"
+                          : plan_extra;
   std::string vm_list;
   for (const auto& v : vms) vm_list += "    - name: " + v + "\n";
   std::string y = R"(apiVersion: v1
@@ -285,7 +290,7 @@ spec:
   provider: {source: {name: vsphere}, destination: {name: host}}
   map: {network: {name: net}, storage: {name: storage}}
   targetNamespace: target
-)" + plan_extra + "  vms:\n" +
+)" + extra + "  vms:\n" +
                   vm_list;
   std::string path = dir_.file("manifests-" + name + ".yaml");
   write_file(path, y);

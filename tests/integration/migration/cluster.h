@@ -32,6 +32,8 @@ struct SimVm {
   std::string firmware = "bios";
   std::string iso;
   bool shared_extra_disk = false;
+  std::string image;  // use this raw image as the disk instead of making one
+  int memory_mb = 1024;
 };
 
 class Cluster {
@@ -68,7 +70,8 @@ class Cluster {
 
   // Writes the standard manifests (Secret, Providers, maps, Plan for `vms`) to
   // DIR/manifests/<name>.yaml; returns the path. `plan_extra` is YAML appended
-  // under the Plan's spec (indented by two spaces).
+  // under the Plan's spec (indented by two spaces). Plans use raw copy mode
+  // (skipGuestConversion: true) unless plan_extra sets skipGuestConversion.
   std::string write_manifests(const std::string& name, const std::vector<std::string>& vms,
                               const std::string& plan_extra = "",
                               const std::string& thumbprint = "");

@@ -64,6 +64,12 @@ TEST_CASE("cold migration copies the disk byte for byte and writes the VM manife
   CHECK(yaml_value(manifest, "running") == "true");  // the source was powered on
   CHECK(manifest.find("bios") != std::string::npos);
   CHECK(manifest.find("networkName: target/vlan-10") != std::string::npos);
+  // Raw copy mode (skipGuestConversion): no conversion ran, compatibility devices.
+  CHECK(manifest.find("bus: sata") != std::string::npos);
+  CHECK(manifest.find("model: e1000e") != std::string::npos);
+  CHECK(read_file(c.dir().file("agent-node-1.stderr")).find("conversion started") ==
+        std::string::npos);
+  CHECK_FALSE(vm.contains("conversion"));
   // The source stays powered off after a cold migration (as MTV leaves it).
   auto vms = c.ctl({"get", "vms", "--provider", "vsphere", "--refresh"});
   CHECK(vms.out.find("web-01") != std::string::npos);

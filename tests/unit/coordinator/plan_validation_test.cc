@@ -120,6 +120,14 @@ TEST_CASE("plan conditions use Forklift's names and name the field") {
   CHECK(types(w.check({{{"id", "vm-1"}}})) == std::set<std::string>{"VMAlreadyExists"});
 }
 
+TEST_CASE("disks larger than 2 GiB are not mistaken for disks without a size") {
+  World w;
+  w.inv["vms"][0]["disks"][0]["capacity"] = uint64_t{3} << 30;
+  CHECK(w.check({{{"id", "vm-1"}}}).ready());
+  w.inv["vms"][0]["disks"][0]["capacity"] = 0;
+  CHECK(types(w.check({{{"id", "vm-1"}}})) == std::set<std::string>{"VMCriticalConcerns"});
+}
+
 TEST_CASE("VM concerns: shared disks, connected ISOs, storage not mapped, already migrated VMs") {
   World w;
   w.inv["vms"][0]["disks"][0]["shared"] = true;

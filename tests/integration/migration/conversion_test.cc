@@ -1,0 +1,146 @@
+// Guest conversion in place on the node (virt-v2v-in-place, real libguestfs under TCG).
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "tests/integration/migration/cluster.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// libguestfs settings for this machine (QEMU aborts with KVM here). The agent
+// passes its LIBGUESTFS_* environment to virt-v2v; nothing in Ferry hard-codes them.
+void set_guestfs_env() {
+  setenv("LIBGUESTFS_BACKEND", "direct", 0);
+  setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg", 0);
+}
+
+Json vm_status(Cluster& c, const std::string& m) {
+  return c.get_json("migration", m)["status"]["vms"][0];
+}
+
+std::string guest_image() {
+  if (const char* p = std::getenv("FERRY_GUEST_IMAGE")) return p;
+  std::string out;
+  Subprocess b({std::string(FERRY_SOURCE_DIR) + "/tools/build-guest-image",
+                std::string(FERRY_BUILD_DIR) + "/guest"},
+               {.name = "build-guest-image"});
+  auto rc = b.wait(std::chrono::minutes(30));
+  if (!rc || *rc != 0)
+    throw std::runtime_error("tools/build-guest-image failed: " + b.stderr_text());
+  out = b.stdout_text();
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out.substr(out.rfind('\n') + 1);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a guest virt-v2v cannot convert fails at ImageConversion, keeps its volumes, and retry "
+    "converts again without copying",
+    "[e2e]") {
+  set_guestfs_env();
+  require_program("virt-v2v-in-place");
+  Cluster c({{.name = "noos-01", .disk_mib = 64, .data_mib = 4}});
+  c.start_coordinator();
+  c.start_agent("node-1");
+  REQUIRE(
+      c.ctl({"apply", "-f", c.write_manifests("p", {"noos-01"}, "  skipGuestConversion: false\n")})
+          .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(wait_migration(c, "m", 600) == "Failed");
+  Json vm = vm_status(c, "m");
+  CHECK(vm["error"]["step"] == "ImageConversion");
+  std::string reason = vm["error"]["reasons"][0];
+  INFO(reason);
+  CHECK(reason.find("guest conversion on node node-1 failed") != std::string::npos);
+  CHECK(reason.find("virt-v2v") != std::string::npos);  // virt-v2v's own words
+  // The copied volume stays, intact.
+  std::string volume = vm["disks"][0]["path"];
+  CHECK_FALSE(first_difference(c.flat_path("noos-01"), volume).has_value());
+  auto read_before =
+      metric(c.http_get("node-1", "/metrics"), "ferry_agent_source_read_bytes_total");
+  // No virt-v2v or qemu left behind.
+  Subprocess pg({require_program("pgrep"), "-f", "virt-v2v-in-place|qemu-system"},
+                {.log_dir = c.dir().path()});
+  CHECK(pg.wait(10s) == 1);
+
+  auto r = c.ctl({"retry", "migration", "m", "--vm", "noos-01"});
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("conversion restarted") != std::string::npos);
+  REQUIRE(wait_migration(c, "m", 600) == "Failed");
+  vm = vm_status(c, "m");
+  CHECK(vm["conversion"]["attempt"] == 2);
+  CHECK(vm["error"]["step"] == "ImageConversion");
+  // Only the conversion ran again: nothing more was read from the source.
+  CHECK(metric(c.http_get("node-1", "/metrics"), "ferry_agent_source_read_bytes_total") ==
+        read_before);
+  // A VM that did not fail at conversion cannot be "retried".
+  auto bad = c.ctl({"retry", "migration", "m", "--vm", "nope"});
+  CHECK(bad.rc != 0);
+  CHECK(bad.err.find("--vm: VM \"nope\" is not part of this migration") != std::string::npos);
+}
+
+TEST_CASE(
+    "the real Debian guest is migrated and converted in place; the manifest follows the inspection",
+    "[slow]") {
+  set_guestfs_env();
+  std::string image = guest_image();
+  Cluster c({{.name = "debian-01",
+              .disk_mib = 0,
+              .power_state = "poweredOn",
+              .macs = {"00:50:56:aa:00:01"},
+              .image = image}});
+  c.start_coordinator();
+  c.start_agent("node-1");
+  REQUIRE(c.ctl({"apply", "-f",
+                 c.write_manifests("p", {"debian-01"}, "  skipGuestConversion: false\n")})
+              .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  // Once the copy is done, remember the volume's inode: in-place conversion keeps it.
+  ino_t inode = 0;
+  std::string volume = c.volume_root("node-1") + "/target/debian-01-disk-0.img";
+  REQUIRE(eventually(
+      600s,
+      [&] {
+        Json vm = vm_status(c, "m");
+        if (vm.value("phase", "") == "ConvertGuest" || vm.value("phase", "") == "Completed") {
+          struct stat st {};
+          if (::stat(volume.c_str(), &st) == 0) inode = st.st_ino;
+          return true;
+        }
+        return vm.value("phase", "") == "Failed";
+      },
+      500ms));
+  REQUIRE(wait_migration(c, "m", 1800) == "Succeeded");
+  Json vm = vm_status(c, "m");
+  struct stat st {};
+  REQUIRE(::stat(volume.c_str(), &st) == 0);
+  CHECK(st.st_ino == inode);  // converted in place, no second copy
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(c.volume_root("node-1") + "/target"))
+    files += e.is_regular_file();
+  CHECK(files == 1);
+  const Json& rep = vm["conversion"]["report"];
+  CHECK(rep["distro"] == "debian");
+  CHECK(rep["virtioDisk"] == true);
+  std::string manifest = read_file(vm["vmManifestPath"]);
+  CHECK(manifest.find("bus: virtio") != std::string::npos);
+  CHECK(manifest.find("model: virtio") != std::string::npos);
+  CHECK(manifest.find("Debian") != std::string::npos);
+  // The guest's own files survived, and its initramfs now has virtio drivers.
+  Subprocess cat({require_program("virt-cat"), "-a", volume, "/etc/ferry-marker"},
+                 {.log_dir = c.dir().path()});
+  REQUIRE(cat.wait(300s) == 0);
+  CHECK(cat.stdout_text() == "ferry guest marker v1\n");
+  Subprocess ls({require_program("guestfish"), "--ro", "-a", volume, "-i", "sh",
+                 "lsinitramfs /boot/initrd.img-$(ls /lib/modules | head -1) | grep -c virtio"},
+                {.log_dir = c.dir().path()});
+  REQUIRE(ls.wait(300s) == 0);
+  CHECK(std::stoi(ls.stdout_text()) > 0);
+}
