@@ -167,9 +167,10 @@ void Agent::heartbeat_loop() {
     set_now(hb.mutable_sent_at());
     hb.mutable_started_at()->set_seconds(started_at_);
     (void)bus_->publish(subjects::heartbeat(opts_.node), hb.SerializeAsString());
+    // Short slices: a signal handler can only set stopping_, it cannot notify cv_.
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(subjects::kHeartbeatSeconds),
-                 [this] { return stopping_.load(); });
+    for (int i = 0; i < subjects::kHeartbeatSeconds * 5 && !stopping_; i++)
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_.load(); });
   }
 }
 
@@ -177,8 +178,9 @@ void Agent::fetch_loop() {
   while (!stopping_) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock,
-               [this] { return stopping_ || static_cast<int>(running_.size()) < opts_.max_tasks; });
+      // Timed: SIGTERM only sets stopping_ (no notify) and must not wait for a free slot.
+      while (!stopping_ && static_cast<int>(running_.size()) >= opts_.max_tasks)
+        cv_.wait_for(lock, std::chrono::milliseconds(200));
       if (stopping_) break;
     }
     auto msgs = tasks_->fetch(1, std::chrono::milliseconds(500));
@@ -349,7 +351,6 @@ void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertT
     }
   };
   kLog.info("conversion started", {{"task", task.task_id()}, {"vm", task.vm()}});
-  metrics_.in_flight.Increment();
   // A keep-alive for the work-queue message while virt-v2v is silent for long stretches.
   std::atomic<bool> done{false};
   std::thread keepalive([&] {
@@ -362,7 +363,6 @@ void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertT
   auto report = convert::convert_in_place(spec);
   done = true;
   keepalive.join();
-  metrics_.in_flight.Decrement();
   if (!report.ok()) {
     metrics_.tasks
         .Add({{"result", report.error().code == ErrorCode::kCanceled ? "canceled" : "failed"}})

@@ -1559,7 +1559,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         in.compatibility_devices = !rep.value("virtioDisk", false);
         if (!rep.value("firmware", "").empty())
           in.source_vm["firmware"] = rep.value("firmware", "");
-        in.guest_os = rep.value("product", "");
+        // e.g. "linux debian 12.15" (libguestfs' product name for Debian is just the version).
+        in.guest_os =
+            rep.value("os", "") + " " + rep.value("distro", "") + " " + rep.value("version", "");
       } else {
         in.compatibility_devices = pspec.value("useCompatibilityMode", true);
       }

@@ -51,15 +51,18 @@ ferry_start_sim() {
 }
 
 ferry_stop_all() {
-  local f
+  local f pid i
   for f in "$1"/*.pid; do
     [ -f "$f" ] || continue
     kill "$(cat "$f")" 2>/dev/null || true
   done
-  sleep 0.5
+  # Give each daemon up to 10 s to finish (agents checkpoint), then SIGKILL.
   for f in "$1"/*.pid; do
     [ -f "$f" ] || continue
-    kill -9 "$(cat "$f")" 2>/dev/null || true
+    pid=$(cat "$f")
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     rm -f "$f"
   done
 }

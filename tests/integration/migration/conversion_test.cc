@@ -132,7 +132,7 @@ TEST_CASE(
   std::string manifest = read_file(vm["vmManifestPath"]);
   CHECK(manifest.find("bus: virtio") != std::string::npos);
   CHECK(manifest.find("model: virtio") != std::string::npos);
-  CHECK(manifest.find("Debian") != std::string::npos);
+  CHECK(manifest.find("ferry.io/guest-os: linux debian 12") != std::string::npos);
   // The guest's own files survived, and its initramfs now has virtio drivers.
   Subprocess cat({require_program("virt-cat"), "-a", volume, "/etc/ferry-marker"},
                  {.log_dir = c.dir().path()});
