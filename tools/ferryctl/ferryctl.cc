@@ -343,10 +343,11 @@ void print_vm_pipeline(const Json& vm) {
   }
   if (vm.contains("conversion") && vm["conversion"].contains("report")) {
     const Json& r = vm["conversion"]["report"];
-    std::cout << "    Guest:     " << r.value("product", "") << " (" << r.value("firmware", "")
-              << "), converted in " << static_cast<int>(r.value("seconds", 0.0))
-              << "s, virtio disk " << (r.value("virtioDisk", false) ? "yes" : "no")
-              << ", virtio net " << (r.value("virtioNet", false) ? "yes" : "no") << "\n";
+    std::cout << "    Guest:     " << r.value("os", "") << " " << r.value("distro", "") << " "
+              << r.value("version", "") << " (" << r.value("firmware", "") << "), converted in "
+              << static_cast<int>(r.value("seconds", 0.0)) << "s, virtio disk "
+              << (r.value("virtioDisk", false) ? "yes" : "no") << ", virtio net "
+              << (r.value("virtioNet", false) ? "yes" : "no") << "\n";
     for (const auto& w : r.value("warnings", Json::array()))
       std::cout << "    Warning:   " << w.get<std::string>() << "\n";
   }
@@ -452,7 +453,7 @@ int cmd_wait(const Args& a) {
     }
     const Json& st = (*items)[0].value("status", Json::object());
     std::ostringstream line;
-    line << "migration " << a.pos[2] << ": " << st.value("phase", "") << " " << elapsed(st);
+    line << "migration " << a.pos[2] << ": " << st.value("phase", "");
     for (const auto& vm : st.value("vms", Json::array())) {
       double done = 0, total = 0, rate = 0;
       for (const auto& d : vm.value("disks", Json::array())) {
@@ -465,14 +466,13 @@ int cmd_wait(const Args& a) {
         line << " " << std::fixed << std::setprecision(0) << (100.0 * done / total) << "% of "
              << human_bytes(total) << (rate > 0 ? " @ " + human_bytes(rate) + "/s" : "");
     }
+    // A terminal gets one live line; a log gets a line only when something but time changed.
     std::string s = line.str();
-    if (s != last) {
-      if (tty)
-        std::cout << "\r\033[K" << s << std::flush;
-      else
-        std::cout << s << "\n" << std::flush;
-      last = s;
-    }
+    if (tty)
+      std::cout << "\r\033[K" << s << " (" << elapsed(st) << ")" << std::flush;
+    else if (s != last)
+      std::cout << s << " (" << elapsed(st) << ")\n" << std::flush;
+    last = s;
     std::string phase = st.value("phase", "");
     if (phase == "Succeeded" || phase == "Failed" || phase == "Canceled") {
       if (tty) std::cout << "\n";
