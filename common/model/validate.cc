@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <ctime>
+#include <functional>
 #include <regex>
 #include <set>
 
@@ -154,7 +155,10 @@ void check_host(Checker& c, const Json& spec) {
   if (spec.contains("secret")) c.ref(spec, "spec", "secret", false);
 }
 
-void check_network_map(Checker& c, const Json& spec) {
+// The common shape of NetworkMap and StorageMap: provider pair and map[] of
+// {source: {id|name}, destination: {...}}; `destination` checks the kind's own part.
+void check_map(Checker& c, const Json& spec,
+               const std::function<void(const Json& dst, const std::string& path)>& destination) {
   c.known_fields(spec, "spec", {"provider", "map"});
   check_provider_pair(c, spec);
   const Json* map = c.array(spec, "spec", "map", true);
@@ -169,36 +173,26 @@ void check_network_map(Checker& c, const Json& spec) {
     const Json* src = c.object(m, p, "source", true);
     if (src) c.id_or_name(*src, p + ".source");
     const Json* dst = c.object(m, p, "destination", true);
-    if (!dst) continue;
-    c.enumeration(*dst, p + ".destination", "type", true, {"pod", "multus", "ignored"});
-    if (dst->value("type", "") == "multus") c.string(*dst, p + ".destination", "name", true);
+    if (dst) destination(*dst, p + ".destination");
   }
 }
 
+void check_network_map(Checker& c, const Json& spec) {
+  check_map(c, spec, [&](const Json& dst, const std::string& p) {
+    c.enumeration(dst, p, "type", true, {"pod", "multus", "ignored"});
+    if (dst.value("type", "") == "multus") c.string(dst, p, "name", true);
+  });
+}
+
 void check_storage_map(Checker& c, const Json& spec) {
-  c.known_fields(spec, "spec", {"provider", "map"});
-  check_provider_pair(c, spec);
-  const Json* map = c.array(spec, "spec", "map", true);
-  if (!map) return;
-  for (size_t i = 0; i < map->size(); i++) {
-    std::string p = Checker::index("spec.map", i);
-    const Json& m = (*map)[i];
-    if (!m.is_object()) {
-      c.error(p, "must be an object");
-      continue;
-    }
-    const Json* src = c.object(m, p, "source", true);
-    if (src) c.id_or_name(*src, p + ".source");
-    const Json* dst = c.object(m, p, "destination", true);
-    if (!dst) continue;
-    const Json* sc = c.string(*dst, p + ".destination", "storageClass", true);
+  check_map(c, spec, [&](const Json& dst, const std::string& p) {
+    const Json* sc = c.string(dst, p, "storageClass", true);
     if (sc && !sc->get<std::string>().empty() && !is_dns1123_subdomain(sc->get<std::string>()))
-      c.error(p + ".destination.storageClass",
+      c.error(p + ".storageClass",
               "\"" + sc->get<std::string>() + "\" is not a valid storage class name");
-    c.enumeration(*dst, p + ".destination", "accessMode", false,
-                  {"ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"});
-    c.enumeration(*dst, p + ".destination", "volumeMode", false, {"Filesystem", "Block"});
-  }
+    c.enumeration(dst, p, "accessMode", false, {"ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"});
+    c.enumeration(dst, p, "volumeMode", false, {"Filesystem", "Block"});
+  });
 }
 
 void check_plan(Checker& c, const Json& spec) {
