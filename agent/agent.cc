@@ -289,16 +289,22 @@ void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::Task
   cv_.notify_all();
 }
 
+std::shared_ptr<Agent::Running> Agent::running_entry(const std::string& task_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_[task_id];
+}
+
+ferry::v1::TaskResult Agent::new_result(const std::string& task_id) const {
+  ferry::v1::TaskResult r;
+  r.set_task_id(task_id);
+  r.set_node(opts_.node);
+  return r;
+}
+
 void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertTask task,
                         uint64_t worker) {
-  std::shared_ptr<Running> running;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    running = running_[task.task_id()];
-  }
-  ferry::v1::TaskResult result;
-  result.set_task_id(task.task_id());
-  result.set_node(opts_.node);
+  std::shared_ptr<Running> running = running_entry(task.task_id());
+  ferry::v1::TaskResult result = new_result(task.task_id());
   auto fail = [&](const Error& e) {
     result.set_state(e.code == ErrorCode::kCanceled ? ferry::v1::TASK_STATE_CANCELED
                                                     : ferry::v1::TASK_STATE_FAILED);
@@ -392,14 +398,8 @@ void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertT
 
 void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task,
                      uint64_t worker) {
-  std::shared_ptr<Running> running;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    running = running_[task.task_id()];
-  }
-  ferry::v1::TaskResult result;
-  result.set_task_id(task.task_id());
-  result.set_node(opts_.node);
+  std::shared_ptr<Running> running = running_entry(task.task_id());
+  ferry::v1::TaskResult result = new_result(task.task_id());
   metrics_.in_flight.Increment();
   auto started = std::chrono::steady_clock::now();
   auto finish = [&] {

@@ -1,6 +1,5 @@
 #include "coordinator/coordinator.h"
 
-#include <google/protobuf/util/time_util.h>
 #include <prometheus/text_serializer.h>
 
 #include <chrono>
@@ -471,17 +470,14 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
                              "; only one Migration per Plan runs at a time");
       if (plan && plan->spec().value("archived", false))
         problems.push_back(k.to_string() + ": spec.plan: " + pk.to_string() + " is archived");
-    } else if (k.kind == "Plan" || k.kind == "Hook" || k.kind == "Secret" || k.kind == "Provider") {
     }
-    if (k.kind == "Plan" || k.kind == "NetworkMap" || k.kind == "StorageMap" ||
-        k.kind == "Provider") {
+    // A running Migration's Plan is frozen.
+    if (k.kind == "Plan" && find(k) && find(k)->spec() != spec)
       for (const auto& [sk, st] : status_)
-        if (sk.kind == "Migration" && st.value("phase", "") == "Running" && find(k) &&
-            find(k)->spec() != spec && (st.value("plan", "") == k.to_string() || k.kind != "Plan"))
-          if (k.kind == "Plan")
-            problems.push_back(k.to_string() + ": cannot change a Plan while " + sk.to_string() +
-                               " runs it");
-    }
+        if (sk.kind == "Migration" && st.value("phase", "") == "Running" &&
+            st.value("plan", "") == k.to_string())
+          problems.push_back(k.to_string() + ": cannot change a Plan while " + sk.to_string() +
+                             " runs it");
   }
   if (!problems.empty())
     return reply(

@@ -11,7 +11,6 @@
 namespace ferry::coordinator::vsphere {
 namespace {
 
-pugi::xml_node child(const pugi::xml_node& n, const char* name) { return child_local(n, name); }
 std::string text(const std::map<std::string, pugi::xml_node>& props, const char* key) {
   auto it = props.find(key);
   return it == props.end() ? "" : it->second.text().get();
@@ -215,41 +214,44 @@ Result<Inventory> VsphereProvider::load_inventory() {
         if (dev != o.props.end()) {
           for (auto d : dev->second.children()) {
             std::string dt = xsi_type(d);
-            pugi::xml_node backing = child(d, "backing");
+            pugi::xml_node backing = child_local(d, "backing");
             if (dt == "VirtualDisk") {
-              std::string file = child(backing, "fileName").text().get();
-              std::string ds_id = child(backing, "datastore").text().get();
+              std::string file = child_local(backing, "fileName").text().get();
+              std::string ds_id = child_local(backing, "datastore").text().get();
               std::string ds_name =
                   ds_by_id.count(ds_id) ? ds_by_id[ds_id] : split_datastore_path(file).first;
-              uint64_t cap = std::strtoull(child(d, "capacityInBytes").text().get(), nullptr, 10);
+              uint64_t cap =
+                  std::strtoull(child_local(d, "capacityInBytes").text().get(), nullptr, 10);
               if (cap == 0)
-                cap = std::strtoull(child(d, "capacityInKB").text().get(), nullptr, 10) * 1024;
-              std::string sharing = child(backing, "sharing").text().get();
+                cap =
+                    std::strtoull(child_local(d, "capacityInKB").text().get(), nullptr, 10) * 1024;
+              std::string sharing = child_local(backing, "sharing").text().get();
               std::string bt = xsi_type(backing);
-              vm["disks"].push_back({{"key", std::atoi(child(d, "key").text().get())},
+              vm["disks"].push_back({{"key", std::atoi(child_local(d, "key").text().get())},
                                      {"file", file},
                                      {"datastore", {{"id", ds_id}, {"name", ds_name}}},
                                      {"capacity", cap},
                                      {"shared", !sharing.empty() && sharing != "sharingNone"},
-                                     {"mode", child(backing, "diskMode").text().get()},
+                                     {"mode", child_local(backing, "diskMode").text().get()},
                                      {"rdm", bt.find("RawDiskMapping") != std::string::npos},
-                                     {"changeId", child(backing, "changeId").text().get()}});
+                                     {"changeId", child_local(backing, "changeId").text().get()}});
             } else if (is_nic_type(dt)) {
-              std::string net_id = child(backing, "network").text().get();
+              std::string net_id = child_local(backing, "network").text().get();
               if (net_id.empty())
-                net_id = child(child(backing, "port"), "portgroupKey").text().get();
+                net_id = child_local(child_local(backing, "port"), "portgroupKey").text().get();
               vm["nics"].push_back(
-                  {{"mac", child(d, "macAddress").text().get()},
+                  {{"mac", child_local(d, "macAddress").text().get()},
                    {"network",
                     {{"id", net_id}, {"name", net_by_id.count(net_id) ? net_by_id[net_id] : ""}}},
                    {"model", dt}});
             } else if (dt == "VirtualCdrom") {
               if (xsi_type(backing) != "VirtualCdromIsoBackingInfo") continue;
-              pugi::xml_node conn = child(d, "connectable");
-              bool connected = std::string(child(conn, "connected").text().get()) == "true" ||
-                               std::string(child(conn, "startConnected").text().get()) == "true";
-              vm["cdroms"].push_back(
-                  {{"iso", child(backing, "fileName").text().get()}, {"connected", connected}});
+              pugi::xml_node conn = child_local(d, "connectable");
+              bool connected =
+                  std::string(child_local(conn, "connected").text().get()) == "true" ||
+                  std::string(child_local(conn, "startConnected").text().get()) == "true";
+              vm["cdroms"].push_back({{"iso", child_local(backing, "fileName").text().get()},
+                                      {"connected", connected}});
             }
           }
         }
