@@ -27,6 +27,16 @@ type Config struct {
 	VMCount        *int       `json:"vm_count"`         // model.Machine: VMs per standalone host / cluster
 	RemoveOtherVMs bool       `json:"remove_other_vms"` // destroy default VMs not named in VMs
 	VMs            []VMConfig `json:"vms"`
+	// QueryChangedDiskAreas answers cover at most this many bytes from
+	// startOffset (default 64 MiB).
+	CBTQueryWindowBytes *int64 `json:"cbt_query_window_bytes"`
+}
+
+func (c *Config) cbtWindow() int64 {
+	if c.CBTQueryWindowBytes == nil {
+		return defaultCBTWindow
+	}
+	return *c.CBTQueryWindowBytes
 }
 
 // VMConfig customises one of the model's default VMs, found by Name.
@@ -71,6 +81,9 @@ func loadConfig(file string) (*Config, error) {
 	}
 	if cfg.VMCount != nil && *cfg.VMCount < 0 {
 		return nil, fmt.Errorf("config: vm_count must be >= 0")
+	}
+	if cfg.CBTQueryWindowBytes != nil && *cfg.CBTQueryWindowBytes <= 0 {
+		return nil, fmt.Errorf("config: cbt_query_window_bytes must be > 0")
 	}
 	seen := map[string]bool{}
 	for i, vm := range cfg.VMs {

@@ -18,9 +18,11 @@ import (
 //     them on Logout), counts logins;
 //   - /folder: requires a known session cookie (401 otherwise), counts the
 //     bytes served per remote address, applies the injected fault;
-//   - /ferry-sim/stats, /ferry-sim/faults: test controls, no auth.
+//   - snapshot calls and QueryChangedDiskAreas: see cbt.go;
+//   - /ferry-sim/...: test controls, no auth.
 type frontend struct {
 	next http.Handler
+	cbt  *cbt
 
 	mu             sync.Mutex
 	sessions       map[string]bool
@@ -39,12 +41,22 @@ type frontend struct {
 	faultServed   int64
 	faultCount    int64
 	faultFired    int64
-	faultFiredAll int64
+	faultFiredAll int64 // all injected faults, for /ferry-sim/stats
+
+	// Injected SOAP faults: how many more calls fail.
+	snapshotCreateFail int64
+	queryChangedFail   int64
+
+	snapshotsCreated   int64
+	snapshotsRemoved   int64
+	changedAreaQueries int64
+	diskWrites         int64
 }
 
-func newFrontend(next http.Handler) *frontend {
+func newFrontend(next http.Handler, cbtWindow int64) *frontend {
 	return &frontend{
 		next:          next,
+		cbt:           newCBT(cbtWindow),
 		sessions:      map[string]bool{},
 		bytesByRemote: map[string]int64{},
 	}
@@ -56,6 +68,14 @@ func (f *frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveStats(w, r)
 	case p == "/ferry-sim/faults":
 		f.serveFaults(w, r)
+	case p == "/ferry-sim/disk-write":
+		f.serveDiskWrite(w, r)
+	case p == "/ferry-sim/disk-read":
+		f.serveDiskRead(w, r)
+	case p == "/ferry-sim/cbt-reset":
+		f.serveCBTReset(w, r)
+	case p == "/ferry-sim/vm":
+		f.serveVM(w, r)
 	case p == "/folder" || strings.HasPrefix(p, "/folder/"):
 		f.serveFolder(w, r)
 	case strings.HasPrefix(p, "/sdk"):
@@ -130,8 +150,22 @@ func (f *frontend) serveSDK(w http.ResponseWriter, r *http.Request) {
 	isLogin := loginRE.Match(body)
 	isLogout := logoutRE.Match(body)
 
-	spy := &headerSpy{ResponseWriter: w}
-	f.next.ServeHTTP(spy, r)
+	var spy *headerSpy
+	if m := interceptedCall(body); m != nil {
+		if m.Name == "QueryChangedDiskAreas" {
+			f.serveQueryChangedDiskAreas(w, r, m)
+			return
+		}
+		if vm, ok := snapshotCallVM(m); ok && f.knownSession(r) {
+			if spy = f.serveSnapshotCall(w, r, m, vm); spy == nil {
+				return // injected fault
+			}
+		}
+	}
+	if spy == nil {
+		spy = &headerSpy{ResponseWriter: w}
+		f.next.ServeHTTP(spy, r)
+	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -154,6 +188,16 @@ func (f *frontend) serveSDK(w http.ResponseWriter, r *http.Request) {
 		}
 		f.logouts++
 	}
+}
+
+func (f *frontend) knownSession(r *http.Request) bool {
+	c, err := r.Cookie(soap.SessionCookieName)
+	if err != nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sessions[c.Value]
 }
 
 // ---- /folder -------------------------------------------------------------
@@ -235,6 +279,9 @@ func (f *frontend) serveFolder(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 
+	// While the VM has a snapshot the base does not change; otherwise guest
+	// writes wait for the transfer (and consolidation for both).
+	defer f.cbt.lockFolderRead(r)()
 	f.next.ServeHTTP(&folderWriter{ResponseWriter: w, f: f, remote: remote}, r)
 }
 
@@ -250,6 +297,10 @@ type statsReply struct {
 	Logouts             int64            `json:"logouts"`
 	Sessions            int              `json:"sessions"`
 	FaultsFired         int64            `json:"faults_fired"`
+	SnapshotsCreated    int64            `json:"snapshots_created"`
+	SnapshotsRemoved    int64            `json:"snapshots_removed"`
+	ChangedAreaQueries  int64            `json:"changed_area_queries"`
+	DiskWrites          int64            `json:"disk_writes"`
 }
 
 // GET: counters. DELETE or POST: reset the counters (not the sessions).
@@ -263,6 +314,7 @@ func (f *frontend) serveStats(w http.ResponseWriter, r *http.Request) {
 		f.folderRequests, f.folderDenied = 0, 0
 		f.logins, f.loginFailures, f.logouts = 0, 0, 0
 		f.faultFiredAll = 0
+		f.snapshotsCreated, f.snapshotsRemoved, f.changedAreaQueries, f.diskWrites = 0, 0, 0, 0
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
@@ -276,6 +328,10 @@ func (f *frontend) serveStats(w http.ResponseWriter, r *http.Request) {
 		Logouts:             f.logouts,
 		Sessions:            len(f.sessions),
 		FaultsFired:         f.faultFiredAll,
+		SnapshotsCreated:    f.snapshotsCreated,
+		SnapshotsRemoved:    f.snapshotsRemoved,
+		ChangedAreaQueries:  f.changedAreaQueries,
+		DiskWrites:          f.diskWrites,
 	}
 	for k, v := range f.bytesByRemote {
 		rep.FolderBytesByRemote[k] = v
@@ -287,6 +343,8 @@ func (f *frontend) serveStats(w http.ResponseWriter, r *http.Request) {
 type faultRequest struct {
 	FolderFailAfterBytes *int64 `json:"folder_fail_after_bytes"`
 	FailCount            int64  `json:"fail_count"`
+	SnapshotCreateFail   int64  `json:"snapshot_create_fail"`
+	QueryChangedFail     int64  `json:"query_changed_fail"`
 }
 
 type faultReply struct {
@@ -295,10 +353,13 @@ type faultReply struct {
 	ServedSinceArmed     int64 `json:"served_since_armed"`
 	FailCount            int64 `json:"fail_count"`
 	Fired                int64 `json:"fired"`
+	SnapshotCreateFail   int64 `json:"snapshot_create_fail"` // failures still to come
+	QueryChangedFail     int64 `json:"query_changed_fail"`
 }
 
-// POST {"folder_fail_after_bytes": N, "fail_count": K}: arm; {} disarms.
-// GET: current state.
+// POST {"folder_fail_after_bytes": N, "fail_count": K,
+// "snapshot_create_fail": K, "query_changed_fail": K}: replaces the whole
+// fault state; {} disarms everything. GET: current state.
 func (f *frontend) serveFaults(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -312,10 +373,13 @@ func (f *frontend) serveFaults(w http.ResponseWriter, r *http.Request) {
 			dec.DisallowUnknownFields()
 			err = dec.Decode(&req)
 		}
-		if err != nil || req.FailCount < 0 || (req.FolderFailAfterBytes != nil && *req.FolderFailAfterBytes < 0) {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "expected {\"folder_fail_after_bytes\": N >= 0, \"fail_count\": K >= 0} or {}"})
+		if err != nil || req.FailCount < 0 || (req.FolderFailAfterBytes != nil && *req.FolderFailAfterBytes < 0) ||
+			req.SnapshotCreateFail < 0 || req.QueryChangedFail < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "expected {\"folder_fail_after_bytes\": N >= 0, \"fail_count\": K >= 0, \"snapshot_create_fail\": K >= 0, \"query_changed_fail\": K >= 0} (all optional) or {}"})
 			return
 		}
+		f.snapshotCreateFail = req.SnapshotCreateFail
+		f.queryChangedFail = req.QueryChangedFail
 		f.faultArmed = req.FolderFailAfterBytes != nil
 		f.faultBudget, f.faultServed, f.faultFired, f.faultCount = 0, 0, 0, 0
 		if f.faultArmed {
@@ -332,5 +396,7 @@ func (f *frontend) serveFaults(w http.ResponseWriter, r *http.Request) {
 		ServedSinceArmed:     f.faultServed,
 		FailCount:            f.faultCount,
 		Fired:                f.faultFired,
+		SnapshotCreateFail:   f.snapshotCreateFail,
+		QueryChangedFail:     f.queryChangedFail,
 	})
 }

@@ -164,7 +164,8 @@ func run(listen, stateFile, configFile, dir string, exitWithStdin, keepDirs bool
 	st.Password = cfg.Password
 	st.Pid = os.Getpid()
 
-	front := newFrontend(mux)
+	front := newFrontend(mux, cfg.cbtWindow())
+	front.cbt.init()
 	server := &http.Server{
 		Handler:  front,
 		ErrorLog: log.New(ioutil.Discard, "", 0), // TLS handshake noise from probes
