@@ -1,8 +1,10 @@
 #include "agent/agent.h"
 
 #include <sys/statvfs.h>
+#include <xxhash.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "agent/convert/convert.h"
@@ -25,6 +27,32 @@ void set_now(google::protobuf::Timestamp* ts) {
 }
 
 std::string checkpoint_of(const std::string& volume) { return volume + ".ferry-checkpoint"; }
+
+// A range (warm delta) task gets a checkpoint of its own: every precopy cycle
+// reads the same source URL, so a checkpoint left by an interrupted earlier
+// cycle must never let a later one skip ranges it has not copied.
+std::string checkpoint_for(const std::string& volume, const ferry::v1::TransferTask& task) {
+  if (task.ranges().empty()) return checkpoint_of(volume);
+  char hex[17];
+  std::snprintf(
+      hex, sizeof hex, "%016llx",
+      static_cast<unsigned long long>(XXH3_64bits(task.task_id().data(), task.task_id().size())));
+  return checkpoint_of(volume) + "." + hex;
+}
+
+// Removes the volume's checkpoints other than `keep` (stale ones of earlier cycles).
+void remove_checkpoints(const std::string& volume, const std::string& keep) {
+  fs::path dir = fs::path(volume).parent_path();
+  std::string prefix = fs::path(checkpoint_of(volume)).filename().string();
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && it->path().string() != keep &&
+        it->path().string() != keep + ".tmp")
+      fs::remove(it->path(), ec);
+  }
+}
 
 }  // namespace
 
@@ -73,8 +101,7 @@ Result<std::string> Agent::resolve_target(const ferry::v1::TargetVolume& t) cons
 void Agent::remove_volume(const std::string& path) {
   std::error_code ec;
   fs::remove(path, ec);
-  fs::remove(checkpoint_of(path), ec);
-  fs::remove(checkpoint_of(path) + ".tmp", ec);
+  remove_checkpoints(path, "");
 }
 
 Status Agent::run() {
@@ -253,7 +280,16 @@ void Agent::on_cancel(const std::string& data) {
   if (!c.ParseFromString(data)) return;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = running_.find(c.task_id());
-  if (it == running_.end()) return;
+  if (it == running_.end()) {
+    if (c.delete_volume() && c.has_volume()) {
+      auto path = resolve_target(c.volume());
+      if (path.ok()) {
+        remove_volume(*path);
+        kLog.info("volume removed", {{"task", c.task_id()}, {"volume", *path}});
+      }
+    }
+    return;
+  }
   it->second->delete_volume = c.delete_volume();
   it->second->cancel = true;
   kLog.info("cancel requested", {{"task", c.task_id()}});
@@ -464,8 +500,10 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   co.bandwidth =
       task.bandwidth_bytes_per_second() ? task.bandwidth_bytes_per_second() : opts_.bandwidth;
   co.verify = task.verify();
-  co.checkpoint_path = checkpoint_of(*path);
+  co.checkpoint_path = checkpoint_for(*path, task);
+  remove_checkpoints(*path, co.checkpoint_path);
   for (const auto& r : task.ranges()) co.ranges.push_back({r.offset(), r.length()});
+  co.fresh_target = task.fresh_target();
   co.cancel = &running->cancel;
   auto last_in_progress = std::chrono::steady_clock::now();
   prometheus::Counter& transferred = metrics_.transferred(task.plan(), task.vm(), task.disk());

@@ -49,6 +49,9 @@ struct CopyOptions {
   bool verify = false;            // end-to-end digest check
   std::string checkpoint_path;    // "" = no resume
   std::vector<ByteRange> ranges;  // empty = whole disk
+  // Ranges mode normally updates the target in place; with fresh_target the
+  // target starts all zero (unless a checkpoint resumes it) and only the ranges are written.
+  bool fresh_target = false;
   // Called at least once per second and at the end, from an engine thread.
   std::function<void(const Progress&)> on_progress;
   const std::atomic<bool>* cancel = nullptr;  // set true -> copy returns kCanceled within ~1 s
