@@ -6,8 +6,10 @@
 // registry.cc. All methods block (network round trips): the coordinator calls
 // them on its worker pool, never on the loop thread. One instance per Provider
 // resource; calls on one instance are serialised by the caller.
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/base/result.h"
 #include "common/model/resource.h"
@@ -60,7 +62,46 @@ class DiskSources {
                              ferry::v1::TransferTask& task) = 0;
 };
 
-class SourceProvider : public Inventories, public PowerControl, public DiskSources {};
+// Snapshots and changed-block tracking (vSphere CBT; oVirt incremental backup
+// would fit the same shape): what warm migration needs from a source.
+struct SnapshotRef {
+  std::string id;  // provider's id (vSphere: VirtualMachineSnapshot moref)
+  std::string name;
+};
+
+struct ChangedAreas {
+  std::vector<ferry::v1::ByteRange> areas;  // sorted, non-overlapping
+  // The base change ID is no longer valid (CBT was reset, the disk was
+  // replaced): the caller must copy the whole disk again.
+  bool change_id_invalid = false;
+  std::string detail;  // the source's message when change_id_invalid
+};
+
+class ChangeTracking {
+ public:
+  virtual ~ChangeTracking() = default;
+  // Creates a crash-consistent snapshot (no memory, no quiescing), waits for
+  // it and returns its id.
+  virtual Result<std::string> create_snapshot(const std::string& vm_id, const std::string& name,
+                                              const std::string& description) = 0;
+  // Each disk's change ID as of the snapshot, by disk key.
+  virtual Result<std::map<int, std::string>> snapshot_change_ids(
+      const std::string& vm_id, const std::string& snapshot_id) = 0;
+  virtual Result<std::vector<SnapshotRef>> list_snapshots(const std::string& vm_id) = 0;
+  // Removes one snapshot (consolidating it); an already removed one is success.
+  virtual Status remove_snapshot(const std::string& vm_id, const std::string& snapshot_id) = 0;
+  // Areas of disk `disk_key` changed between `change_id` and the snapshot, for
+  // the whole disk (the provider loops over partial answers). change_id "*":
+  // every allocated area as of the snapshot.
+  virtual Result<ChangedAreas> changed_areas(const std::string& vm_id,
+                                             const std::string& snapshot_id, int disk_key,
+                                             uint64_t capacity, const std::string& change_id) = 0;
+};
+
+class SourceProvider : public Inventories,
+                       public PowerControl,
+                       public DiskSources,
+                       public ChangeTracking {};
 
 // Creates the provider for a Provider resource and its Secret (may be null for
 // providers that need none). Errors name the resource and field.

@@ -229,6 +229,8 @@ Result<std::shared_ptr<pugi::xml_document>> VimClient::invoke(const std::string&
         msg.find("incorrect user") != std::string::npos)
       ec = ErrorCode::kPermissionDenied;
     if (kind.find("ManagedObjectNotFound") != std::string::npos) ec = ErrorCode::kNotFound;
+    if (kind.find("InvalidArgument") != std::string::npos) ec = ErrorCode::kInvalidArgument;
+    if (kind.find("FileFault") != std::string::npos) ec = ErrorCode::kIo;
     return Error(ec, method + " failed: " + (msg.empty() ? kind : msg));
   }
   return doc;
@@ -291,7 +293,7 @@ Result<PropertyResult> VimClient::retrieve_view(
     r = invoke("ContinueRetrievePropertiesEx", property_collector_,
                "<token>" + xml_escape(token) + "</token>");
   }
-  invoke("DestroyView", view_mor, "");
+  (void)invoke("DestroyView", view_mor, "");
   if (!r.ok()) return r.error();
   return out;
 }
@@ -310,24 +312,41 @@ Result<PropertyResult> VimClient::retrieve_object(const Mor& obj,
   return out;
 }
 
-Status VimClient::wait_task(const Mor& task, int timeout_seconds) {
+Result<std::string> VimClient::wait_task_result(const Mor& task, int timeout_seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
   while (std::chrono::steady_clock::now() < deadline) {
-    auto r = retrieve_object(task, {"info.state", "info.error"});
+    auto r = retrieve_object(task, {"info.state", "info.error", "info.result"});
     if (!r.ok()) return r.error();
     if (r->objects.empty()) return Error(ErrorCode::kNotFound, "task " + task.value + " vanished");
     auto& props = r->objects[0].props;
     std::string state = props.count("info.state") ? props["info.state"].text().get() : "";
-    if (state == "success") return {};
+    if (state == "success")
+      return std::string(props.count("info.result") ? props["info.result"].text().get() : "");
     if (state == "error") {
+      // localizedMessage, else the fault's type and any reason/message it carries.
       std::string msg;
-      if (props.count("info.error"))
-        msg = find_local(props["info.error"], "localizedMessage").text().get();
+      if (props.count("info.error")) {
+        pugi::xml_node e = props["info.error"];
+        msg = find_local(e, "localizedMessage").text().get();
+        pugi::xml_node fault = child_local(e, "fault");
+        std::string kind = xsi_type(fault);
+        std::string reason = child_local(fault, "reason").text().get();
+        if (reason.empty()) reason = find_local(fault, "message").text().get();
+        if (msg.empty() || msg.rfind("*types.", 0) == 0) msg = kind;
+        if (!reason.empty() && msg.find(reason) == std::string::npos)
+          msg += (msg.empty() ? "" : ": ") + reason;
+      }
       return Error(ErrorCode::kUnavailable, "task " + task.value + " failed: " + msg);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return Error(ErrorCode::kTimeout, "task " + task.value + " did not finish in time");
+}
+
+Status VimClient::wait_task(const Mor& task, int timeout_seconds) {
+  auto r = wait_task_result(task, timeout_seconds);
+  if (!r.ok()) return r.error();
+  return {};
 }
 
 Result<std::string> VimClient::http_get(const std::string& url, size_t max_bytes) {

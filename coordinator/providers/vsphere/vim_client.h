@@ -63,6 +63,8 @@ class VimClient {
   Result<PropertyResult> retrieve_object(const Mor& obj, const std::vector<std::string>& paths);
   // Waits for a Task to finish; its error message on failure.
   Status wait_task(const Mor& task, int timeout_seconds = 600);
+  // Same, returning the task's info.result as text (e.g. a created object's moref).
+  Result<std::string> wait_task_result(const Mor& task, int timeout_seconds = 600);
   // Plain HTTPS GET with the session (datastore /folder access); for small files.
   Result<std::string> http_get(const std::string& url, size_t max_bytes);
 

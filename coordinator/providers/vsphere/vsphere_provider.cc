@@ -332,4 +332,145 @@ Status VsphereProvider::disk_source(const Json& vm, const Json& disk,
   return {};
 }
 
+// ---- snapshots and changed block tracking (warm migration)
+
+namespace {
+std::string returnval_text(const pugi::xml_document& doc) {
+  pugi::xml_node rv = doc.find_node(
+      [](const pugi::xml_node& x) { return !std::strcmp(local(x.name()), "returnval"); });
+  return rv.text().get();
+}
+
+void collect_snapshots(const pugi::xml_node& list_parent, const char* child,
+                       std::vector<SnapshotRef>& out) {
+  for (auto n : list_parent.children()) {
+    if (std::strcmp(local(n.name()), child) != 0) continue;
+    out.push_back({child_local(n, "snapshot").text().get(), child_local(n, "name").text().get()});
+    collect_snapshots(n, "childSnapshotList", out);
+  }
+}
+}  // namespace
+
+Result<std::string> VsphereProvider::create_snapshot(const std::string& vm_id,
+                                                     const std::string& name,
+                                                     const std::string& description) {
+  FERRY_TRY(ensure_session());
+  auto r = client_.invoke("CreateSnapshot_Task", Mor{"VirtualMachine", vm_id},
+                          "<name>" + xml_escape(name) + "</name><description>" +
+                              xml_escape(description) +
+                              "</description><memory>false</memory><quiesce>false</quiesce>");
+  if (!r.ok()) return explain(r.error()).wrap("creating snapshot " + name + " of VM " + vm_id);
+  auto snap = client_.wait_task_result(Mor{"Task", returnval_text(**r)});
+  if (!snap.ok()) return snap.error().wrap("creating snapshot " + name + " of VM " + vm_id);
+  if (snap->empty())
+    return Error(ErrorCode::kUnavailable, "creating snapshot " + name + " of VM " + vm_id +
+                                              ": the task returned no snapshot");
+  return *snap;
+}
+
+Result<std::map<int, std::string>> VsphereProvider::snapshot_change_ids(
+    const std::string& vm_id, const std::string& snapshot_id) {
+  FERRY_TRY(ensure_session());
+  // The snapshot's own copy of the hardware: its disks' backings carry the
+  // change ID as of the snapshot (the VM's current devices may have moved on).
+  auto r = client_.retrieve_object(Mor{"VirtualMachineSnapshot", snapshot_id},
+                                   {"config.hardware.device"});
+  if (!r.ok()) return r.error().wrap("reading snapshot " + snapshot_id + " of VM " + vm_id);
+  if (r->objects.empty())
+    return Error(ErrorCode::kNotFound,
+                 "snapshot " + snapshot_id + " of VM " + vm_id + " not found");
+  std::map<int, std::string> ids;
+  auto dev = r->objects[0].props.find("config.hardware.device");
+  if (dev == r->objects[0].props.end()) return ids;
+  for (auto d : dev->second.children()) {
+    if (xsi_type(d) != "VirtualDisk") continue;
+    ids[std::atoi(child_local(d, "key").text().get())] =
+        child_local(child_local(d, "backing"), "changeId").text().get();
+  }
+  return ids;
+}
+
+Result<std::vector<SnapshotRef>> VsphereProvider::list_snapshots(const std::string& vm_id) {
+  FERRY_TRY(ensure_session());
+  auto r = client_.retrieve_object(Mor{"VirtualMachine", vm_id}, {"snapshot"});
+  if (!r.ok()) return explain(r.error());
+  std::vector<SnapshotRef> out;
+  if (r->objects.empty()) return Error(ErrorCode::kNotFound, "VM " + vm_id + " not found");
+  auto it = r->objects[0].props.find("snapshot");
+  if (it != r->objects[0].props.end()) collect_snapshots(it->second, "rootSnapshotList", out);
+  return out;
+}
+
+Status VsphereProvider::remove_snapshot(const std::string& vm_id, const std::string& snapshot_id) {
+  FERRY_TRY(ensure_session());
+  auto r = client_.invoke("RemoveSnapshot_Task", Mor{"VirtualMachineSnapshot", snapshot_id},
+                          "<removeChildren>false</removeChildren><consolidate>true</consolidate>");
+  if (!r.ok()) {
+    if (r.error().code == ErrorCode::kNotFound) return {};  // already gone
+    return r.error().wrap("removing snapshot " + snapshot_id + " of VM " + vm_id);
+  }
+  Status s = client_.wait_task(Mor{"Task", returnval_text(**r)});
+  if (!s.ok()) return s.error().wrap("removing snapshot " + snapshot_id + " of VM " + vm_id);
+  return {};
+}
+
+Result<ChangedAreas> VsphereProvider::changed_areas(const std::string& vm_id,
+                                                    const std::string& snapshot_id, int disk_key,
+                                                    uint64_t capacity,
+                                                    const std::string& change_id) {
+  FERRY_TRY(ensure_session());
+  ChangedAreas out;
+  uint64_t offset = 0;
+  // The answer may cover only part of the disk: ask again from where it ended.
+  while (offset < capacity) {
+    auto r = client_.invoke("QueryChangedDiskAreas", Mor{"VirtualMachine", vm_id},
+                            "<snapshot type=\"VirtualMachineSnapshot\">" + xml_escape(snapshot_id) +
+                                "</snapshot><deviceKey>" + std::to_string(disk_key) +
+                                "</deviceKey><startOffset>" + std::to_string(offset) +
+                                "</startOffset><changeId>" + xml_escape(change_id) + "</changeId>");
+    if (!r.ok()) {
+      const Error& e = r.error();
+      // vSphere answers InvalidArgument (changeId) or a FileFault on the
+      // tracking file when the change ID no longer matches the disk.
+      if (change_id != "*" &&
+          (e.code == ErrorCode::kIo || (e.code == ErrorCode::kInvalidArgument &&
+                                        e.message.find("changeId") != std::string::npos))) {
+        out.areas.clear();
+        out.change_id_invalid = true;
+        out.detail = e.message;
+        return out;
+      }
+      return e.wrap("disk " + std::to_string(disk_key) + " of VM " + vm_id);
+    }
+    pugi::xml_node rv = (*r)->find_node(
+        [](const pugi::xml_node& x) { return !std::strcmp(local(x.name()), "returnval"); });
+    uint64_t start = std::strtoull(child_local(rv, "startOffset").text().get(), nullptr, 10);
+    uint64_t length = std::strtoull(child_local(rv, "length").text().get(), nullptr, 10);
+    if (start != offset || length == 0)
+      return Error(ErrorCode::kUnavailable, "QueryChangedDiskAreas for disk " +
+                                                std::to_string(disk_key) + " of VM " + vm_id +
+                                                " at offset " + std::to_string(offset) +
+                                                " answered an empty or misplaced window");
+    for (auto a : rv.children()) {
+      if (std::strcmp(local(a.name()), "changedArea") != 0) continue;
+      uint64_t s = std::strtoull(child_local(a, "start").text().get(), nullptr, 10);
+      uint64_t l = std::strtoull(child_local(a, "length").text().get(), nullptr, 10);
+      if (l == 0 || s >= capacity) continue;
+      l = std::min(l, capacity - s);
+      if (!out.areas.empty() &&
+          out.areas.back().offset() + out.areas.back().length() >= s) {  // touching: merge
+        uint64_t end = std::max(out.areas.back().offset() + out.areas.back().length(), s + l);
+        out.areas.back().set_length(end - out.areas.back().offset());
+        continue;
+      }
+      ferry::v1::ByteRange br;
+      br.set_offset(s);
+      br.set_length(l);
+      out.areas.push_back(br);
+    }
+    offset = start + length;
+  }
+  return out;
+}
+
 }  // namespace ferry::coordinator::vsphere

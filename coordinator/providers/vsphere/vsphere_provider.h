@@ -22,6 +22,15 @@ class VsphereProvider : public SourceProvider {
   Status power_on(const std::string& vm_id) override;
   Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,
                      ferry::v1::TransferTask& task) override;
+  Result<std::string> create_snapshot(const std::string& vm_id, const std::string& name,
+                                      const std::string& description) override;
+  Result<std::map<int, std::string>> snapshot_change_ids(const std::string& vm_id,
+                                                         const std::string& snapshot_id) override;
+  Result<std::vector<SnapshotRef>> list_snapshots(const std::string& vm_id) override;
+  Status remove_snapshot(const std::string& vm_id, const std::string& snapshot_id) override;
+  Result<ChangedAreas> changed_areas(const std::string& vm_id, const std::string& snapshot_id,
+                                     int disk_key, uint64_t capacity,
+                                     const std::string& change_id) override;
 
  private:
   VsphereProvider(std::string provider_name, std::string secret_name, std::string url,
