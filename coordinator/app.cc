@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/base/log.h"
+#include "common/model/validate.h"
 #include "coordinator/coordinator.h"
 
 namespace ferry::coordinator {
@@ -56,7 +57,13 @@ int app_main(int argc, char** argv) {
       o.metrics_address = ":" + next();
     else if (a == "--metrics-port-file")
       o.metrics_port_file = next();
-    else {
+    else if (a == "--precopy-interval") {
+      std::string v = next();
+      if (!model::parse_duration(v, &o.precopy_interval_seconds)) {
+        std::cerr << "--precopy-interval: \"" << v << "\" is not a duration (e.g. 60m, 90s)\n";
+        return 2;
+      }
+    } else {
       usage();
       return 2;
     }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "common/protocol/subjects.h"
@@ -21,19 +22,6 @@ namespace {
 
 const Logger kLog("coordinator");
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string now_iso() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 constexpr uint64_t kMiB = 1 << 20;
 
 Json err_reply(const Error& e) {
@@ -47,24 +35,28 @@ Json redact_secret(Json doc) {
   return doc;
 }
 
-Json new_pipeline() {
+Json new_pipeline(bool warm) {
   Json steps = Json::array();
-  for (const auto& s : migration::step_names()) {
+  for (const auto& s : migration::step_names(warm)) {
     if (s == "PreHook" || s == "PostHook") continue;  // only listed when a hook is set
     steps.push_back({{"name", s}, {"phase", "Pending"}});
   }
   return steps;
 }
 
-bool vm_terminal(const Json& vm) {
-  auto p = migration::phase_from_name(vm.value("phase", ""));
-  return p && migration::is_terminal(*p);
-}
+bool vm_terminal(const Json& vm) { return migration::is_terminal_name(vm.value("phase", "")); }
 
 Json* step(Json& vm, const std::string& name) {
   for (auto& s : vm["pipeline"])
     if (s["name"] == name) return &s;
   return nullptr;
+}
+
+// The user-facing step a phase of this VM runs in (warm VMs show a Cutover step).
+std::string step_for(const Json& vm, Phase p) {
+  if (!vm.contains("warm")) return migration::step_of(p);
+  auto stage = migration::stage_from_name(vm["warm"].value("stage", "initial"));
+  return migration::warm_step_of(p, stage.value_or(migration::WarmStage::kInitial));
 }
 
 }  // namespace
@@ -150,6 +142,14 @@ Status Coordinator::run() {
         kLog.info("resuming migration", {{"migration", k.to_string()}});
         pump(k);
       }
+    // Precopy snapshots of failed or canceled warm VMs not yet removed.
+    for (auto& [k, st] : status_) {
+      if (k.kind != "Migration") continue;
+      for (const auto& vm : st.value("vms", Json::array()))
+        if (vm_terminal(vm) && vm.contains("warm") &&
+            vm["warm"].value("snapshotCleanup", "Completed") != "Completed")
+          cleanup_warm_snapshots(k, vm.value("id", ""));
+    }
   });
   kLog.info("coordinator ready", {{"nats", opts_.nats.url}});
   loop_.run();
@@ -312,6 +312,7 @@ void Coordinator::handle_api(const std::string& verb, const Json& req, Reply rep
   if (verb == "inventory") return api_inventory(req, reply);
   if (verb == "gather") return api_gather(req, reply);
   if (verb == "retry") return api_retry(req, reply);
+  if (verb == "cutover") return api_cutover(req, reply);
   if (verb == "status") {
     Json agents = Json::array();
     for (const auto& [n, a] : agents_)
@@ -457,6 +458,13 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       auto pk = need(spec["plan"], "Plan", "spec.plan");
       const Resource* plan = lookup(pk);
       if (find(k)) {
+        // Changing only spec.cutover of a running Migration is how MTV users
+        // schedule a warm cutover.
+        Json before = find(k)->spec(), after = spec;
+        before.erase("cutover");
+        after.erase("cutover");
+        if (before == after && status_.count(k) && status_[k].value("phase", "") == "Running")
+          continue;
         problems.push_back(k.to_string() +
                            ": already exists; a Migration runs once — create a new one to run " +
                            pk.to_string() + " again");
@@ -490,7 +498,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
     inventories_[pk] = inv;
     providers_.erase(pk);  // re-created with the new spec/secret
   }
-  std::vector<ResourceKey> migrations;
+  std::vector<ResourceKey> migrations, cutover_changed;
   for (const auto& r : batch) {
     auto k = r.key();
     Json doc = r.doc;
@@ -522,11 +530,17 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       if (!st.contains("phase") || st["phase"] == "Not ready") st["phase"] = "Ready";
       save_status(k);
     }
-    if (k.kind == "Migration") migrations.push_back(k);
+    if (k.kind == "Migration" && changed) {
+      if (status_.count(k))
+        cutover_changed.push_back(k);
+      else
+        migrations.push_back(k);
+    }
     applied.push_back(
         {{"resource", k.to_string()}, {"result", changed ? "configured" : "unchanged"}});
   }
   for (const auto& k : migrations) start_migration(k);
+  for (const auto& k : cutover_changed) pump(k);  // warm VMs re-check their cutover time
   reply({{"ok", true}, {"applied", applied}, {"warnings", notes}});
 }
 
@@ -899,9 +913,11 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
     (*disk)["state"] = "Completed";
     uint64_t before = disk->value("bytesDone", uint64_t{0}),
              cap = disk->value("capacity", uint64_t{0});
-    if (cap > before)
+    // Warm precopies move deltas: count what was read, not the disk size.
+    uint64_t moved = vm->contains("warm") ? s.bytes_read() : (cap > before ? cap - before : 0);
+    if (moved > 0)
       metrics_.data_transferred.Add({{"plan", status_[ref.migration].value("plan", "")}})
-          .Increment(static_cast<double>(cap - before));
+          .Increment(static_cast<double>(moved));
     (*disk)["bytesDone"] = cap;
     (*disk)["result"] = {{"bytesRead", s.bytes_read()}, {"bytesWritten", s.bytes_written()},
                          {"bytesZero", s.bytes_zero()}, {"bytesResumed", s.bytes_resumed()},
@@ -915,9 +931,12 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
     advance(ref.migration, ref.vm_id);
   } else {
     (*disk)["state"] = "Failed";
-    std::string msg = r.failure().message();
-    fail_vm(ref.migration, ref.vm_id,
-            "disk " + disk->value("file", "") + " on node " + r.node() + ": " + msg);
+    std::string msg =
+        "disk " + disk->value("file", "") + " on node " + r.node() + ": " + r.failure().message();
+    if (vm->contains("warm"))
+      warm_cycle_failed(ref.migration, ref.vm_id, msg);  // retried with the next snapshot
+    else
+      fail_vm(ref.migration, ref.vm_id, msg);
   }
   dispatch();
 }
@@ -1040,12 +1059,22 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   for (const auto& rv : res.vms) {
     std::string id = rv.inventory.value("id", "");
     if (ctx.completed_vm_ids.count(id)) continue;  // done by an earlier Migration of this Plan
+    // A warm plan's powered-off VMs have nothing changing: they go cold (the
+    // plan carries a VMPoweredOff warning saying so).
+    bool warm = (plan->spec().value("warm", false) || plan->spec().value("type", "") == "warm") &&
+                rv.inventory.value("powerState", "") == "On";
     Json vm = {{"id", id},
                {"name", rv.inventory.value("name", "")},
                {"targetName", rv.target_name},
                {"phase", "Pending"},
-               {"pipeline", new_pipeline()},
+               {"pipeline", new_pipeline(warm)},
                {"disks", Json::array()}};
+    if (warm)
+      vm["warm"] = {{"stage", "initial"},
+                    {"precopies", Json::array()},
+                    {"failures", 0},
+                    {"snapshotSeq", 0},
+                    {"changeIds", Json::object()}};
     if (cancel_sel.count(id) || cancel_sel.count(rv.inventory.value("name", ""))) {
       vm["phase"] = "Canceled";
     }
@@ -1111,7 +1140,7 @@ void Coordinator::set_phase(Json& vm, Phase to) {
     }
     return;
   }
-  std::string cur = migration::step_of(to);
+  std::string cur = step_for(vm, to);
   bool before = true;
   for (auto& s : vm["pipeline"]) {
     if (s["name"] == cur) {
@@ -1132,7 +1161,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
                           const std::string& message) {
   Json* vm = vm_status(mkey, vm_id);
   if (!vm || vm_terminal(*vm)) return;
-  std::string at = migration::step_of(*migration::phase_from_name(vm->value("phase", "Started")));
+  std::string at = step_for(*vm, *migration::phase_from_name(vm->value("phase", "Started")));
   (*vm)["error"] = {
       {"phase", vm->value("phase", "")}, {"step", at}, {"reasons", Json::array({message})}};
   if (Json* s = step(*vm, at))
@@ -1152,6 +1181,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   }
   set_phase(*vm, Phase::kFailed);
   save_status(mkey);
+  if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   maybe_finish_migration(mkey);
   pump(mkey);
 }
@@ -1167,7 +1197,9 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
     if (!d.value("node", "").empty() && d.contains("taskId")) {
       ferry::v1::CancelTask c;
       c.set_task_id(d.value("taskId", ""));
-      c.set_delete_volume(true);  // a canceled VM leaves no partial volume behind
+      c.set_delete_volume(true);  // a canceled VM leaves no volume behind, partial or not
+      c.mutable_volume()->set_storage_class(d.value("storageClass", ""));
+      c.mutable_volume()->set_path(d.value("relativePath", ""));
       (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
     }
     d["state"] = "Canceled";
@@ -1188,6 +1220,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
   }
   set_phase(*vm, Phase::kCanceled);
   if (!started) vm->erase("completed");
+  if (started && vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
   // Restore the source's power state if we turned it off.
   if (vm->value("sourcePowerState", "") == "On" && vm->value("poweredOff", false)) {
@@ -1276,11 +1309,51 @@ void Coordinator::dispatch() {
   task_queue_ = std::move(keep);
 }
 
+void Coordinator::go(const ResourceKey& mkey, const std::string& vm_id, Phase to) {
+  Json* v = vm_status(mkey, vm_id);
+  if (!v || vm_terminal(*v)) return;
+  set_phase(*v, to);
+  save_status(mkey);
+  advance(mkey, vm_id);
+}
+
+std::shared_ptr<ProviderPool> Coordinator::source_pool(const ResourceKey& mkey, Error* err) {
+  const Resource* plan = plan_of(mkey);
+  if (!plan) {
+    *err = Error(ErrorCode::kNotFound, "the Plan of " + mkey.to_string() + " was deleted");
+    return nullptr;
+  }
+  return provider_slot(
+      model::ref_key(plan->spec()["provider"]["source"], "Provider", plan->key().ns), err);
+}
+
+void Coordinator::provider_call(const ResourceKey& mkey, const std::string& vm_id, Phase phase,
+                                std::function<Status(SourceProvider&)> call,
+                                std::function<void(Json&)> then,
+                                std::function<void(const Error&)> on_error) {
+  std::string key = mkey.to_string() + vm_id;
+  if (inflight_.count(key)) return;  // already waiting for this phase's call
+  Error err;
+  auto slot = source_pool(mkey, &err);
+  if (!slot) return on_error ? on_error(err) : fail_vm(mkey, vm_id, err.message);
+  inflight_.insert(key);
+  loop_.run_blocking<Status>([slot, call] { return slot->with<Status>(call); },
+                             [this, mkey, vm_id, phase, then, on_error, key](Status s) {
+                               inflight_.erase(key);
+                               Json* v = vm_status(mkey, vm_id);
+                               if (!v || v->value("phase", "") != migration::phase_name(phase))
+                                 return;
+                               if (!s.ok())
+                                 return on_error ? on_error(s.error())
+                                                 : fail_vm(mkey, vm_id, s.error().message);
+                               then(*v);
+                             });
+}
+
 void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
   Json* vm = vm_status(mkey, vm_id);
   if (!vm || vm_terminal(*vm) || vm->value("phase", "") == "Pending") return;
-  const Resource* mig = find(mkey);
-  const Resource* plan = mig ? find(model::ref_key(mig->spec()["plan"], "Plan", mkey.ns)) : nullptr;
+  const Resource* plan = plan_of(mkey);
   if (!plan) return fail_vm(mkey, vm_id, "the Plan of " + mkey.to_string() + " was deleted");
   const Json& pspec = plan->spec();
   auto pk = model::ref_key(pspec["provider"]["source"], "Provider", plan->key().ns);
@@ -1295,33 +1368,28 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
   auto slot = provider_slot(pk, &err);
   if (!slot) return fail_vm(mkey, vm_id, err.message);
   Phase phase = *migration::phase_from_name(vm->value("phase", "Started"));
-  auto go = [this, mkey, vm_id](Phase to) {
+  if (migration::is_warm_phase(phase)) return advance_warm(mkey, vm_id, phase, *plan, *inv_vm);
+  // The next phase of this VM's itinerary (cold, or warm outside its loop).
+  auto go_next = [this, mkey, vm_id, phase] {
     Json* v = vm_status(mkey, vm_id);
-    if (!v || vm_terminal(*v)) return;
-    set_phase(*v, to);
-    save_status(mkey);
-    advance(mkey, vm_id);
+    if (!v) return;
+    Phase to = migration::next_phase(phase);
+    if (v->contains("warm"))
+      to = migration::next_warm_phase(phase,
+                                      migration::stage_from_name((*v)["warm"].value("stage", ""))
+                                          .value_or(migration::WarmStage::kInitial),
+                                      false);
+    go(mkey, vm_id, to);
   };
-  // Runs a provider call off the loop; `then` runs on the loop if the VM is still in `phase`.
-  auto blocking = [this, slot, mkey, vm_id, phase](std::function<Status(SourceProvider&)> call,
-                                                   std::function<void(Json&)> then) {
-    if (inflight_.count(mkey.to_string() + vm_id)) return;  // already waiting for this phase's call
-    inflight_.insert(mkey.to_string() + vm_id);
-    loop_.run_blocking<Status>([slot, call] { return slot->with<Status>(call); },
-                               [this, mkey, vm_id, phase, then](Status s) {
-                                 inflight_.erase(mkey.to_string() + vm_id);
-                                 Json* v = vm_status(mkey, vm_id);
-                                 if (!v || v->value("phase", "") != migration::phase_name(phase))
-                                   return;
-                                 if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
-                                 then(*v);
-                               });
+  auto blocking = [this, mkey, vm_id, phase](std::function<Status(SourceProvider&)> call,
+                                             std::function<void(Json&)> then) {
+    provider_call(mkey, vm_id, phase, std::move(call), std::move(then));
   };
   switch (phase) {
     case Phase::kStarted:
-      return go(Phase::kPreHook);
+      return go_next();
     case Phase::kPreHook:  // hooks are rejected by validation; nothing to run
-      return go(Phase::kStorePowerState);
+      return go_next();
     case Phase::kStorePowerState: {
       auto on = std::make_shared<bool>(false);
       return blocking(
@@ -1331,19 +1399,19 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
             *on = *r;
             return {};
           },
-          [go, on](Json& v) {
+          [go_next, on](Json& v) {
             if (!v.contains("sourcePowerState")) v["sourcePowerState"] = *on ? "On" : "Off";
-            go(Phase::kPowerOffSource);
+            go_next();
           });
     }
     case Phase::kPowerOffSource:
       return blocking([vm_id](SourceProvider& p) { return p.power_off(vm_id); },
-                      [go](Json& v) {
+                      [go_next](Json& v) {
                         if (v.value("sourcePowerState", "") == "On") v["poweredOff"] = true;
-                        go(Phase::kWaitForPowerOff);
+                        go_next();
                       });
     case Phase::kWaitForPowerOff:  // power_off waited for the task
-      return go(Phase::kCreateDataVolumes);
+      return go_next();
     case Phase::kCreateDataVolumes: {
       // All of a VM's volumes go to one node: the one whose agent serves every
       // storage class this VM needs and has the most free space.
@@ -1397,6 +1465,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       }
       alloc_attempts_.erase(mkey.to_string() + vm_id);
       std::string migration_uid = mkey.ns + "." + mkey.name;
+      // Warm: one task per disk and snapshot (each precopy is its own copy).
+      std::string warm_suffix =
+          vm->contains("warm") ? ".s" + std::to_string((*vm)["warm"].value("snapshotSeq", 0)) : "";
       Json disks = Json::array();
       int i = 0;
       for (const auto& d : (*inv_vm)["disks"]) {
@@ -1412,7 +1483,8 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
              {"relativePath", pspec.value("targetNamespace", "") + "/" + vol + ".img"},
              {"node", best},
              {"sourceHost", inv_vm->value("host", "")},
-             {"taskId", migration_uid + "." + vm_id + "." + std::to_string(d.value("key", 0))},
+             {"taskId",
+              migration_uid + "." + vm_id + "." + std::to_string(d.value("key", 0)) + warm_suffix},
              {"state", "Pending"},
              {"bytesDone", 0}});
         tasks_[disks.back()["taskId"]] = TaskRef{mkey, vm_id, d.value("key", 0)};
@@ -1420,7 +1492,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       }
       (*vm)["disks"] = disks;
       (*vm)["node"] = best;
-      return go(Phase::kCopyDisks);
+      return go_next();
     }
     case Phase::kCopyDisks: {
       bool all_done = true;
@@ -1446,18 +1518,53 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         std::string haddr = host_address(pk, inv_vm->value("host", ""));
         Json vmrec = *inv_vm;
         std::string task_id = d.value("taskId", "");
+        // Warm: only what changed since the last copied snapshot (or every
+        // allocated area for a full copy), read while this cycle's snapshot holds the base.
+        std::shared_ptr<WarmDiskQuery> wq;
+        if (vm->contains("warm")) {
+          const Json& w = (*vm)["warm"];
+          wq = std::make_shared<WarmDiskQuery>();
+          wq->vm_id = vm_id;
+          wq->snapshot_id = w.value("snapshot", Json::object()).value("id", "");
+          wq->disk_key = d.value("key", 0);
+          wq->capacity = d.value("capacity", uint64_t{0});
+          wq->base_change_id = w["changeIds"].value(std::to_string(wq->disk_key), "");
+        }
         loop_.run_blocking<Status>(
-            [slot, vmrec, disk_inv, haddr, task] {
-              return slot->with<Status>(
-                  [&](SourceProvider& p) { return p.disk_source(vmrec, disk_inv, haddr, *task); });
+            [slot, vmrec, disk_inv, haddr, task, wq] {
+              return slot->with<Status>([&](SourceProvider& p) -> Status {
+                FERRY_TRY(p.disk_source(vmrec, disk_inv, haddr, *task));
+                if (wq) return query_changes(p, *wq, *task);
+                return {};
+              });
             },
-            [this, mkey, vm_id, task, task_id](Status s) {
+            [this, mkey, vm_id, task, task_id, wq](Status s) {
               Json* v = vm_status(mkey, vm_id);
               if (!v || vm_terminal(*v)) return;
               for (auto& x : (*v)["disks"]) {
                 if (x.value("taskId", "") != task_id || x.value("state", "") != "Resolving")
                   continue;
-                if (!s.ok()) return fail_vm(mkey, vm_id, s.error().message);
+                if (!s.ok()) {
+                  if (wq) return warm_cycle_failed(mkey, vm_id, s.error().message);
+                  return fail_vm(mkey, vm_id, s.error().message);
+                }
+                if (wq) {
+                  x["copy"] = {{"base", wq->base_change_id.empty() ? "*" : wq->base_change_id},
+                               {"changedBytes", wq->changed_bytes},
+                               {"full", wq->full}};
+                  if (!wq->warning.empty()) {
+                    x["copy"]["warning"] = wq->warning;
+                    (*v)["warm"]["warnings"].push_back(wq->warning);
+                    kLog.warn("full copy forced",
+                              {{"vm", v->value("name", "")}, {"warning", wq->warning}});
+                  }
+                  if (!wq->full && task->ranges().empty()) {  // nothing changed on this disk
+                    x["state"] = "Completed";
+                    x["result"] = {{"bytesRead", 0}, {"bytesWritten", 0}, {"seconds", 0}};
+                    save_status(mkey);
+                    return advance(mkey, vm_id);
+                  }
+                }
                 x["state"] = "Waiting";
                 ferry::v1::AgentTask any;
                 *any.mutable_transfer() = *task;
@@ -1467,7 +1574,10 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
               dispatch();
             });
       }
-      if (all_done) return go(Phase::kConvertGuest);
+      if (all_done) {
+        if (vm->contains("warm")) return warm_copy_done(mkey, *vm);
+        return go_next();
+      }
       if (Json* s = step(*vm, "DiskTransfer")) {
         uint64_t total = 0;
         for (auto& d : (*vm)["disks"]) total += d.value("capacity", uint64_t{0});
@@ -1485,11 +1595,11 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
           (*s)["phase"] = "Skipped";
           (*s)["reason"] = "skipGuestConversion is set (raw copy mode)";
         }
-        return go(Phase::kCreateVM);
+        return go_next();
       }
       Json& conv = (*vm)["conversion"];
       std::string cst = conv.is_object() ? conv.value("state", "") : "";
-      if (cst == "Completed") return go(Phase::kCreateVM);
+      if (cst == "Completed") return go_next();
       if (cst == "Queued" || cst == "Running") return;  // waiting for the agent's result
       // Convert in place on the node that holds the volumes.
       int attempt = conv.is_object() ? conv.value("attempt", 0) + 1 : 1;
@@ -1579,7 +1689,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         if (ec) return fail_vm(mkey, vm_id, "writing " + file.string() + ": " + ec.message());
         (*vm)["vmManifestPath"] = file.string();
       }
-      return go(Phase::kPostHook);
+      return go_next();
     }
     case Phase::kPostHook:
       set_phase(*vm, Phase::kCompleted);
@@ -1595,9 +1705,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       maybe_finish_migration(mkey);
       pump(mkey);
       return;
-    case Phase::kCompleted:
-    case Phase::kFailed:
-    case Phase::kCanceled:
+    default:  // terminal; warm-only phases are run by advance_warm
       return;
   }
 }

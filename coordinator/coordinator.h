@@ -10,6 +10,7 @@
 // run on the loop's worker pool, over a pool of sessions per provider.
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,8 @@ struct CoordinatorOptions {
   int js_replicas = 1;            // replicas of Ferry's streams and buckets (3 in a NATS cluster)
   std::string metrics_address;    // "" = no HTTP endpoint; ":9465", "127.0.0.1:0"
   std::string metrics_port_file;  // written with the bound port (tests)
+  double precopy_interval_seconds = 3600;  // warm: MTV's default; Plan spec.precopyInterval wins
+  int warm_failure_limit = 3;              // consecutive failed precopies before the VM fails
 };
 
 class Coordinator {
@@ -88,6 +91,7 @@ class Coordinator {
   void on_result(const ferry::v1::TaskResult& r);
   void on_conversion_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
   void api_retry(const model::Json& req, Reply reply);
+  void api_cutover(const model::Json& req, Reply reply);
 
   // Migration driving (loop thread).
   void start_migration(const ResourceKey& mkey);
@@ -100,6 +104,41 @@ class Coordinator {
   void maybe_finish_migration(const ResourceKey& mkey);
   void refresh_plan_status(const ResourceKey& plan_key);
   model::Json* vm_status(const ResourceKey& mkey, const std::string& vm_id);
+  // Moves a live VM to `to`, saves, and runs the new phase.
+  void go(const ResourceKey& mkey, const std::string& vm_id, migration::Phase to);
+  // The session pool of the Migration's source provider (null + err if gone).
+  std::shared_ptr<ProviderPool> source_pool(const ResourceKey& mkey, Error* err);
+  // Runs a provider call off the loop for a VM in `phase`; `then` (or
+  // `on_error`, default: fail the VM) runs on the loop if the VM is still in
+  // that phase. At most one call per VM is under way.
+  void provider_call(const ResourceKey& mkey, const std::string& vm_id, migration::Phase phase,
+                     std::function<Status(SourceProvider&)> call,
+                     std::function<void(model::Json&)> then,
+                     std::function<void(const Error&)> on_error = nullptr);
+
+  // Warm migration (warm.cc).
+  struct WarmDiskQuery {  // one disk's changed areas for one precopy
+    std::string vm_id, snapshot_id, base_change_id;
+    int disk_key = 0;
+    uint64_t capacity = 0;
+    uint64_t changed_bytes = 0;  // out
+    bool full = false;           // out: copying every allocated area
+    std::string warning;         // out: why a full copy was forced
+  };
+  static Status query_changes(SourceProvider& p, WarmDiskQuery& q, ferry::v1::TransferTask& task);
+  void advance_warm(const ResourceKey& mkey, const std::string& vm_id, migration::Phase phase,
+                    const Resource& plan, const model::Json& inv_vm);
+  // Where a failed precopy goes once its snapshot is gone.
+  void warm_retry(const ResourceKey& mkey, const std::string& vm_id);
+  const Resource* plan_of(const ResourceKey& mkey) const;
+  void update_prediction(model::Json& vm, const Resource& plan);
+  void warm_copy_done(const ResourceKey& mkey, model::Json& vm);
+  void warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
+                         const std::string& message);
+  void cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id);
+  bool cutover_due(const ResourceKey& mkey, model::Json& vm, const Resource& plan);
+  void wake_at(const ResourceKey& mkey, const std::string& vm_id, double when);
+  double precopy_interval(const Resource& plan) const;
   void save_status(const ResourceKey& key);
   void flush_dirty();
 
@@ -131,6 +170,7 @@ class Coordinator {
       wire_;  // task id -> serialized TransferTask; memory only (holds the session cookie)
   std::set<std::string> inflight_;  // migration+vm with a provider call under way
   std::map<std::string, int> alloc_attempts_;
+  std::map<std::string, double> wake_at_;  // migration+vm -> armed timer (warm waits)
   std::set<ResourceKey> dirty_;
   scheduler::Slots slots_;
   CoordinatorMetrics metrics_;

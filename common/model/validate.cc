@@ -200,7 +200,7 @@ void check_plan(Checker& c, const Json& spec) {
                  {"provider", "map", "targetNamespace", "vms", "warm", "type", "transferNetwork",
                   "archived", "preserveStaticIPs", "skipGuestConversion", "useCompatibilityMode",
                   "pvcNameTemplate", "description", "targetPowerState", "preserveClusterCpuModel",
-                  "diskBus", "migrateSharedDisks"});
+                  "diskBus", "migrateSharedDisks", "precopyInterval", "maxDowntime"});
   check_provider_pair(c, spec);
   const Json* map = c.object(spec, "spec", "map", true);
   if (map) {
@@ -218,6 +218,20 @@ void check_plan(Checker& c, const Json& spec) {
   if (spec.value("type", "") == "cold" && spec.value("warm", false))
     c.error("spec.type", "\"cold\" contradicts spec.warm: true");
   c.enumeration(spec, "spec", "targetPowerState", false, {"on", "off", "auto"});
+  // Ferry's warm settings (durations): time between precopies, and the
+  // predicted downtime under which Ferry cuts over by itself.
+  for (const char* d : {"precopyInterval", "maxDowntime"}) {
+    const Json* v = c.string(spec, "spec", d, false);
+    if (v && !parse_duration(v->get<std::string>()))
+      c.error(std::string("spec.") + d,
+              "\"" + v->get<std::string>() + "\" is not a duration (e.g. \"90s\", \"5m\", \"1h\")");
+  }
+  bool warm = (spec.contains("warm") && spec["warm"] == true) ||
+              (spec.contains("type") && spec["type"] == "warm");
+  if (!warm)
+    for (const char* d : {"precopyInterval", "maxDowntime"})
+      if (spec.contains(d))
+        c.error(std::string("spec.") + d, "only applies to a warm plan (spec.warm: true)");
   if (spec.contains("transferNetwork")) c.ref(spec, "spec", "transferNetwork", false);
   c.string(spec, "spec", "pvcNameTemplate", false);
   const Json* vms = c.array(spec, "spec", "vms", true);
@@ -328,6 +342,24 @@ bool parse_rfc3339(const std::string& s, double* epoch_seconds) {
     t -= sign * (h * 3600 + mi * 60);
   }
   if (epoch_seconds) *epoch_seconds = t;
+  return true;
+}
+
+bool parse_duration(const std::string& s, double* seconds) {
+  static const std::regex part(R"((\d+(?:\.\d+)?)(ms|h|m|s))");
+  if (s.empty()) return false;
+  double total = 0;
+  auto it = std::sregex_iterator(s.begin(), s.end(), part);
+  size_t pos = 0;
+  for (; it != std::sregex_iterator(); ++it) {
+    if (static_cast<size_t>(it->position()) != pos) return false;
+    pos += it->length();
+    double v = std::stod((*it)[1]);
+    std::string unit = (*it)[2];
+    total += unit == "h" ? v * 3600 : unit == "m" ? v * 60 : unit == "s" ? v : v / 1000;
+  }
+  if (pos != s.size() || total <= 0) return false;
+  if (seconds) *seconds = total;
   return true;
 }
 

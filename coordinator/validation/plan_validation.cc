@@ -62,6 +62,7 @@ class Validator {
 
   Result run() {
     const Json& spec = plan_.spec();
+    warm_ = spec.value("warm", false) || spec.value("type", "") == "warm";
     // Providers.
     auto src_key =
         model::ref_key(spec["provider"].value("source", Json::object()), "Provider", key_.ns);
@@ -96,10 +97,6 @@ class Validator {
     std::string tns = spec.value("targetNamespace", "");
     if (!model::is_dns1123_label(tns))
       add("NamespaceNotValid", "Critical", "spec.targetNamespace: \"" + tns + "\" is not valid");
-    // Plan-wide features not implemented yet: say so, do not pretend.
-    if (spec.value("warm", false) || spec.value("type", "") == "warm")
-      add("WarmMigrationNotSupported", "Critical",
-          "spec.warm: warm migration is not supported by this Ferry version yet; use a cold plan");
     if (spec.contains("transferNetwork")) {
       std::string tn = spec["transferNetwork"].value("name", "");
       if (!ctx_.transfer_networks.count(tn))
@@ -242,6 +239,7 @@ class Validator {
           add("VMCriticalConcerns", "Critical",
               p + ": disk " + d.value("file", "") + " is not on a datastore", {p});
       }
+      if (warm_) check_warm_vm(p, *vm);
       for (const auto& cd : vm->value("cdroms", Json::array()))
         if (cd.value("connected", false))
           add("VMCriticalConcerns", "Critical",
@@ -257,11 +255,41 @@ class Validator {
     }
   }
 
+  // Warm migration reads each precopy's changes through changed block
+  // tracking, and the disk through the datastore's HTTPS access, which serves
+  // the base disk: both need CBT on and no snapshot of the user's in the chain.
+  void check_warm_vm(const std::string& p, const Json& vm) {
+    std::string name = vm.value("name", "");
+    if (!vm.value("changeTrackingEnabled", false))
+      add("VMMissingChangedBlockTracking", "Critical",
+          p + ": VM \"" + name +
+              "\" does not have changed block tracking enabled (config.changeTrackingEnabled); "
+              "enable CBT or use a cold plan",
+          {p});
+    for (const auto& d : vm.value("disks", Json::array()))
+      if (d.contains("cbt") && !d.value("cbt", true))
+        add("VMMissingChangedBlockTracking", "Critical",
+            p + ": disk " + d.value("file", "") + " of VM \"" + name +
+                "\" does not have changed block tracking enabled",
+            {p});
+    if (vm.value("hasSnapshots", false))
+      add("VMHasSnapshots", "Critical",
+          p + ": VM \"" + name +
+              "\" has snapshots; Ferry reads the base disk over the datastore's HTTPS access, "
+              "which is the VM's current state only without snapshots: delete or consolidate them",
+          {p});
+    if (vm.value("powerState", "") != "On")
+      add("VMPoweredOff", "Warn",
+          p + ": VM \"" + name + "\" is powered off; it is migrated cold (one copy, no precopies)",
+          {p});
+  }
+
   const Resource& plan_;
   const Context& ctx_;
   ResourceKey key_;
   std::string where_;
   Result out_;
+  bool warm_ = false;
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base/clock.h"
 #include "common/bus/nats_bus.h"
 #include "common/model/resource.h"
 #include "common/model/validate.h"
@@ -38,6 +39,7 @@ struct Args {
   std::vector<std::string> nodes;
   std::string out;
   std::string plan;
+  std::string at;
 };
 
 const char* kUsage =
@@ -52,6 +54,7 @@ const char* kUsage =
     "  cancel migration NAME [--vm VM ...]  cancel VMs (all when no --vm)\n"
     "  wait migration NAME [--timeout S]    show progress until it ends; exit 0 if it succeeded\n"
     "  retry migration NAME --vm VM         run a failed guest conversion again (volumes kept)\n"
+    "  cutover migration NAME [--at TIME] [--vm VM]  warm: cut over now or at an RFC 3339 time\n"
     "  status                               agents seen by the coordinator\n"
     "  nats-config --node N ... --out DIR   NATS users and permissions (one user per agent)\n"
     "  must-gather [--plan P] [--vm V] [--out FILE.tar.gz]  resources, statuses, logs, metrics\n"
@@ -312,6 +315,54 @@ int cmd_get(const Args& a) {
   return 0;
 }
 
+// Warm migration: precopies so far, the next one, the predicted cutover downtime.
+void print_warm(const Json& w) {
+  const Json& pre = w.value("precopies", Json::array());
+  std::cout << "    Warm:      " << pre.size() << " cop" << (pre.size() == 1 ? "y" : "ies")
+            << " done, stage " << w.value("stage", "");
+  if (w.contains("snapshot"))
+    std::cout << ", snapshot " << w["snapshot"].value("name", "") << " ("
+              << w["snapshot"].value("id", "") << ")";
+  std::cout << "\n";
+  for (const auto& c : pre)
+    std::cout << "      #" << c.value("snapshot", 0) << " " << std::left << std::setw(8)
+              << c.value("stage", "") << std::right << human_bytes(c.value("changedBytes", 0.0))
+              << " changed, " << human_bytes(c.value("bytesRead", 0.0)) << " read in " << std::fixed
+              << std::setprecision(1) << c.value("copySeconds", 0.0) << "s"
+              << (c.value("full", false) ? " (full copy)" : "") << "\n";
+  if (w.contains("nextPrecopyAt") && !w.contains("cutoverStartedAt")) {
+    std::cout << "    Next precopy: " << iso_time(w.value("nextPrecopyAt", 0.0)) << "\n";
+  }
+  const Json pd = w.value("predictedDowntime", Json::object());
+  if (pd.value("available", false)) {
+    std::cout << "    Predicted downtime: " << std::fixed << std::setprecision(1)
+              << pd.value("seconds", 0.0) << "s if cut over now (final delta ~"
+              << human_bytes(pd.value("expectedBytes", 0.0)) << ", guest changes "
+              << human_bytes(pd.value("changeRateBytesPerSecond", 0.0)) << "/s, copy "
+              << human_bytes(pd.value("copyRateBytesPerSecond", 0.0)) << "/s; plus "
+              << pd.value("excludes", "") << ")";
+    if (pd.contains("maxDowntimeSeconds"))
+      std::cout << "; maxDowntime " << pd.value("maxDowntimeSeconds", 0.0) << "s";
+    std::cout << "\n";
+  } else if (!pd.empty()) {
+    std::cout << "    Predicted downtime: not yet (" << pd.value("reason", "") << ")\n";
+  }
+  if (w.contains("cutoverReason"))
+    std::cout << "    Cutover:   " << w.value("cutoverReason", "") << "\n";
+  if (w.contains("downtime"))
+    std::cout << "    Downtime:  " << std::fixed << std::setprecision(1)
+              << w["downtime"].value("copySeconds", 0.0)
+              << "s from source power-off to the end of the final copy\n";
+  if (w.value("failures", 0) > 0)
+    std::cout << "    Failures:  " << w.value("failures", 0)
+              << " in a row, last: " << w.value("lastError", "") << "\n";
+  for (const auto& x : w.value("warnings", Json::array()))
+    std::cout << "    Warning:   " << x.get<std::string>() << "\n";
+  if (w.contains("snapshotCleanup"))
+    std::cout << "    Snapshot cleanup: " << w.value("snapshotCleanup", "") << "\n";
+  std::cout << std::defaultfloat;
+}
+
 void print_vm_pipeline(const Json& vm) {
   std::cout << "  VM " << vm.value("name", "") << " (" << vm.value("id", "") << ") -> "
             << vm.value("targetName", "") << "\n";
@@ -351,6 +402,7 @@ void print_vm_pipeline(const Json& vm) {
     for (const auto& w : r.value("warnings", Json::array()))
       std::cout << "    Warning:   " << w.get<std::string>() << "\n";
   }
+  if (vm.contains("warm")) print_warm(vm["warm"]);
   if (vm.contains("vmManifestPath"))
     std::cout << "    VirtualMachine: " << vm.value("vmManifestPath", "") << "\n";
 }
@@ -405,38 +457,41 @@ int cmd_delete(const Args& a) {
   return 0;
 }
 
-int cmd_cancel(const Args& a) {
-  if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration")
-    return usage_error("usage: cancel migration NAME [--vm VM ...]");
-  auto rep = call(a, "cancel",
-                  {{"name", a.pos[2]},
-                   {"vms", a.vms},
-                   {"namespace", a.ns.empty() ? model::kDefaultNamespace : a.ns}});
+// A verb on one Migration (cancel, retry, cutover): sends `req` plus its name
+// and namespace, prints "VM <name><done>" for each VM listed under `list`.
+int migration_verb(const Args& a, const std::string& verb, Json req, const char* list,
+                   const std::string& done) {
+  req["name"] = a.pos[2];
+  req["namespace"] = a.ns.empty() ? model::kDefaultNamespace : a.ns;
+  auto rep = call(a, verb, req);
   if (!rep.ok()) {
     std::cerr << "error: " << rep.error().message << "\n";
     return 1;
   }
   if (!rep->value("ok", false)) return print_failure(*rep);
-  for (const auto& v : (*rep)["canceled"])
-    std::cout << "VM " << v.get<std::string>() << " canceled\n";
+  for (const auto& v : (*rep)[list]) std::cout << "VM " << v.get<std::string>() << done << "\n";
   return 0;
+}
+
+int cmd_cancel(const Args& a) {
+  if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration")
+    return usage_error("usage: cancel migration NAME [--vm VM ...]");
+  return migration_verb(a, "cancel", {{"vms", a.vms}}, "canceled", " canceled");
 }
 
 int cmd_retry(const Args& a) {
   if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration" || a.vms.size() != 1)
     return usage_error("usage: retry migration NAME --vm VM");
-  auto rep = call(a, "retry",
-                  {{"name", a.pos[2]},
-                   {"vm", a.vms[0]},
-                   {"namespace", a.ns.empty() ? model::kDefaultNamespace : a.ns}});
-  if (!rep.ok()) {
-    std::cerr << "error: " << rep.error().message << "\n";
-    return 1;
-  }
-  if (!rep->value("ok", false)) return print_failure(*rep);
-  for (const auto& v : (*rep)["retried"])
-    std::cout << "VM " << v.get<std::string>() << ": conversion restarted\n";
-  return 0;
+  return migration_verb(a, "retry", {{"vm", a.vms[0]}}, "retried", ": conversion restarted");
+}
+
+int cmd_cutover(const Args& a) {
+  if (a.pos.size() < 3 || model::kind_from_user(a.pos[1]) != "Migration" || a.vms.size() > 1)
+    return usage_error("usage: cutover migration NAME [--at RFC3339-TIME] [--vm VM]");
+  Json req = {{"at", a.at}};
+  if (!a.vms.empty()) req["vm"] = a.vms[0];
+  return migration_verb(a, "cutover", req, "vms",
+                        ": cutover " + (a.at.empty() ? std::string("now") : "at " + a.at));
 }
 
 int cmd_wait(const Args& a) {
@@ -674,6 +729,8 @@ int main(int argc, char** argv) {
         a.out = next();
       else if (s == "--plan")
         a.plan = next();
+      else if (s == "--at")
+        a.at = next();
       else if (s == "--refresh")
         a.refresh = true;
       else if (s == "--timeout")
@@ -701,6 +758,7 @@ int main(int argc, char** argv) {
   if (c == "cancel") return cmd_cancel(a);
   if (c == "wait") return cmd_wait(a);
   if (c == "retry") return cmd_retry(a);
+  if (c == "cutover") return cmd_cutover(a);
   if (c == "status") return cmd_status(a);
   if (c == "nats-config") return cmd_nats_config(a);
   if (c == "must-gather") return cmd_must_gather(a);

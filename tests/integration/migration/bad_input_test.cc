@@ -145,7 +145,15 @@ TEST_CASE("plans that cannot run are refused with Forklift's condition names", "
        "",
        "NetworkMapRefNotValid: Plan openshift-mtv/bad: spec.map.network: NetworkMap "
        "openshift-mtv/nope not found"},
-      {"warm requested", {"vm-a"}, "  warm: true\n", "WarmMigrationNotSupported"},
+      {"warm without CBT",
+       {"vm-a"},
+       "  warm: true\n",
+       "VMMissingChangedBlockTracking: Plan openshift-mtv/bad: spec.vms[0]: VM \"vm-a\" does not "
+       "have changed block tracking enabled"},
+      {"bad precopy interval",
+       {"vm-a"},
+       "  warm: true\n  precopyInterval: soon\n",
+       "Plan openshift-mtv/bad: spec.precopyInterval: \"soon\" is not a duration"},
       {"unknown transfer network",
        {"vm-a"},
        "  transferNetwork: {name: storage-net}\n",

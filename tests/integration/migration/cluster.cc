@@ -20,7 +20,11 @@ std::string run_capture(const std::vector<std::string>& argv, const std::string&
 }  // namespace
 
 Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes, bool tls)
-    : dir_("ferry-it"), tls_(tls) {
+    : Cluster(std::move(vms), ClusterOptions{.auth_nodes = std::move(auth_nodes), .tls = tls}) {}
+
+Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
+    : dir_("ferry-it"), tls_(opts.tls) {
+  const auto& auth_nodes = opts.auth_nodes;
   require_program("nats-server");
   require_program("mkfs.ext4");
   // NATS with JetStream on a free loopback port.
@@ -44,7 +48,7 @@ Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes, bo
     creds_ = Json::parse(read_file(dir_.file("credentials.json")));
     conf += "include \"nats-auth.conf\"\n";
   }
-  if (tls) {
+  if (tls_) {
     std::string openssl = require_program("openssl");
     auto f = [&](const char* n) { return dir_.file(n); };
     run_capture({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f("ca.key"),
@@ -74,6 +78,7 @@ Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes, bo
   nats_url_ = Json::parse(read_file(ports))["nats"][0];
   // Disks and the simulator.
   Json cfg = {{"remove_other_vms", true}, {"vms", Json::array()}};
+  if (opts.cbt_query_window_bytes) cfg["cbt_query_window_bytes"] = opts.cbt_query_window_bytes;
   for (const auto& v : vms) {
     std::string img = v.image;
     if (img.empty()) {
@@ -87,6 +92,7 @@ Cluster::Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes, bo
                {"firmware", v.firmware}, {"memory_mb", v.memory_mb}};
     if (!v.macs.empty()) vm["macs"] = v.macs;
     if (!v.iso.empty()) vm["iso"] = v.iso;
+    if (v.cbt) vm["cbt"] = true;
     if (v.shared_extra_disk)
       vm["extra_disks"] = Json::array({{{"disk_image", img}, {"shared", true}}});
     cfg["vms"].push_back(vm);
@@ -138,13 +144,20 @@ std::vector<std::string> Cluster::env_for(const std::string& who) const {
   return env;
 }
 
-void Cluster::start_coordinator() {
+void Cluster::start_coordinator(std::vector<std::string> extra) {
+  std::vector<std::string> argv = {bin("coordinator/ferry-coordinator"),
+                                   "--nats",
+                                   nats_url_,
+                                   "--manifest-dir",
+                                   dir_.file("cluster"),
+                                   "--metrics-address",
+                                   "127.0.0.1:0",
+                                   "--metrics-port-file",
+                                   dir_.file("coordinator.port")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
   coordinator_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
-                               "--manifest-dir", dir_.file("cluster"), "--metrics-address",
-                               "127.0.0.1:0", "--metrics-port-file", dir_.file("coordinator.port")},
-      SubprocessOptions{
-          .env = env_for("coordinator"), .log_dir = dir_.path(), .name = "coordinator"});
+      argv, SubprocessOptions{
+                .env = env_for("coordinator"), .log_dir = dir_.path(), .name = "coordinator"});
   if (!eventually(std::chrono::seconds(20), [&] { return ctl({"status"}).rc == 0; }))
     throw std::runtime_error("coordinator did not answer: " + coordinator_->stderr_text());
 }
@@ -195,10 +208,22 @@ Json Cluster::get_json(const std::string& kind, const std::string& name) {
   return Json::parse(r.out);
 }
 
-Json Cluster::sim_stats() {
-  Subprocess p({require_program("curl"), "-sk", sim_base_url() + "/ferry-sim/stats"},
-               {.log_dir = dir_.path(), .name = "curl-stats"});
-  p.wait(std::chrono::seconds(10));
+Json Cluster::sim_stats() { return sim_get("/ferry-sim/stats"); }
+
+Json Cluster::sim_get(const std::string& path) {
+  Subprocess p({require_program("curl"), "-sfk", sim_base_url() + path},
+               {.log_dir = dir_.path(), .name = "curl-sim"});
+  p.wait(std::chrono::seconds(30));
+  return Json::parse(p.stdout_text());
+}
+
+Json Cluster::sim_post(const std::string& path, const std::string& body) {
+  std::string f = dir_.file("sim-post.body");
+  write_file(f, body);
+  Subprocess p({require_program("curl"), "-sfk", "--data-binary", "@" + f, sim_base_url() + path},
+               {.log_dir = dir_.path(), .name = "curl-sim"});
+  if (p.wait(std::chrono::seconds(30)) != 0)
+    throw std::runtime_error("POST " + path + " failed: " + p.stderr_text() + p.stdout_text());
   return Json::parse(p.stdout_text());
 }
 

@@ -34,6 +34,13 @@ struct SimVm {
   bool shared_extra_disk = false;
   std::string image;  // use this raw image as the disk instead of making one
   int memory_mb = 1024;
+  bool cbt = false;  // config.changeTrackingEnabled (warm migration)
+};
+
+struct ClusterOptions {
+  std::vector<std::string> auth_nodes;
+  bool tls = false;
+  uint64_t cbt_query_window_bytes = 0;  // simulator's QueryChangedDiskAreas window (0: default)
 };
 
 class Cluster {
@@ -44,6 +51,7 @@ class Cluster {
   // every process gets FERRY_NATS_CA.
   explicit Cluster(std::vector<SimVm> vms, std::vector<std::string> auth_nodes = {},
                    bool tls = false);
+  Cluster(std::vector<SimVm> vms, const ClusterOptions& opts);
   ~Cluster();
 
   const TempDir& dir() const { return dir_; }
@@ -53,7 +61,7 @@ class Cluster {
   std::string flat_path(const std::string& vm) const;
   std::string vm_id(const std::string& vm) const;
 
-  void start_coordinator();
+  void start_coordinator(std::vector<std::string> extra_args = {});
   void kill_coordinator();  // SIGKILL
   bool coordinator_alive();
   // Starts the agent of `node` with a volume root for storage class "local".
@@ -65,6 +73,9 @@ class Cluster {
   CtlResult ctl(std::vector<std::string> args);
   Json get_json(const std::string& kind, const std::string& name);
   Json sim_stats();
+  // The simulator's test controls (/ferry-sim/...): GET, or POST with a body.
+  Json sim_get(const std::string& path);
+  Json sim_post(const std::string& path, const std::string& body);
   // GET http://127.0.0.1:<metrics port of "coordinator" or an agent node><path>.
   std::string http_get(const std::string& component, const std::string& path);
 

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "coordinator/migration/pipeline.h"
+#include "coordinator/migration/warm.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/target/kubevirt.h"
 
@@ -40,6 +41,74 @@ TEST_CASE(
       INFO(migration::phase_name(from) << " -> " << migration::phase_name(to));
       CHECK(migration::can_transition(from, to) == expected);
     }
+}
+
+TEST_CASE("the warm pipeline: initial copy, precopy loop, cutover") {
+  using migration::WarmStage;
+  auto walk = [](Phase p, WarmStage stage, bool cutover, int steps) {
+    std::vector<std::string> names;
+    for (int i = 0; i < steps; i++) {
+      names.push_back(migration::phase_name(p));
+      if (p == Phase::kCreateSnapshot) stage = WarmStage::kPrecopy;
+      if (p == Phase::kCreateFinalSnapshot) stage = WarmStage::kFinal;
+      p = migration::next_warm_phase(p, stage, cutover);
+    }
+    return names;
+  };
+  CHECK(walk(Phase::kStarted, WarmStage::kInitial, false, 13) ==
+        std::vector<std::string>{"Started", "PreHook", "CreateInitialSnapshot",
+                                 "StoreInitialSnapshotDeltas", "CreateDataVolumes", "CopyDisks",
+                                 "RemovePreviousSnapshot", "AddCheckpoint", "CopyingPaused",
+                                 "CreateSnapshot", "StoreSnapshotDeltas", "CopyDisks",
+                                 "RemovePreviousSnapshot"});
+  CHECK(walk(Phase::kCopyingPaused, WarmStage::kPrecopy, true, 14) ==
+        std::vector<std::string>{"CopyingPaused", "StorePowerState", "PowerOffSource",
+                                 "WaitForPowerOff", "CreateFinalSnapshot", "StoreSnapshotDeltas",
+                                 "CopyDisks", "RemoveFinalSnapshot", "AddFinalCheckpoint",
+                                 "ConvertGuest", "CreateVM", "PostHook", "Completed", "Completed"});
+  // Shared phases are shown under DiskTransfer while precopying, Cutover at the end.
+  CHECK(migration::warm_step_of(Phase::kCopyDisks, WarmStage::kPrecopy) == "DiskTransfer");
+  CHECK(migration::warm_step_of(Phase::kCopyDisks, WarmStage::kFinal) == "Cutover");
+  CHECK(migration::warm_step_of(Phase::kPowerOffSource, WarmStage::kPrecopy) == "Cutover");
+  CHECK(migration::step_of(Phase::kPowerOffSource) == "Initialize");  // cold
+  CHECK(migration::step_names(true)[4] == "Cutover");
+  CHECK(migration::step_names(false).size() == 7);
+  // Warm phases are not part of the cold itinerary.
+  CHECK_FALSE(migration::can_transition(Phase::kCopyingPaused, Phase::kCreateSnapshot));
+}
+
+TEST_CASE("predicted downtime comes from measured change and copy rates") {
+  using migration::CycleSample;
+  constexpr uint64_t MiB = 1 << 20;
+  // Initial copy: 1000 MiB in 10 s (100 MiB/s).
+  std::vector<CycleSample> c = {{.snapshot_at = 0,
+                                 .changed_bytes = 1000 * MiB,
+                                 .copy_seconds = 10,
+                                 .snapshot_seconds = 1,
+                                 .full = true}};
+  CHECK_FALSE(migration::predict_downtime(c, 100).available);  // no change rate yet
+  // Two deltas: 60 MiB over 60 s, then 120 MiB over 60 s; each also paid 2 s fixed.
+  c.push_back(
+      {.snapshot_at = 60, .changed_bytes = 60 * MiB, .copy_seconds = 2.6, .snapshot_seconds = 1});
+  c.push_back(
+      {.snapshot_at = 120, .changed_bytes = 120 * MiB, .copy_seconds = 3.2, .snapshot_seconds = 1});
+  auto p = migration::predict_downtime(c, 150);
+  REQUIRE(p.available);
+  CHECK(p.copy_rate == Approx(100.0 * MiB));
+  CHECK(p.change_rate == Approx(2.0 * MiB));  // the larger of 1 and 2 MiB/s
+  CHECK(p.fixed_seconds == Approx(2.0));
+  CHECK(p.expected_bytes == 60 * MiB);  // 30 s since the last snapshot at 2 MiB/s
+  CHECK(p.seconds == Approx(1 + 2 + 0.6));
+  // Later cutover, bigger delta, longer downtime.
+  CHECK(migration::predict_downtime(c, 720).seconds > p.seconds);
+  // A full re-copy (CBT reset) is not taken for the guest's change rate.
+  c.push_back({.snapshot_at = 180,
+               .changed_bytes = 1000 * MiB,
+               .copy_seconds = 10,
+               .snapshot_seconds = 1,
+               .full = true});
+  CHECK(migration::predict_downtime(c, 180).change_rate == Approx(2.0 * MiB));
+  CHECK(migration::warm_snapshot_prefix("ns", "m") == "ferry-precopy-ns.m-");
 }
 
 TEST_CASE("slots cap transfers per source host and per node") {

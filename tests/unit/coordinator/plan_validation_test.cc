@@ -113,7 +113,22 @@ TEST_CASE("plan conditions use Forklift's names and name the field") {
               {{"map", {{"network", {{"name", "gone"}}}, {"storage", {{"name", "sto"}}}}}});
   CHECK(missing.summary() ==
         "NetworkMapRefNotValid: Plan ns/p: spec.map.network: NetworkMap ns/gone not found");
-  CHECK(types(w.check({{{"id", "vm-1"}}}, {{"warm", true}})).count("WarmMigrationNotSupported"));
+  {
+    // Warm: CBT is required, the user's snapshots block, a powered-off VM goes cold.
+    World warm;
+    CHECK(types(warm.check({{{"id", "vm-1"}}}, {{"warm", true}})) ==
+          std::set<std::string>{"VMMissingChangedBlockTracking", "VMPoweredOff"});
+    warm.inv["vms"][0]["changeTrackingEnabled"] = true;
+    warm.inv["vms"][0]["powerState"] = "On";
+    CHECK(warm.check({{{"id", "vm-1"}}}, {{"warm", true}}).conditions.empty());
+    warm.inv["vms"][0]["hasSnapshots"] = true;
+    warm.inv["vms"][0]["disks"][0]["cbt"] = false;
+    auto r = warm.check({{{"id", "vm-1"}}}, {{"type", "warm"}});
+    CHECK(types(r) == std::set<std::string>{"VMHasSnapshots", "VMMissingChangedBlockTracking"});
+    CHECK_FALSE(r.ready());
+    // The same VM in a cold plan: none of that matters.
+    CHECK(warm.check({{{"id", "vm-1"}}}).conditions.empty());
+  }
   CHECK(types(w.check({{{"id", "vm-1"}}}, {{"transferNetwork", {{"name", "x"}}}}))
             .count("TransferNetworkNotValid"));
   w.ctx.existing_target_vms.insert("t/web-01");

@@ -1,0 +1,549 @@
+// Warm migration: the precopy loop and the cutover of a VM whose source keeps
+// running (vSphere CBT). The Coordinator's cold pipeline runs the shared phases
+// (volumes, power, conversion, VM creation); this file owns the snapshot
+// phases. Order per cycle, never changed: create the snapshot -> record each
+// disk's change ID from it -> copy what changed since the last recorded IDs
+// (read while the snapshot freezes the base disk) -> remove the snapshot ->
+// commit the new IDs. Only one Ferry snapshot exists per VM at any time, and
+// each is named with the Migration's prefix so that a restarted coordinator,
+// or the cleanup after a failure or cancel, finds it.
+#include <algorithm>
+
+#include "common/base/clock.h"
+#include "common/base/log.h"
+#include "common/model/validate.h"
+#include "common/protocol/subjects.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/migration/warm.h"
+
+namespace ferry::coordinator {
+
+using migration::Phase;
+using migration::WarmStage;
+using model::Json;
+
+namespace {
+
+const Logger kLog("coordinator");
+
+WarmStage stage_of(const Json& vm) {
+  return migration::stage_from_name(vm["warm"].value("stage", "")).value_or(WarmStage::kInitial);
+}
+
+std::vector<migration::CycleSample> samples(const Json& w) {
+  std::vector<migration::CycleSample> out;
+  for (const auto& c : w.value("precopies", Json::array())) {
+    migration::CycleSample s;
+    s.snapshot_at = c.value("snapshotAt", 0.0);
+    s.changed_bytes = c.value("changedBytes", uint64_t{0});
+    s.copy_seconds = c.value("copySeconds", 0.0);
+    s.snapshot_seconds = c.value("snapshotSeconds", 0.0);
+    s.full = c.value("full", false);
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+double Coordinator::precopy_interval(const Resource& plan) const {
+  double s = opts_.precopy_interval_seconds;
+  model::parse_duration(plan.spec().value("precopyInterval", ""), &s);
+  return s;
+}
+
+Status Coordinator::query_changes(SourceProvider& p, WarmDiskQuery& q,
+                                  ferry::v1::TransferTask& task) {
+  std::string base = q.base_change_id.empty() ? "*" : q.base_change_id;
+  auto r = p.changed_areas(q.vm_id, q.snapshot_id, q.disk_key, q.capacity, base);
+  if (!r.ok()) return r.error();
+  if (r->change_id_invalid) {
+    // CBT was reset or the disk replaced: the old change ID means nothing now.
+    // Copy the whole disk again rather than trust a delta we cannot get.
+    q.warning = "disk " + std::to_string(q.disk_key) + ": change ID " + base +
+                " is no longer valid (" + r->detail + "); copying the whole disk again";
+    r = p.changed_areas(q.vm_id, q.snapshot_id, q.disk_key, q.capacity, "*");
+    if (!r.ok()) return r.error();
+    base = "*";
+  }
+  q.full = base == "*";
+  q.changed_bytes = 0;
+  task.clear_ranges();
+  for (const auto& a : r->areas) {
+    *task.add_ranges() = a;
+    q.changed_bytes += a.length();
+  }
+  // A full copy starts from an empty volume. If nothing is allocated at all,
+  // a whole-disk copy still creates the (empty) volume.
+  task.set_fresh_target(q.full);
+  if (q.full && task.ranges().empty()) q.changed_bytes = 0;
+  return {};
+}
+
+void Coordinator::wake_at(const ResourceKey& mkey, const std::string& vm_id, double when) {
+  std::string key = mkey.to_string() + vm_id;
+  double now = now_seconds();
+  when = std::min(when, now + 60);  // re-checked at least every minute
+  auto it = wake_at_.find(key);
+  if (it != wake_at_.end() && it->second > now && it->second <= when) return;
+  wake_at_[key] = when;
+  auto ms = static_cast<int64_t>(std::max(0.0, when - now) * 1000) + 20;
+  loop_.after(std::chrono::milliseconds(ms), [this, mkey, vm_id, key, when] {
+    auto it = wake_at_.find(key);
+    if (it == wake_at_.end() || it->second != when) return;  // superseded
+    wake_at_.erase(it);
+    advance(mkey, vm_id);
+  });
+}
+
+void Coordinator::update_prediction(Json& vm, const Resource& plan) {
+  Json& w = vm["warm"];
+  auto p = migration::predict_downtime(samples(w), now_seconds());
+  if (!p.available) {
+    w["predictedDowntime"] = {{"available", false},
+                              {"reason", "needs the initial copy and one precopy after it"}};
+    return;
+  }
+  Json pd = {{"available", true},
+             {"seconds", p.seconds},
+             {"changeRateBytesPerSecond", p.change_rate},
+             {"copyRateBytesPerSecond", p.copy_rate},
+             {"fixedSeconds", p.fixed_seconds},
+             {"snapshotSeconds", p.snapshot_seconds},
+             {"expectedBytes", p.expected_bytes},
+             {"asOf", now_iso()},
+             {"excludes", "source power-off and guest conversion"}};
+  double max_dt = 0;
+  if (model::parse_duration(plan.spec().value("maxDowntime", ""), &max_dt))
+    pd["maxDowntimeSeconds"] = max_dt;
+  w["predictedDowntime"] = pd;
+}
+
+bool Coordinator::cutover_due(const ResourceKey& mkey, Json& vm, const Resource& plan) {
+  Json& w = vm["warm"];
+  double now = now_seconds();
+  std::string at = w.value("cutover", "");
+  std::string source = "the VM's cutover time";
+  if (at.empty()) {
+    const Resource* mig = find(mkey);
+    at = mig ? mig->spec().value("cutover", "") : "";
+    source = mkey.to_string() + " spec.cutover";
+  }
+  double t = 0;
+  if (!at.empty() && model::parse_rfc3339(at, &t)) {
+    if (now >= t) {
+      w["cutoverReason"] = source + " " + at + " reached";
+      return true;
+    }
+    wake_at(mkey, vm.value("id", ""), t);
+  }
+  double max_dt = 0;
+  if (model::parse_duration(plan.spec().value("maxDowntime", ""), &max_dt)) {
+    auto p = migration::predict_downtime(samples(w), now);
+    if (p.available && p.seconds <= max_dt) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "predicted downtime %.1f s is within spec.maxDowntime %.0f s",
+                    p.seconds, max_dt);
+      w["cutoverReason"] = buf;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id, Phase phase,
+                               const Resource& plan, const Json& inv_vm) {
+  Json* vmp = vm_status(mkey, vm_id);
+  Json& w = (*vmp)["warm"];
+  double now = now_seconds();
+  if (phase != Phase::kCopyingPaused && w.value("notBefore", 0.0) > now)
+    return wake_at(mkey, vm_id, w.value("notBefore", 0.0));
+  auto on_error = [this, mkey, vm_id](const Error& e) {
+    warm_cycle_failed(mkey, vm_id, e.message);
+  };
+  auto next = [this, mkey, vm_id, phase] {
+    Json* v = vm_status(mkey, vm_id);
+    if (v) go(mkey, vm_id, migration::next_warm_phase(phase, stage_of(*v), false));
+  };
+  std::string prefix = migration::warm_snapshot_prefix(mkey.ns, mkey.name);
+  switch (phase) {
+    case Phase::kCreateInitialSnapshot:
+    case Phase::kCreateSnapshot:
+    case Phase::kCreateFinalSnapshot: {
+      int seq = w.value("snapshotSeq", 0) + 1;
+      std::string name = prefix + std::to_string(seq);
+      std::string desc = "Ferry warm migration " + mkey.to_string() + ": precopy snapshot " +
+                         std::to_string(seq) + " of VM " + vmp->value("name", "") +
+                         "; Ferry removes it when the copy is done";
+      WarmStage stage = phase == Phase::kCreateInitialSnapshot ? WarmStage::kInitial
+                        : phase == Phase::kCreateFinalSnapshot ? WarmStage::kFinal
+                                                               : WarmStage::kPrecopy;
+      auto id = std::make_shared<std::string>();
+      auto secs = std::make_shared<double>(0);
+      return provider_call(
+          mkey, vm_id, phase,
+          [vm_id, prefix, name, desc, id, secs](SourceProvider& p) -> Status {
+            // A snapshot of ours not recorded yet (the coordinator stopped
+            // between creating and recording it) goes first.
+            auto list = p.list_snapshots(vm_id);
+            if (!list.ok()) return list.error();
+            for (const auto& s : *list)
+              if (s.name.rfind(prefix, 0) == 0) FERRY_TRY(p.remove_snapshot(vm_id, s.id));
+            double t0 = now_seconds();
+            auto r = p.create_snapshot(vm_id, name, desc);
+            if (!r.ok()) return r.error();
+            *id = *r;
+            *secs = now_seconds() - t0;
+            return {};
+          },
+          [this, mkey, vm_id, seq, name, id, secs, stage](Json& v) {
+            Json& w = v["warm"];
+            w["snapshotSeq"] = seq;
+            w["stage"] = migration::stage_name(stage);
+            w["snapshot"] = {{"id", *id}, {"name", name}, {"created", now_iso()}};
+            w["current"] = {{"snapshot", seq},
+                            {"stage", migration::stage_name(stage)},
+                            {"snapshotAt", now_seconds()},
+                            {"createSeconds", *secs}};
+            kLog.info("snapshot created", {{"migration", mkey.to_string()},
+                                           {"vm", v.value("name", "")},
+                                           {"snapshot", *id},
+                                           {"name", name}});
+            go(mkey, vm_id,
+               stage == WarmStage::kInitial ? Phase::kStoreInitialSnapshotDeltas
+                                            : Phase::kStoreSnapshotDeltas);
+          },
+          on_error);
+    }
+    case Phase::kStoreInitialSnapshotDeltas:
+    case Phase::kStoreSnapshotDeltas: {
+      std::string snap = w.value("snapshot", Json::object()).value("id", "");
+      auto ids = std::make_shared<std::map<int, std::string>>();
+      Json disks = phase == Phase::kStoreInitialSnapshotDeltas
+                       ? inv_vm.value("disks", Json::array())
+                       : (*vmp)["disks"];
+      return provider_call(
+          mkey, vm_id, phase,
+          [vm_id, snap, ids](SourceProvider& p) -> Status {
+            auto r = p.snapshot_change_ids(vm_id, snap);
+            if (!r.ok()) return r.error();
+            *ids = *r;
+            return {};
+          },
+          [this, mkey, vm_id, phase, ids, disks, next](Json& v) {
+            Json& w = v["warm"];
+            Json pending = Json::object();
+            for (const auto& d : disks) {
+              int key = d.value("key", 0);
+              if (!ids->count(key))
+                return fail_vm(mkey, vm_id,
+                               "disk " + d.value("file", "") + " (key " + std::to_string(key) +
+                                   ") is no longer attached to the source VM; the migration "
+                                   "cannot continue with a disk missing");
+              pending[std::to_string(key)] = (*ids)[key];
+            }
+            w["pendingChangeIds"] = pending;
+            w["copyStartedAt"] = now_seconds();
+            if (phase == Phase::kStoreSnapshotDeltas) {
+              // A new copy task per disk for this snapshot.
+              std::string seq = std::to_string(w.value("snapshotSeq", 0));
+              for (auto& d : v["disks"]) {
+                std::string id = mkey.ns + "." + mkey.name + "." + vm_id + "." +
+                                 std::to_string(d.value("key", 0)) + ".s" + seq;
+                d["taskId"] = id;
+                d["state"] = "Pending";
+                d["bytesDone"] = 0;
+                d.erase("result");
+                d.erase("copy");
+                tasks_[id] = TaskRef{mkey, vm_id, d.value("key", 0)};
+              }
+            }
+            next();
+          },
+          on_error);
+    }
+    case Phase::kRemovePreviousSnapshot:
+    case Phase::kRemoveFinalSnapshot: {
+      std::string snap = w.value("snapshot", Json::object()).value("id", "");
+      auto secs = std::make_shared<double>(0);
+      return provider_call(
+          mkey, vm_id, phase,
+          [vm_id, snap, secs](SourceProvider& p) -> Status {
+            if (snap.empty()) return {};
+            double t0 = now_seconds();
+            FERRY_TRY(p.remove_snapshot(vm_id, snap));
+            *secs = now_seconds() - t0;
+            return {};
+          },
+          [this, mkey, vm_id, snap, secs, next](Json& v) {
+            Json& w = v["warm"];
+            w.erase("snapshot");
+            if (w.contains("current")) w["current"]["removeSeconds"] = *secs;
+            kLog.info(
+                "snapshot removed",
+                {{"migration", mkey.to_string()}, {"vm", v.value("name", "")}, {"snapshot", snap}});
+            if (w.value("retrying", false)) return warm_retry(mkey, vm_id);
+            next();
+          },
+          on_error);
+    }
+    case Phase::kAddCheckpoint:
+    case Phase::kAddFinalCheckpoint: {
+      // The copied snapshot's change IDs become the base of the next delta.
+      if (w.contains("pendingChangeIds")) {
+        w["changeIds"] = w["pendingChangeIds"];
+        w.erase("pendingChangeIds");
+      }
+      if (w.contains("current")) {
+        Json c = w["current"];
+        c["snapshotSeconds"] = c.value("createSeconds", 0.0) + c.value("removeSeconds", 0.0);
+        c["completed"] = now_iso();
+        w["precopies"].push_back(c);
+        w.erase("current");
+      }
+      w["failures"] = 0;
+      w.erase("lastError");
+      if (phase == Phase::kAddFinalCheckpoint) {
+        double started = w.value("cutoverStartedAt", now);
+        w["downtime"] = {{"copySeconds", now - started},
+                         {"note",
+                          "source off from PowerOffSource to the end of the final copy; "
+                          "guest conversion follows"}};
+      } else {
+        const Json& last = w["precopies"].back();
+        w["nextPrecopyAt"] = last.value("snapshotAt", now) + precopy_interval(plan);
+        update_prediction(*vmp, plan);
+      }
+      return next();
+    }
+    case Phase::kCopyingPaused: {
+      if (cutover_due(mkey, *vmp, plan)) {
+        if (w.contains("predictedDowntime")) w["predictedAtCutover"] = w["predictedDowntime"];
+        w["cutoverStartedAt"] = now;
+        kLog.info("cutover", {{"migration", mkey.to_string()},
+                              {"vm", vmp->value("name", "")},
+                              {"reason", w.value("cutoverReason", "")}});
+        return go(mkey, vm_id, Phase::kStorePowerState);
+      }
+      double at = w.value("nextPrecopyAt", now);
+      if (now >= at) return go(mkey, vm_id, Phase::kCreateSnapshot);
+      update_prediction(*vmp, plan);
+      save_status(mkey);
+      return wake_at(mkey, vm_id, at);
+    }
+    default:
+      return;
+  }
+}
+
+void Coordinator::warm_copy_done(const ResourceKey& mkey, Json& vm) {
+  Json& w = vm["warm"];
+  uint64_t changed = 0, read = 0;
+  bool full = false;
+  for (const auto& d : vm["disks"]) {
+    const Json c = d.value("copy", Json::object());
+    changed += c.value("changedBytes", uint64_t{0});
+    full = full || c.value("full", false);
+    read += d.value("result", Json::object()).value("bytesRead", uint64_t{0});
+  }
+  if (!w.contains("current")) w["current"] = Json::object();
+  Json& c = w["current"];
+  c["changedBytes"] = changed;
+  c["bytesRead"] = read;
+  c["full"] = full;
+  c["copySeconds"] = now_seconds() - w.value("copyStartedAt", now_seconds());
+  kLog.info("precopy copied", {{"migration", mkey.to_string()},
+                               {"vm", vm.value("name", "")},
+                               {"stage", w.value("stage", "")},
+                               {"changedBytes", std::to_string(changed)},
+                               {"bytesRead", std::to_string(read)}});
+  std::string vm_id = vm.value("id", "");
+  go(mkey, vm_id, migration::next_warm_phase(Phase::kCopyDisks, stage_of(vm), false));
+}
+
+void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
+                                    const std::string& message) {
+  Json* vm = vm_status(mkey, vm_id);
+  if (!vm || migration::is_terminal_name(vm->value("phase", ""))) return;
+  Json& w = (*vm)["warm"];
+  int failures = w.value("failures", 0) + 1;
+  w["failures"] = failures;
+  w["lastError"] = message;
+  kLog.warn("precopy failed", {{"migration", mkey.to_string()},
+                               {"vm", vm->value("name", "")},
+                               {"failures", std::to_string(failures)},
+                               {"error", message}});
+  // Stop this cycle's other transfers; the next snapshot's delta covers them.
+  for (auto& d : (*vm)["disks"]) {
+    std::string st = d.value("state", "");
+    if (st == "Queued" || st == "Running") {
+      ferry::v1::CancelTask c;
+      c.set_task_id(d.value("taskId", ""));
+      (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
+      slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
+    }
+    if (st != "Completed") d["state"] = "Canceled";
+  }
+  if (failures >= opts_.warm_failure_limit)
+    return fail_vm(mkey, vm_id,
+                   "precopy failed " + std::to_string(failures) + " times in a row: " + message);
+  const Resource* plan = plan_of(mkey);
+  if (!plan) return fail_vm(mkey, vm_id, message);
+  double delay = std::min(precopy_interval(*plan), 60.0);
+  w["retrying"] = true;
+  Phase cur = *migration::phase_from_name(vm->value("phase", ""));
+  if (w.contains("snapshot")) {
+    Phase rm = stage_of(*vm) == WarmStage::kFinal ? Phase::kRemoveFinalSnapshot
+                                                  : Phase::kRemovePreviousSnapshot;
+    if (cur == rm) w["notBefore"] = now_seconds() + delay;  // removing it failed: wait, then again
+    set_phase(*vm, rm);
+    save_status(mkey);
+    return advance(mkey, vm_id);
+  }
+  w["notBefore"] = now_seconds() + delay;
+  warm_retry(mkey, vm_id);
+}
+
+const Resource* Coordinator::plan_of(const ResourceKey& mkey) const {
+  const Resource* mig = find(mkey);
+  return mig ? find(model::ref_key(mig->spec()["plan"], "Plan", mkey.ns)) : nullptr;
+}
+
+void Coordinator::warm_retry(const ResourceKey& mkey, const std::string& vm_id) {
+  Json* vm = vm_status(mkey, vm_id);
+  const Resource* planp = plan_of(mkey);
+  if (!vm || migration::is_terminal_name(vm->value("phase", ""))) return;
+  if (!planp) return fail_vm(mkey, vm_id, "the Plan of " + mkey.to_string() + " was deleted");
+  const Resource& plan = *planp;
+  Json& w = (*vm)["warm"];
+  w.erase("retrying");
+  w.erase("current");
+  w.erase("pendingChangeIds");
+  double at =
+      std::max(w.value("notBefore", 0.0), now_seconds() + std::min(precopy_interval(plan), 60.0));
+  Phase to;
+  if (stage_of(*vm) == WarmStage::kFinal) {
+    to = Phase::kCreateFinalSnapshot;  // the source is off: try the final delta again
+    w["notBefore"] = at;
+  } else if ((*vm)["disks"].empty()) {
+    to = Phase::kCreateInitialSnapshot;  // no volumes yet
+    w["notBefore"] = at;
+  } else {
+    to = Phase::kCopyingPaused;  // the next precopy's delta includes this one's
+    w["nextPrecopyAt"] = at;
+    w.erase("notBefore");
+  }
+  set_phase(*vm, to);
+  save_status(mkey);
+  advance(mkey, vm_id);
+}
+
+void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id) {
+  std::string key = mkey.to_string() + vm_id;
+  if (inflight_.count(key)) {
+    // A snapshot call is under way; clean up once it has returned, so that a
+    // snapshot it creates is not missed.
+    loop_.after(std::chrono::seconds(1),
+                [this, mkey, vm_id] { cleanup_warm_snapshots(mkey, vm_id); });
+    return;
+  }
+  Json* vm = vm_status(mkey, vm_id);
+  if (!vm || !vm->contains("warm")) return;
+  Json& w = (*vm)["warm"];
+  int attempt = w.value("cleanupAttempts", 0) + 1;
+  w["cleanupAttempts"] = attempt;
+  w["snapshotCleanup"] = "Pending";
+  save_status(mkey);
+  Error err;
+  auto slot = source_pool(mkey, &err);
+  std::string prefix = migration::warm_snapshot_prefix(mkey.ns, mkey.name);
+  auto removed = std::make_shared<int>(0);
+  inflight_.insert(key);
+  loop_.run_blocking<Status>(
+      [slot, err, vm_id, prefix, removed]() -> Status {
+        if (!slot) return err;
+        return slot->with<Status>([&](SourceProvider& p) -> Status {
+          auto list = p.list_snapshots(vm_id);
+          if (!list.ok()) return list.error();
+          for (const auto& s : *list)
+            if (s.name.rfind(prefix, 0) == 0) {
+              FERRY_TRY(p.remove_snapshot(vm_id, s.id));
+              (*removed)++;
+            }
+          return {};
+        });
+      },
+      [this, mkey, vm_id, key, removed, attempt](Status s) {
+        inflight_.erase(key);
+        Json* vm = vm_status(mkey, vm_id);
+        if (!vm) return;
+        Json& w = (*vm)["warm"];
+        if (s.ok()) {
+          w["snapshotCleanup"] = "Completed";
+          w.erase("snapshot");
+          kLog.info("precopy snapshots cleaned up", {{"migration", mkey.to_string()},
+                                                     {"vm", vm->value("name", "")},
+                                                     {"removed", std::to_string(*removed)}});
+        } else {
+          w["snapshotCleanup"] = "Failed: " + s.error().message;
+          kLog.error("removing precopy snapshots failed", {{"migration", mkey.to_string()},
+                                                           {"vm", vm->value("name", "")},
+                                                           {"error", s.error().message}});
+          if (attempt < 5)
+            loop_.after(std::chrono::seconds(10 * attempt),
+                        [this, mkey, vm_id] { cleanup_warm_snapshots(mkey, vm_id); });
+        }
+        save_status(mkey);
+      });
+}
+
+void Coordinator::api_cutover(const Json& req, Reply reply) {
+  ResourceKey k{"Migration", req.value("namespace", std::string(model::kDefaultNamespace)),
+                req.value("name", "")};
+  auto err = [&](ErrorCode c, const std::string& m) {
+    reply({{"ok", false}, {"code", error_code_name(c)}, {"error", m}});
+  };
+  auto it = status_.find(k);
+  if (!find(k) || it == status_.end())
+    return err(ErrorCode::kNotFound, k.to_string() + " not found");
+  if (it->second.value("phase", "") != "Running")
+    return err(ErrorCode::kFailedPrecondition,
+               k.to_string() + " is " + it->second.value("phase", "") + "; nothing to cut over");
+  std::string at = req.value("at", "");
+  if (at.empty()) at = now_iso();
+  if (!model::parse_rfc3339(at))
+    return err(
+        ErrorCode::kInvalidArgument,
+        k.to_string() + ": --at: \"" + at + "\" is not an RFC 3339 time (2021-04-04T01:23:45Z)");
+  std::string sel = req.value("vm", "");
+  Json vms = Json::array();
+  for (auto& vm : it->second["vms"]) {
+    if (!sel.empty() && vm.value("name", "") != sel && vm.value("id", "") != sel) continue;
+    if (!vm.contains("warm")) {
+      if (!sel.empty())
+        return err(ErrorCode::kFailedPrecondition,
+                   k.to_string() + ": --vm: VM \"" + sel + "\" is not migrating warm");
+      continue;
+    }
+    if (!sel.empty()) vm["warm"]["cutover"] = at;
+    vms.push_back(vm.value("name", ""));
+  }
+  if (!sel.empty() && vms.empty())
+    return err(ErrorCode::kNotFound,
+               k.to_string() + ": --vm: VM \"" + sel + "\" is not part of this migration");
+  if (vms.empty()) return err(ErrorCode::kFailedPrecondition, k.to_string() + " has no warm VMs");
+  if (sel.empty()) {
+    // Like `oc patch migration --type merge -p '{"spec":{"cutover":...}}'` in MTV.
+    Json doc = find(k)->doc;
+    doc["spec"]["cutover"] = at;
+    auto s = kv_resources_->put(k.kv_key(), doc.dump());
+    if (!s.ok()) return err(s.error().code, s.error().message);
+    resources_[k] = Resource{doc};
+  }
+  save_status(k);
+  kLog.info("cutover scheduled", {{"migration", k.to_string()}, {"at", at}});
+  pump(k);
+  reply({{"ok", true}, {"cutover", at}, {"vms", vms}});
+}
+
+}  // namespace ferry::coordinator
