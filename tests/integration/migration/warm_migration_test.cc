@@ -203,7 +203,8 @@ TEST_CASE("no precopy snapshot is left after a cancel or a coordinator restart m
         .cbt = true}});
   std::string model = model_of(c, "r-01");
   c.start_coordinator();
-  c.start_agent("node-1");
+  // 4 MiB/s: a precopy of a few MiB holds its snapshot for a second or more.
+  c.start_agent("node-1", {"--bandwidth", std::to_string(4 * kMiB)});
   auto plan = [&](const std::string& name, const std::string& vm) {
     REQUIRE(c.ctl({"apply", "-f",
                    c.write_manifests(name, {vm}, "  warm: true\n  precopyInterval: 1s\n")})
@@ -227,6 +228,9 @@ TEST_CASE("no precopy snapshot is left after a cancel or a coordinator restart m
       return vm_status(c, "mig-c")["warm"].value("snapshotCleanup", "") == "Completed";
     }));
     CHECK(snapshots(c, "c-01").empty());
+    // The cleanup found the precopy's snapshot (the cancel came mid-precopy).
+    CHECK(read_file(c.dir().file("coordinator.stderr")).find(R"("removed":"1")") !=
+          std::string::npos);
     // Nothing is left on the node either.
     CHECK_FALSE(std::filesystem::exists(c.volume_root("node-1") + "/target/c-01-disk-0.img"));
   }
