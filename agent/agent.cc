@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "agent/convert/convert.h"
+#include "agent/nbd_view.h"
 #include "agent/transfer/copy.h"
 #include "common/base/log.h"
 #include "common/protocol/subjects.h"
@@ -53,6 +54,29 @@ void remove_checkpoints(const std::string& volume, const std::string& keep) {
       fs::remove(it->path(), ec);
   }
 }
+
+// Keeps a work-queue message ours (in_progress every 10 s) while a long task
+// runs without progress callbacks of its own.
+class KeepAlive {
+ public:
+  explicit KeepAlive(std::shared_ptr<bus::JsMessage> msg)
+      : msg_(std::move(msg)), thread_([this] {
+          while (!done_) {
+            for (int i = 0; i < 100 && !done_; i++)
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (!done_) (void)msg_->in_progress();
+          }
+        }) {}
+  ~KeepAlive() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::shared_ptr<bus::JsMessage> msg_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -231,9 +255,11 @@ void Agent::fetch_loop() {
       if (any.has_transfer()) {
         ids.task_id = any.transfer().task_id();
         ids.first_volume = any.transfer().target();
-      } else {
+      } else if (any.has_convert()) {
         ids.task_id = any.convert().task_id();
         if (any.convert().volumes_size()) ids.first_volume = any.convert().volumes(0);
+      } else {
+        ids.task_id = any.inspect().task_id();
       }
       // Still wanted? The coordinator may have canceled it while it was queued.
       ferry::v1::ClaimRequest creq;
@@ -267,9 +293,13 @@ void Agent::fetch_loop() {
         workers_.emplace(worker, std::thread([this, msg, t = any.transfer(), worker] {
                            run_task(msg, t, worker);
                          }));
-      else
+      else if (any.has_convert())
         workers_.emplace(worker, std::thread([this, msg, t = any.convert(), worker] {
                            run_convert(msg, t, worker);
+                         }));
+      else
+        workers_.emplace(worker, std::thread([this, msg, t = any.inspect(), worker] {
+                           run_inspect(msg, t, worker);
                          }));
     }
   }
@@ -393,18 +423,10 @@ void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertT
     }
   };
   kLog.info("conversion started", {{"task", task.task_id()}, {"vm", task.vm()}});
-  // A keep-alive for the work-queue message while virt-v2v is silent for long stretches.
-  std::atomic<bool> done{false};
-  std::thread keepalive([&] {
-    while (!done) {
-      for (int i = 0; i < 100 && !done; i++)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (!done) (void)msg->in_progress();
-    }
-  });
-  auto report = convert::convert_in_place(spec);
-  done = true;
-  keepalive.join();
+  auto report = [&] {
+    KeepAlive ka(msg);  // virt-v2v is silent for long stretches
+    return convert::convert_in_place(spec);
+  }();
   if (!report.ok()) {
     metrics_.tasks
         .Add({{"result", report.error().code == ErrorCode::kCanceled ? "canceled" : "failed"}})
@@ -429,6 +451,70 @@ void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertT
                                      {"vm", task.vm()},
                                      {"os", report->os_product},
                                      {"seconds", std::to_string(report->seconds)}});
+  complete(msg, result, worker);
+}
+
+void Agent::run_inspect(std::shared_ptr<bus::JsMessage> msg, ferry::v1::InspectTask task,
+                        uint64_t worker) {
+  std::shared_ptr<Running> running = running_entry(task.task_id());
+  ferry::v1::TaskResult result = new_result(task.task_id());
+  auto fail = [&](const Error& e) {
+    result.set_state(e.code == ErrorCode::kCanceled ? ferry::v1::TASK_STATE_CANCELED
+                                                    : ferry::v1::TASK_STATE_FAILED);
+    result.mutable_failure()->set_code(static_cast<int>(e.code));
+    result.mutable_failure()->set_message(e.message);
+    kLog.error("inspection failed",
+               {{"task", task.task_id()}, {"vm", task.vm()}, {"error", e.message}});
+    complete(msg, result, worker);
+  };
+  // Private scratch: nbdkit sockets, logs and the cookie files (0600).
+  std::string tmpl = (fs::temp_directory_path() / "ferry-inspect-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return fail(Error(ErrorCode::kIo, "cannot create a temp dir"));
+  struct Scratch {
+    std::string dir;
+    ~Scratch() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } scratch{tmpl};
+  kLog.info("inspection started", {{"task", task.task_id()}, {"vm", task.vm()}});
+  Result<convert::Inspection> found = Error(ErrorCode::kInvalidArgument, "no disks");
+  double seconds = 0;
+  {
+    KeepAlive ka(msg);
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::unique_ptr<NbdView>> views;  // stopped before the scratch dir goes
+    std::vector<convert::GuestDisk> disks;
+    for (int i = 0; i < task.disks_size(); i++) {
+      auto v = NbdView::open(task.disks(i), scratch.dir, i);
+      if (!v.ok()) return fail(v.error().wrap("preflight inspection of VM " + task.vm()));
+      disks.push_back({(*v)->uri(), "raw"});
+      views.push_back(std::move(*v));
+    }
+    if (!disks.empty())
+      found = convert::inspect(
+          disks, opts_.conversion_env,
+          std::chrono::seconds(task.time_limit_seconds() ? task.time_limit_seconds() : 900),
+          &running->cancel);
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (!found.ok()) return fail(found.error());
+  result.set_state(ferry::v1::TASK_STATE_SUCCEEDED);
+  auto* r = result.mutable_inspection();
+  r->set_found_os(found->found_os);
+  r->set_os_name(found->os_name);
+  r->set_os_distro(found->distro);
+  r->set_os_version(found->version);
+  r->set_os_product(found->product);
+  r->set_osinfo(found->osinfo);
+  r->set_firmware(found->firmware);
+  for (const auto& c : found->concerns) r->add_concerns(c);
+  r->set_seconds(seconds);
+  kLog.info("inspection done", {{"task", task.task_id()},
+                                {"vm", task.vm()},
+                                {"found_os", found->found_os ? "true" : "false"},
+                                {"os", found->product},
+                                {"seconds", std::to_string(seconds)}});
   complete(msg, result, worker);
 }
 

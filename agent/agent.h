@@ -63,6 +63,8 @@ class Agent {
   void run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTask task, uint64_t worker);
   void run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertTask task,
                    uint64_t worker);
+  void run_inspect(std::shared_ptr<bus::JsMessage> msg, ferry::v1::InspectTask task,
+                   uint64_t worker);
   // Publishes the result, acks (or naks on shutdown) and frees the task's slot.
   std::shared_ptr<Running> running_entry(const std::string& task_id);
   ferry::v1::TaskResult new_result(const std::string& task_id) const;

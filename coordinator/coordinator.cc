@@ -187,6 +187,8 @@ Status Coordinator::load_state() {
     for (auto& vm : st["vms"]) {
       if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
         tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), -1};
+      if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
+        tasks_[vm["inspection"]["taskId"]] = TaskRef{k, vm.value("id", ""), kInspectionTask};
       for (auto& d : vm["disks"]) {
         std::string state = d.value("state", "");
         if (d.contains("taskId"))
@@ -569,6 +571,15 @@ void Coordinator::api_get(const Json& req, Reply reply) {
         ctx.completed_vm_ids.insert(v.get<std::string>());
       auto res = validation::validate_plan(r, ctx);
       doc["status"]["conditions"] = res.conditions_json();
+      // What the last run's preflight inspection found is a critical concern too.
+      Json& conds = doc["status"]["conditions"];
+      for (const auto& c : doc["status"].value("inspectionConditions", Json::array())) {
+        conds.erase(std::remove_if(conds.begin(), conds.end(),
+                                   [](const Json& x) { return x.value("type", "") == "Ready"; }),
+                    conds.end());
+        conds.push_back(c);
+      }
+      doc["status"].erase("inspectionConditions");
       std::string phase = doc["status"].value("phase", "");
       if (phase.empty() || phase == "Ready" || phase == "Not ready")
         doc["status"]["phase"] = res.ready() ? "Ready" : "Not ready";
@@ -862,7 +873,8 @@ void Coordinator::on_claim(const bus::Message& msg) {
     } else if (vm_terminal(*vm)) {
       rep.set_reason("VM is " + vm->value("phase", ""));
     } else if (it->second.disk_key < 0) {
-      Json& conv = (*vm)["conversion"];
+      const char* what = it->second.disk_key == kInspectionTask ? "inspection" : "conversion";
+      Json& conv = (*vm)[what];
       std::string st = conv.is_object() ? conv.value("state", "") : "";
       if (conv.is_object() && conv.value("taskId", "") == req.task_id() &&
           (st == "Queued" || st == "Running")) {
@@ -870,7 +882,7 @@ void Coordinator::on_claim(const bus::Message& msg) {
         conv["state"] = "Running";
         dirty_.insert(it->second.migration);
       } else {
-        rep.set_reason("conversion is " + (st.empty() ? std::string("not wanted") : st));
+        rep.set_reason(std::string(what) + " is " + (st.empty() ? std::string("not wanted") : st));
       }
     } else {
       for (auto& d : (*vm)["disks"])
@@ -895,6 +907,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   TaskRef ref = it->second;
   Json* vm = vm_status(ref.migration, ref.vm_id);
   if (!vm) return;
+  if (ref.disk_key == kInspectionTask) return on_inspection_result(ref, *vm, r);
   if (ref.disk_key < 0) return on_conversion_result(ref, *vm, r);
   Json* disk = nullptr;
   for (auto& d : (*vm)["disks"])
@@ -965,6 +978,58 @@ void Coordinator::on_conversion_result(const TaskRef& ref, Json& vm,
   // The copied volumes stay: `ferryctl retry` runs only the conversion again.
   fail_vm(ref.migration, ref.vm_id,
           "guest conversion on node " + r.node() + " failed: " + r.failure().message());
+}
+
+void Coordinator::on_inspection_result(const TaskRef& ref, Json& vm,
+                                       const ferry::v1::TaskResult& r) {
+  Json& ins = vm["inspection"];
+  if (!ins.is_object() || ins.value("taskId", "") != r.task_id() || vm_terminal(vm)) return;
+  const Resource* plan = plan_of(ref.migration);
+  std::string name = vm.value("name", "");
+  if (!r.has_inspection()) {
+    ins["state"] = "Failed";
+    return fail_vm(ref.migration, ref.vm_id,
+                   "preflight inspection on node " + r.node() + " failed: " +
+                       r.failure().message() + " (spec.skipPreflightInspection: true skips it)");
+  }
+  const auto& x = r.inspection();
+  Json concerns = Json::array();
+  for (const auto& c : x.concerns()) concerns.push_back(c);
+  ins["state"] = "Completed";
+  ins["report"] = {
+      {"foundOS", x.found_os()},   {"os", x.os_name()},         {"distro", x.os_distro()},
+      {"version", x.os_version()}, {"product", x.os_product()}, {"osinfo", x.osinfo()},
+      {"firmware", x.firmware()},  {"concerns", concerns},      {"seconds", x.seconds()}};
+  if (x.found_os() && x.concerns_size() == 0) {
+    kLog.info("preflight inspection passed", {{"vm", name}, {"os", x.os_product()}});
+    save_status(ref.migration);
+    return advance(ref.migration, ref.vm_id);
+  }
+  // The guest cannot be converted: say so on the Plan, and never touch the VM.
+  std::string why;
+  for (const auto& c : x.concerns()) why += (why.empty() ? "" : "; ") + c;
+  if (why.empty()) why = "no operating system was found on its disks";
+  std::string msg = "VM \"" + name + "\": preflight inspection: " + why;
+  if (plan) {
+    Json& pst = status_[plan->key()];
+    Json cond = {{"type", "VMGuestInspectionFailed"},
+                 {"status", "True"},
+                 {"category", "Critical"},
+                 {"message", plan->key().to_string() + ": " + msg +
+                                 " (the VM was not started; spec.skipPreflightInspection: true "
+                                 "migrates it anyway)"},
+                 {"items", Json::array({name})}};
+    // Kept beside the recomputed validation conditions until the Plan runs again.
+    bool merged = false;
+    for (auto& c : pst["inspectionConditions"]) {
+      c["message"] = c.value("message", "") + "; " + msg;
+      c["items"].push_back(name);
+      merged = true;
+    }
+    if (!merged) pst["inspectionConditions"] = Json::array({cond});
+    save_status(plan->key());
+  }
+  fail_vm(ref.migration, ref.vm_id, "preflight inspection: " + why);
 }
 
 void Coordinator::api_retry(const Json& req, Reply reply) {
@@ -1049,6 +1114,7 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   };
   ctx.transfer_networks = transfer_networks();
   Json& plan_st = status_[pk];
+  plan_st.erase("inspectionConditions");  // this run inspects again
   for (const auto& v : plan_st.value("completedVMs", Json::array()))
     ctx.completed_vm_ids.insert(v.get<std::string>());
   auto res = validation::validate_plan(*plan, ctx);
@@ -1211,12 +1277,14 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
                                             it->second.migration == mkey;
                                    }),
                     task_queue_.end());
-  if (vm->contains("conversion") && (*vm)["conversion"].value("state", "") != "Completed") {
+  for (const char* what : {"conversion", "inspection"}) {
+    if (!vm->contains(what)) continue;
+    Json& t = (*vm)[what];
+    if (!t.is_object() || t.value("state", "") == "Completed") continue;
     ferry::v1::CancelTask c;
-    c.set_task_id((*vm)["conversion"].value("taskId", ""));
-    (void)bus_->publish(subjects::cancel((*vm)["conversion"].value("node", "")),
-                        c.SerializeAsString());
-    (*vm)["conversion"]["state"] = "Canceled";
+    c.set_task_id(t.value("taskId", ""));
+    (void)bus_->publish(subjects::cancel(t.value("node", "")), c.SerializeAsString());
+    t["state"] = "Canceled";
   }
   set_phase(*vm, Phase::kCanceled);
   if (!started) vm->erase("completed");
@@ -1390,6 +1458,60 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       return go_next();
     case Phase::kPreHook:  // hooks are rejected by validation; nothing to run
       return go_next();
+    case Phase::kPreflightInspection: {
+      // Find a guest that cannot be converted before the VM is touched or a byte copied.
+      if (pspec.value("skipGuestConversion", false) ||
+          pspec.value("skipPreflightInspection", false))
+        return go_next();
+      Json& ins = (*vm)["inspection"];
+      std::string st = ins.is_object() ? ins.value("state", "") : "";
+      if (st == "Completed") return go_next();
+      if (st == "Queued" || st == "Running") return;  // waiting for the agent's result
+      std::string node;
+      double now = now_seconds();
+      uint32_t least = UINT32_MAX;
+      for (const auto& [n, a] : agents_)
+        if (now - a.last_seen <= 10 && a.hb.tasks_running() < least) {
+          node = n;
+          least = a.hb.tasks_running();
+        }
+      if (node.empty()) {
+        int& tries = alloc_attempts_[mkey.to_string() + vm_id];
+        if (++tries > 15)
+          return fail_vm(mkey, vm_id, "no live agent to run the preflight inspection");
+        loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
+        return;
+      }
+      alloc_attempts_.erase(mkey.to_string() + vm_id);
+      auto any = std::make_shared<ferry::v1::AgentTask>();
+      auto* it = any->mutable_inspect();
+      std::string task_id = mkey.ns + "." + mkey.name + "." + vm_id + ".inspect";
+      it->set_task_id(task_id);
+      it->set_plan(plan->key().ns + "/" + plan->key().name);
+      it->set_vm(vm->value("name", ""));
+      Json vmrec = *inv_vm;
+      std::string haddr = host_address(pk, inv_vm->value("host", ""));
+      return blocking(
+          [any, vmrec, haddr](SourceProvider& p) -> Status {
+            for (const auto& d : vmrec["disks"]) {
+              auto* t = any->mutable_inspect()->add_disks();
+              t->set_disk(d.value("file", ""));
+              t->mutable_target()->set_size_bytes(d.value("capacity", uint64_t{0}));
+              FERRY_TRY(p.disk_source(vmrec, d, haddr, *t));
+            }
+            return {};
+          },
+          [this, mkey, vm_id, any, task_id, node](Json& v) {
+            auto pub = bus_->js_publish(subjects::task(node), any->SerializeAsString(), task_id);
+            if (!pub.ok()) {
+              loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
+              return;
+            }
+            v["inspection"] = {{"taskId", task_id}, {"node", node}, {"state", "Queued"}};
+            tasks_[task_id] = TaskRef{mkey, vm_id, kInspectionTask};
+            save_status(mkey);
+          });
+    }
     case Phase::kStorePowerState: {
       auto on = std::make_shared<bool>(false);
       return blocking(
@@ -1620,6 +1742,21 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       ct->set_cpus(static_cast<uint32_t>(inv_vm->value("cpus", 1)));
       ct->set_memory_mb(static_cast<uint32_t>(inv_vm->value("memoryMB", 1024)));
       for (const auto& nic : (*inv_vm)["nics"]) ct->add_macs(nic.value("mac", ""));
+      // preserveStaticIPs: each NIC's first IPv4 address as the guest reported it,
+      // in virt-v2v's --mac MAC:ip:IP[,GW,PREFIX] form (no gateway known: the address alone).
+      Json mac_ips = Json::object();
+      if (pspec.value("preserveStaticIPs", false))
+        for (const auto& nic : (*inv_vm)["nics"])
+          for (const auto& a : nic.value("ips", Json::array())) {
+            std::string ip = a.value("ip", "");
+            if (ip.find(':') != std::string::npos || ip.empty()) continue;  // IPv4 only
+            std::string gw = inv_vm->value("gateway", "");
+            std::string v =
+                gw.empty() ? ip : ip + "," + gw + "," + std::to_string(a.value("prefix", 0));
+            (*ct->mutable_mac_ips())[nic.value("mac", "")] = v;
+            mac_ips[nic.value("mac", "")] = v;
+            break;
+          }
       std::string node = vm->value("node", "");
       auto pub = bus_->js_publish(subjects::task(node), any.SerializeAsString(), task_id);
       if (!pub.ok()) {
@@ -1627,6 +1764,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         return;
       }
       conv = {{"taskId", task_id}, {"node", node}, {"state", "Queued"}, {"attempt", attempt}};
+      if (!mac_ips.empty()) conv["macIPs"] = mac_ips;
       tasks_[task_id] = TaskRef{mkey, vm_id, -1};
       save_status(mkey);
       return;

@@ -62,10 +62,12 @@ class Coordinator {
     ferry::v1::AgentHeartbeat hb;
     double last_seen = 0;
   };
+  static constexpr int kConversionTask = -1;
+  static constexpr int kInspectionTask = -2;
   struct TaskRef {
     ResourceKey migration;
     std::string vm_id;
-    int disk_key = 0;  // -1: the VM's conversion task
+    int disk_key = 0;  // or kConversionTask, kInspectionTask
   };
 
   Status load_state();
@@ -90,6 +92,7 @@ class Coordinator {
   void on_claim(const bus::Message& msg);
   void on_result(const ferry::v1::TaskResult& r);
   void on_conversion_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
+  void on_inspection_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
   void api_retry(const model::Json& req, Reply reply);
   void api_cutover(const model::Json& req, Reply reply);
 

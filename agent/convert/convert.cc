@@ -63,8 +63,13 @@ std::vector<std::string> child_env(const std::string& tmpdir, const std::vector<
   return out;
 }
 
+bool is_nbd_uri(const std::string& p) {
+  return p.rfind("nbd://", 0) == 0 || p.rfind("nbd+unix://", 0) == 0;
+}
+
 Status check_disks(const std::vector<GuestDisk>& disks) {
   for (size_t i = 0; i < disks.size(); ++i) {
+    if (is_nbd_uri(disks[i].path)) continue;  // an NBD view of a remote source
     struct stat st;
     if (stat(disks[i].path.c_str(), &st) != 0)
       return make_error(ErrorCode::kNotFound, "disks[" + std::to_string(i) + "] " + disks[i].path +
@@ -176,19 +181,14 @@ Result<ConversionReport> convert_in_place(const ConvertSpec& spec) {
 Result<Inspection> inspect(const std::vector<GuestDisk>& disks, const std::vector<std::string>& env,
                            std::chrono::seconds limit, const std::atomic<bool>* cancel) {
   if (disks.empty()) return make_error(ErrorCode::kInvalidArgument, "inspection: no disks");
-  ConvertSpec probe;
-  probe.name = "ferry-inspect";
-  probe.disks = disks;
-  probe.time_limit = limit;
-  FERRY_TRY(validate_spec(probe));
+  for (size_t i = 0; i < disks.size(); ++i)
+    if (disks[i].path.empty())
+      return make_error(ErrorCode::kInvalidArgument,
+                        "inspection: disks[" + std::to_string(i) + "].path is empty");
   FERRY_TRY(check_disks(disks));
 
   RunTmpDir tmp;
   if (tmp.path().empty()) return make_error(ErrorCode::kIo, "cannot create a temp dir in /tmp");
-  std::string xml_path = tmp.path() + "/inspect.xml";
-  std::string out_path = tmp.path() + "/inspection.xml";
-  // The work files live inside the run's TMPDIR too; virt-v2v's own dirs are siblings.
-  FERRY_TRY(write_file(xml_path, libvirt_domain_xml(probe)));
 
   // virt-inspector, not virt-v2v-inspector: the latter runs a whole conversion on an overlay
   // (update-initramfs included: ~3.5 min under TCG, reading much of a remote source), while

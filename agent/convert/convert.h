@@ -21,7 +21,9 @@
 namespace ferry::agent::convert {
 
 struct GuestDisk {
-  std::string path;  // a local file or block device (NBD sources: not yet)
+  // A local file or block device; for inspect() also an NBD URI
+  // as libguestfs spells them (nbd://HOST:PORT, nbd://?socket=PATH).
+  std::string path;
   std::string format = "raw";
 };
 

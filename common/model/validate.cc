@@ -200,7 +200,8 @@ void check_plan(Checker& c, const Json& spec) {
                  {"provider", "map", "targetNamespace", "vms", "warm", "type", "transferNetwork",
                   "archived", "preserveStaticIPs", "skipGuestConversion", "useCompatibilityMode",
                   "pvcNameTemplate", "description", "targetPowerState", "preserveClusterCpuModel",
-                  "diskBus", "migrateSharedDisks", "precopyInterval", "maxDowntime"});
+                  "diskBus", "migrateSharedDisks", "precopyInterval", "maxDowntime",
+                  "skipPreflightInspection"});
   check_provider_pair(c, spec);
   const Json* map = c.object(spec, "spec", "map", true);
   if (map) {
@@ -212,7 +213,7 @@ void check_plan(Checker& c, const Json& spec) {
     c.error("spec.targetNamespace",
             "\"" + tns->get<std::string>() + "\" is not a valid namespace (DNS-1123 label)");
   for (const char* b : {"warm", "archived", "preserveStaticIPs", "skipGuestConversion",
-                        "useCompatibilityMode", "migrateSharedDisks"})
+                        "useCompatibilityMode", "migrateSharedDisks", "skipPreflightInspection"})
     c.boolean(spec, "spec", b);
   c.enumeration(spec, "spec", "type", false, {"cold", "warm"});
   if (spec.value("type", "") == "cold" && spec.value("warm", false))

@@ -11,6 +11,7 @@ struct Row {
 constexpr Row kTable[] = {
     {Phase::kStarted, "Started", "Initialize"},
     {Phase::kPreHook, "PreHook", "PreHook"},
+    {Phase::kPreflightInspection, "PreflightInspection", "Initialize"},
     {Phase::kStorePowerState, "StorePowerState", "Initialize"},
     {Phase::kPowerOffSource, "PowerOffSource", "Initialize"},
     {Phase::kWaitForPowerOff, "WaitForPowerOff", "Initialize"},
@@ -85,6 +86,8 @@ Phase next_warm_phase(Phase p, WarmStage stage, bool cutover) {
     case Phase::kStarted:
       return Phase::kPreHook;
     case Phase::kPreHook:
+      return Phase::kPreflightInspection;
+    case Phase::kPreflightInspection:
       return Phase::kCreateInitialSnapshot;
     case Phase::kCreateInitialSnapshot:
       return Phase::kStoreInitialSnapshotDeltas;

@@ -11,6 +11,7 @@ namespace ferry::coordinator::migration {
 enum class Phase {
   kStarted,
   kPreHook,
+  kPreflightInspection,  // Ferry: inspect the source disks before touching the VM
   kStorePowerState,
   kPowerOffSource,
   kWaitForPowerOff,

@@ -27,7 +27,7 @@ using model::Json;
 //          cpus,memoryMB,guestId,guestName,changeTrackingEnabled,template,
 //          hasSnapshots,
 //          disks:[{key,file,datastore:{id,name},capacity,shared,mode,rdm,cbt}],
-//          nics:[{mac,network:{id,name},model}],
+//          nics:[{mac,network:{id,name},model,ips:[{ip,prefix}]}], gateway,
 //          cdroms:[{iso,connected}]}]}
 using Inventory = Json;
 

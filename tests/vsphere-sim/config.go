@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/ioutil"
+	"net"
 	"os"
 	"os/exec"
 	"path"
@@ -52,6 +53,10 @@ type VMConfig struct {
 	ISO        string       `json:"iso"` // "[LocalDS_0] foo.iso"
 	MemoryMB   int64        `json:"memory_mb"`
 	CPUs       int32        `json:"cpus"`
+	// What VMware Tools would report: NIC i's address "IP/PREFIX" (guest.net)
+	// and the default gateway (guest.ipStack).
+	GuestIPs []string `json:"guest_ips"`
+	Gateway  string   `json:"gateway"`
 }
 
 // DiskConfig is an additional disk made from a RAW image.
@@ -286,6 +291,60 @@ func customiseVM(ctx context.Context, c *vim25.Client, ref types.ManagedObjectRe
 			}
 		}
 	}
+	if len(vc.GuestIPs) > 0 || vc.Gateway != "" {
+		if err := setGuestNetwork(ctx, vm, vc); err != nil {
+			return fmt.Errorf("guest_ips: %w", err)
+		}
+	}
+	return nil
+}
+
+// setGuestNetwork sets guest.net (one entry per NIC, with the configured
+// addresses) and guest.ipStack (the default route), as VMware Tools reports them.
+func setGuestNetwork(ctx context.Context, vm *object.VirtualMachine, vc VMConfig) error {
+	devices, err := vm.Device(ctx)
+	if err != nil {
+		return err
+	}
+	var nics []types.GuestNicInfo
+	for i, d := range devices.SelectByType((*types.VirtualEthernetCard)(nil)) {
+		card := d.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
+		info := types.GuestNicInfo{MacAddress: card.MacAddress, Connected: true, DeviceConfigId: card.Key}
+		if i < len(vc.GuestIPs) {
+			ip, ipnet, err := net.ParseCIDR(vc.GuestIPs[i])
+			if err != nil {
+				return fmt.Errorf("%q: want IP/PREFIX", vc.GuestIPs[i])
+			}
+			prefix, _ := ipnet.Mask.Size()
+			info.IpAddress = []string{ip.String()}
+			info.IpConfig = &types.NetIpConfigInfo{IpAddress: []types.NetIpConfigInfoIpAddress{{
+				IpAddress: ip.String(), PrefixLength: int32(prefix), State: "preferred"}}}
+		}
+		nics = append(nics, info)
+	}
+	if len(vc.GuestIPs) > len(nics) {
+		return fmt.Errorf("%d addresses for %d NICs", len(vc.GuestIPs), len(nics))
+	}
+	var stack []types.GuestStackInfo
+	if vc.Gateway != "" {
+		if net.ParseIP(vc.Gateway) == nil {
+			return fmt.Errorf("gateway %q is not an IP address", vc.Gateway)
+		}
+		stack = []types.GuestStackInfo{{IpRouteConfig: &types.NetIpRouteConfigInfo{
+			IpRoute: []types.NetIpRouteConfigInfoIpRoute{{
+				Network: "0.0.0.0", PrefixLength: 0,
+				Gateway: types.NetIpRouteConfigInfoGateway{IpAddress: vc.Gateway}}}}}}
+	}
+	obj, ok := simulator.Map.Get(vm.Reference()).(*simulator.VirtualMachine)
+	if !ok {
+		return fmt.Errorf("VM %s not found", vm.Reference().Value)
+	}
+	simulator.Map.WithLock(obj, func() {
+		simulator.Map.Update(obj, []types.PropertyChange{
+			{Name: "guest.net", Val: nics},
+			{Name: "guest.ipStack", Val: stack},
+		})
+	})
 	return nil
 }
 

@@ -392,6 +392,18 @@ void print_vm_pipeline(const Json& vm) {
     if (d.contains("path")) std::cout << "  " << d.value("path", "");
     std::cout << "\n";
   }
+  if (vm.contains("inspection") && vm["inspection"].contains("report")) {
+    const Json& r = vm["inspection"]["report"];
+    std::cout << "    Preflight: ";
+    if (r.value("foundOS", false))
+      std::cout << r.value("product", "") << " (" << r.value("os", "") << " "
+                << r.value("distro", "") << " " << r.value("version", "") << ")";
+    else
+      std::cout << "no operating system found";
+    for (const auto& c : r.value("concerns", Json::array()))
+      std::cout << "; " << c.get<std::string>();
+    std::cout << "\n";
+  }
   if (vm.contains("conversion") && vm["conversion"].contains("report")) {
     const Json& r = vm["conversion"]["report"];
     std::cout << "    Guest:     " << r.value("os", "") << " " << r.value("distro", "") << " "

@@ -1,6 +1,7 @@
 #include "coordinator/providers/vsphere/vsphere_provider.h"
 
 #include <curl/curl.h>
+#include <strings.h>
 
 #include <cstring>
 #include <map>
@@ -49,6 +50,32 @@ std::pair<std::string, std::string> split_datastore_path(const std::string& file
   std::smatch m;
   if (!std::regex_match(file, m, re)) return {"", file};
   return {m[1].str(), m[2].str()};
+}
+
+// What VMware Tools reports: each NIC's IP addresses (guest.net, matched by
+// MAC) and the default gateway (guest.ipStack). preserveStaticIPs uses them.
+void add_guest_network(const std::map<std::string, pugi::xml_node>& props, Json& vm) {
+  auto net = props.find("guest.net");
+  if (net != props.end())
+    for (auto g : net->second.children()) {
+      std::string mac = child_local(g, "macAddress").text().get();
+      Json ips = Json::array();
+      for (auto a : child_local(g, "ipConfig").children())
+        if (!std::strcmp(local(a.name()), "ipAddress"))
+          ips.push_back({{"ip", child_local(a, "ipAddress").text().get()},
+                         {"prefix", std::atoi(child_local(a, "prefixLength").text().get())}});
+      for (auto& nic : vm["nics"])
+        if (!mac.empty() && strcasecmp(nic.value("mac", "").c_str(), mac.c_str()) == 0)
+          nic["ips"] = ips;
+    }
+  auto stack = props.find("guest.ipStack");
+  if (stack != props.end())
+    for (auto st : stack->second.children())
+      for (auto r : child_local(st, "ipRouteConfig").children())
+        if (!std::strcmp(local(r.name()), "ipRoute") &&
+            std::string(child_local(r, "network").text().get()) == "0.0.0.0" &&
+            std::string(child_local(r, "prefixLength").text().get()) == "0")
+          vm["gateway"] = child_local(child_local(r, "gateway"), "ipAddress").text().get();
 }
 
 Result<std::vector<std::string>> parse_descriptor_extents(const std::string& descriptor) {
@@ -151,7 +178,7 @@ Result<Inventory> VsphereProvider::load_inventory() {
           {"name", "config.uuid", "config.hardware.numCPU", "config.hardware.memoryMB",
            "config.firmware", "config.changeTrackingEnabled", "config.guestId",
            "config.guestFullName", "config.template", "config.hardware.device",
-           "runtime.powerState", "runtime.host", "snapshot"}},
+           "runtime.powerState", "runtime.host", "snapshot", "guest.net", "guest.ipStack"}},
          {"HostSystem", {"name", "parent"}},
          {"Datastore", {"name", "summary.capacity", "summary.freeSpace"}},
          {"Network", {"name"}},
@@ -255,6 +282,7 @@ Result<Inventory> VsphereProvider::load_inventory() {
             }
           }
         }
+        add_guest_network(o.props, vm);
         inv["vms"].push_back(std::move(vm));
       }
     }

@@ -93,6 +93,8 @@ Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
     if (!v.macs.empty()) vm["macs"] = v.macs;
     if (!v.iso.empty()) vm["iso"] = v.iso;
     if (v.cbt) vm["cbt"] = true;
+    if (!v.guest_ips.empty()) vm["guest_ips"] = v.guest_ips;
+    if (!v.gateway.empty()) vm["gateway"] = v.gateway;
     if (v.shared_extra_disk)
       vm["extra_disks"] = Json::array({{{"disk_image", img}, {"shared", true}}});
     cfg["vms"].push_back(vm);

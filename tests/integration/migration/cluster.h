@@ -34,7 +34,9 @@ struct SimVm {
   bool shared_extra_disk = false;
   std::string image;  // use this raw image as the disk instead of making one
   int memory_mb = 1024;
-  bool cbt = false;  // config.changeTrackingEnabled (warm migration)
+  bool cbt = false;                    // config.changeTrackingEnabled (warm migration)
+  std::vector<std::string> guest_ips;  // "IP/PREFIX" per NIC, as VMware Tools reports them
+  std::string gateway;
 };
 
 struct ClusterOptions {

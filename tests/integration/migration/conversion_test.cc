@@ -41,21 +41,72 @@ std::string guest_image() {
 }  // namespace
 
 TEST_CASE(
+    "a disk without an OS fails the preflight inspection before the VM is touched or a byte "
+    "copied",
+    "[e2e]") {
+  set_guestfs_env();
+  require_program("virt-inspector");
+  Cluster c({{.name = "noos-02", .disk_mib = 64, .data_mib = 4, .power_state = "poweredOn"}});
+  c.start_coordinator();
+  c.start_agent("node-1");
+  REQUIRE(
+      c.ctl({"apply", "-f", c.write_manifests("p", {"noos-02"}, "  skipGuestConversion: false\n")})
+          .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(wait_migration(c, "m", 600) == "Failed");
+  Json vm = vm_status(c, "m");
+  INFO(vm.dump(1));
+  CHECK(vm["error"]["phase"] == "PreflightInspection");
+  CHECK(vm["error"]["step"] == "Initialize");
+  std::string reason = vm["error"]["reasons"][0];
+  CHECK(reason.find("preflight inspection: no operating system was found") != std::string::npos);
+  CHECK(vm["inspection"]["report"]["foundOS"] == false);
+  // The Plan carries the concern, by name.
+  Json plan = c.get_json("plan", "p");
+  bool concern = false;
+  for (const auto& cond : plan["status"]["conditions"])
+    if (cond["type"] == "VMGuestInspectionFailed")
+      concern = cond["category"] == "Critical" &&
+                cond["message"].get<std::string>().find("noos-02") != std::string::npos;
+  CHECK(concern);
+  // Nothing was copied, no volume made, and the source was never powered off.
+  CHECK(vm["disks"].empty());
+  CHECK_FALSE(std::filesystem::exists(c.volume_root("node-1") + "/target"));
+  CHECK(c.sim_stats()["folder_bytes"].get<uint64_t>() < 16u << 20);  // inspection reads little
+  CHECK(c.sim_get("/ferry-sim/vm?name=noos-02")["power_state"] == "poweredOn");
+  CHECK(read_file(c.dir().file("agent-node-1.stderr")).find("task started") == std::string::npos);
+  // No nbdkit or qemu left behind.
+  Subprocess pg({require_program("pgrep"), "-f", "nbdkit .*curl|qemu-system"},
+                {.log_dir = c.dir().path()});
+  CHECK(pg.wait(10s) == 1);
+}
+
+TEST_CASE(
     "a guest virt-v2v cannot convert fails at ImageConversion, keeps its volumes, and retry "
     "converts again without copying",
     "[e2e]") {
   set_guestfs_env();
   require_program("virt-v2v-in-place");
-  Cluster c({{.name = "noos-01", .disk_mib = 64, .data_mib = 4}});
+  Cluster c({{.name = "noos-01",
+              .disk_mib = 64,
+              .data_mib = 4,
+              .macs = {"00:50:56:aa:dd:01"},
+              .guest_ips = {"192.168.40.21/24"},
+              .gateway = "192.168.40.1"}});
   c.start_coordinator();
   c.start_agent("node-1");
-  REQUIRE(
-      c.ctl({"apply", "-f", c.write_manifests("p", {"noos-01"}, "  skipGuestConversion: false\n")})
-          .rc == 0);
+  // Without the preflight inspection, the bad guest is found only at conversion.
+  REQUIRE(c.ctl({"apply", "-f",
+                 c.write_manifests("p", {"noos-01"},
+                                   "  skipGuestConversion: false\n  skipPreflightInspection: "
+                                   "true\n  preserveStaticIPs: true\n")})
+              .rc == 0);
   REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   REQUIRE(wait_migration(c, "m", 600) == "Failed");
   Json vm = vm_status(c, "m");
   CHECK(vm["error"]["step"] == "ImageConversion");
+  // preserveStaticIPs: the address the guest reported went to virt-v2v as --mac.
+  CHECK(vm["conversion"]["macIPs"]["00:50:56:aa:dd:01"] == "192.168.40.21,192.168.40.1,24");
   std::string reason = vm["error"]["reasons"][0];
   INFO(reason);
   CHECK(reason.find("guest conversion on node node-1 failed") != std::string::npos);
@@ -128,6 +179,9 @@ TEST_CASE(
   CHECK(files == 1);
   const Json& rep = vm["conversion"]["report"];
   CHECK(rep["distro"] == "debian");
+  // The preflight inspection recognised the guest before the copy.
+  CHECK(vm["inspection"]["report"]["foundOS"] == true);
+  CHECK(vm["inspection"]["report"]["distro"] == "debian");
   CHECK(rep["virtioDisk"] == true);
   std::string manifest = read_file(vm["vmManifestPath"]);
   CHECK(manifest.find("bus: virtio") != std::string::npos);

@@ -17,9 +17,10 @@ TEST_CASE("the cold pipeline walks Forklift's phases in order") {
     CHECK(migration::can_transition(p, n));
     p = n;
   }
-  CHECK(names == std::vector<std::string>{"Started", "PreHook", "StorePowerState", "PowerOffSource",
-                                          "WaitForPowerOff", "CreateDataVolumes", "CopyDisks",
-                                          "ConvertGuest", "CreateVM", "PostHook"});
+  CHECK(names == std::vector<std::string>{"Started", "PreHook", "PreflightInspection",
+                                          "StorePowerState", "PowerOffSource", "WaitForPowerOff",
+                                          "CreateDataVolumes", "CopyDisks", "ConvertGuest",
+                                          "CreateVM", "PostHook"});
   CHECK(migration::step_of(Phase::kCopyDisks) == "DiskTransfer");
   CHECK(migration::step_of(Phase::kCreateDataVolumes) == "DiskAllocation");
   CHECK(migration::phase_from_name("CopyDisks") == Phase::kCopyDisks);
@@ -28,10 +29,19 @@ TEST_CASE("the cold pipeline walks Forklift's phases in order") {
 
 TEST_CASE(
     "every invalid transition is refused; failure and cancel are allowed from any live phase") {
-  const Phase all[] = {Phase::kStarted,        Phase::kPreHook,         Phase::kStorePowerState,
-                       Phase::kPowerOffSource, Phase::kWaitForPowerOff, Phase::kCreateDataVolumes,
-                       Phase::kCopyDisks,      Phase::kConvertGuest,    Phase::kCreateVM,
-                       Phase::kPostHook,       Phase::kCompleted,       Phase::kFailed,
+  const Phase all[] = {Phase::kStarted,
+                       Phase::kPreHook,
+                       Phase::kPreflightInspection,
+                       Phase::kStorePowerState,
+                       Phase::kPowerOffSource,
+                       Phase::kWaitForPowerOff,
+                       Phase::kCreateDataVolumes,
+                       Phase::kCopyDisks,
+                       Phase::kConvertGuest,
+                       Phase::kCreateVM,
+                       Phase::kPostHook,
+                       Phase::kCompleted,
+                       Phase::kFailed,
                        Phase::kCanceled};
   for (Phase from : all)
     for (Phase to : all) {
@@ -55,12 +65,12 @@ TEST_CASE("the warm pipeline: initial copy, precopy loop, cutover") {
     }
     return names;
   };
-  CHECK(walk(Phase::kStarted, WarmStage::kInitial, false, 13) ==
-        std::vector<std::string>{"Started", "PreHook", "CreateInitialSnapshot",
-                                 "StoreInitialSnapshotDeltas", "CreateDataVolumes", "CopyDisks",
-                                 "RemovePreviousSnapshot", "AddCheckpoint", "CopyingPaused",
-                                 "CreateSnapshot", "StoreSnapshotDeltas", "CopyDisks",
-                                 "RemovePreviousSnapshot"});
+  CHECK(walk(Phase::kStarted, WarmStage::kInitial, false, 14) ==
+        std::vector<std::string>{"Started", "PreHook", "PreflightInspection",
+                                 "CreateInitialSnapshot", "StoreInitialSnapshotDeltas",
+                                 "CreateDataVolumes", "CopyDisks", "RemovePreviousSnapshot",
+                                 "AddCheckpoint", "CopyingPaused", "CreateSnapshot",
+                                 "StoreSnapshotDeltas", "CopyDisks", "RemovePreviousSnapshot"});
   CHECK(walk(Phase::kCopyingPaused, WarmStage::kPrecopy, true, 14) ==
         std::vector<std::string>{"CopyingPaused", "StorePowerState", "PowerOffSource",
                                  "WaitForPowerOff", "CreateFinalSnapshot", "StoreSnapshotDeltas",

@@ -1,0 +1,131 @@
+#include "agent/nbd_view.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "agent/transfer/source.h"
+
+extern char** environ;
+
+namespace ferry::agent {
+
+namespace {
+
+std::string tail_of(const std::string& path) {
+  std::ifstream in(path);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!all.empty() && (all.back() == '\n' || all.back() == ' ')) all.pop_back();
+  return all.size() > 400 ? all.substr(all.size() - 400) : all;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& disk,
+                                               const std::string& dir, int index) {
+  std::unique_ptr<NbdView> v(new NbdView());
+  switch (disk.source_case()) {
+    case ferry::v1::TransferTask::kFile:
+      v->uri_ = disk.file().path();
+      return v;
+    case ferry::v1::TransferTask::kNbd:
+      v->uri_ = disk.nbd().uri();
+      return v;
+    case ferry::v1::TransferTask::kHttp:
+      break;
+    default:
+      return Error(ErrorCode::kInvalidArgument, "disk " + disk.disk() + " has no source");
+  }
+  const auto& h = disk.http();
+  // Check the server as a copy would: pinned certificate, cookie accepted, size.
+  transfer::SourceSpec spec;
+  spec.uri = h.url();
+  for (const auto& x : h.headers()) spec.http_headers.push_back(x);
+  spec.tls_sha1_thumbprint = h.tls_sha1_thumbprint();
+  spec.insecure_skip_verify = h.insecure_skip_verify();
+  spec.size = disk.target().size_bytes();
+  auto src = transfer::make_source(spec);
+  if (!src.ok()) return src.error().wrap("disk " + disk.disk());
+  auto info = (*src)->open(transfer::CopyOptions{});
+  if (!info.ok()) return info.error().wrap("disk " + disk.disk());
+  (*src)->close_probe();
+
+  std::string n = std::to_string(index);
+  std::string sock = dir + "/disk-" + n + ".sock";
+  std::string log = dir + "/nbdkit-" + n + ".log";
+  std::vector<std::string> argv = {
+      "nbdkit",         "-f",        "-t", "1", "--exit-with-parent", "-U", sock, "curl",
+      "url=" + h.url(), "timeout=60"};
+  for (const auto& x : h.headers()) {
+    static const std::string kCookie = "Cookie: ";
+    if (x.rfind(kCookie, 0) == 0) {
+      std::string cookie_file = dir + "/cookie-" + n;
+      int fd = ::open(cookie_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) return Error(ErrorCode::kIo, "writing " + cookie_file + ": " + strerror(errno));
+      std::string val = x.substr(kCookie.size());
+      bool ok = ::write(fd, val.data(), val.size()) == static_cast<ssize_t>(val.size());
+      ::close(fd);
+      if (!ok) return Error(ErrorCode::kIo, "writing " + cookie_file);
+      argv.push_back("cookie=+" + cookie_file);
+    } else {
+      argv.push_back("header=" + x);
+    }
+  }
+  // The pin was checked above on the same server; nbdkit cannot pin a SHA-1.
+  if (!h.tls_sha1_thumbprint().empty() || h.insecure_skip_verify())
+    argv.push_back("sslverify=false");
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, "nbdkit", &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0)
+    return Error(ErrorCode::kNotFound, std::string("cannot run nbdkit: ") + strerror(rc));
+  v->pid_ = pid;
+  // Ready when the socket exists; nbdkit exiting first is an error.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  struct stat st;
+  while (::stat(sock.c_str(), &st) != 0) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      v->pid_ = -1;
+      return Error(ErrorCode::kUnavailable,
+                   "disk " + disk.disk() + ": nbdkit curl exited: " + tail_of(log));
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return Error(ErrorCode::kTimeout,
+                   "disk " + disk.disk() + ": nbdkit curl did not start: " + tail_of(log));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  v->uri_ = "nbd://?socket=" + sock;  // libguestfs spelling of NBD over a unix socket
+  return v;
+}
+
+NbdView::~NbdView() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 100; i++) {
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+}  // namespace ferry::agent
