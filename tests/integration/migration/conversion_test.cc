@@ -75,9 +75,10 @@ TEST_CASE(
   CHECK(c.sim_stats()["folder_bytes"].get<uint64_t>() < 16u << 20);  // inspection reads little
   CHECK(c.sim_get("/ferry-sim/vm?name=noos-02")["power_state"] == "poweredOn");
   CHECK(read_file(c.dir().file("agent-node-1.stderr")).find("task started") == std::string::npos);
-  // No nbdkit or qemu left behind.
-  Subprocess pg({require_program("pgrep"), "-f", "nbdkit .*curl|qemu-system"},
-                {.log_dir = c.dir().path()});
+  // No nbdkit or qemu left behind, nor the inspection's scratch dir (whose
+  // sockets and cookie files their command lines name; other tests may run
+  // qemu at the same time).
+  Subprocess pg({require_program("pgrep"), "-f", "ferry-inspect-"}, {.log_dir = c.dir().path()});
   CHECK(pg.wait(10s) == 1);
 }
 
@@ -117,8 +118,10 @@ TEST_CASE(
   auto read_before =
       metric(c.http_get("node-1", "/metrics"), "ferry_agent_source_read_bytes_total");
   // No virt-v2v or qemu left behind.
-  Subprocess pg({require_program("pgrep"), "-f", "virt-v2v-in-place|qemu-system"},
-                {.log_dir = c.dir().path()});
+  // (Only this test's: its volumes live under its own directory.)
+  Subprocess pg(
+      {require_program("pgrep"), "-f", "(virt-v2v-in-place|qemu-system).*" + c.dir().path()},
+      {.log_dir = c.dir().path()});
   CHECK(pg.wait(10s) == 1);
 
   auto r = c.ctl({"retry", "migration", "m", "--vm", "noos-01"});
