@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <xxhash.h>
 
@@ -590,6 +591,20 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   remove_checkpoints(*path, co.checkpoint_path);
   for (const auto& r : task.ranges()) co.ranges.push_back({r.offset(), r.length()});
   co.fresh_target = task.fresh_target();
+  if (!co.ranges.empty()) {
+    struct stat st {};
+    bool exists = ::stat(path->c_str(), &st) == 0;
+    if (co.fresh_target && exists && S_ISBLK(st.st_mode)) {
+      co.ranges.clear();  // truncation cannot empty a block device: copy the whole disk
+    } else if (!co.fresh_target &&
+               (!exists || (S_ISREG(st.st_mode) &&
+                            static_cast<uint64_t>(st.st_size) != task.target().size_bytes()))) {
+      // A delta only makes sense on top of the earlier copy.
+      return fail(Error(
+          ErrorCode::kFailedPrecondition,
+          "volume " + *path + " is missing or has another size; a delta needs the earlier copy"));
+    }
+  }
   co.cancel = &running->cancel;
   auto last_in_progress = std::chrono::steady_clock::now();
   prometheus::Counter& transferred = metrics_.transferred(task.plan(), task.vm(), task.disk());

@@ -80,7 +80,9 @@ Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& di
       argv.push_back("header=" + x);
     }
   }
-  // The pin was checked above on the same server; nbdkit cannot pin a SHA-1.
+  argv.push_back("followlocation=false");
+  // The pin was checked above on the same server; nbdkit cannot pin a SHA-1,
+  // so its own connection is not verified (see docs/guest-conversion.md).
   if (!h.tls_sha1_thumbprint().empty() || h.insecure_skip_verify())
     argv.push_back("sslverify=false");
 
@@ -89,6 +91,7 @@ Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& di
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // no other task's sockets or files
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);

@@ -892,6 +892,13 @@ void Coordinator::on_claim(const bus::Message& msg) {
             rep.set_proceed(true);
             d["state"] = "Running";
             dirty_.insert(it->second.migration);
+          } else if (st == "Aborting") {  // a failed warm precopy's task: it will not run
+            rep.set_reason("disk is Aborted");
+            d["state"] = "Aborted";
+            dirty_.insert(it->second.migration);
+            ResourceKey mk = it->second.migration;
+            std::string vid = it->second.vm_id;
+            loop_.post([this, mk, vid] { advance(mk, vid); });
           } else {
             rep.set_reason("disk is " + st);
           }
@@ -916,7 +923,14 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   std::string state = disk->value("state", "");
   if (state == "Queued" || state == "Running")
     slots_.finish(disk->value("sourceHost", ""), disk->value("node", ""));
-  if (vm_terminal(*vm) || state == "Completed" || state == "Canceled") {
+  if (state == "Aborting") {
+    // A task of a failed warm precopy has stopped: its snapshot may go now.
+    (*disk)["state"] = "Aborted";
+    save_status(ref.migration);
+    advance(ref.migration, ref.vm_id);
+    return dispatch();
+  }
+  if (vm_terminal(*vm) || state == "Completed" || state == "Canceled" || state == "Aborted") {
     save_status(ref.migration);
     dispatch();
     return;
@@ -987,10 +1001,16 @@ void Coordinator::on_inspection_result(const TaskRef& ref, Json& vm,
   const Resource* plan = plan_of(ref.migration);
   std::string name = vm.value("name", "");
   if (!r.has_inspection()) {
-    ins["state"] = "Failed";
-    return fail_vm(ref.migration, ref.vm_id,
-                   "preflight inspection on node " + r.node() + " failed: " +
-                       r.failure().message() + " (spec.skipPreflightInspection: true skips it)");
+    // Could not inspect (e.g. the source refused the reads): no verdict on the
+    // guest, so no reason to stop; conversion will check it. Said in the status.
+    ins["state"] = "Completed";
+    ins["warning"] = "preflight inspection on node " + r.node() +
+                     " could not run: " + r.failure().message() +
+                     "; the guest is checked at conversion instead";
+    kLog.warn("preflight inspection could not run",
+              {{"vm", name}, {"error", r.failure().message()}});
+    save_status(ref.migration);
+    return advance(ref.migration, ref.vm_id);
   }
   const auto& x = r.inspection();
   Json concerns = Json::array();
@@ -1589,7 +1609,10 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       std::string migration_uid = mkey.ns + "." + mkey.name;
       // Warm: one task per disk and snapshot (each precopy is its own copy).
       std::string warm_suffix =
-          vm->contains("warm") ? ".s" + std::to_string((*vm)["warm"].value("snapshotSeq", 0)) : "";
+          vm->contains("warm")
+              ? ".s" + std::to_string((*vm)["warm"].value("snapshotSeq", 0)) + "-" +
+                    (*vm)["warm"].value("snapshot", Json::object()).value("id", "")
+              : "";
       Json disks = Json::array();
       int i = 0;
       for (const auto& d : (*inv_vm)["disks"]) {
@@ -1671,6 +1694,13 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                   return fail_vm(mkey, vm_id, s.error().message);
                 }
                 if (wq) {
+                  // A full copy empties the volume first: the old base is
+                  // meaningless from now until this copy commits.
+                  if (wq->full &&
+                      (*v)["warm"]["changeIds"].contains(std::to_string(wq->disk_key))) {
+                    (*v)["warm"]["changeIds"].erase(std::to_string(wq->disk_key));
+                    save_status(mkey);
+                  }
                   x["copy"] = {{"base", wq->base_change_id.empty() ? "*" : wq->base_change_id},
                                {"changedBytes", wq->changed_bytes},
                                {"full", wq->full}};

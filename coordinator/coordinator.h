@@ -138,7 +138,10 @@ class Coordinator {
   void warm_copy_done(const ResourceKey& mkey, model::Json& vm);
   void warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
                          const std::string& message);
-  void cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id);
+  // Removes every snapshot of the VM named with the Migration's prefix; retried
+  // up to 5 times, and again at the next start while the status says Pending.
+  void cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
+                              std::shared_ptr<ProviderPool> slot = nullptr, int attempt = 1);
   bool cutover_due(const ResourceKey& mkey, model::Json& vm, const Resource& plan);
   void wake_at(const ResourceKey& mkey, const std::string& vm_id, double when);
   double precopy_interval(const Resource& plan) const;

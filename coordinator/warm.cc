@@ -210,7 +210,7 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
                                            {"snapshot", *id},
                                            {"name", name}});
             go(mkey, vm_id,
-               stage == WarmStage::kInitial ? Phase::kStoreInitialSnapshotDeltas
+               stage == WarmStage::kInitial ? Phase::kPreflightInspection
                                             : Phase::kStoreSnapshotDeltas);
           },
           on_error);
@@ -242,11 +242,20 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
                                    "cannot continue with a disk missing");
               pending[std::to_string(key)] = (*ids)[key];
             }
+            if (ids->size() > disks.size())
+              return fail_vm(mkey, vm_id,
+                             "the source VM has " + std::to_string(ids->size()) + " disks now, " +
+                                 std::to_string(disks.size()) +
+                                 " when the migration started (a disk was added); start a new "
+                                 "migration to include it");
             w["pendingChangeIds"] = pending;
             w["copyStartedAt"] = now_seconds();
             if (phase == Phase::kStoreSnapshotDeltas) {
-              // A new copy task per disk for this snapshot.
-              std::string seq = std::to_string(w.value("snapshotSeq", 0));
+              // A new copy task per disk for this snapshot. The snapshot's id
+              // makes the task (and its agent checkpoint) unique even across a
+              // Migration deleted and created again with the same name.
+              std::string seq =
+                  std::to_string(w.value("snapshotSeq", 0)) + "-" + w["snapshot"].value("id", "");
               for (auto& d : v["disks"]) {
                 std::string id = mkey.ns + "." + mkey.name + "." + vm_id + "." +
                                  std::to_string(d.value("key", 0)) + ".s" + seq;
@@ -264,6 +273,10 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
     }
     case Phase::kRemovePreviousSnapshot:
     case Phase::kRemoveFinalSnapshot: {
+      // Tasks of an aborted cycle may still read the base disk: wait for them
+      // (their result, or their refused claim, brings the VM back here).
+      for (const auto& d : (*vmp)["disks"])
+        if (d.value("state", "") == "Aborting") return save_status(mkey);
       std::string snap = w.value("snapshot", Json::object()).value("id", "");
       auto secs = std::make_shared<double>(0);
       return provider_call(
@@ -374,6 +387,8 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
                                {"failures", std::to_string(failures)},
                                {"error", message}});
   // Stop this cycle's other transfers; the next snapshot's delta covers them.
+  // Their volumes stay ("Aborting", never "Canceled", which would delete them),
+  // and the snapshot is removed only once they have stopped (see the Remove phases).
   for (auto& d : (*vm)["disks"]) {
     std::string st = d.value("state", "");
     if (st == "Queued" || st == "Running") {
@@ -381,8 +396,10 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
       c.set_task_id(d.value("taskId", ""));
       (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
       slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
+      d["state"] = "Aborting";
+    } else if (st != "Completed" && st != "Aborting") {
+      d["state"] = "Aborted";
     }
-    if (st != "Completed") d["state"] = "Canceled";
   }
   if (failures >= opts_.warm_failure_limit)
     return fail_vm(mkey, vm_id,
@@ -438,30 +455,36 @@ void Coordinator::warm_retry(const ResourceKey& mkey, const std::string& vm_id) 
   advance(mkey, vm_id);
 }
 
-void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id) {
+void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
+                                         std::shared_ptr<ProviderPool> slot, int attempt) {
   std::string key = mkey.to_string() + vm_id;
+  Json* vm = vm_status(mkey, vm_id);
+  if (vm && vm->contains("warm")) {
+    (*vm)["warm"]["snapshotCleanup"] = "Pending";  // a restart before the end does it again
+    save_status(mkey);
+  }
+  // The pool is taken now: the Migration (and its status) may be deleted
+  // before the cleanup has run, the snapshots must go anyway.
+  Error err;
+  if (!slot) slot = source_pool(mkey, &err);
+  if (!slot) {
+    kLog.error("removing precopy snapshots impossible",
+               {{"migration", mkey.to_string()}, {"vm", vm_id}, {"error", err.message}});
+    return;
+  }
   if (inflight_.count(key)) {
     // A snapshot call is under way; clean up once it has returned, so that a
     // snapshot it creates is not missed.
-    loop_.after(std::chrono::seconds(1),
-                [this, mkey, vm_id] { cleanup_warm_snapshots(mkey, vm_id); });
+    loop_.after(std::chrono::seconds(1), [this, mkey, vm_id, slot, attempt] {
+      cleanup_warm_snapshots(mkey, vm_id, slot, attempt);
+    });
     return;
   }
-  Json* vm = vm_status(mkey, vm_id);
-  if (!vm || !vm->contains("warm")) return;
-  Json& w = (*vm)["warm"];
-  int attempt = w.value("cleanupAttempts", 0) + 1;
-  w["cleanupAttempts"] = attempt;
-  w["snapshotCleanup"] = "Pending";
-  save_status(mkey);
-  Error err;
-  auto slot = source_pool(mkey, &err);
   std::string prefix = migration::warm_snapshot_prefix(mkey.ns, mkey.name);
   auto removed = std::make_shared<int>(0);
   inflight_.insert(key);
   loop_.run_blocking<Status>(
-      [slot, err, vm_id, prefix, removed]() -> Status {
-        if (!slot) return err;
+      [slot, vm_id, prefix, removed]() -> Status {
         return slot->with<Status>([&](SourceProvider& p) -> Status {
           auto list = p.list_snapshots(vm_id);
           if (!list.ok()) return list.error();
@@ -473,26 +496,26 @@ void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::str
           return {};
         });
       },
-      [this, mkey, vm_id, key, removed, attempt](Status s) {
+      [this, mkey, vm_id, key, removed, attempt, slot](Status s) {
         inflight_.erase(key);
         Json* vm = vm_status(mkey, vm_id);
-        if (!vm) return;
-        Json& w = (*vm)["warm"];
         if (s.ok()) {
-          w["snapshotCleanup"] = "Completed";
-          w.erase("snapshot");
           kLog.info("precopy snapshots cleaned up", {{"migration", mkey.to_string()},
-                                                     {"vm", vm->value("name", "")},
+                                                     {"vm", vm_id},
                                                      {"removed", std::to_string(*removed)}});
         } else {
-          w["snapshotCleanup"] = "Failed: " + s.error().message;
-          kLog.error("removing precopy snapshots failed", {{"migration", mkey.to_string()},
-                                                           {"vm", vm->value("name", "")},
-                                                           {"error", s.error().message}});
+          kLog.error(
+              "removing precopy snapshots failed",
+              {{"migration", mkey.to_string()}, {"vm", vm_id}, {"error", s.error().message}});
           if (attempt < 5)
-            loop_.after(std::chrono::seconds(10 * attempt),
-                        [this, mkey, vm_id] { cleanup_warm_snapshots(mkey, vm_id); });
+            loop_.after(std::chrono::seconds(10 * attempt), [this, mkey, vm_id, slot, attempt] {
+              cleanup_warm_snapshots(mkey, vm_id, slot, attempt + 1);
+            });
         }
+        if (!vm || !vm->contains("warm")) return;
+        Json& w = (*vm)["warm"];
+        w["snapshotCleanup"] = s.ok() ? std::string("Completed") : "Failed: " + s.error().message;
+        if (s.ok()) w.erase("snapshot");
         save_status(mkey);
       });
 }

@@ -86,10 +86,10 @@ Phase next_warm_phase(Phase p, WarmStage stage, bool cutover) {
     case Phase::kStarted:
       return Phase::kPreHook;
     case Phase::kPreHook:
+      return Phase::kCreateInitialSnapshot;
+    case Phase::kCreateInitialSnapshot:  // inspect the disk as frozen by the snapshot
       return Phase::kPreflightInspection;
     case Phase::kPreflightInspection:
-      return Phase::kCreateInitialSnapshot;
-    case Phase::kCreateInitialSnapshot:
       return Phase::kStoreInitialSnapshotDeltas;
     case Phase::kStoreInitialSnapshotDeltas:
       return Phase::kCreateDataVolumes;

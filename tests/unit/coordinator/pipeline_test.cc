@@ -66,8 +66,8 @@ TEST_CASE("the warm pipeline: initial copy, precopy loop, cutover") {
     return names;
   };
   CHECK(walk(Phase::kStarted, WarmStage::kInitial, false, 14) ==
-        std::vector<std::string>{"Started", "PreHook", "PreflightInspection",
-                                 "CreateInitialSnapshot", "StoreInitialSnapshotDeltas",
+        std::vector<std::string>{"Started", "PreHook", "CreateInitialSnapshot",
+                                 "PreflightInspection", "StoreInitialSnapshotDeltas",
                                  "CreateDataVolumes", "CopyDisks", "RemovePreviousSnapshot",
                                  "AddCheckpoint", "CopyingPaused", "CreateSnapshot",
                                  "StoreSnapshotDeltas", "CopyDisks", "RemovePreviousSnapshot"});
