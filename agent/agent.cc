@@ -56,6 +56,14 @@ void remove_checkpoints(const std::string& volume, const std::string& keep) {
   }
 }
 
+// A failed (or, for kCanceled, canceled) task's result.
+void set_failure(ferry::v1::TaskResult& result, const Error& e) {
+  result.set_state(e.code == ErrorCode::kCanceled ? ferry::v1::TASK_STATE_CANCELED
+                                                  : ferry::v1::TASK_STATE_FAILED);
+  result.mutable_failure()->set_code(static_cast<int>(e.code));
+  result.mutable_failure()->set_message(e.message);
+}
+
 // Keeps a work-queue message ours (in_progress every 10 s) while a long task
 // runs without progress callbacks of its own.
 class KeepAlive {
@@ -373,10 +381,7 @@ void Agent::run_convert(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ConvertT
   std::shared_ptr<Running> running = running_entry(task.task_id());
   ferry::v1::TaskResult result = new_result(task.task_id());
   auto fail = [&](const Error& e) {
-    result.set_state(e.code == ErrorCode::kCanceled ? ferry::v1::TASK_STATE_CANCELED
-                                                    : ferry::v1::TASK_STATE_FAILED);
-    result.mutable_failure()->set_code(static_cast<int>(e.code));
-    result.mutable_failure()->set_message(e.message);
+    set_failure(result, e);
     kLog.error("conversion failed",
                {{"task", task.task_id()}, {"vm", task.vm()}, {"error", e.message}});
     complete(msg, result, worker);
@@ -460,10 +465,7 @@ void Agent::run_inspect(std::shared_ptr<bus::JsMessage> msg, ferry::v1::InspectT
   std::shared_ptr<Running> running = running_entry(task.task_id());
   ferry::v1::TaskResult result = new_result(task.task_id());
   auto fail = [&](const Error& e) {
-    result.set_state(e.code == ErrorCode::kCanceled ? ferry::v1::TASK_STATE_CANCELED
-                                                    : ferry::v1::TASK_STATE_FAILED);
-    result.mutable_failure()->set_code(static_cast<int>(e.code));
-    result.mutable_failure()->set_message(e.message);
+    set_failure(result, e);
     kLog.error("inspection failed",
                {{"task", task.task_id()}, {"vm", task.vm()}, {"error", e.message}});
     complete(msg, result, worker);

@@ -1255,21 +1255,23 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   kLog.error("VM failed",
              {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
   // Stop this VM's other transfers; their volumes stay for a later retry.
-  for (auto& d : (*vm)["disks"]) {
-    std::string st = d.value("state", "");
-    if (st == "Queued" || st == "Running") {
-      ferry::v1::CancelTask c;
-      c.set_task_id(d.value("taskId", ""));
-      (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
-      slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
-      d["state"] = "Canceled";
-    }
-  }
+  for (auto& d : (*vm)["disks"])
+    if (stop_transfer(d)) d["state"] = "Canceled";
   set_phase(*vm, Phase::kFailed);
   save_status(mkey);
   if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   maybe_finish_migration(mkey);
   pump(mkey);
+}
+
+bool Coordinator::stop_transfer(const Json& disk) {
+  std::string st = disk.value("state", "");
+  if (st != "Queued" && st != "Running") return false;
+  ferry::v1::CancelTask c;
+  c.set_task_id(disk.value("taskId", ""));
+  (void)bus_->publish(subjects::cancel(disk.value("node", "")), c.SerializeAsString());
+  slots_.finish(disk.value("sourceHost", ""), disk.value("node", ""));
+  return true;
 }
 
 void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {

@@ -103,6 +103,9 @@ class Coordinator {
   void set_phase(model::Json& vm, migration::Phase to);
   void fail_vm(const ResourceKey& mkey, const std::string& vm_id, const std::string& message);
   void cancel_vm(const ResourceKey& mkey, const std::string& vm_id);
+  // Cancels a disk's Queued/Running transfer on its agent and frees its slot;
+  // false if it was in no such state. The caller sets the disk's new state.
+  bool stop_transfer(const model::Json& disk);
   void dispatch();  // publishes queued disk tasks while slots allow
   void maybe_finish_migration(const ResourceKey& mkey);
   void refresh_plan_status(const ResourceKey& plan_key);

@@ -12,7 +12,6 @@
 #include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/model/validate.h"
-#include "common/protocol/subjects.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/migration/warm.h"
 
@@ -391,11 +390,7 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
   // and the snapshot is removed only once they have stopped (see the Remove phases).
   for (auto& d : (*vm)["disks"]) {
     std::string st = d.value("state", "");
-    if (st == "Queued" || st == "Running") {
-      ferry::v1::CancelTask c;
-      c.set_task_id(d.value("taskId", ""));
-      (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
-      slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
+    if (stop_transfer(d)) {
       d["state"] = "Aborting";
     } else if (st != "Completed" && st != "Aborting") {
       d["state"] = "Aborted";

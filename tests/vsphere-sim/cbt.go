@@ -608,26 +608,13 @@ func (f *frontend) serveDiskWrite(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c := f.cbt
-	l := c.vmLock(ref.Value)
-	l.Lock()
-	defer l.Unlock()
-	v := inspectVM(ref)
-	if v == nil {
-		jsonError(w, http.StatusBadRequest, "VM %s is gone", ref.Value)
-		return
-	}
-	vd, ok := v.disk(key)
+	unlock, v, d, ok := c.lockedDisk(w, ref, key)
 	if !ok {
-		jsonError(w, http.StatusBadRequest, "VM %s has no disk with key %d", v.name, key)
 		return
 	}
-	if off+int64(len(data)) > vd.capacity {
-		jsonError(w, http.StatusBadRequest, "write of %d bytes at %d ends beyond the disk's capacity %d", len(data), off, vd.capacity)
-		return
-	}
-	d, err := c.disk(v, vd)
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "%v", err)
+	defer unlock()
+	if off+int64(len(data)) > d.capacity {
+		jsonError(w, http.StatusBadRequest, "write of %d bytes at %d ends beyond the disk's capacity %d", len(data), off, d.capacity)
 		return
 	}
 	if err := c.settle(v); err != nil {
@@ -655,6 +642,42 @@ func (f *frontend) serveDiskWrite(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// lockedVM takes the VM's lock and inspects it. On failure it has answered
+// the request (with `status`) and released the lock.
+func (c *cbt) lockedVM(w http.ResponseWriter, ref types.ManagedObjectReference, status int) (func(), *vmView, bool) {
+	l := c.vmLock(ref.Value)
+	l.Lock()
+	v := inspectVM(ref)
+	if v == nil {
+		l.Unlock()
+		jsonError(w, status, "VM %s is gone", ref.Value)
+		return nil, nil, false
+	}
+	return l.Unlock, v, true
+}
+
+// lockedDisk takes the VM's lock and finds the disk's CBT state. On failure it
+// has answered the request (400) and released the lock.
+func (c *cbt) lockedDisk(w http.ResponseWriter, ref types.ManagedObjectReference, key int32) (func(), *vmView, *cbtDisk, bool) {
+	unlock, v, ok := c.lockedVM(w, ref, http.StatusBadRequest)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	vd, ok := v.disk(key)
+	if !ok {
+		unlock()
+		jsonError(w, http.StatusBadRequest, "VM %s has no disk with key %d", v.name, key)
+		return nil, nil, nil, false
+	}
+	d, err := c.disk(v, vd)
+	if err != nil {
+		unlock()
+		jsonError(w, http.StatusBadRequest, "%v", err)
+		return nil, nil, nil, false
+	}
+	return unlock, v, d, true
+}
+
 // GET /ferry-sim/disk-read?vm=NAME&key=K: the guest's view of the disk.
 func (f *frontend) serveDiskRead(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -667,24 +690,11 @@ func (f *frontend) serveDiskRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := f.cbt
-	l := c.vmLock(ref.Value)
-	l.Lock()
-	defer l.Unlock()
-	v := inspectVM(ref)
-	if v == nil {
-		jsonError(w, http.StatusBadRequest, "VM %s is gone", ref.Value)
-		return
-	}
-	vd, ok := v.disk(key)
+	unlock, _, d, ok := c.lockedDisk(w, ref, key)
 	if !ok {
-		jsonError(w, http.StatusBadRequest, "VM %s has no disk with key %d", v.name, key)
 		return
 	}
-	d, err := c.disk(v, vd)
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
+	defer unlock()
 	bl := c.baseLock(d.flat)
 	bl.RLock()
 	defer bl.RUnlock()
@@ -796,14 +806,11 @@ func (f *frontend) serveCBTReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := f.cbt
-	l := c.vmLock(ref.Value)
-	l.Lock()
-	defer l.Unlock()
-	v := inspectVM(ref)
-	if v == nil {
-		jsonError(w, http.StatusBadRequest, "VM %s is gone", ref.Value)
+	unlock, v, ok := c.lockedVM(w, ref, http.StatusBadRequest)
+	if !ok {
 		return
 	}
+	defer unlock()
 	for _, d := range c.allDisks(v) {
 		d.epoch = newEpoch()
 	}
@@ -824,14 +831,11 @@ func (f *frontend) serveVM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := f.cbt
-	l := c.vmLock(ref.Value)
-	l.Lock()
-	defer l.Unlock()
-	v := inspectVM(ref)
-	if v == nil {
-		jsonError(w, http.StatusNotFound, "VM %s is gone", ref.Value)
+	unlock, v, ok := c.lockedVM(w, ref, http.StatusNotFound)
+	if !ok {
 		return
 	}
+	defer unlock()
 	writeJSON(w, http.StatusOK, c.vmReply(v))
 }
 
