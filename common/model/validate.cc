@@ -197,10 +197,25 @@ void check_storage_map(Checker& c, const Json& spec) {
 
 void check_plan(Checker& c, const Json& spec) {
   c.known_fields(spec, "spec",
-                 {"provider", "map", "targetNamespace", "vms", "warm", "type", "transferNetwork",
-                  "archived", "preserveStaticIPs", "skipGuestConversion", "useCompatibilityMode",
-                  "pvcNameTemplate", "description", "targetPowerState", "preserveClusterCpuModel",
-                  "diskBus", "migrateSharedDisks", "precopyInterval", "maxDowntime",
+                 {"provider",
+                  "map",
+                  "targetNamespace",
+                  "vms",
+                  "warm",
+                  "type",
+                  "transferNetwork",
+                  "archived",
+                  "preserveStaticIPs",
+                  "skipGuestConversion",
+                  "useCompatibilityMode",
+                  "pvcNameTemplate",
+                  "description",
+                  "targetPowerState",
+                  "preserveClusterCpuModel",
+                  "diskBus",
+                  "migrateSharedDisks",
+                  "precopyInterval",
+                  "maxDowntime",
                   "skipPreflightInspection"});
   check_provider_pair(c, spec);
   const Json* map = c.object(spec, "spec", "map", true);
