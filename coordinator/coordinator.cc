@@ -186,7 +186,7 @@ Status Coordinator::load_state() {
     if (k.kind != "Migration" || st.value("phase", "") != "Running") continue;
     for (auto& vm : st["vms"]) {
       if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
-        tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), -1};
+        tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), kConversionTask};
       if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
         tasks_[vm["inspection"]["taskId"]] = TaskRef{k, vm.value("id", ""), kInspectionTask};
       for (auto& d : vm["disks"]) {
@@ -837,7 +837,7 @@ void Coordinator::on_progress(const std::string& data) {
   if (it == tasks_.end()) return;
   Json* vm = vm_status(it->second.migration, it->second.vm_id);
   if (!vm) return;
-  if (it->second.disk_key < 0) {  // conversion: virt-v2v's latest status line
+  if (it->second.disk_key == kConversionTask) {  // conversion: virt-v2v's latest status line
     if (Json* s = step(*vm, "ImageConversion")) (*s)["message"] = p.message();
     dirty_.insert(it->second.migration);
     return;
@@ -915,7 +915,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   Json* vm = vm_status(ref.migration, ref.vm_id);
   if (!vm) return;
   if (ref.disk_key == kInspectionTask) return on_inspection_result(ref, *vm, r);
-  if (ref.disk_key < 0) return on_conversion_result(ref, *vm, r);
+  if (ref.disk_key == kConversionTask) return on_conversion_result(ref, *vm, r);
   Json* disk = nullptr;
   for (auto& d : (*vm)["disks"])
     if (d.value("taskId", "") == r.task_id()) disk = &d;
@@ -1797,7 +1797,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       }
       conv = {{"taskId", task_id}, {"node", node}, {"state", "Queued"}, {"attempt", attempt}};
       if (!mac_ips.empty()) conv["macIPs"] = mac_ips;
-      tasks_[task_id] = TaskRef{mkey, vm_id, -1};
+      tasks_[task_id] = TaskRef{mkey, vm_id, kConversionTask};
       save_status(mkey);
       return;
     }

@@ -75,7 +75,6 @@ Status Coordinator::query_changes(SourceProvider& p, WarmDiskQuery& q,
   // A full copy starts from an empty volume. If nothing is allocated at all,
   // a whole-disk copy still creates the (empty) volume.
   task.set_fresh_target(q.full);
-  if (q.full && task.ranges().empty()) q.changed_bytes = 0;
   return {};
 }
 
