@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/transfer/copy.h"
+#include "common/base/args.h"
 #include "common/base/log.h"
 #include "common/protocol/subjects.h"
 
@@ -21,8 +22,11 @@ Agent* g_agent = nullptr;
 void usage() {
   std::cerr << "usage: ferry-agent --node NAME --volume-root [CLASS=]DIR ... [--nats URL]\n"
                "                   [--network NAME=ADDRESS ...] [--max-tasks N] [--connections N]\n"
-               "                   [--bandwidth BYTES/s] [--metrics-port N | --metrics-address "
+               "                   [--bandwidth BYTES/s] [--node-bandwidth BYTES/s]\n"
+               "                   [--max-in-flight BYTES] [--metrics-port N | --metrics-address "
                "ADDR:PORT]\n"
+               "  --bandwidth caps each copy task, --node-bandwidth all tasks of this agent\n"
+               "  together; --max-in-flight caps each task's read buffers (default 256 MiB).\n"
                "  /metrics, /healthz and /readyz are served on the metrics port.\n"
                "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
                "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
@@ -44,14 +48,16 @@ int app_main(int argc, char** argv) {
   std::string password_dir;
   bus::options_from_env(o.nats);
   if (const char* n = std::getenv("FERRY_NODE_NAME")) o.node = n;  // downward API in a DaemonSet
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
+  ArgReader args(argc, argv);                                      // --name value and --name=value
+  while (args.next()) {
+    const std::string a = args.name();
     auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
+      auto v = args.value();
+      if (!v) {
         usage();
         std::exit(2);
       }
-      return argv[++i];
+      return *v;
     };
     auto pair = [&](const std::string& v, const std::string& dflt_key) {
       auto eq = v.find('=');
@@ -77,6 +83,10 @@ int app_main(int argc, char** argv) {
       o.connections = std::stoi(next());
     else if (a == "--bandwidth")
       o.bandwidth = std::stoull(next());
+    else if (a == "--node-bandwidth")
+      o.node_bandwidth = std::stoull(next());
+    else if (a == "--max-in-flight")
+      o.max_in_flight = std::stoull(next());
     else if (a == "--conversion-env")
       o.conversion_env.push_back(next());
     else if (a == "--conversion-time-limit")

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "common/base/args.h"
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "coordinator/coordinator.h"
@@ -30,14 +31,16 @@ int app_main(int argc, char** argv) {
   CoordinatorOptions o;
   o.nats.name = "ferry-coordinator";
   bus::options_from_env(o.nats);
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
+  ArgReader args(argc, argv);  // --name value and --name=value
+  while (args.next()) {
+    const std::string a = args.name();
     auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
+      auto v = args.value();
+      if (!v) {
         usage();
         std::exit(2);
       }
-      return argv[++i];
+      return *v;
     };
     if (a == "--nats")
       o.nats.url = next();

@@ -147,14 +147,10 @@ std::vector<std::string> Cluster::env_for(const std::string& who) const {
 }
 
 void Cluster::start_coordinator(std::vector<std::string> extra) {
-  std::vector<std::string> argv = {bin("coordinator/ferry-coordinator"),
-                                   "--nats",
-                                   nats_url_,
-                                   "--manifest-dir",
-                                   dir_.file("cluster"),
-                                   "--metrics-address",
-                                   "127.0.0.1:0",
-                                   "--metrics-port-file",
+  std::vector<std::string> argv = {bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
+                                   "--manifest-dir", dir_.file("cluster"),
+                                   // The --name=value form, as the Deployment passes flags.
+                                   "--metrics-address=127.0.0.1:0", "--metrics-port-file",
                                    dir_.file("coordinator.port")};
   argv.insert(argv.end(), extra.begin(), extra.end());
   coordinator_ = std::make_unique<Subprocess>(
@@ -172,16 +168,10 @@ std::string Cluster::volume_root(const std::string& node) const {
 }
 
 void Cluster::start_agent(const std::string& node, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {bin("agent/ferry-agent"),
-                                   "--node",
-                                   node,
-                                   "--nats",
-                                   nats_url_,
-                                   "--volume-root",
-                                   "local=" + volume_root(node),
-                                   "--metrics-address",
-                                   "127.0.0.1:0",
-                                   "--metrics-port-file",
+  std::vector<std::string> argv = {bin("agent/ferry-agent"), "--node", node, "--nats", nats_url_,
+                                   // The --name=value form, as the DaemonSet passes flags.
+                                   "--volume-root=local=" + volume_root(node),
+                                   "--metrics-address=127.0.0.1:0", "--metrics-port-file",
                                    dir_.file(node + ".port")};
   argv.insert(argv.end(), extra.begin(), extra.end());
   agents_[node] = std::make_unique<Subprocess>(
