@@ -89,7 +89,13 @@ class KeepAlive {
 
 }  // namespace
 
-Agent::Agent(AgentOptions opts) : opts_(std::move(opts)) {}
+Agent::Agent(AgentOptions opts) : opts_(std::move(opts)) {
+  if (opts_.node_bandwidth) {
+    const double rate = static_cast<double>(opts_.node_bandwidth);
+    node_bucket_ =
+        std::make_unique<transfer::TokenBucket>(rate, std::max(rate / 10, 4.0 * (1 << 20)));
+  }
+}
 
 Agent::~Agent() {
   stop();
@@ -588,6 +594,8 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   co.connections = task.connections() ? static_cast<int>(task.connections()) : opts_.connections;
   co.bandwidth =
       task.bandwidth_bytes_per_second() ? task.bandwidth_bytes_per_second() : opts_.bandwidth;
+  co.shared_bandwidth = node_bucket_.get();
+  if (opts_.max_in_flight) co.max_in_flight_bytes = opts_.max_in_flight;
   co.verify = task.verify();
   co.checkpoint_path = checkpoint_for(*path, task);
   remove_checkpoints(*path, co.checkpoint_path);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent/metrics.h"
+#include "agent/transfer/token_bucket.h"
 #include "common/bus/nats_bus.h"
 #include "common/metrics/http_endpoint.h"
 #include "ferry/v1/agent.pb.h"
@@ -32,7 +33,9 @@ struct AgentOptions {
   std::map<std::string, std::string> networks;      // network name -> local address
   int max_tasks = 4;
   int connections = 4;
-  uint64_t bandwidth = 0;         // per task, bytes/s
+  uint64_t bandwidth = 0;         // per task, bytes/s (unless the task sets its own)
+  uint64_t node_bandwidth = 0;    // all tasks of this agent together, bytes/s (0 = none)
+  uint64_t max_in_flight = 0;     // read buffers per task, bytes (0 = the engine's default)
   std::string metrics_address;    // "" = no HTTP endpoint; ":9464", "127.0.0.1:0"
   std::string metrics_port_file;  // written with the bound port (tests)
   // KEY=VALUE for virt-v2v: the agent's own LIBGUESTFS_* variables plus --conversion-env.
@@ -89,6 +92,7 @@ class Agent {
   int64_t started_at_ = 0;
   AgentMetrics metrics_;
   std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::unique_ptr<transfer::TokenBucket> node_bucket_;  // --node-bandwidth, shared by all copies
   std::atomic<bool> ready_{false};
 };
 

@@ -230,8 +230,12 @@ void run_worker(CopyState& s, int index) {
         } else {
           break;
         }
-        if (s.bucket) {
-          auto wait = s.bucket->take(item.chunk.length, now);
+        if (s.bucket || s.opts.shared_bandwidth) {
+          // Both caps are charged (a bucket may go into debt); the later one decides.
+          std::chrono::nanoseconds wait{0};
+          if (s.bucket) wait = s.bucket->take(item.chunk.length, now);
+          if (s.opts.shared_bandwidth)
+            wait = std::max(wait, s.opts.shared_bandwidth->take(item.chunk.length, now));
           if (wait.count() > 0) {
             item.due = now + wait;
             paced = item;

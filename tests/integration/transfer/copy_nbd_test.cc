@@ -9,6 +9,7 @@
 
 #include "agent/transfer/checkpoint.h"
 #include "agent/transfer/plan.h"
+#include "agent/transfer/token_bucket.h"
 #include "tests/integration/transfer/transfer_fixtures.h"
 
 using namespace ferry;
@@ -227,4 +228,31 @@ TEST_CASE("SIGKILL then resume without verify reads less than the disk", "[nbd][
   CHECK(json_u64(json, "bytes_read") < size);
   CHECK(json_u64(json, "bytes_read") + json_u64(json, "bytes_skipped_resumed") == size);
   CHECK_FALSE(first_difference(src, dst));
+}
+
+TEST_CASE("a shared (per-node) bandwidth cap is charged by every copy that uses it",
+          "[nbd][bandwidth]") {
+  TempDir dir;
+  std::string a = dir.file("a.img"), b = dir.file("b.img");
+  make_sparse_image(a, 8 * MiB, {{0, 8 * MiB}});
+  make_sparse_image(b, 16 * MiB, {{0, 4 * MiB}, {8 * MiB, 4 * MiB, Fill::kPattern}});
+  Nbdkit na(dir, {"file", a}, "nbd-a"), nb(dir, {"file", b}, "nbd-b");
+  // A nearly frozen rate with a large burst: what is left in the bucket after
+  // both copies is exactly the burst minus what they read (no timing involved).
+  const double burst = 1024.0 * MiB;
+  TokenBucket node_cap(1.0, burst);
+  auto opts = test_options();
+  opts.shared_bandwidth = &node_cap;
+  Result<CopyStats> ra = Error(ErrorCode::kInternal, "not run");
+  std::thread other([&] { ra = copy_disk(nbd_source(na), dir.file("a.out"), opts); });
+  auto rb = copy_disk(nbd_source(nb), dir.file("b.out"), opts);
+  other.join();
+  REQUIRE(ra.ok());
+  REQUIRE(rb.ok());
+  CHECK(ra->bytes_read + rb->bytes_read == 16 * MiB);
+  double left = node_cap.tokens(TokenBucket::Clock::now());
+  CHECK(left >= burst - 16.0 * MiB);
+  CHECK(left < burst - 16.0 * MiB + 1000);  // ~1 byte/s of refill during the test
+  CHECK_FALSE(first_difference(a, dir.file("a.out")));
+  CHECK_FALSE(first_difference(b, dir.file("b.out")));
 }
