@@ -95,17 +95,9 @@ TEST_CASE("block-device target: ferry-copy killed with SIGKILL resumes on the de
   make_sparse_image(backing, size, {{0, size, Fill::kRandom, 42}});
   LoopDevice dev(dir, backing);
   Nbdkit nbd(dir, {"--filter=noparallel", "file", src});
-  {
-    Subprocess copy({FERRY_COPY_BIN, nbd.uri(), dev.path(), "--checkpoint", cp, "--bandwidth", "8M",
-                     "--block-size", "256K"},
-                    {.log_dir = dir.path(), .name = "copy1"});
-    REQUIRE(eventually(20s, [&] {
-      auto l = path_exists(cp) ? load_checkpoint(cp) : Result<LoadedCheckpoint>(LoadedCheckpoint{});
-      return l.ok() && l->found && total_length(l->cp.done) >= 4 * MiB;
-    }));
-    copy.signal(SIGKILL);
-    REQUIRE(copy.wait(5s) == 128 + SIGKILL);
-  }
+  copy_until_checkpoint_then_kill(
+      dir, {nbd.uri(), dev.path(), "--checkpoint", cp, "--bandwidth", "8M", "--block-size", "256K"},
+      cp, 4 * MiB);
   auto claimed = load_checkpoint(cp);
   REQUIRE(claimed.ok());
   REQUIRE(claimed->found);

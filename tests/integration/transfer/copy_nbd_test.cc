@@ -173,19 +173,10 @@ TEST_CASE("SIGKILL midway, then resume from the checkpoint", "[nbd][resume]") {
   const uint64_t size = 32 * MiB;
   make_sparse_image(src, size, {{0, 24 * MiB}, {28 * MiB, 4 * MiB, Fill::kPattern}});
   Nbdkit nbd(dir, {"--filter=noparallel", "file", src});
-  {
-    Subprocess copy({FERRY_COPY_BIN, nbd.uri(), dst, "--checkpoint", cp, "--bandwidth", "8M",
-                     "--block-size", "256K"},
-                    {.log_dir = dir.path(), .name = "copy1"});
-    // Wait until a checkpoint claims something, then kill -9.
-    REQUIRE(eventually(20s, [&] {
-      if (!path_exists(cp)) return false;
-      auto l = load_checkpoint(cp);
-      return l.ok() && l->found && total_length(l->cp.done) >= 4 * MiB;
-    }));
-    copy.signal(SIGKILL);
-    REQUIRE(copy.wait(5s) == 128 + SIGKILL);
-  }
+  // Wait until a checkpoint claims something, then kill -9.
+  copy_until_checkpoint_then_kill(
+      dir, {nbd.uri(), dst, "--checkpoint", cp, "--bandwidth", "8M", "--block-size", "256K"}, cp,
+      4 * MiB);
   auto claimed = load_checkpoint(cp);
   REQUIRE(claimed.ok());
   CHECK(total_length(claimed->cp.done) < size);
@@ -209,17 +200,9 @@ TEST_CASE("SIGKILL then resume without verify reads less than the disk", "[nbd][
   const uint64_t size = 32 * MiB;
   make_sparse_image(src, size, {{0, size}});
   Nbdkit nbd(dir, {"--filter=noparallel", "file", src});
-  {
-    Subprocess copy({FERRY_COPY_BIN, nbd.uri(), dst, "--checkpoint", cp, "--bandwidth", "8M",
-                     "--block-size", "256K"},
-                    {.log_dir = dir.path(), .name = "copy1"});
-    REQUIRE(eventually(20s, [&] {
-      auto l = path_exists(cp) ? load_checkpoint(cp) : Result<LoadedCheckpoint>(LoadedCheckpoint{});
-      return l.ok() && l->found && total_length(l->cp.done) >= 4 * MiB;
-    }));
-    copy.signal(SIGKILL);
-    REQUIRE(copy.wait(5s) == 128 + SIGKILL);
-  }
+  copy_until_checkpoint_then_kill(
+      dir, {nbd.uri(), dst, "--checkpoint", cp, "--bandwidth", "8M", "--block-size", "256K"}, cp,
+      4 * MiB);
   Subprocess again({FERRY_COPY_BIN, nbd.uri(), dst, "--checkpoint", cp},
                    {.log_dir = dir.path(), .name = "copy2"});
   REQUIRE(again.wait(60s) == 0);

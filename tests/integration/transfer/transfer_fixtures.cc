@@ -1,5 +1,8 @@
 #include "tests/integration/transfer/transfer_fixtures.h"
 
+#include "agent/transfer/checkpoint.h"
+#include "agent/transfer/plan.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -52,6 +55,24 @@ void write_zeros(const std::string& path, uint64_t offset, uint64_t length) {
       static_cast<ssize_t>(length))
     throw std::runtime_error("pwrite " + path);
   ::close(fd);
+}
+
+void copy_until_checkpoint_then_kill(const ferry::test::TempDir& dir,
+                                     const std::vector<std::string>& args, const std::string& cp,
+                                     uint64_t claimed) {
+  std::vector<std::string> argv{FERRY_COPY_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ferry::test::Subprocess copy(argv, {.log_dir = dir.path(), .name = "copy-killed"});
+  bool reached = ferry::test::eventually(20s, [&] {
+    if (!ferry::test::path_exists(cp)) return false;
+    auto l = load_checkpoint(cp);
+    return l.ok() && l->found && total_length(l->cp.done) >= claimed;
+  });
+  if (!reached)
+    throw std::runtime_error("checkpoint " + cp + " never claimed " + std::to_string(claimed) +
+                             " bytes: " + copy.stderr_text());
+  copy.signal(SIGKILL);
+  if (copy.wait(5s) != 128 + SIGKILL) throw std::runtime_error("ferry-copy did not die of SIGKILL");
 }
 
 uint64_t json_u64(const std::string& json, const std::string& key) {

@@ -32,6 +32,12 @@ SourceSpec nbd_source(const Nbdkit& n);
 CopyOptions test_options();
 // Overwrites [offset, offset+length) of an existing file with zero bytes (allocated).
 void write_zeros(const std::string& path, uint64_t offset, uint64_t length);
+// Runs ferry-copy with `args` (after the binary) and SIGKILLs it once its
+// checkpoint `cp` claims at least `claimed` bytes; throws if that does not
+// happen within 20 s or the process does not die of the signal.
+void copy_until_checkpoint_then_kill(const ferry::test::TempDir& dir,
+                                     const std::vector<std::string>& args, const std::string& cp,
+                                     uint64_t claimed);
 // Value of "key":NUMBER in ferry-copy's JSON stats line.
 uint64_t json_u64(const std::string& json, const std::string& key);
 
