@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base/args.h"
 #include "common/base/clock.h"
 #include "common/bus/nats_bus.h"
 #include "common/model/resource.h"
@@ -55,7 +56,7 @@ const char* kUsage =
     "  wait migration NAME [--timeout S]    show progress until it ends; exit 0 if it succeeded\n"
     "  retry migration NAME --vm VM         run a failed guest conversion again (volumes kept)\n"
     "  cutover migration NAME [--at TIME] [--vm VM]  warm: cut over now or at an RFC 3339 time\n"
-    "  status                               agents seen by the coordinator\n"
+    "  status [-o json]                     agents seen by the coordinator\n"
     "  nats-config --node N ... --out DIR   NATS users and permissions (one user per agent)\n"
     "  must-gather [--plan P] [--vm V] [--out FILE.tar.gz]  resources, statuses, logs, metrics\n"
     "options: -n NAMESPACE (default openshift-mtv), -A (all namespaces), -o table|yaml|json\n";
@@ -700,6 +701,10 @@ int cmd_status(const Args& a) {
     std::cerr << "error: " << rep.error().message << "\n";
     return 1;
   }
+  if (a.output == "json") {
+    std::cout << Json{{"agents", (*rep)["agents"]}}.dump(2) << "\n";
+    return 0;
+  }
   std::vector<std::vector<std::string>> rows = {{"NODE", "LAST SEEN", "TASKS"}};
   for (const auto& ag : (*rep)["agents"]) {
     std::ostringstream o;
@@ -714,11 +719,13 @@ int cmd_status(const Args& a) {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; i++) {
-    std::string s = argv[i];
+  ArgReader args(argc, argv);  // --name value and --name=value, as kubectl takes them
+  while (args.next()) {
+    const std::string s = args.name();
     auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-      return argv[++i];
+      auto v = args.value();
+      if (!v) throw std::runtime_error(s + " needs a value");
+      return *v;
     };
     try {
       if (s == "-f" || s == "--filename")
