@@ -97,6 +97,13 @@ Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
     if (!v.gateway.empty()) vm["gateway"] = v.gateway;
     if (v.shared_extra_disk)
       vm["extra_disks"] = Json::array({{{"disk_image", img}, {"shared", true}}});
+    for (int i = 1; i <= v.extra_disks; i++) {
+      std::string extra = dir_.file(v.name + "-" + std::to_string(i) + ".img");
+      run_capture({std::string(FERRY_SOURCE_DIR) + "/tools/make-test-disk", extra,
+                   std::to_string(v.disk_mib), std::to_string(v.data_mib)},
+                  dir_.path());
+      vm["extra_disks"].push_back({{"disk_image", extra}});
+    }
     cfg["vms"].push_back(vm);
   }
   write_file(dir_.file("sim-config.json"), cfg.dump(2));
@@ -124,9 +131,9 @@ std::string Cluster::sim_base_url() const {
   return u.substr(0, u.rfind("/sdk"));
 }
 
-std::string Cluster::flat_path(const std::string& vm) const {
+std::string Cluster::flat_path(const std::string& vm, size_t disk) const {
   for (const auto& v : sim_state_["vms"])
-    if (v["name"] == vm) return v["disks"][0]["flat_path"];
+    if (v["name"] == vm) return v["disks"].at(disk)["flat_path"];
   throw std::runtime_error("no VM " + vm + " in the simulator");
 }
 
@@ -195,7 +202,7 @@ CtlResult Cluster::ctl(std::vector<std::string> args) {
 }
 
 Json Cluster::get_json(const std::string& kind, const std::string& name) {
-  auto r = ctl({"get", kind, name, "-o", "json"});
+  auto r = ctl({"get", kind, name, "--output=json"});  // the kubectl-style form
   if (r.rc != 0) return Json();
   return Json::parse(r.out);
 }

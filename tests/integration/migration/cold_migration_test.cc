@@ -223,3 +223,68 @@ TEST_CASE("SIGTERM makes an agent checkpoint and release its task; its successor
   CHECK_FALSE(first_difference(c.flat_path("term-01"), volume).has_value());
   CHECK_FALSE(path_exists(volume + ".ferry-checkpoint"));
 }
+
+TEST_CASE(
+    "a source that keeps failing fails the VM with the source's error, stops its other disk, "
+    "and a new Migration resumes both disks",
+    "[e2e][faults]") {
+  Cluster c({{.name = "two-01", .disk_mib = 64, .data_mib = 16, .extra_disks = 1}});
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(4 << 20)});
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("p", {"two-01"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m1", "p")}).rc == 0);
+  // Both disks copy at once; once each has some data, every datastore read fails (HTTP 500).
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json vm = vm_status(c, "m1");
+        return vm["disks"].size() == 2 && vm["disks"][0].value("bytesDone", 0) > (4 << 20) &&
+               vm["disks"][1].value("bytesDone", 0) > (4 << 20);
+      },
+      100ms));
+  c.sim_post("/ferry-sim/faults", R"({"folder_fail_after_bytes": 0})");
+  REQUIRE(wait_migration(c, "m1", 120) == "Failed");
+  Json vm = vm_status(c, "m1");
+  INFO(vm.dump(2));
+  CHECK(vm["phase"] == "Failed");
+  REQUIRE(vm["error"]["reasons"].size() == 1);
+  std::string reason = vm["error"]["reasons"][0];
+  // The source's own message and where it failed, after the engine's retries.
+  CHECK_THAT(reason, Catch::Contains("500") && Catch::Contains("offset"));
+  int failed = 0, stopped = 0;
+  for (const auto& d : vm["disks"]) {
+    std::string st = d.value("state", "");
+    failed += st == "Failed";
+    stopped += st == "Canceled";
+  }
+  CHECK(failed >= 1);
+  CHECK(failed + stopped == 2);  // the other disk failed too, or was stopped by the VM's failure
+  // The agent runs nothing for this VM any more; the volumes and their checkpoints stay.
+  REQUIRE(eventually(10s, [&] {
+    Json st = Json::parse(c.ctl({"status", "-o", "json"}).out);
+    for (const auto& a : st["agents"])
+      if (a.value("tasksRunning", 0) != 0) return false;
+    return true;
+  }));
+  const std::string vol0 = c.volume_root("node-1") + "/target/two-01-disk-0.img",
+                    vol1 = c.volume_root("node-1") + "/target/two-01-disk-1.img";
+  CHECK(path_exists(vol0 + ".ferry-checkpoint"));
+  CHECK(path_exists(vol1 + ".ferry-checkpoint"));
+
+  // The source is healthy again: a new Migration of the same Plan (as in MTV)
+  // finishes the VM, continuing both copies from their checkpoints.
+  c.sim_post("/ferry-sim/faults", "{}");
+  c.agent("node-1").kill();
+  c.start_agent("node-1");  // no bandwidth cap now
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m2", "p")}).rc == 0);
+  REQUIRE(wait_migration(c, "m2", 120) == "Succeeded");
+  Json vm2 = vm_status(c, "m2");
+  INFO(vm2.dump(2));
+  REQUIRE(vm2["disks"].size() == 2);
+  for (const auto& d : vm2["disks"])
+    CHECK(d["result"]["bytesResumed"].get<uint64_t>() >= (4u << 20));
+  CHECK_FALSE(first_difference(c.flat_path("two-01", 0), vol0).has_value());
+  CHECK_FALSE(first_difference(c.flat_path("two-01", 1), vol1).has_value());
+  CHECK_FALSE(path_exists(vol0 + ".ferry-checkpoint"));
+  CHECK_FALSE(path_exists(vol1 + ".ferry-checkpoint"));
+}
