@@ -196,7 +196,7 @@ TEST_CASE("a plan's transferNetwork makes the agent pull disks from that network
       first_difference(c.flat_path("net-01"), vm_status(c, "m")["disks"][0]["path"]).has_value());
 }
 
-TEST_CASE("SIGTERM makes an agent checkpoint and release its task; its successor resumes",
+TEST_CASE("SIGTERM makes an agent checkpoint and release its task, its successor resumes",
           "[e2e]") {
   Cluster c({{.name = "term-01", .disk_mib = 96, .data_mib = 16}});
   c.start_coordinator();

@@ -141,7 +141,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "the real Debian guest is migrated and converted in place; the manifest follows the inspection",
+    "the real Debian guest is migrated and converted in place, the manifest follows the inspection",
     "[slow]") {
   set_guestfs_env();
   std::string image = guest_image();

@@ -79,7 +79,7 @@ TEST_CASE("all-zero data blocks become holes in the target", "[nbd][zero]") {
                                          {10 * MiB + 128 * KiB, 6 * MiB - 128 * KiB}});
 }
 
-TEST_CASE("ranges mode copies only the given ranges; zeroed parts become holes", "[nbd][ranges]") {
+TEST_CASE("ranges mode copies only the given ranges, zeroed parts become holes", "[nbd][ranges]") {
   TempDir dir;
   std::string src = dir.file("src.img"), dst = dir.file("dst.img");
   const uint64_t size = 32 * MiB;

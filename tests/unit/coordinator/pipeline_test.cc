@@ -28,7 +28,7 @@ TEST_CASE("the cold pipeline walks Forklift's phases in order") {
 }
 
 TEST_CASE(
-    "every invalid transition is refused; failure and cancel are allowed from any live phase") {
+    "every invalid transition is refused, failure and cancel are allowed from any live phase") {
   const Phase all[] = {Phase::kStarted,
                        Phase::kPreHook,
                        Phase::kPreflightInspection,

@@ -73,7 +73,7 @@ TEST_CASE("structural errors name the resource and the field path") {
             "Provider openshift-mtv/p: spec.type: \"vmware\" is not one of"));
 }
 
-TEST_CASE("documents with errors are not returned; good ones in the same file are") {
+TEST_CASE("documents with errors are not returned, good ones in the same file are") {
   std::string y = std::string(kPlan) + "---\napiVersion: v1\nkind: Secret\n";
   auto r = decode_documents(y, "t.yaml");
   CHECK(r.has_errors());
