@@ -260,6 +260,8 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
                 d["taskId"] = id;
                 d["state"] = "Pending";
                 d["bytesDone"] = 0;
+                d.erase("bytesTotal");  // the agent reports this delta's size
+                d.erase("rate");
                 d.erase("result");
                 d.erase("copy");
                 tasks_[id] = TaskRef{mkey, vm_id, d.value("key", 0)};
@@ -391,8 +393,8 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
     std::string st = d.value("state", "");
     if (stop_transfer(d)) {
       d["state"] = "Aborting";
-    } else if (st != "Completed" && st != "Aborting") {
-      d["state"] = "Aborted";
+    } else if (st != "Completed" && st != "Aborting" && st != "Failed") {
+      d["state"] = "Aborted";  // the disk that failed keeps "Failed"
     }
   }
   if (failures >= opts_.warm_failure_limit)

@@ -137,6 +137,12 @@ std::string Cluster::flat_path(const std::string& vm, size_t disk) const {
   throw std::runtime_error("no VM " + vm + " in the simulator");
 }
 
+int Cluster::disk_key(const std::string& vm, size_t disk) const {
+  for (const auto& v : sim_state_["vms"])
+    if (v["name"] == vm) return v["disks"].at(disk)["key"];
+  throw std::runtime_error("no VM " + vm + " in the simulator");
+}
+
 std::string Cluster::vm_id(const std::string& vm) const {
   for (const auto& v : sim_state_["vms"])
     if (v["name"] == vm) return v["id"];

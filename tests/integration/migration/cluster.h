@@ -32,12 +32,12 @@ struct SimVm {
   std::string firmware = "bios";
   std::string iso;
   bool shared_extra_disk = false;
-  int extra_disks = 0;  // more disks of the same size and data, each its own image
   std::string image;    // use this raw image as the disk instead of making one
   int memory_mb = 1024;
   bool cbt = false;                    // config.changeTrackingEnabled (warm migration)
   std::vector<std::string> guest_ips;  // "IP/PREFIX" per NIC, as VMware Tools reports them
   std::string gateway;
+  int extra_disks = 0;  // more disks of the same size and data, each its own image
 };
 
 struct ClusterOptions {
@@ -62,6 +62,7 @@ class Cluster {
   const Json& sim_state() const { return sim_state_; }
   std::string sim_base_url() const;  // https://127.0.0.1:PORT
   std::string flat_path(const std::string& vm, size_t disk = 0) const;
+  int disk_key(const std::string& vm, size_t disk = 0) const;  // the virtual disk's device key
   std::string vm_id(const std::string& vm) const;
 
   void start_coordinator(std::vector<std::string> extra_args = {});

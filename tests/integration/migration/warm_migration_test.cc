@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "tests/integration/migration/cluster.h"
@@ -35,8 +36,10 @@ void wait_precopies(Cluster& c, const std::string& migration, size_t n) {
 // The guest writes `data` at `offset` of its first disk (through the
 // simulator, which tracks the change); `model` gets the same write.
 void guest_write(Cluster& c, const std::string& vm, const std::string& model, uint64_t offset,
-                 const std::string& data) {
-  c.sim_post("/ferry-sim/disk-write?vm=" + vm + "&key=2000&offset=" + std::to_string(offset), data);
+                 const std::string& data, size_t disk = 0) {
+  c.sim_post("/ferry-sim/disk-write?vm=" + vm + "&key=" + std::to_string(c.disk_key(vm, disk)) +
+                 "&offset=" + std::to_string(offset),
+             data);
   std::fstream f(model, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(static_cast<std::streamoff>(offset));
   f.write(data.data(), static_cast<std::streamsize>(data.size()));
@@ -52,9 +55,11 @@ Json snapshots(Cluster& c, const std::string& vm) {
   return c.sim_get("/ferry-sim/vm?name=" + vm)["snapshots"];
 }
 
-std::string model_of(Cluster& c, const std::string& vm) {
-  std::string model = c.dir().file(vm + ".model");
-  std::filesystem::copy_file(c.dir().file(vm + ".img"), model);
+// A copy of the VM's disk image (disk > 0: its extra disks) that test writes keep current.
+std::string model_of(Cluster& c, const std::string& vm, size_t disk = 0) {
+  std::string base = disk == 0 ? vm : vm + "-" + std::to_string(disk);
+  std::string model = c.dir().file(base + ".model");
+  std::filesystem::copy_file(c.dir().file(base + ".img"), model);
   return model;
 }
 
@@ -159,7 +164,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "with maxDowntime Ferry cuts over by itself; a CBT reset forces a full copy, not "
+    "with maxDowntime Ferry cuts over by itself, a CBT reset forces a full copy, not "
     "corruption",
     "[e2e][warm]") {
   Cluster c({{.name = "app-01",
@@ -260,4 +265,80 @@ TEST_CASE("no precopy snapshot is left after a cancel or a coordinator restart m
     CHECK_FALSE(first_difference(model, vm["disks"][0]["path"].get<std::string>()).has_value());
     CHECK(snapshots(c, "r-01").empty());
   }
+}
+
+TEST_CASE(
+    "a precopy that fails on one disk of two aborts the other's transfer, the next precopy "
+    "catches up and the cutover gives identical disks",
+    "[e2e][warm][faults]") {
+  Cluster c({{.name = "pair-01", .disk_mib = 64, .data_mib = 8, .cbt = true, .extra_disks = 1}});
+  std::string model0 = model_of(c, "pair-01", 0), model1 = model_of(c, "pair-01", 1);
+  c.start_coordinator();
+  // Slow copies, so that one disk's transfer is still running when the other fails.
+  c.start_agent("node-1", {"--bandwidth", std::to_string(1 << 20)});
+  REQUIRE(c.ctl({"apply", "-f",
+                 c.write_manifests("warm-p", {"pair-01"}, "  warm: true\n  precopyInterval: 4s\n")})
+              .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("mig-p", "warm-p")}).rc == 0);
+  wait_precopies(c, "mig-p", 0);
+  REQUIRE(vm_status(c, "mig-p")["disks"].size() == 2);
+  std::set<std::string> initial_tasks;
+  Json at_start = vm_status(c, "mig-p");  // (a range-for over a temporary's member would dangle)
+  for (const auto& d : at_start["disks"]) initial_tasks.insert(d.value("taskId", ""));
+
+  // Both disks change by 6 MiB (6 s each at the agent's 1 MiB/s).
+  guest_write(c, "pair-01", model0, 40 * kMiB, pattern(6 * kMiB, 'a'), 0);
+  guest_write(c, "pair-01", model1, 20 * kMiB, pattern(6 * kMiB, 'b'), 1);
+  // Once both deltas are being copied, every datastore read fails (HTTP 500).
+  const size_t before = precopies(c, "mig-p");
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json now = vm_status(c, "mig-p");
+        for (const auto& d : now["disks"]) {
+          uint64_t total = d.value("bytesTotal", uint64_t{0});
+          if (initial_tasks.count(d.value("taskId", "")) || d.value("state", "") != "Running" ||
+              d.value("bytesDone", 0) == 0 || total < 6 * kMiB || total > 7 * kMiB)
+            return false;
+        }
+        return true;
+      },
+      50ms));
+  c.sim_post("/ferry-sim/faults", R"({"folder_fail_after_bytes": 0})");
+  std::set<std::string> seen;  // disk states while the failed cycle unwinds
+  REQUIRE(eventually(
+      90s,
+      [&] {
+        Json vm = vm_status(c, "mig-p");
+        bool busy = false;
+        for (const auto& d : vm["disks"]) {
+          std::string st = d.value("state", "");
+          seen.insert(st);
+          busy = busy || st == "Running" || st == "Aborting" || st == "Queued";
+        }
+        return vm["warm"].value("failures", 0) >= 1 && !busy;
+      },
+      50ms));
+  Json vm = vm_status(c, "mig-p");
+  INFO(vm.dump(1));
+  CHECK(vm["phase"] != "Failed");
+  CHECK_THAT(vm["warm"].value("lastError", ""), Catch::Contains("500"));
+  // One transfer failed; the other was stopped, not deleted: Aborting, then Aborted.
+  CHECK(seen.count("Failed") == 1);
+  CHECK(seen.count("Aborted") == 1);
+  c.sim_post("/ferry-sim/faults", "{}");
+
+  // The retried precopy (a new snapshot) covers both disks' changes.
+  wait_precopies(c, "mig-p", before);
+  vm = vm_status(c, "mig-p");
+  CHECK(vm["warm"]["failures"] == 0);
+  guest_write(c, "pair-01", model1, 2 * kMiB, pattern(256 * 1024, 'c'), 1);
+  REQUIRE(c.ctl({"cutover", "migration", "mig-p"}).rc == 0);
+  REQUIRE(wait_migration(c, "mig-p", 120) == "Succeeded");
+  vm = vm_status(c, "mig-p");
+  CHECK_FALSE(first_difference(model0, vm["disks"][0]["path"].get<std::string>()).has_value());
+  CHECK_FALSE(first_difference(model1, vm["disks"][1]["path"].get<std::string>()).has_value());
+  CHECK(snapshots(c, "pair-01").empty());
+  Json stats = c.sim_stats();
+  CHECK(stats["snapshots_created"] == stats["snapshots_removed"]);
 }
