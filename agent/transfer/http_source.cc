@@ -137,6 +137,21 @@ struct Transfer {
   char errbuf[CURL_ERROR_SIZE];
 };
 
+// The first line of an error body, printable ASCII only, at most `max` characters.
+std::string first_line(const char* p, uint64_t len, size_t max) {
+  std::string out;
+  for (uint64_t i = 0; i < len && out.size() < max; i++) {
+    char ch = p[i];
+    if (ch == '\n' || ch == '\r') {
+      if (!out.empty()) break;
+      continue;
+    }
+    out.push_back(ch >= 0x20 && ch < 0x7f ? ch : '?');
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 size_t on_body(char* p, size_t sz, size_t n, void* ud) noexcept {
   auto* t = static_cast<Transfer*>(ud);
   size_t len = sz * n;
@@ -280,6 +295,12 @@ class HttpReader : public SourceReader {
         c.transient = status >= 500 || status == 429 || status == 408;
         c.code = c.transient ? ErrorCode::kUnavailable : ErrorCode::kIo;
         c.message = "HTTP " + std::to_string(status);
+      }
+      if (status >= 400) {
+        // The server's own words (first line of the error body), e.g. an ESXi
+        // "503 Service Unavailable" reason: the failure should say what it said.
+        std::string said = first_line(t.buf, t.received, 200);
+        if (!said.empty()) c.message += ": " + said;
       }
       return c;
     }

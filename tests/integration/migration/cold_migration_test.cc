@@ -249,8 +249,8 @@ TEST_CASE(
   CHECK(vm["phase"] == "Failed");
   REQUIRE(vm["error"]["reasons"].size() == 1);
   std::string reason = vm["error"]["reasons"][0];
-  // The source's own message and where it failed, after the engine's retries.
-  CHECK_THAT(reason, Catch::Contains("500") && Catch::Contains("offset"));
+  // The source's own message (the body of its 500) and where it failed, after the retries.
+  CHECK_THAT(reason, Catch::Contains("HTTP 500: 500 injected fault") && Catch::Contains("offset"));
   int failed = 0, stopped = 0;
   for (const auto& d : vm["disks"]) {
     std::string st = d.value("state", "");
