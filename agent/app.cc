@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "agent/agent.h"
@@ -49,63 +50,68 @@ int app_main(int argc, char** argv) {
   bus::options_from_env(o.nats);
   if (const char* n = std::getenv("FERRY_NODE_NAME")) o.node = n;  // downward API in a DaemonSet
   ArgReader args(argc, argv);                                      // --name value and --name=value
-  while (args.next()) {
-    const std::string a = args.name();
-    auto next = [&]() -> std::string {
-      auto v = args.value();
-      if (!v) {
+  try {
+    while (args.next()) {
+      const std::string a = args.name();
+      auto next = [&]() -> std::string {
+        auto v = args.value();
+        if (!v) {
+          usage();
+          std::exit(2);
+        }
+        return *v;
+      };
+      auto pair = [&](const std::string& v, const std::string& dflt_key) {
+        auto eq = v.find('=');
+        if (eq == std::string::npos) return std::pair<std::string, std::string>(dflt_key, v);
+        return std::pair<std::string, std::string>(v.substr(0, eq), v.substr(eq + 1));
+      };
+      if (a == "--node")
+        o.node = next();
+      else if (a == "--nats")
+        o.nats.url = next();
+      else if (a == "--volume-root")
+        o.volume_roots.insert(pair(next(), "local"));
+      else if (a == "--network") {
+        auto p = pair(next(), "");
+        if (p.first.empty()) {
+          std::cerr << "ferry-agent: --network wants NAME=ADDRESS\n";
+          return 2;
+        }
+        o.networks.insert(p);
+      } else if (a == "--max-tasks")
+        o.max_tasks = std::stoi(next());
+      else if (a == "--connections")
+        o.connections = std::stoi(next());
+      else if (a == "--bandwidth")
+        o.bandwidth = std::stoull(next());
+      else if (a == "--node-bandwidth")
+        o.node_bandwidth = std::stoull(next());
+      else if (a == "--max-in-flight")
+        o.max_in_flight = std::stoull(next());
+      else if (a == "--conversion-env")
+        o.conversion_env.push_back(next());
+      else if (a == "--conversion-time-limit")
+        o.conversion_time_limit = std::stoi(next());
+      else if (a == "--nats-password-dir")
+        password_dir = next();
+      else if (a == "--metrics-address")
+        o.metrics_address = next();
+      else if (a == "--metrics-port")
+        o.metrics_address = ":" + next();
+      else if (a == "--metrics-port-file")
+        o.metrics_port_file = next();
+      else if (a == "--help" || a == "-h") {
         usage();
-        std::exit(2);
-      }
-      return *v;
-    };
-    auto pair = [&](const std::string& v, const std::string& dflt_key) {
-      auto eq = v.find('=');
-      if (eq == std::string::npos) return std::pair<std::string, std::string>(dflt_key, v);
-      return std::pair<std::string, std::string>(v.substr(0, eq), v.substr(eq + 1));
-    };
-    if (a == "--node")
-      o.node = next();
-    else if (a == "--nats")
-      o.nats.url = next();
-    else if (a == "--volume-root")
-      o.volume_roots.insert(pair(next(), "local"));
-    else if (a == "--network") {
-      auto p = pair(next(), "");
-      if (p.first.empty()) {
-        std::cerr << "ferry-agent: --network wants NAME=ADDRESS\n";
+        return 0;
+      } else {
+        usage();
         return 2;
       }
-      o.networks.insert(p);
-    } else if (a == "--max-tasks")
-      o.max_tasks = std::stoi(next());
-    else if (a == "--connections")
-      o.connections = std::stoi(next());
-    else if (a == "--bandwidth")
-      o.bandwidth = std::stoull(next());
-    else if (a == "--node-bandwidth")
-      o.node_bandwidth = std::stoull(next());
-    else if (a == "--max-in-flight")
-      o.max_in_flight = std::stoull(next());
-    else if (a == "--conversion-env")
-      o.conversion_env.push_back(next());
-    else if (a == "--conversion-time-limit")
-      o.conversion_time_limit = std::stoi(next());
-    else if (a == "--nats-password-dir")
-      password_dir = next();
-    else if (a == "--metrics-address")
-      o.metrics_address = next();
-    else if (a == "--metrics-port")
-      o.metrics_address = ":" + next();
-    else if (a == "--metrics-port-file")
-      o.metrics_port_file = next();
-    else if (a == "--help" || a == "-h") {
-      usage();
-      return 0;
-    } else {
-      usage();
-      return 2;
     }
+  } catch (const std::logic_error&) {  // std::stoi/stoull: not a number, or out of range
+    std::cerr << "ferry-agent: " << args.name() << ": not a valid number\n";
+    return 2;
   }
   if (!valid_node_name(o.node)) {
     std::cerr << "ferry-agent: --node must be a name of letters, digits, '-' or '_' (got \""

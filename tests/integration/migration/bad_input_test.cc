@@ -189,3 +189,28 @@ TEST_CASE("plans that cannot run are refused with Forklift's condition names", "
   CHECK(w.err.find("TargetNameNotValid") == std::string::npos);  // warnings are printed as text
   CHECK(w.err.find("will be renamed \"bad-name\"") != std::string::npos);
 }
+
+TEST_CASE("daemon flags that are not numbers are refused naming the flag, in both forms", "[e2e]") {
+  TempDir dir;
+  const std::string build = FERRY_BUILD_DIR;
+  struct Case {
+    std::vector<std::string> argv;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {{build + "/agent/ferry-agent", "--node", "n1", "--volume-root", dir.path(),
+        "--max-tasks=four"},
+       "ferry-agent: --max-tasks: not a valid number"},
+      {{build + "/agent/ferry-agent", "--node=n1", "--volume-root=" + dir.path(),
+        "--node-bandwidth", "99999999999999999999999"},
+       "ferry-agent: --node-bandwidth: not a valid number"},
+      {{build + "/coordinator/ferry-coordinator", "--per-host-transfers=ten"},
+       "ferry-coordinator: --per-host-transfers: not a valid number"},
+  };
+  for (const auto& k : cases) {
+    INFO(k.argv.back());
+    Subprocess p(k.argv, {.log_dir = dir.path()});
+    CHECK(p.wait(10s) == 2);
+    CHECK_THAT(p.stderr_text(), Catch::Contains(k.says));
+  }
+}
