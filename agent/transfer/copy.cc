@@ -446,8 +446,8 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
                    "checkpoint " + opts.checkpoint_path + " exists but target " + target_path +
                        " is missing or has the wrong size; remove the checkpoint to start over");
   }
-  auto target_r =
-      Target::open(target_path, size, loaded.found || (!opts.ranges.empty() && !opts.fresh_target));
+  auto target_r = Target::open(
+      target_path, size, loaded.found || (!opts.ranges.empty() && !opts.fresh_target), opts.direct);
   if (!target_r.ok()) return target_r.error();
   Target& target = *target_r.value();
 

@@ -55,6 +55,7 @@ struct CopyOptions {
   TokenBucket* shared_bandwidth = nullptr;
   uint64_t max_in_flight_bytes = 256 << 20;
   bool verify = false;            // end-to-end digest check
+  bool direct = false;            // O_DIRECT writes of aligned data (docs/performance.md)
   std::string checkpoint_path;    // "" = no resume
   std::vector<ByteRange> ranges;  // empty = whole disk
   // Ranges mode normally updates the target in place; with fresh_target the

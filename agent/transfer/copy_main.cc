@@ -21,6 +21,7 @@ const char kUsage[] =
     "  TARGET  regular file (created sparse) or block device\n"
     "options:\n"
     "  --verify              check an end-to-end digest (XXH3-128 per 1 MiB block)\n"
+    "  --direct              write aligned data with O_DIRECT (bypass the page cache)\n"
     "  --checkpoint FILE     resume from / record progress in FILE (removed on success)\n"
     "  --connections N       parallel source connections (default 4)\n"
     "  --requests N          requests in flight per connection (default 8)\n"
@@ -91,6 +92,8 @@ int copy_main(int argc, char** argv) {
       return 0;
     } else if (a == "--verify") {
       opts.verify = true;
+    } else if (a == "--direct") {
+      opts.direct = true;
     } else if (a == "--progress") {
       progress = true;
     } else if (a == "--insecure") {

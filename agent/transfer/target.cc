@@ -14,7 +14,7 @@
 namespace ferry::agent::transfer {
 
 Result<std::unique_ptr<Target>> Target::open(const std::string& path, uint64_t size,
-                                             bool keep_contents) {
+                                             bool keep_contents, bool direct) {
   std::unique_ptr<Target> t(new Target());
   t->path_ = path;
   t->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -23,6 +23,10 @@ Result<std::unique_ptr<Target>> Target::open(const std::string& path, uint64_t s
                  "opening target " + path + ": " + std::strerror(errno));
   struct stat st;
   if (::fstat(t->fd_, &st) != 0) return t->io_error("stat", 0, errno);
+  if (direct) {
+    t->direct_fd_ = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (t->direct_fd_ < 0) return t->io_error("opening with O_DIRECT", 0, errno);
+  }
   if (S_ISBLK(st.st_mode)) {
     t->block_ = true;
     t->needs_zeroing_ = true;
@@ -50,6 +54,7 @@ Result<std::unique_ptr<Target>> Target::open(const std::string& path, uint64_t s
 
 Target::~Target() {
   if (fd_ >= 0) ::close(fd_);
+  if (direct_fd_ >= 0) ::close(direct_fd_);
 }
 
 Error Target::io_error(const std::string& what, uint64_t offset, int err) const {
@@ -59,9 +64,14 @@ Error Target::io_error(const std::string& what, uint64_t offset, int err) const 
 }
 
 Status Target::write(const char* buf, uint64_t offset, uint64_t length) {
+  constexpr uint64_t kAlign = 4096;
+  const int fd = direct_fd_ >= 0 && offset % kAlign == 0 && length % kAlign == 0 &&
+                         reinterpret_cast<uintptr_t>(buf) % kAlign == 0
+                     ? direct_fd_
+                     : fd_;
   uint64_t done = 0;
   while (done < length) {
-    ssize_t n = ::pwrite(fd_, buf + done, length - done, static_cast<off_t>(offset + done));
+    ssize_t n = ::pwrite(fd, buf + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return io_error("writing", offset + done, errno);
     if (n == 0) return io_error("writing", offset + done, ENOSPC);

@@ -16,8 +16,10 @@ class Target {
   // keep_contents: the target's current data matters (resume, ranges mode):
   // don't truncate it. Otherwise a regular file is truncated to 0 and then
   // extended to `size`, so it is one big hole and zeros need no work.
+  // direct: also open the target with O_DIRECT and write 4 KiB-aligned data
+  // through it, bypassing the page cache (other writes stay buffered).
   static Result<std::unique_ptr<Target>> open(const std::string& path, uint64_t size,
-                                              bool keep_contents);
+                                              bool keep_contents, bool direct = false);
   ~Target();
 
   // True if zero ranges must be written explicitly (block device, or a file
@@ -45,6 +47,7 @@ class Target {
   Error io_error(const std::string& what, uint64_t offset, int err) const;
   std::string path_;
   int fd_ = -1;
+  int direct_fd_ = -1;  // O_DIRECT descriptor, or -1
   bool block_ = false;
   bool needs_zeroing_ = false;
 };

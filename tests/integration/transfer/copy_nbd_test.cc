@@ -239,3 +239,24 @@ TEST_CASE("a shared (per-node) bandwidth cap is charged by every copy that uses 
   CHECK_FALSE(first_difference(a, dir.file("a.out")));
   CHECK_FALSE(first_difference(b, dir.file("b.out")));
 }
+
+TEST_CASE("O_DIRECT writes: aligned data bypasses the cache, the unaligned tail does not",
+          "[nbd][direct]") {
+  TempDir dir;
+  std::string src = dir.file("src.img"), dst = dir.file("dst.img");
+  const uint64_t size = 16 * MiB + 1536;  // not a multiple of 4 KiB: the last chunk is buffered
+  make_sparse_image(src, size,
+                    {{0, 4 * MiB}, {8 * MiB, 1 * MiB, Fill::kPattern}, {size - 2 * MiB, 2 * MiB}});
+  write_zeros(src, 1 * MiB, 64 * KiB);
+  Nbdkit nbd(dir, {"file", src});
+  auto opts = test_options();
+  opts.direct = true;
+  opts.verify = true;
+  auto r = copy_disk(nbd_source(nbd), dst, opts);
+  REQUIRE(r.ok());
+  CHECK(file_size(dst) == size);
+  CHECK_FALSE(first_difference(src, dst));
+  // The last run starts 1536 bytes into a 4 KiB block: those zeros share its granule.
+  CHECK(r->bytes_written == 7 * MiB - 64 * KiB + 1536);
+  CHECK(data_extents(dst).size() == 4);  // the zero granule and the holes stay holes
+}
