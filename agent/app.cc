@@ -7,7 +7,6 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <stdexcept>
 #include <string>
 
 #include "agent/agent.h"
@@ -53,54 +52,46 @@ int app_main(int argc, char** argv) {
   try {
     while (args.next()) {
       const std::string a = args.name();
-      auto next = [&]() -> std::string {
-        auto v = args.value();
-        if (!v) {
-          usage();
-          std::exit(2);
-        }
-        return *v;
-      };
       auto pair = [&](const std::string& v, const std::string& dflt_key) {
         auto eq = v.find('=');
         if (eq == std::string::npos) return std::pair<std::string, std::string>(dflt_key, v);
         return std::pair<std::string, std::string>(v.substr(0, eq), v.substr(eq + 1));
       };
       if (a == "--node")
-        o.node = next();
+        o.node = args.value();
       else if (a == "--nats")
-        o.nats.url = next();
+        o.nats.url = args.value();
       else if (a == "--volume-root")
-        o.volume_roots.insert(pair(next(), "local"));
+        o.volume_roots.insert(pair(args.value(), "local"));
       else if (a == "--network") {
-        auto p = pair(next(), "");
+        auto p = pair(args.value(), "");
         if (p.first.empty()) {
           std::cerr << "ferry-agent: --network wants NAME=ADDRESS\n";
           return 2;
         }
         o.networks.insert(p);
       } else if (a == "--max-tasks")
-        o.max_tasks = std::stoi(next());
+        o.max_tasks = args.number<int>();
       else if (a == "--connections")
-        o.connections = std::stoi(next());
+        o.connections = args.number<int>();
       else if (a == "--bandwidth")
-        o.bandwidth = std::stoull(next());
+        o.bandwidth = args.number<uint64_t>();
       else if (a == "--node-bandwidth")
-        o.node_bandwidth = std::stoull(next());
+        o.node_bandwidth = args.number<uint64_t>();
       else if (a == "--max-in-flight")
-        o.max_in_flight = std::stoull(next());
+        o.max_in_flight = args.number<uint64_t>();
       else if (a == "--conversion-env")
-        o.conversion_env.push_back(next());
+        o.conversion_env.push_back(args.value());
       else if (a == "--conversion-time-limit")
-        o.conversion_time_limit = std::stoi(next());
+        o.conversion_time_limit = args.number<int>();
       else if (a == "--nats-password-dir")
-        password_dir = next();
+        password_dir = args.value();
       else if (a == "--metrics-address")
-        o.metrics_address = next();
+        o.metrics_address = args.value();
       else if (a == "--metrics-port")
-        o.metrics_address = ":" + next();
+        o.metrics_address = ":" + args.value();
       else if (a == "--metrics-port-file")
-        o.metrics_port_file = next();
+        o.metrics_port_file = args.value();
       else if (a == "--help" || a == "-h") {
         usage();
         return 0;
@@ -109,8 +100,9 @@ int app_main(int argc, char** argv) {
         return 2;
       }
     }
-  } catch (const std::logic_error&) {  // std::stoi/stoull: not a number, or out of range
-    std::cerr << "ferry-agent: " << args.name() << ": not a valid number\n";
+  } catch (const ArgError& e) {  // a missing value, or not a number
+    std::cerr << "ferry-agent: " << e.what() << "\n";
+    usage();
     return 2;
   }
   if (!valid_node_name(o.node)) {

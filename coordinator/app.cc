@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -36,34 +35,26 @@ int app_main(int argc, char** argv) {
   try {
     while (args.next()) {
       const std::string a = args.name();
-      auto next = [&]() -> std::string {
-        auto v = args.value();
-        if (!v) {
-          usage();
-          std::exit(2);
-        }
-        return *v;
-      };
       if (a == "--nats")
-        o.nats.url = next();
+        o.nats.url = args.value();
       else if (a == "--manifest-dir")
-        o.manifest_dir = next();
+        o.manifest_dir = args.value();
       else if (a == "--per-host-transfers")
-        o.per_host_transfers = std::stoi(next());
+        o.per_host_transfers = args.number<int>();
       else if (a == "--max-vms-in-flight")
-        o.max_vms_in_flight = std::stoi(next());
+        o.max_vms_in_flight = args.number<int>();
       else if (a == "--inventory-refresh")
-        o.inventory_refresh_seconds = std::stoi(next());
+        o.inventory_refresh_seconds = args.number<int>();
       else if (a == "--js-replicas")
-        o.js_replicas = std::stoi(next());
+        o.js_replicas = args.number<int>();
       else if (a == "--metrics-address")
-        o.metrics_address = next();
+        o.metrics_address = args.value();
       else if (a == "--metrics-port")
-        o.metrics_address = ":" + next();
+        o.metrics_address = ":" + args.value();
       else if (a == "--metrics-port-file")
-        o.metrics_port_file = next();
+        o.metrics_port_file = args.value();
       else if (a == "--precopy-interval") {
-        std::string v = next();
+        std::string v = args.value();
         if (!model::parse_duration(v, &o.precopy_interval_seconds)) {
           std::cerr << "--precopy-interval: \"" << v << "\" is not a duration (e.g. 60m, 90s)\n";
           return 2;
@@ -73,8 +64,9 @@ int app_main(int argc, char** argv) {
         return 2;
       }
     }
-  } catch (const std::logic_error&) {  // std::stoi/stoull: not a number, or out of range
-    std::cerr << "ferry-coordinator: " << args.name() << ": not a valid number\n";
+  } catch (const ArgError& e) {  // a missing value, or not a number
+    std::cerr << "ferry-coordinator: " << e.what() << "\n";
+    usage();
     return 2;
   }
   setenv("UV_THREADPOOL_SIZE", "16", 0);  // provider calls run on libuv's pool

@@ -722,38 +722,33 @@ int main(int argc, char** argv) {
   ArgReader args(argc, argv);  // --name value and --name=value, as kubectl takes them
   while (args.next()) {
     const std::string s = args.name();
-    auto next = [&]() -> std::string {
-      auto v = args.value();
-      if (!v) throw std::runtime_error(s + " needs a value");
-      return *v;
-    };
     try {
       if (s == "-f" || s == "--filename")
-        a.files.push_back(next());
+        a.files.push_back(args.value());
       else if (s == "-n" || s == "--namespace")
-        a.ns = next();
+        a.ns = args.value();
       else if (s == "-A" || s == "--all-namespaces")
         a.all_namespaces = true;
       else if (s == "-o" || s == "--output")
-        a.output = next();
+        a.output = args.value();
       else if (s == "--nats")
-        a.nats = next();
+        a.nats = args.value();
       else if (s == "--vm")
-        a.vms.push_back(next());
+        a.vms.push_back(args.value());
       else if (s == "--provider")
-        a.provider = next();
+        a.provider = args.value();
       else if (s == "--node")
-        a.nodes.push_back(next());
+        a.nodes.push_back(args.value());
       else if (s == "--out")
-        a.out = next();
+        a.out = args.value();
       else if (s == "--plan")
-        a.plan = next();
+        a.plan = args.value();
       else if (s == "--at")
-        a.at = next();
+        a.at = args.value();
       else if (s == "--refresh")
         a.refresh = true;
       else if (s == "--timeout")
-        a.timeout = std::stoi(next());
+        a.timeout = args.number<int>();
       else if (s == "-h" || s == "--help") {
         std::cout << kUsage;
         return 0;
@@ -761,7 +756,7 @@ int main(int argc, char** argv) {
         return usage_error("unknown option " + s);
       else
         a.pos.push_back(s);
-    } catch (const std::exception& e) {
+    } catch (const ArgError& e) {  // a missing value, or --timeout not a number
       return usage_error(e.what());
     }
   }

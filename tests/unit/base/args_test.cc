@@ -18,8 +18,12 @@ std::vector<std::pair<std::string, std::string>> read_all(std::vector<std::strin
       out.emplace_back(name, "");
       continue;
     }
-    auto v = args.value();
-    out.emplace_back(name, v ? *v : "<none>");
+    try {
+      out.emplace_back(name, args.value());
+    } catch (const ferry::ArgError& e) {
+      CHECK(std::string(e.what()) == name + " needs a value");
+      out.emplace_back(name, "<none>");
+    }
   }
   return out;
 }
