@@ -65,13 +65,15 @@ Error Target::io_error(const std::string& what, uint64_t offset, int err) const 
 
 Status Target::write(const char* buf, uint64_t offset, uint64_t length) {
   constexpr uint64_t kAlign = 4096;
-  const int fd = direct_fd_ >= 0 && offset % kAlign == 0 && length % kAlign == 0 &&
-                         reinterpret_cast<uintptr_t>(buf) % kAlign == 0
-                     ? direct_fd_
-                     : fd_;
   uint64_t done = 0;
   while (done < length) {
-    ssize_t n = ::pwrite(fd, buf + done, length - done, static_cast<off_t>(offset + done));
+    // O_DIRECT only for what is aligned now (a short write may leave an unaligned rest).
+    const char* p = buf + done;
+    const uint64_t off = offset + done, len = length - done;
+    const bool aligned =
+        off % kAlign == 0 && len % kAlign == 0 && reinterpret_cast<uintptr_t>(p) % kAlign == 0;
+    const int fd = direct_fd_ >= 0 && aligned ? direct_fd_ : fd_;
+    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return io_error("writing", offset + done, errno);
     if (n == 0) return io_error("writing", offset + done, ENOSPC);
