@@ -82,7 +82,7 @@ Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
   for (const auto& v : vms) {
     std::string img = v.image;
     if (img.empty()) {
-      img = dir_.file(v.name + ".img");
+      img = disk_image(v.name);
       run_capture({std::string(FERRY_SOURCE_DIR) + "/tools/make-test-disk", img,
                    std::to_string(v.disk_mib), std::to_string(v.data_mib)},
                   dir_.path());
@@ -98,7 +98,7 @@ Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
     if (v.shared_extra_disk)
       vm["extra_disks"] = Json::array({{{"disk_image", img}, {"shared", true}}});
     for (int i = 1; i <= v.extra_disks; i++) {
-      std::string extra = dir_.file(v.name + "-" + std::to_string(i) + ".img");
+      std::string extra = disk_image(v.name, static_cast<size_t>(i));
       run_capture({std::string(FERRY_SOURCE_DIR) + "/tools/make-test-disk", extra,
                    std::to_string(v.disk_mib), std::to_string(v.data_mib)},
                   dir_.path());
@@ -135,6 +135,10 @@ std::string Cluster::flat_path(const std::string& vm, size_t disk) const {
   for (const auto& v : sim_state_["vms"])
     if (v["name"] == vm) return v["disks"].at(disk)["flat_path"];
   throw std::runtime_error("no VM " + vm + " in the simulator");
+}
+
+std::string Cluster::disk_image(const std::string& vm, size_t disk) const {
+  return dir_.file(disk == 0 ? vm + ".img" : vm + "-" + std::to_string(disk) + ".img");
 }
 
 int Cluster::disk_key(const std::string& vm, size_t disk) const {

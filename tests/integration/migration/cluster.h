@@ -32,7 +32,7 @@ struct SimVm {
   std::string firmware = "bios";
   std::string iso;
   bool shared_extra_disk = false;
-  std::string image;    // use this raw image as the disk instead of making one
+  std::string image;  // use this raw image as the disk instead of making one
   int memory_mb = 1024;
   bool cbt = false;                    // config.changeTrackingEnabled (warm migration)
   std::vector<std::string> guest_ips;  // "IP/PREFIX" per NIC, as VMware Tools reports them
@@ -63,6 +63,8 @@ class Cluster {
   std::string sim_base_url() const;  // https://127.0.0.1:PORT
   std::string flat_path(const std::string& vm, size_t disk = 0) const;
   int disk_key(const std::string& vm, size_t disk = 0) const;  // the virtual disk's device key
+  // The raw image the fixture made for a VM's disk (disk > 0: its extra disks).
+  std::string disk_image(const std::string& vm, size_t disk = 0) const;
   std::string vm_id(const std::string& vm) const;
 
   void start_coordinator(std::vector<std::string> extra_args = {});

@@ -57,9 +57,9 @@ Json snapshots(Cluster& c, const std::string& vm) {
 
 // A copy of the VM's disk image (disk > 0: its extra disks) that test writes keep current.
 std::string model_of(Cluster& c, const std::string& vm, size_t disk = 0) {
-  std::string base = disk == 0 ? vm : vm + "-" + std::to_string(disk);
-  std::string model = c.dir().file(base + ".model");
-  std::filesystem::copy_file(c.dir().file(base + ".img"), model);
+  std::string image = c.disk_image(vm, disk);
+  std::string model = image.substr(0, image.size() - 4) + ".model";
+  std::filesystem::copy_file(image, model);
   return model;
 }
 

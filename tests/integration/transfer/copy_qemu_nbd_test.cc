@@ -13,26 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// `qemu-nbd -r -t --shared=4 -f FORMAT -k SOCK IMAGE` (read-only, persistent: the
-// engine's probe connection and its workers are separate clients).
-class QemuNbd {
- public:
-  QemuNbd(const TempDir& dir, const std::string& image, const std::string& format)
-      : sock_(dir.file("qemu-nbd.sock")) {
-    proc_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{require_program("qemu-nbd"), "-r", "-t", "--shared=4", "-f",
-                                 format, "-k", sock_, image},
-        SubprocessOptions{.log_dir = dir.path(), .name = "qemu-nbd"});
-    if (!eventually(10s, [&] { return path_exists(sock_) || !proc_->alive(); }) || !proc_->alive())
-      throw std::runtime_error("qemu-nbd did not start: " + proc_->stderr_text());
-  }
-  SourceSpec source() const { return SourceSpec{.uri = "nbd+unix:///?socket=" + sock_}; }
-
- private:
-  std::string sock_;
-  std::unique_ptr<Subprocess> proc_;
-};
-
 void qemu_img_convert(const TempDir& dir, const std::string& raw, const std::string& qcow2) {
   Subprocess p({require_program("qemu-img"), "convert", "-f", "raw", "-O", "qcow2", raw, qcow2},
                {.log_dir = dir.path(), .name = "qemu-img"});

@@ -13,19 +13,41 @@ namespace ferry::agent::transfer::testing {
 
 using namespace std::chrono_literals;
 
+namespace {
+// Starts `argv` and waits until it listens on the unix socket `sock`.
+std::unique_ptr<ferry::test::Subprocess> start_socket_server(const ferry::test::TempDir& dir,
+                                                             std::vector<std::string> argv,
+                                                             const std::string& sock,
+                                                             const std::string& name) {
+  auto proc = std::make_unique<ferry::test::Subprocess>(
+      std::move(argv), ferry::test::SubprocessOptions{.log_dir = dir.path(), .name = name});
+  if (!ferry::test::eventually(10s,
+                               [&] { return ferry::test::path_exists(sock) || !proc->alive(); }) ||
+      !proc->alive())
+    throw std::runtime_error(name + " did not start: " + proc->stderr_text());
+  return proc;
+}
+}  // namespace
+
 Nbdkit::Nbdkit(const ferry::test::TempDir& dir, std::vector<std::string> args,
                const std::string& name)
     : sock_(dir.file(name + ".sock")) {
   std::vector<std::string> argv{ferry::test::require_program("nbdkit"), "-f", "--exit-with-parent",
                                 "-U", sock_};
   argv.insert(argv.end(), args.begin(), args.end());
-  proc_ = std::make_unique<ferry::test::Subprocess>(
-      argv, ferry::test::SubprocessOptions{.log_dir = dir.path(), .name = name});
-  if (!ferry::test::eventually(
-          10s, [&] { return ferry::test::path_exists(sock_) || !proc_->alive(); }) ||
-      !proc_->alive())
-    throw std::runtime_error("nbdkit did not start: " + proc_->stderr_text());
+  proc_ = start_socket_server(dir, std::move(argv), sock_, name);
 }
+
+QemuNbd::QemuNbd(const ferry::test::TempDir& dir, const std::string& image,
+                 const std::string& format)
+    : sock_(dir.file("qemu-nbd.sock")) {
+  proc_ = start_socket_server(dir,
+                              {ferry::test::require_program("qemu-nbd"), "-r", "-t", "--shared=4",
+                               "-f", format, "-k", sock_, image},
+                              sock_, "qemu-nbd");
+}
+
+SourceSpec QemuNbd::source() const { return SourceSpec{.uri = "nbd+unix:///?socket=" + sock_}; }
 
 void Nbdkit::stop() {
   proc_->signal(SIGTERM);

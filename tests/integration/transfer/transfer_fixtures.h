@@ -27,6 +27,18 @@ class Nbdkit {
   std::unique_ptr<ferry::test::Subprocess> proc_;
 };
 
+// `qemu-nbd -r -t --shared=4 -f FORMAT -k SOCK IMAGE` (read-only, persistent: the
+// engine's probe connection and its workers are separate clients).
+class QemuNbd {
+ public:
+  QemuNbd(const ferry::test::TempDir& dir, const std::string& image, const std::string& format);
+  SourceSpec source() const;
+
+ private:
+  std::string sock_;
+  std::unique_ptr<ferry::test::Subprocess> proc_;
+};
+
 SourceSpec nbd_source(const Nbdkit& n);
 // Small, fast options for tests.
 CopyOptions test_options();
