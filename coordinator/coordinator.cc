@@ -10,6 +10,8 @@
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "common/protocol/subjects.h"
+#include "coordinator/store/kv_state_store.h"
+#include "coordinator/store/layout.h"
 #include "coordinator/target/kubevirt.h"
 #include "coordinator/validation/plan_validation.h"
 
@@ -83,13 +85,15 @@ Status Coordinator::run() {
                                 opts_.js_replicas));
   FERRY_TRY(bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true,
                                 opts_.js_replicas));
+  std::unique_ptr<bus::KvBucket> kv_status, kv_inventory;
   for (auto [name, dst] : {std::pair{subjects::kResourcesBucket, &kv_resources_},
-                           std::pair{subjects::kStatusBucket, &kv_status_},
-                           std::pair{subjects::kInventoryBucket, &kv_inventory_}}) {
+                           std::pair{subjects::kStatusBucket, &kv_status},
+                           std::pair{subjects::kInventoryBucket, &kv_inventory}}) {
     auto kv = bus_->kv(name, true, opts_.js_replicas);
     if (!kv.ok()) return kv.error();
     *dst = std::move(*kv);
   }
+  store_ = std::make_unique<store::KvStateStore>(std::move(kv_status), std::move(kv_inventory));
   FERRY_TRY(load_state());
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
                                 subjects::kResultsConsumer, std::chrono::seconds(30));
@@ -131,7 +135,7 @@ Status Coordinator::run() {
                 return;
               }
               inventories_[k] = *inv;
-              (void)kv_inventory_->put(k.ns + "." + k.name, inv->dump());
+              store_->put_inventory(k, *inv);
             });
       }
   });
@@ -160,6 +164,22 @@ Status Coordinator::run() {
 }
 
 Status Coordinator::load_state() {
+  // A stored entry that does not parse, or has the wrong shape, is reported,
+  // counted and skipped: one bad entry must not stop every later start.
+  auto parse = [this](const char* bucket, const std::string& key, const std::string& value,
+                      auto shape_ok) -> std::optional<Json> {
+    Json j = Json::parse(value, nullptr, false);
+    if (j.is_discarded() || !shape_ok(j)) {
+      bad_input("stored", std::string(bucket) + "/" + key + ": " +
+                              (j.is_discarded() ? "not JSON" : "not a valid entry") + "; skipped");
+      return std::nullopt;
+    }
+    return j;
+  };
+  auto is_resource = [](const Json& j) {
+    return j.is_object() && j.contains("kind") && j["kind"].is_string() && j.contains("metadata") &&
+           j["metadata"].is_object();
+  };
   auto keys = kv_resources_->keys();
   if (!keys.ok()) return keys.error();
   for (const auto& key : *keys) {
@@ -167,37 +187,77 @@ Status Coordinator::load_state() {
     if (!e.ok()) return e.error();
     if (!*e) continue;
     auto rk = ResourceKey::from_kv_key(key);
-    if (!rk.ok()) continue;
-    resources_[*rk] = Resource{Json::parse((*e)->value)};
-    auto st = kv_status_->get(key);
-    if (st.ok() && *st) status_[*rk] = Json::parse((*st)->value);
-  }
-  auto ikeys = kv_inventory_->keys();
-  if (ikeys.ok())
-    for (const auto& key : *ikeys) {
-      auto e = kv_inventory_->get(key);
-      if (!e.ok() || !*e) continue;
-      size_t dot = key.find('.');
-      inventories_[ResourceKey{"Provider", key.substr(0, dot), key.substr(dot + 1)}] =
-          Json::parse((*e)->value);
+    if (!rk.ok()) {
+      bad_input("stored", std::string(subjects::kResourcesBucket) + "/" + key +
+                              ": not a resource key; skipped");
+      continue;
     }
+    auto doc = parse(subjects::kResourcesBucket, key, (*e)->value, is_resource);
+    if (!doc) continue;
+    Resource r{std::move(*doc)};
+    if (!(r.key() == *rk)) {
+      bad_input("stored", std::string(subjects::kResourcesBucket) + "/" + key + ": holds " +
+                              r.key().to_string() + "; skipped");
+      continue;
+    }
+    resources_[*rk] = std::move(r);
+  }
+  FERRY_TRY(store_->load_status(
+      [this](const ResourceKey& k, Json st) {
+        if (resources_.count(k)) status_[k] = std::move(st);
+      },
+      [this](const std::string& what) { bad_input("stored", what); }));
+  FERRY_TRY(store_->load_inventories(
+      [this](const ResourceKey& k, Json inv) { inventories_[k] = std::move(inv); },
+      [this](const std::string& what) { bad_input("stored", what); }));
   // Rebuild task bookkeeping and slots from the persisted migration state.
-  for (auto& [k, st] : status_) {
-    if (k.kind != "Migration" || st.value("phase", "") != "Running") continue;
-    for (auto& vm : st["vms"]) {
-      if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
-        tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), kConversionTask};
-      if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
-        tasks_[vm["inspection"]["taskId"]] = TaskRef{k, vm.value("id", ""), kInspectionTask};
-      for (auto& d : vm["disks"]) {
-        std::string state = d.value("state", "");
-        if (d.contains("taskId"))
-          tasks_[d["taskId"]] = TaskRef{k, vm.value("id", ""), d.value("key", 0)};
-        if (state == "Queued" || state == "Running")
-          slots_.start(d.value("sourceHost", ""), d.value("node", ""));
-        if (state == "Waiting" || state == "Resolving")
-          d["state"] = "Pending";  // in-memory task lost
+  // A stored status of the wrong shape is dropped (and counted), never fatal.
+  for (auto it = status_.begin(); it != status_.end();) {
+    try {
+      if (!it->second.is_object()) throw std::invalid_argument("not an object");
+      if (it->first.kind == "Migration") {
+        if (!it->second["vms"].is_array()) throw std::invalid_argument("vms is not a list");
+        index_vms(it->first);
       }
+      ++it;
+    } catch (const std::exception& e) {
+      bad_input("stored", std::string(subjects::kStatusBucket) + "/" + it->first.kv_key() + ": " +
+                              e.what() + "; status dropped");
+      vm_index_.erase(it->first);
+      it = status_.erase(it);
+    }
+  }
+  for (auto it = status_.begin(); it != status_.end();) {
+    const ResourceKey& k = it->first;
+    Json& st = it->second;
+    if (k.kind != "Migration" || st.value("phase", "") != "Running") {
+      ++it;
+      continue;
+    }
+    try {
+      for (auto& vm : st["vms"]) {
+        if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
+          tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), kConversionTask};
+        if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
+          tasks_[vm["inspection"]["taskId"]] = TaskRef{k, vm.value("id", ""), kInspectionTask};
+        for (auto& d : vm["disks"]) {
+          std::string state = d.value("state", "");
+          if (d.contains("taskId"))
+            tasks_[d["taskId"]] = TaskRef{k, vm.value("id", ""), d.value("key", 0)};
+          if (state == "Queued" || state == "Running")
+            slots_.start(d.value("sourceHost", ""), d.value("node", ""));
+          if (state == "Waiting" || state == "Resolving")
+            d["state"] = "Pending";  // in-memory task lost
+        }
+      }
+      mark_all_vms(k);
+      ++it;
+    } catch (const std::exception& e) {
+      bad_input("stored", std::string(subjects::kStatusBucket) + "/" + k.kv_key() + ": " +
+                              e.what() + "; status dropped");
+      vm_index_.erase(k);
+      dirty_vms_.erase(k);
+      it = status_.erase(it);
     }
   }
   kLog.info("state loaded", {{"resources", std::to_string(resources_.size())},
@@ -212,23 +272,38 @@ Status Coordinator::subscribe() {
     subs_.push_back(std::move(*s));
     return {};
   };
-  FERRY_TRY(add(subjects::kHeartbeatAll,
-                [this](bus::Message m) { loop_.post([this, d = m.data] { on_heartbeat(d); }); }));
-  FERRY_TRY(add(subjects::kProgressAll,
-                [this](bus::Message m) { loop_.post([this, d = m.data] { on_progress(d); }); }));
+  FERRY_TRY(add(subjects::kHeartbeatAll, [this](bus::Message m) {
+    loop_.post([this, m = std::move(m)] { on_heartbeat(m.subject, m.data); });
+  }));
+  FERRY_TRY(add(subjects::kProgressAll, [this](bus::Message m) {
+    loop_.post([this, m = std::move(m)] { on_progress(m.subject, m.data); });
+  }));
   FERRY_TRY(add(subjects::kClaimAll,
                 [this](bus::Message m) { loop_.post([this, m = std::move(m)] { on_claim(m); }); }));
   FERRY_TRY(add(subjects::kApiAll, [this](bus::Message m) {
     loop_.post([this, m = std::move(m)] {
       std::string verb = m.subject.substr(m.subject.rfind('.') + 1);
-      Json req = Json::parse(m.data, nullptr, false);
       std::string reply_to = m.reply;
-      Reply reply = [this, reply_to](const Json& j) {
-        if (!reply_to.empty()) (void)bus_->respond(reply_to, j.dump());
-      };
-      if (req.is_discarded())
-        return reply(err_reply(Error(ErrorCode::kInvalidArgument, "request is not JSON")));
-      handle_api(verb, req, reply);
+      Reply reply = [this, reply_to](const Json& j) { send_reply(reply_to, j); };
+      auto decoded = api::decode(verb, m.data);
+      if (auto* bad = std::get_if<api::RequestError>(&decoded)) {
+        metrics_.bad_input.Add({{"source", "api"}}).Increment();
+        kLog.warn("API request refused", {{"verb", verb}, {"error", bad->error.message}});
+        Json j = err_reply(bad->error);
+        if (!bad->field.empty()) j["field"] = bad->field;
+        return reply(j);
+      }
+      if (auto* part = std::get_if<api::PartRequest>(&std::get<api::Request>(decoded)))
+        return api_part(*part, reply_to);
+      try {
+        handle_api(std::get<api::Request>(decoded), reply);
+      } catch (const std::exception& e) {
+        // A bug, not bad input: answer, log and count it rather than leave the caller waiting.
+        metrics_.bad_input.Add({{"source", "internal"}}).Increment();
+        kLog.error("API request failed inside the coordinator",
+                   {{"verb", verb}, {"error", e.what()}});
+        reply(err_reply(Error(ErrorCode::kInternal, "ferry.api." + verb + ": " + e.what())));
+      }
     });
   }));
   return {};
@@ -245,8 +320,23 @@ void Coordinator::results_thread_main() {
       auto shared = std::make_shared<bus::JsMessage>(std::move(m));
       loop_.post([this, shared] {
         ferry::v1::TaskResult r;
-        if (r.ParseFromString(shared->data())) on_result(r);
-        (void)shared->ack();  // after the state change is saved
+        const std::string& subj = shared->subject();
+        if (!r.ParseFromString(shared->data()) || r.task_id().empty() ||
+            r.outcome_case() == ferry::v1::TaskResult::OUTCOME_NOT_SET)
+          bad_input("result", "not a TaskResult (" + subj + ")");
+        else if (subj != subjects::result(r.node()))
+          bad_input("result", "result of node \"" + r.node() + "\" sent on " + subj);
+        else
+          on_result(r);
+        // Acked only once the state change it caused is stored; if storing
+        // failed, JetStream delivers it again (on_result is idempotent).
+        flush_dirty();
+        store_->barrier([shared](Status s) {
+          if (s.ok())
+            (void)shared->ack();
+          else
+            (void)shared->nak(std::chrono::seconds(2));
+        });
       });
     }
   }
@@ -306,32 +396,74 @@ std::set<std::string> Coordinator::transfer_networks() const {
 
 // ---------------------------------------------------------------- API
 
-void Coordinator::handle_api(const std::string& verb, const Json& req, Reply reply) {
-  if (verb == "apply") return api_apply(req, reply);
-  if (verb == "get") return api_get(req, reply);
-  if (verb == "delete") return api_delete(req, reply);
-  if (verb == "cancel") return api_cancel(req, reply);
-  if (verb == "inventory") return api_inventory(req, reply);
-  if (verb == "gather") return api_gather(req, reply);
-  if (verb == "retry") return api_retry(req, reply);
-  if (verb == "cutover") return api_cutover(req, reply);
-  if (verb == "status") {
-    Json agents = Json::array();
-    for (const auto& [n, a] : agents_)
-      agents.push_back({{"node", n},
-                        {"lastSeenSecondsAgo", now_seconds() - a.last_seen},
-                        {"tasksRunning", a.hb.tasks_running()}});
-    return reply({{"ok", true}, {"agents", agents}});
-  }
-  reply(err_reply(Error(ErrorCode::kInvalidArgument, "unknown API verb " + verb)));
+void Coordinator::handle_api(const api::Request& req, Reply reply) {
+  std::visit(
+      [&](const auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, api::ApplyRequest>) api_apply(r, reply);
+        if constexpr (std::is_same_v<T, api::GetRequest>) api_get(r, reply);
+        if constexpr (std::is_same_v<T, api::DeleteRequest>) api_delete(r, reply);
+        if constexpr (std::is_same_v<T, api::CancelRequest>) api_cancel(r, reply);
+        if constexpr (std::is_same_v<T, api::InventoryRequest>) api_inventory(r, reply);
+        if constexpr (std::is_same_v<T, api::GatherRequest>) api_gather(r, reply);
+        if constexpr (std::is_same_v<T, api::RetryRequest>) api_retry(r, reply);
+        if constexpr (std::is_same_v<T, api::CutoverRequest>) api_cutover(r, reply);
+        if constexpr (std::is_same_v<T, api::StatusRequest>) api_status(reply);
+        if constexpr (std::is_same_v<T, api::PartRequest>) {
+        }  // answered before dispatch
+      },
+      req);
 }
 
-void Coordinator::api_apply(const Json& req, Reply reply) {
+void Coordinator::send_reply(const std::string& reply_to, const Json& j) {
+  if (reply_to.empty()) return;
+  std::string data = j.dump();
+  if (data.size() <= kReplyPartBytes) {
+    (void)bus_->respond(reply_to, data);
+    return;
+  }
+  double now = now_seconds();
+  for (auto it = large_replies_.begin(); it != large_replies_.end();)
+    it = it->second.expires < now ? large_replies_.erase(it) : std::next(it);
+  while (large_replies_.size() >= 16) large_replies_.erase(large_replies_.begin());
+  std::string id =
+      std::to_string(static_cast<uint64_t>(now)) + "-" + std::to_string(++large_reply_seq_);
+  size_t parts = (data.size() + kReplyPartBytes - 1) / kReplyPartBytes;
+  Json head = {{"ok", true}, {"replyId", id}, {"parts", parts}, {"bytes", data.size()}};
+  large_replies_[id] = LargeReply{std::move(data), now + 60};
+  (void)bus_->respond(reply_to, head.dump());
+}
+
+void Coordinator::api_part(const api::PartRequest& req, const std::string& reply_to) {
+  auto it = large_replies_.find(req.reply_id);
+  if (it == large_replies_.end())
+    return send_reply(reply_to, err_reply(Error(ErrorCode::kNotFound,
+                                                "ferry.api.part: replyId: \"" + req.reply_id +
+                                                    "\" is unknown or expired")));
+  const std::string& d = it->second.data;
+  if (req.part * kReplyPartBytes >= d.size())
+    return send_reply(
+        reply_to,
+        err_reply(Error(ErrorCode::kInvalidArgument,
+                        "ferry.api.part: part: " + std::to_string(req.part) + " is past the end")));
+  (void)bus_->respond(reply_to, d.substr(req.part * kReplyPartBytes, kReplyPartBytes));
+}
+
+void Coordinator::api_status(Reply reply) {
+  Json agents = Json::array();
+  for (const auto& [n, a] : agents_)
+    agents.push_back({{"node", n},
+                      {"lastSeenSecondsAgo", now_seconds() - a.last_seen},
+                      {"tasksRunning", a.hb.tasks_running()}});
+  reply({{"ok", true}, {"agents", agents}});
+}
+
+void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
   // 1. Structural checks of every document; any error rejects the whole request.
   std::vector<Resource> batch;
   std::vector<std::string> problems, warnings;
-  for (const auto& f : req.value("files", Json::array())) {
-    auto dr = model::decode_documents(f.value("text", ""), f.value("name", "request"));
+  for (const auto& f : req.files) {
+    auto dr = model::decode_documents(f.text, f.name);
     for (const auto& e : dr.errors) (e.warning ? warnings : problems).push_back(e.to_string());
     for (auto& r : dr.resources) batch.push_back(std::move(r));
   }
@@ -495,8 +627,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
   // 4. Store everything, then act.
   Json applied = Json::array();
   for (const auto& [pk, inv] : new_inv) {
-    auto s = kv_inventory_->put(pk.ns + "." + pk.name, inv.dump());
-    if (!s.ok()) return reply(err_reply(s.error()));
+    store_->put_inventory(pk, inv);
     inventories_[pk] = inv;
     providers_.erase(pk);  // re-created with the new spec/secret
   }
@@ -546,12 +677,8 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
   reply({{"ok", true}, {"applied", applied}, {"warnings", notes}});
 }
 
-void Coordinator::api_get(const Json& req, Reply reply) {
-  std::string kind = model::kind_from_user(req.value("kind", ""));
-  if (kind.empty())
-    return reply(err_reply(Error(ErrorCode::kInvalidArgument,
-                                 "unknown resource type \"" + req.value("kind", "") + "\"")));
-  std::string ns = req.value("namespace", ""), name = req.value("name", "");
+void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
+  const std::string &kind = req.kind, &ns = req.ns, &name = req.name;
   Json items = Json::array();
   for (const auto& [k, r] : resources_) {
     if (k.kind != kind || (!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name))
@@ -559,6 +686,7 @@ void Coordinator::api_get(const Json& req, Reply reply) {
     Json doc = k.kind == "Secret" ? redact_secret(r.doc) : r.doc;
     if (status_.count(k)) doc["status"] = status_[k];
     if (k.kind == "Plan") {
+      if (!doc["status"].is_object()) doc["status"] = Json::object();
       // The plan's conditions are recomputed against the current inventory.
       validation::Context ctx;
       ctx.find = [this](const ResourceKey& x) { return find(x); };
@@ -593,8 +721,8 @@ void Coordinator::api_get(const Json& req, Reply reply) {
   reply({{"ok", true}, {"items", items}});
 }
 
-void Coordinator::api_inventory(const Json& req, Reply reply) {
-  std::string ns = req.value("namespace", ""), name = req.value("provider", "");
+void Coordinator::api_inventory(const api::InventoryRequest& req, Reply reply) {
+  std::string ns = req.ns, name = req.provider;
   auto answer = [this, ns, name, reply] {
     Json out = Json::array();
     for (const auto& [k, inv] : inventories_) {
@@ -606,11 +734,13 @@ void Coordinator::api_inventory(const Json& req, Reply reply) {
           err_reply(Error(ErrorCode::kNotFound, "Provider " + name + " has no inventory")));
     reply({{"ok", true}, {"items", out}});
   };
-  if (!req.value("refresh", false)) return answer();
+  if (!req.refresh) return answer();
   // Reload the matching providers' inventories from the source first.
   auto left = std::make_shared<int>(0);
   std::vector<std::pair<ResourceKey, std::shared_ptr<ProviderPool>>> slots;
-  for (const auto& [k, inv] : inventories_) {
+  // Every matching source Provider, also one whose stored inventory was lost.
+  for (const auto& [k, r] : resources_) {
+    if (k.kind != "Provider" || r.spec().value("type", "") == "openshift") continue;
     if ((!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name)) continue;
     Error err;
     if (auto slot = provider_slot(k, &err)) slots.emplace_back(k, slot);
@@ -626,7 +756,7 @@ void Coordinator::api_inventory(const Json& req, Reply reply) {
         [this, k = k, left, answer](Result<Inventory> inv) {
           if (inv.ok()) {
             inventories_[k] = *inv;
-            (void)kv_inventory_->put(k.ns + "." + k.name, inv->dump());
+            store_->put_inventory(k, *inv);
           }
           if (--*left == 0) answer();
         });
@@ -634,9 +764,8 @@ void Coordinator::api_inventory(const Json& req, Reply reply) {
 
 // must-gather: resources (secrets redacted), statuses, inventories, agents,
 // recent log lines and a metrics snapshot; narrowed to a plan and/or VM.
-void Coordinator::api_gather(const Json& req, Reply reply) {
-  std::string plan = req.value("plan", ""), vm = req.value("vm", "");
-  std::string ns = req.value("namespace", std::string(model::kDefaultNamespace));
+void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
+  const std::string &plan = req.plan, &vm = req.vm, &ns = req.ns;
   std::set<ResourceKey> keep;  // empty: everything
   std::set<std::string> vm_terms;
   if (!plan.empty()) {
@@ -724,14 +853,10 @@ void Coordinator::api_gather(const Json& req, Reply reply) {
          {"gatheredAt", now_iso()}});
 }
 
-void Coordinator::api_delete(const Json& req, Reply reply) {
-  std::string kind = model::kind_from_user(req.value("kind", ""));
-  ResourceKey k{kind, req.value("namespace", std::string(model::kDefaultNamespace)),
-                req.value("name", "")};
-  if (kind.empty() || !find(k))
-    return reply(
-        err_reply(Error(ErrorCode::kNotFound, (kind.empty() ? req.value("kind", "") : kind) + " " +
-                                                  k.ns + "/" + k.name + " not found")));
+void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
+  const std::string& kind = req.kind;
+  ResourceKey k{kind, req.ns, req.name};
+  if (!find(k)) return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
   if (kind == "Plan")
     for (const auto& [sk, st] : status_)
       if (sk.kind == "Migration" && st.value("phase", "") == "Running" &&
@@ -745,24 +870,29 @@ void Coordinator::api_delete(const Json& req, Reply reply) {
   }
   auto s = kv_resources_->erase(k.kv_key());
   if (!s.ok()) return reply(err_reply(s.error()));
-  (void)kv_status_->erase(k.kv_key());
+  if (status_.count(k)) {
+    const Json& vms = status_[k]["vms"];
+    store_->erase_status(k, vms.is_array() ? vms.size() : 0);
+  }
   resources_.erase(k);
   status_.erase(k);
+  dirty_.erase(k);
+  dirty_vms_.erase(k);
+  vm_index_.erase(k);
   providers_.erase(k);
   if (kind == "Provider") {
     inventories_.erase(k);
-    (void)kv_inventory_->erase(k.ns + "." + k.name);
+    store_->erase_inventory(k);
   }
   reply({{"ok", true}, {"deleted", k.to_string()}});
 }
 
-void Coordinator::api_cancel(const Json& req, Reply reply) {
-  ResourceKey k{"Migration", req.value("namespace", std::string(model::kDefaultNamespace)),
-                req.value("name", "")};
+void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {
+  ResourceKey k{"Migration", req.migration.ns, req.migration.name};
   if (!find(k) || !status_.count(k))
     return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
   Json& st = status_[k];
-  std::vector<std::string> names = req.value("vms", std::vector<std::string>{});
+  const std::vector<std::string>& names = req.vms;
   Json canceled = Json::array();
   for (const auto& n : names) {
     bool found = false;
@@ -816,9 +946,17 @@ void Coordinator::update_gauges() {
 
 // ---------------------------------------------------------------- agents
 
-void Coordinator::on_heartbeat(const std::string& data) {
+void Coordinator::bad_input(const char* source, const std::string& why) {
+  metrics_.bad_input.Add({{"source", source}}).Increment();
+  kLog.warn("input refused", {{"source", source}, {"error", why}});
+}
+
+void Coordinator::on_heartbeat(const std::string& subject, const std::string& data) {
   ferry::v1::AgentHeartbeat hb;
-  if (!hb.ParseFromString(data) || hb.node().empty()) return;
+  if (!hb.ParseFromString(data) || hb.node().empty())
+    return bad_input("heartbeat", "not an AgentHeartbeat (" + subject + ")");
+  if (subject != subjects::heartbeat(hb.node()))
+    return bad_input("heartbeat", "heartbeat of node \"" + hb.node() + "\" sent on " + subject);
   bool is_new = !agents_.count(hb.node());
   auto& a = agents_[hb.node()];
   a.hb = hb;
@@ -830,11 +968,12 @@ void Coordinator::on_heartbeat(const std::string& data) {
   }
 }
 
-void Coordinator::on_progress(const std::string& data) {
+void Coordinator::on_progress(const std::string& subject, const std::string& data) {
   ferry::v1::TaskProgress p;
-  if (!p.ParseFromString(data)) return;
+  if (!p.ParseFromString(data) || p.task_id().empty())
+    return bad_input("progress", "not a TaskProgress (" + subject + ")");
   auto it = tasks_.find(p.task_id());
-  if (it == tasks_.end()) return;
+  if (it == tasks_.end()) return;  // a task of a finished or deleted migration
   Json* vm = vm_status(it->second.migration, it->second.vm_id);
   if (!vm) return;
   if (it->second.disk_key == kConversionTask) {  // conversion: virt-v2v's latest status line
@@ -844,6 +983,16 @@ void Coordinator::on_progress(const std::string& data) {
   }
   uint64_t done = 0, total = 0;
   for (auto& d : (*vm)["disks"]) {
+    if (d.value("taskId", "") == p.task_id() && !d.value("node", "").empty() &&
+        subject != subjects::progress(d.value("node", "")))
+      return bad_input("progress", "progress of task " + p.task_id() + " sent on " + subject);
+    if (d.value("taskId", "") == p.task_id() &&
+        (p.bytes_done() > d.value("capacity", uint64_t{0}) ||
+         p.bytes_total() > d.value("capacity", uint64_t{0})))
+      return bad_input(
+          "progress", "task " + p.task_id() + " claims " + std::to_string(p.bytes_done()) + " of " +
+                          std::to_string(p.bytes_total()) + " bytes of a " +
+                          std::to_string(d.value("capacity", uint64_t{0})) + "-byte disk");
     if (d.value("taskId", "") == p.task_id() && d.value("state", "") != "Completed") {
       uint64_t before = d.value("bytesDone", uint64_t{0});
       if (p.bytes_done() > before)
@@ -865,7 +1014,10 @@ void Coordinator::on_progress(const std::string& data) {
 void Coordinator::on_claim(const bus::Message& msg) {
   ferry::v1::ClaimRequest req;
   ferry::v1::ClaimReply rep;
-  if (req.ParseFromString(msg.data)) {
+  if (!req.ParseFromString(msg.data) || req.task_id().empty()) {
+    bad_input("claim", "not a ClaimRequest (" + msg.subject + ")");
+    rep.set_reason("not a ClaimRequest");
+  } else {
     auto it = tasks_.find(req.task_id());
     Json* vm = it == tasks_.end() ? nullptr : vm_status(it->second.migration, it->second.vm_id);
     if (!vm) {
@@ -1052,9 +1204,8 @@ void Coordinator::on_inspection_result(const TaskRef& ref, Json& vm,
   fail_vm(ref.migration, ref.vm_id, "preflight inspection: " + why);
 }
 
-void Coordinator::api_retry(const Json& req, Reply reply) {
-  ResourceKey k{"Migration", req.value("namespace", std::string(model::kDefaultNamespace)),
-                req.value("name", "")};
+void Coordinator::api_retry(const api::RetryRequest& req, Reply reply) {
+  ResourceKey k{"Migration", req.migration.ns, req.migration.name};
   if (!status_.count(k))
     return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
   for (const auto& [sk, st] : status_)
@@ -1064,8 +1215,7 @@ void Coordinator::api_retry(const Json& req, Reply reply) {
                                    st.value("plan", "") + " is being run by " + sk.to_string())));
   Json retried = Json::array();
   for (auto& vm : status_[k]["vms"]) {
-    if (vm.value("name", "") != req.value("vm", "") && vm.value("id", "") != req.value("vm", ""))
-      continue;
+    if (vm.value("name", "") != req.vm && vm.value("id", "") != req.vm) continue;
     if (vm.value("phase", "") != "Failed" || vm["error"].value("step", "") != "ImageConversion")
       return reply(err_reply(
           Error(ErrorCode::kFailedPrecondition,
@@ -1086,13 +1236,13 @@ void Coordinator::api_retry(const Json& req, Reply reply) {
       }
     status_[k]["phase"] = "Running";
     status_[k].erase("completed");
+    (void)vm_status(k, vm.value("id", ""));  // marks it changed
     retried.push_back(vm.value("name", ""));
     save_status(k);
     advance(k, vm.value("id", ""));
   }
   if (retried.empty())
-    return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + ": --vm: VM \"" +
-                                                           req.value("vm", "") +
+    return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + ": --vm: VM \"" + req.vm +
                                                            "\" is not part of this migration")));
   reply({{"ok", true}, {"retried", retried}});
 }
@@ -1101,25 +1251,55 @@ void Coordinator::api_retry(const Json& req, Reply reply) {
 
 Json* Coordinator::vm_status(const ResourceKey& mkey, const std::string& vm_id) {
   auto it = status_.find(mkey);
-  if (it == status_.end()) return nullptr;
-  for (auto& vm : it->second["vms"])
-    if (vm.value("id", "") == vm_id) return &vm;
-  return nullptr;
+  auto ix = vm_index_.find(mkey);
+  if (it == status_.end() || ix == vm_index_.end()) return nullptr;
+  auto i = ix->second.find(vm_id);
+  if (i == ix->second.end()) return nullptr;
+  // Whoever asks for a VM's status may change it: it is written at the next flush.
+  dirty_vms_[mkey].insert(i->second);
+  return &it->second["vms"][i->second];
+}
+
+void Coordinator::index_vms(const ResourceKey& mkey) {
+  auto& ix = vm_index_[mkey];
+  ix.clear();
+  const Json& vms = status_[mkey]["vms"];
+  if (!vms.is_array()) return;
+  for (size_t i = 0; i < vms.size(); i++) ix[vms[i].value("id", "")] = i;
+}
+
+void Coordinator::mark_all_vms(const ResourceKey& mkey) {
+  auto& d = dirty_vms_[mkey];
+  const Json& vms = status_[mkey]["vms"];
+  for (size_t i = 0; vms.is_array() && i < vms.size(); i++) d.insert(i);
+  save_status(mkey);
 }
 
 void Coordinator::save_status(const ResourceKey& key) {
-  dirty_.erase(key);
-  auto it = status_.find(key);
-  if (it == status_.end()) return;
-  auto s = kv_status_->put(key.kv_key(), it->second.dump());
-  if (!s.ok())
-    kLog.error("saving status failed",
-               {{"resource", key.to_string()}, {"error", s.error().message}});
+  dirty_.insert(key);
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  loop_.post([this] { flush_dirty(); });
 }
 
 void Coordinator::flush_dirty() {
-  auto keys = dirty_;
-  for (const auto& k : keys) save_status(k);
+  flush_posted_ = false;
+  for (auto& [k, idx] : dirty_vms_) {
+    auto it = status_.find(k);
+    if (it == status_.end()) continue;
+    const Json& vms = it->second["vms"];
+    for (size_t i : idx)
+      if (i < vms.size()) store_->put_vm_status(k, i, vms[i]);
+    dirty_.insert(k);
+  }
+  dirty_vms_.clear();
+  for (const auto& k : dirty_) {
+    auto it = status_.find(k);
+    if (it == status_.end()) continue;
+    store_->put_status(k,
+                       k.kind == "Migration" ? store::migration_summary(it->second) : it->second);
+  }
+  dirty_.clear();
 }
 
 void Coordinator::start_migration(const ResourceKey& mkey) {
@@ -1168,6 +1348,8 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   }
   Json st = {{"phase", "Running"}, {"plan", pk.to_string()}, {"started", now_iso()}, {"vms", vms}};
   status_[mkey] = st;
+  index_vms(mkey);
+  mark_all_vms(mkey);
   plan_st["phase"] = "Executing";
   plan_st["migration"] = mkey.to_string();
   save_status(pk);

@@ -22,11 +22,13 @@
 #include "common/event/loop.h"
 #include "common/metrics/http_endpoint.h"
 #include "common/model/resource.h"
+#include "coordinator/api/requests.h"
 #include "coordinator/metrics.h"
 #include "coordinator/migration/pipeline.h"
 #include "coordinator/providers/provider.h"
 #include "coordinator/providers/provider_pool.h"
 #include "coordinator/scheduler/scheduler.h"
+#include "coordinator/store/state_store.h"
 #include "ferry/v1/agent.pb.h"
 
 namespace ferry::coordinator {
@@ -76,25 +78,39 @@ class Coordinator {
 
   // API (loop thread). `reply` sends the JSON answer.
   using Reply = std::function<void(const model::Json&)>;
-  void handle_api(const std::string& verb, const model::Json& req, Reply reply);
-  void api_apply(const model::Json& req, Reply reply);
-  void api_get(const model::Json& req, Reply reply);
-  void api_delete(const model::Json& req, Reply reply);
-  void api_cancel(const model::Json& req, Reply reply);
-  void api_inventory(const model::Json& req, Reply reply);
-  void api_gather(const model::Json& req, Reply reply);
+  void handle_api(const api::Request& req, Reply reply);
+  void api_apply(const api::ApplyRequest& req, Reply reply);
+  void api_get(const api::GetRequest& req, Reply reply);
+  void api_delete(const api::DeleteRequest& req, Reply reply);
+  void api_cancel(const api::CancelRequest& req, Reply reply);
+  void api_inventory(const api::InventoryRequest& req, Reply reply);
+  void api_gather(const api::GatherRequest& req, Reply reply);
+  void api_status(Reply reply);
+  void api_part(const api::PartRequest& req, const std::string& reply_to);
+  // Sends a reply; one over kReplyPartBytes is kept and sent in parts (api::PartRequest).
+  void send_reply(const std::string& reply_to, const model::Json& j);
+  static constexpr size_t kReplyPartBytes = 512 * 1024;
+  struct LargeReply {
+    std::string data;
+    double expires = 0;
+  };
+  std::map<std::string, LargeReply> large_replies_;  // by reply id; a few, for a minute
+  uint64_t large_reply_seq_ = 0;
   void finish_apply(std::vector<Resource> batch, std::map<ResourceKey, model::Json> new_inv,
                     Reply reply);
 
   // Agents and tasks (loop thread).
-  void on_heartbeat(const std::string& data);
-  void on_progress(const std::string& data);
+  // `subject` names the sending node; a message about another node is refused.
+  void on_heartbeat(const std::string& subject, const std::string& data);
+  void on_progress(const std::string& subject, const std::string& data);
+  // Logs and counts input that is refused (ferry_coordinator_bad_input_total{source}).
+  void bad_input(const char* source, const std::string& why);
   void on_claim(const bus::Message& msg);
   void on_result(const ferry::v1::TaskResult& r);
   void on_conversion_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
   void on_inspection_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
-  void api_retry(const model::Json& req, Reply reply);
-  void api_cutover(const model::Json& req, Reply reply);
+  void api_retry(const api::RetryRequest& req, Reply reply);
+  void api_cutover(const api::CutoverRequest& req, Reply reply);
 
   // Migration driving (loop thread).
   void start_migration(const ResourceKey& mkey);
@@ -148,8 +164,14 @@ class Coordinator {
   bool cutover_due(const ResourceKey& mkey, model::Json& vm, const Resource& plan);
   void wake_at(const ResourceKey& mkey, const std::string& vm_id, double when);
   double precopy_interval(const Resource& plan) const;
+  // Marks a status changed; it is queued to the store at the end of this loop turn.
   void save_status(const ResourceKey& key);
+  // Queues every changed status (Migration: its summary and each changed VM) to the store.
   void flush_dirty();
+  // Rebuilds the id -> index map of a Migration's VMs (after its vms array was replaced).
+  void index_vms(const ResourceKey& mkey);
+  // Every VM of a Migration changed (a loop over its vms that writes).
+  void mark_all_vms(const ResourceKey& mkey);
 
   // Lookups.
   const Resource* find(const ResourceKey& k) const;
@@ -161,7 +183,8 @@ class Coordinator {
   CoordinatorOptions opts_;
   event::UvEventLoop loop_;
   std::unique_ptr<bus::CnatsBus> bus_;
-  std::unique_ptr<bus::KvBucket> kv_resources_, kv_status_, kv_inventory_;
+  std::unique_ptr<bus::KvBucket> kv_resources_;
+  std::unique_ptr<store::StateStore> store_;  // statuses and inventories; before bus_ goes
   std::vector<std::unique_ptr<bus::Subscription>> subs_;
   std::unique_ptr<bus::PullConsumer> results_;
   std::thread results_thread_;
@@ -179,8 +202,11 @@ class Coordinator {
       wire_;  // task id -> serialized TransferTask; memory only (holds the session cookie)
   std::set<std::string> inflight_;  // migration+vm with a provider call under way
   std::map<std::string, int> alloc_attempts_;
-  std::map<std::string, double> wake_at_;  // migration+vm -> armed timer (warm waits)
-  std::set<ResourceKey> dirty_;
+  std::map<std::string, double> wake_at_;              // migration+vm -> armed timer (warm waits)
+  std::set<ResourceKey> dirty_;                        // statuses changed since the last flush
+  std::map<ResourceKey, std::set<size_t>> dirty_vms_;  // Migration -> changed VM indexes
+  std::map<ResourceKey, std::map<std::string, size_t>> vm_index_;  // Migration -> VM id -> index
+  bool flush_posted_ = false;
   scheduler::Slots slots_;
   CoordinatorMetrics metrics_;
   std::unique_ptr<metrics::HttpEndpoint> http_;

@@ -36,6 +36,10 @@ CoordinatorMetrics::CoordinatorMetrics()
       disk_tasks(BuildGauge()
                      .Name("ferry_coordinator_disk_tasks")
                      .Help("Disk tasks of running migrations by state")
-                     .Register(*registry)) {}
+                     .Register(*registry)),
+      bad_input(BuildCounter()
+                    .Name("ferry_coordinator_bad_input_total")
+                    .Help("Malformed requests, messages and stored entries refused, by source")
+                    .Register(*registry)) {}
 
 }  // namespace ferry::coordinator

@@ -25,6 +25,8 @@ struct CoordinatorMetrics {
   prometheus::Family<prometheus::Gauge>&
       heartbeat_age;  // ferry_coordinator_agent_heartbeat_age_seconds{node}
   prometheus::Family<prometheus::Gauge>& disk_tasks;  // ferry_coordinator_disk_tasks{state}
+  // Input refused and logged: source = api, heartbeat, progress, claim, result, stored.
+  prometheus::Family<prometheus::Counter>& bad_input;  // ferry_coordinator_bad_input_total{source}
 };
 
 }  // namespace ferry::coordinator

@@ -516,9 +516,8 @@ void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::str
       });
 }
 
-void Coordinator::api_cutover(const Json& req, Reply reply) {
-  ResourceKey k{"Migration", req.value("namespace", std::string(model::kDefaultNamespace)),
-                req.value("name", "")};
+void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
+  ResourceKey k{"Migration", req.migration.ns, req.migration.name};
   auto err = [&](ErrorCode c, const std::string& m) {
     reply({{"ok", false}, {"code", error_code_name(c)}, {"error", m}});
   };
@@ -528,13 +527,13 @@ void Coordinator::api_cutover(const Json& req, Reply reply) {
   if (it->second.value("phase", "") != "Running")
     return err(ErrorCode::kFailedPrecondition,
                k.to_string() + " is " + it->second.value("phase", "") + "; nothing to cut over");
-  std::string at = req.value("at", "");
+  std::string at = req.at;
   if (at.empty()) at = now_iso();
   if (!model::parse_rfc3339(at))
     return err(
         ErrorCode::kInvalidArgument,
         k.to_string() + ": --at: \"" + at + "\" is not an RFC 3339 time (2021-04-04T01:23:45Z)");
-  std::string sel = req.value("vm", "");
+  const std::string& sel = req.vm;
   Json vms = Json::array();
   for (auto& vm : it->second["vms"]) {
     if (!sel.empty() && vm.value("name", "") != sel && vm.value("id", "") != sel) continue;
@@ -544,7 +543,10 @@ void Coordinator::api_cutover(const Json& req, Reply reply) {
                    k.to_string() + ": --vm: VM \"" + sel + "\" is not migrating warm");
       continue;
     }
-    if (!sel.empty()) vm["warm"]["cutover"] = at;
+    if (!sel.empty()) {
+      vm["warm"]["cutover"] = at;
+      (void)vm_status(k, vm.value("id", ""));  // marks it changed
+    }
     vms.push_back(vm.value("name", ""));
   }
   if (!sel.empty() && vms.empty())

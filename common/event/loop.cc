@@ -1,11 +1,43 @@
 #include "common/event/loop.h"
 
+#include <atomic>
+#include <cstdio>
 #include <stdexcept>
 
 namespace ferry::event {
+namespace {
+
+std::atomic<uint64_t> g_escaped{0};
+
+// Every callback runs inside this: an exception from domain code must never
+// unwind through libuv (a C library) and end the process. It is a bug, so it
+// is logged and counted (UvEventLoop::escaped_exceptions()), never silent.
+template <typename F>
+void guarded(const char* where, F&& fn) noexcept {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    g_escaped++;
+    std::fprintf(stderr,
+                 "{\"level\":\"error\",\"logger\":\"event\",\"msg\":\"exception escaped a "
+                 "%s callback\",\"error\":\"%s\"}\n",
+                 where, e.what());
+  } catch (...) {
+    g_escaped++;
+    std::fprintf(stderr,
+                 "{\"level\":\"error\",\"logger\":\"event\",\"msg\":\"exception escaped a "
+                 "%s callback\"}\n",
+                 where);
+  }
+}
+
+}  // namespace
+
+uint64_t UvEventLoop::escaped_exceptions() { return g_escaped.load(); }
 
 struct UvEventLoop::Work {
   uv_work_t req{};
+  UvEventLoop* loop = nullptr;
   std::function<void()> work;
   std::function<void()> done;
 };
@@ -25,6 +57,13 @@ UvEventLoop::UvEventLoop() {
 }
 
 UvEventLoop::~UvEventLoop() {
+  // The owner's state that pending callbacks capture may be gone already:
+  // from here on, finished work and posted functions are dropped, not run.
+  destroying_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.clear();
+  }
   // Close every handle (timers, async) and let their close callbacks free them.
   uv_walk(
       &loop_,
@@ -72,7 +111,10 @@ void UvEventLoop::drain() {
     std::lock_guard<std::mutex> lock(mu_);
     batch.swap(queue_);
   }
-  for (auto& fn : batch) fn();
+  for (auto& fn : batch) {
+    if (destroying_) return;
+    guarded("posted", fn);
+  }
 }
 
 void UvEventLoop::add_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
@@ -86,7 +128,7 @@ void UvEventLoop::add_timer(std::chrono::milliseconds delay, std::chrono::millis
       &t->handle,
       [](uv_timer_t* h) noexcept {
         auto* timer = static_cast<Timer*>(h->data);
-        timer->fn();
+        guarded("timer", timer->fn);
         if (timer->once) {
           uv_close(reinterpret_cast<uv_handle_t*>(h),
                    [](uv_handle_t* x) noexcept { delete static_cast<Timer*>(x->data); });
@@ -108,11 +150,13 @@ void UvEventLoop::queue_work(std::function<void()> work, std::function<void()> d
   w->work = std::move(work);
   w->done = std::move(done);
   w->req.data = w;
+  w->loop = this;
   uv_queue_work(
-      &loop_, &w->req, [](uv_work_t* r) noexcept { static_cast<Work*>(r->data)->work(); },
+      &loop_, &w->req,
+      [](uv_work_t* r) noexcept { guarded("worker", static_cast<Work*>(r->data)->work); },
       [](uv_work_t* r, int) noexcept {
         auto* x = static_cast<Work*>(r->data);
-        x->done();
+        if (!x->loop->destroying_) guarded("work done", x->done);
         delete x;
       });
 }

@@ -36,9 +36,13 @@ class UvEventLoop {
   void run_blocking(std::function<T()> work, std::function<void(T)> done) {
     auto result = std::make_shared<std::unique_ptr<T>>();
     queue_work([work = std::move(work), result] { *result = std::make_unique<T>(work()); },
-               [done = std::move(done), result] { done(std::move(**result)); });
+               [done = std::move(done), result] {
+                 if (*result) done(std::move(**result));  // null: work threw (logged)
+               });
   }
   bool on_loop_thread() const;
+  // Exceptions caught at a callback boundary in this process (each one a bug, logged).
+  static uint64_t escaped_exceptions();
 
  private:
   struct Work;
@@ -53,6 +57,7 @@ class UvEventLoop {
   std::mutex mu_;
   std::deque<std::function<void()>> queue_;
   bool stopping_ = false;
+  bool destroying_ = false;  // loop thread: set by the destructor
   uv_thread_t owner_{};
 };
 

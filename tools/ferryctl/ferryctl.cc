@@ -85,6 +85,18 @@ Result<Json> call(const Args& a, const std::string& verb, const Json& req,
   }
   Json j = Json::parse(*rep, nullptr, false);
   if (j.is_discarded()) return Error(ErrorCode::kInternal, "coordinator sent a non-JSON reply");
+  // A reply over NATS' payload limit comes in parts: fetch each, in order.
+  if (j.is_object() && j.contains("replyId") && j["parts"].is_number_unsigned()) {
+    std::string whole;
+    for (size_t i = 0; i < j["parts"].get<size_t>(); i++) {
+      Json pr = {{"replyId", j["replyId"]}, {"part", i}};
+      auto part = (*bus)->request(subjects::api("part"), pr.dump(), timeout);
+      if (!part.ok()) return part.error();
+      whole += *part;
+    }
+    j = Json::parse(whole, nullptr, false);
+    if (j.is_discarded()) return Error(ErrorCode::kInternal, "coordinator sent a non-JSON reply");
+  }
   return j;
 }
 

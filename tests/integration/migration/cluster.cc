@@ -79,6 +79,10 @@ Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
   // Disks and the simulator.
   Json cfg = {{"remove_other_vms", true}, {"vms", Json::array()}};
   if (opts.cbt_query_window_bytes) cfg["cbt_query_window_bytes"] = opts.cbt_query_window_bytes;
+  if (opts.vm_count > 0) {
+    cfg["vm_count"] = opts.vm_count;
+    cfg["remove_other_vms"] = false;
+  }
   for (const auto& v : vms) {
     std::string img = v.image;
     if (img.empty()) {

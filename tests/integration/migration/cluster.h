@@ -44,6 +44,7 @@ struct ClusterOptions {
   std::vector<std::string> auth_nodes;
   bool tls = false;
   uint64_t cbt_query_window_bytes = 0;  // simulator's QueryChangedDiskAreas window (0: default)
+  int vm_count = 0;  // > 0: keep the simulator's own VMs, this many per host and per cluster
 };
 
 class Cluster {

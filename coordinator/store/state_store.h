@@ -1,0 +1,54 @@
+#pragma once
+// StateStore: where the coordinator keeps statuses and inventories so that a
+// restarted coordinator carries on. KvStateStore (NATS JetStream KV) is the
+// local-mode implementation; cluster mode adds a Kubernetes one.
+//
+// Writes are queued and return at once: the loop thread never waits for I/O.
+// Queued writes to one key are coalesced (the newest value wins). barrier()
+// says when everything queued before it is stored, which is what lets the
+// coordinator ack a task result only after the state change it caused is stored.
+//
+// Threads: load_*() before the loop runs; every other method from the loop
+// thread. barrier callbacks run on the store's writer thread.
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/base/result.h"
+#include "common/model/resource.h"
+
+namespace ferry::coordinator::store {
+
+using model::ResourceKey;
+using Json = nlohmann::json;
+
+struct StoreStats {
+  uint64_t writes = 0, failures = 0, bytes = 0;
+  uint64_t largest_value = 0;  // bytes of the largest value ever written
+  uint64_t queued = 0;         // keys waiting for the writer now
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  // `bad` is told of each entry that is corrupt; it is skipped, never fatal.
+  using Bad = std::function<void(const std::string&)>;
+  // Statuses: a Migration's comes back whole (summary and its VMs joined).
+  virtual Status load_status(std::function<void(const ResourceKey&, Json)> each, Bad bad) = 0;
+  virtual Status load_inventories(std::function<void(const ResourceKey&, Json)> each, Bad bad) = 0;
+
+  // A status that is not a Migration's, or a Migration's summary (migration_summary()).
+  virtual void put_status(const ResourceKey& k, const Json& status) = 0;
+  virtual void put_vm_status(const ResourceKey& migration, size_t index, const Json& vm) = 0;
+  // Removes a status and, for a Migration, its VMs' entries.
+  virtual void erase_status(const ResourceKey& k, size_t vm_count) = 0;
+  virtual void put_inventory(const ResourceKey& provider, const Json& inventory) = 0;
+  virtual void erase_inventory(const ResourceKey& provider) = 0;
+  // done(ok) once every write queued before this call is stored; a failed
+  // write is retried, and done gets the first error seen meanwhile.
+  virtual void barrier(std::function<void(Status)> done) = 0;
+  virtual StoreStats stats() const = 0;
+};
+
+}  // namespace ferry::coordinator::store
