@@ -1,5 +1,6 @@
 #include "common/model/resource.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -93,7 +94,43 @@ Json scalar_to_json(const YAML::Node& n) {
   return s;
 }
 
-Json node_to_json(const YAML::Node& n) {
+// yaml-cpp 0.7 loops forever, allocating, on some invalid inputs (a lone ","
+// is one; the manifest fuzzer found it). A first pass over the parser's events
+// stops at more events than the text has bytes, which no real document reaches.
+class EventBudget : public YAML::EventHandler {
+ public:
+  explicit EventBudget(size_t budget) : left_(budget) {}
+  void OnDocumentStart(const YAML::Mark& m) override { tick(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { tick(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { tick(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    tick(m);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    tick(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    tick(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void tick(const YAML::Mark& m) {
+    if (left_-- == 0) throw YAML::ParserException(m, "the YAML parser does not advance here");
+  }
+  size_t left_;
+};
+
+// Aliases can make a small text a huge document ("billion laughs"): the JSON
+// built from it may hold at most `budget` values.
+Json node_to_json(const YAML::Node& n, size_t& budget) {
+  if (budget-- == 0)
+    throw YAML::ParserException(n.Mark(), "aliases expand to more values than allowed");
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -102,12 +139,12 @@ Json node_to_json(const YAML::Node& n) {
       return scalar_to_json(n);
     case YAML::NodeType::Sequence: {
       Json a = Json::array();
-      for (const auto& x : n) a.push_back(node_to_json(x));
+      for (const auto& x : n) a.push_back(node_to_json(x, budget));
       return a;
     }
     case YAML::NodeType::Map: {
       Json o = Json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = node_to_json(kv.second);
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = node_to_json(kv.second, budget);
       return o;
     }
   }
@@ -148,10 +185,18 @@ void emit(YAML::Emitter& e, const Json& j) {
 
 Result<std::vector<Json>> yaml_to_json(const std::string& text) {
   try {
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      EventBudget events(text.size() + 16);
+      while (parser.HandleNextDocument(events)) {
+      }
+    }
     std::vector<Json> out;
+    size_t values = 64 * text.size() + 1024;
     for (const auto& doc : YAML::LoadAll(text)) {
       if (doc.IsNull()) continue;
-      out.push_back(node_to_json(doc));
+      out.push_back(node_to_json(doc, values));
     }
     return out;
   } catch (const YAML::Exception& e) {

@@ -214,10 +214,17 @@ Result<std::shared_ptr<pugi::xml_document>> VimClient::invoke(const std::string&
   long code = 0;
   auto resp = post(body, &code);
   if (!resp.ok()) return resp.error();
+  return parse_soap_response(method, url_, *resp, code);
+}
+
+Result<std::shared_ptr<pugi::xml_document>> parse_soap_response(const std::string& method,
+                                                                const std::string& url,
+                                                                const std::string& body,
+                                                                long http_code) {
   auto doc = std::make_shared<pugi::xml_document>();
-  if (!doc->load_string(resp->c_str()))
+  if (!doc->load_buffer(body.data(), body.size()))
     return Error(ErrorCode::kUnavailable,
-                 url_ + " did not answer with SOAP XML (HTTP " + std::to_string(code) + ")");
+                 url + " did not answer with SOAP XML (HTTP " + std::to_string(http_code) + ")");
   pugi::xml_node fault = find_local(*doc, "Fault");
   if (fault) {
     std::string msg = child_local(fault, "faultstring").text().get();

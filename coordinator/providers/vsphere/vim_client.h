@@ -85,6 +85,14 @@ class VimClient {
 };
 
 std::string xml_escape(const std::string& s);
+// A SOAP response body as a document, or the Error its Fault (or its not being XML) means.
+// Pure; fuzzed by tests/fuzz/soap_response_fuzz.cc.
+Result<std::shared_ptr<pugi::xml_document>> parse_soap_response(const std::string& method,
+                                                                const std::string& url,
+                                                                const std::string& body,
+                                                                long http_code);
+// The objects of a RetrievePropertiesEx / ContinueRetrievePropertiesEx returnval.
+void collect_objects(const pugi::xml_node& returnval, PropertyResult& out);
 // XML helpers that ignore namespace prefixes (servers differ in the prefixes they bind).
 const char* local(const char* qualified_name);
 pugi::xml_node child_local(const pugi::xml_node& n, const char* name);

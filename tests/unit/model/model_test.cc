@@ -119,3 +119,25 @@ TEST_CASE("names, kinds, secrets and times") {
   REQUIRE(k.ok());
   CHECK(k->name == "my.plan");
 }
+
+TEST_CASE("YAML that would make the parser loop or explode is refused at once") {
+  // yaml-cpp 0.7 loops forever, allocating, on a lone "," (found by tests/fuzz/manifest_fuzz).
+  auto r = yaml_to_json(",");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("line 1") != std::string::npos);
+  // Nine levels of nine aliases: 9^7 values from 300 bytes.
+  std::string laughs = "a: &a [x,x,x,x,x,x,x,x,x]\n";
+  for (char c = 'b'; c <= 'g'; c++)
+    laughs += std::string(1, c) + ": &" + c + " [" + [&] {
+      std::string s;
+      for (int i = 0; i < 9; i++) s += std::string(i ? "," : "") + "*" + char(c - 1);
+      return s;
+    }() + "]\n";
+  auto l = yaml_to_json(laughs);
+  REQUIRE_FALSE(l.ok());
+  CHECK(l.error().message.find("aliases expand") != std::string::npos);
+  // A few aliases are fine.
+  auto ok = yaml_to_json("a: &x {b: 1}\nc: *x\n");
+  REQUIRE(ok.ok());
+  CHECK((*ok)[0]["c"]["b"] == 1);
+}
