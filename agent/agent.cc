@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "agent/convert/convert.h"
 #include "agent/nbd_view.h"
@@ -90,6 +92,8 @@ class KeepAlive {
 }  // namespace
 
 Agent::Agent(AgentOptions opts) : opts_(std::move(opts)) {
+  if (opts_.state_dir.empty() && !opts_.volume_roots.empty())
+    opts_.state_dir = opts_.volume_roots.begin()->second + "/.ferry-agent";
   if (opts_.node_bandwidth) {
     const double rate = static_cast<double>(opts_.node_bandwidth);
     node_bucket_ =
@@ -152,12 +156,18 @@ Status Agent::run() {
     fs::create_directories(dir, ec);
     if (ec) return Error(ErrorCode::kIo, "volume root " + dir + ": " + ec.message());
   }
+  {
+    std::error_code ec;
+    fs::create_directories(opts_.state_dir + "/results", ec);
+    if (ec) return Error(ErrorCode::kIo, "state dir " + opts_.state_dir + ": " + ec.message());
+  }
   auto bus = bus::CnatsBus::connect(opts_.nats);
   if (!bus.ok()) return bus.error();
   bus_ = std::move(*bus);
   // The coordinator creates the streams; an agent may lack the right to (NATS
   // authorization), so it waits for them.
-  for (const char* stream : {subjects::kTasksStream, subjects::kResultsStream}) {
+  for (const char* stream :
+       {subjects::kTasksStream, subjects::kResultsStream, subjects::kCancelsStream}) {
     bool logged = false;
     while (!stopping_) {
       auto e = bus_->stream_exists(stream);
@@ -175,10 +185,11 @@ Status Agent::run() {
                                 subjects::task_consumer(opts_.node), std::chrono::seconds(30));
   if (!pc.ok()) return pc.error();
   tasks_ = std::move(*pc);
-  auto sub =
-      bus_->subscribe(subjects::cancel(opts_.node), [this](bus::Message m) { on_cancel(m.data); });
-  if (!sub.ok()) return sub.error();
-  cancel_sub_ = std::move(*sub);
+  auto cc = bus_->pull_consumer(subjects::kCancelsStream, subjects::cancel(opts_.node),
+                                subjects::task_consumer(opts_.node), std::chrono::seconds(30));
+  if (!cc.ok()) return cc.error();
+  cancels_ = std::move(*cc);
+  drain_spool();
   if (!opts_.metrics_address.empty()) {
     auto ep = metrics::HttpEndpoint::start(
         opts_.metrics_address, metrics_.registry(),
@@ -191,8 +202,10 @@ Status Agent::run() {
                             {"nats", opts_.nats.url},
                             {"metrics_port", http_ ? std::to_string(http_->port()) : ""}});
   std::thread hb([this] { heartbeat_loop(); });
+  std::thread cancels([this] { cancel_loop(); });
   fetch_loop();
   hb.join();
+  cancels.join();
   // Graceful stop: running copies are canceled; their checkpoints keep what is
   // durable and the unacked tasks are redelivered to this node's next agent.
   {
@@ -276,6 +289,15 @@ void Agent::fetch_loop() {
       } else {
         ids.task_id = any.inspect().task_id();
       }
+      // Finished before a restart, but its result never reached JetStream.
+      if (fs::exists(spool_path(ids.task_id))) {
+        drain_spool();
+        if (fs::exists(spool_path(ids.task_id)))
+          (void)msg->nak(std::chrono::seconds(2));
+        else
+          (void)msg->ack();
+        continue;
+      }
       // Still wanted? The coordinator may have canceled it while it was queued.
       ferry::v1::ClaimRequest creq;
       creq.set_task_id(ids.task_id);
@@ -340,15 +362,82 @@ void Agent::on_cancel(const std::string& data) {
   kLog.info("cancel requested", {{"task", c.task_id()}});
 }
 
-void Agent::publish_result(const ferry::v1::TaskResult& r) {
-  // Retried: the result must reach the durable stream before the task is acked.
-  for (int attempt = 0; attempt < 30 && !stopping_; attempt++) {
+void Agent::cancel_loop() {
+  while (!stopping_) {
+    auto msgs = cancels_->fetch(16, std::chrono::milliseconds(500));
+    if (!msgs.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    for (auto& m : *msgs) {
+      on_cancel(m.data());
+      (void)m.ack();
+    }
+  }
+}
+
+bool Agent::publish_result(const ferry::v1::TaskResult& r) {
+  // The result must reach the durable stream before the task is acked; until
+  // then it waits in the spool, however long NATS is away.
+  for (int attempt = 0; !stopping_; attempt++) {
     auto s = bus_->js_publish(subjects::result(opts_.node), r.SerializeAsString(),
                               r.task_id() + ".result." + std::to_string(r.state()));
-    if (s.ok()) return;
-    kLog.warn("publishing result failed; retrying",
-              {{"task", r.task_id()}, {"error", s.error().message}});
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (s.ok()) return true;
+    if (attempt % 30 == 0)
+      kLog.warn("publishing result failed; retrying (the result is kept in the spool)",
+                {{"task", r.task_id()}, {"error", s.error().message}});
+    for (int i = 0; i < 10 && !stopping_; i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+std::string Agent::spool_path(const std::string& task_id) const {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits(task_id.data(), task_id.size())));
+  return opts_.state_dir + "/results/" + hex + ".result";
+}
+
+Status Agent::spool(const ferry::v1::TaskResult& r) const {
+  std::string path = spool_path(r.task_id()), tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << r.SerializeAsString();
+    out.flush();
+    if (!out) return Error(ErrorCode::kIo, "writing " + tmp + " failed");
+  }
+  FILE* f = std::fopen(tmp.c_str(), "rb");  // fsync before the rename makes it visible
+  if (f) {
+    (void)fsync(fileno(f));
+    std::fclose(f);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec)
+    return Error(ErrorCode::kIo, "spooling the result of " + r.task_id() + ": " + ec.message());
+  return {};
+}
+
+void Agent::drain_spool() {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(opts_.state_dir + "/results", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".result") continue;
+    std::ifstream in(it->path(), std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    ferry::v1::TaskResult r;
+    std::error_code rm;
+    if (!r.ParseFromString(buf.str()) || r.task_id().empty() ||
+        spool_path(r.task_id()) != it->path().string()) {
+      kLog.error("spooled result unreadable; removed", {{"file", it->path().string()}});
+      fs::remove(it->path(), rm);
+      continue;
+    }
+    if (!publish_result(r)) return;  // stopping
+    fs::remove(it->path(), rm);
+    kLog.info("spooled result published", {{"task", r.task_id()}});
   }
 }
 
@@ -356,8 +445,22 @@ void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::Task
                      uint64_t worker) {
   set_now(result.mutable_finished_at());
   if (!stopping_ || result.state() != ferry::v1::TASK_STATE_CANCELED) {
-    publish_result(result);
-    (void)msg->ack();
+    auto spooled = spool(result);
+    if (!spooled.ok())
+      kLog.error("result not spooled; it is lost if this agent stops before publishing it",
+                 {{"task", result.task_id()}, {"error", spooled.error().message}});
+    bool published;
+    {
+      KeepAlive keep(msg);  // the task stays ours while NATS is away
+      published = publish_result(result);
+    }
+    if (published) {
+      (void)msg->ack();
+      std::error_code ec;
+      fs::remove(spool_path(result.task_id()), ec);
+    } else {
+      (void)msg->nak();  // stopping: the next agent of this node publishes the spooled result
+    }
   } else {
     (void)msg->nak();  // interrupted by shutdown: redeliver, resume from the checkpoint
   }

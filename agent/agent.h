@@ -7,8 +7,9 @@
 //
 // Threads: the fetch thread pulls tasks; each accepted task runs on its own
 // worker thread (at most max_tasks); the heartbeat thread publishes the node's
-// state; cnats calls back on its own threads for cancels. Shared state (the
-// running-task table) is behind mu_.
+// state; the cancel thread takes cancels from JetStream. Shared state (the
+// running-task table) is behind mu_. A finished task's result is written to
+// the spool before it is published and removed once JetStream has it.
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -41,6 +42,9 @@ struct AgentOptions {
   // KEY=VALUE for virt-v2v: the agent's own LIBGUESTFS_* variables plus --conversion-env.
   std::vector<std::string> conversion_env;
   int conversion_time_limit = 3600;  // seconds, unless the task sets one
+  // Where results wait until JetStream has them ("": DIR/.ferry-agent of the
+  // first volume root, which outlives the agent like the volumes do).
+  std::string state_dir;
 };
 
 class Agent {
@@ -73,14 +77,22 @@ class Agent {
   ferry::v1::TaskResult new_result(const std::string& task_id) const;
   void complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::TaskResult& result,
                 uint64_t worker);
-  void publish_result(const ferry::v1::TaskResult& r);
+  // Publishes until JetStream has the result (true) or the agent stops (false).
+  bool publish_result(const ferry::v1::TaskResult& r);
+  // Results not yet in JetStream, one file per task, so a result outlives a
+  // restart of the agent (and of NATS) until the coordinator can have it.
+  std::string spool_path(const std::string& task_id) const;
+  Status spool(const ferry::v1::TaskResult& r) const;
+  // Publishes every spooled result (at start); each published one is removed.
+  void drain_spool();
+  void cancel_loop();  // takes this node's CancelTasks from FERRY_CANCELS
   void on_cancel(const std::string& data);
   static void remove_volume(const std::string& path);
 
   AgentOptions opts_;
   std::unique_ptr<bus::CnatsBus> bus_;
   std::unique_ptr<bus::PullConsumer> tasks_;
-  std::unique_ptr<bus::Subscription> cancel_sub_;
+  std::unique_ptr<bus::PullConsumer> cancels_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::condition_variable cv_;

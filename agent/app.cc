@@ -20,18 +20,21 @@ namespace {
 Agent* g_agent = nullptr;
 
 void usage() {
-  std::cerr << "usage: ferry-agent --node NAME --volume-root [CLASS=]DIR ... [--nats URL]\n"
-               "                   [--network NAME=ADDRESS ...] [--max-tasks N] [--connections N]\n"
-               "                   [--bandwidth BYTES/s] [--node-bandwidth BYTES/s]\n"
-               "                   [--max-in-flight BYTES] [--metrics-port N | --metrics-address "
-               "ADDR:PORT]\n"
-               "  --bandwidth caps each copy task, --node-bandwidth all tasks of this agent\n"
-               "  together; --max-in-flight caps each task's read buffers (default 256 MiB).\n"
-               "  /metrics, /healthz and /readyz are served on the metrics port.\n"
-               "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
-               "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
-               "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n"
-               "  A volume root without CLASS= serves the storage class \"local\".\n";
+  std::cerr
+      << "usage: ferry-agent --node NAME --volume-root [CLASS=]DIR ... [--nats URL]\n"
+         "                   [--network NAME=ADDRESS ...] [--max-tasks N] [--connections N]\n"
+         "                   [--bandwidth BYTES/s] [--node-bandwidth BYTES/s]\n"
+         "                   [--max-in-flight BYTES] [--metrics-port N | --metrics-address "
+         "ADDR:PORT]\n"
+         "                   [--state-dir DIR]\n"
+         "  --state-dir keeps results until NATS has them (default: FIRST_ROOT/.ferry-agent).\n"
+         "  --bandwidth caps each copy task, --node-bandwidth all tasks of this agent\n"
+         "  together; --max-in-flight caps each task's read buffers (default 256 MiB).\n"
+         "  /metrics, /healthz and /readyz are served on the metrics port.\n"
+         "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
+         "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
+         "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n"
+         "  A volume root without CLASS= serves the storage class \"local\".\n";
 }
 
 bool valid_node_name(const std::string& n) {
@@ -90,6 +93,8 @@ int app_main(int argc, char** argv) {
         o.metrics_address = args.value();
       else if (a == "--metrics-port")
         o.metrics_address = ":" + args.value();
+      else if (a == "--state-dir")
+        o.state_dir = args.value();
       else if (a == "--metrics-port-file")
         o.metrics_port_file = args.value();
       else if (a == "--help" || a == "-h") {

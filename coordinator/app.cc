@@ -22,6 +22,7 @@ void usage() {
          "                         [--max-vms-in-flight N] [--inventory-refresh SECONDS]\n"
          "                         [--metrics-port N | --metrics-address ADDR:PORT] [--js-replicas "
          "N]\n"
+         "                         [--agent-timeout SECONDS (default 180)]\n"
          "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
          "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n";
 }
@@ -45,7 +46,13 @@ int app_main(int argc, char** argv) {
         o.max_vms_in_flight = args.number<int>();
       else if (a == "--inventory-refresh")
         o.inventory_refresh_seconds = args.number<int>();
-      else if (a == "--js-replicas")
+      else if (a == "--agent-timeout") {
+        o.agent_timeout_seconds = args.number<unsigned>();
+        if (o.agent_timeout_seconds < 5) {  // a heartbeat comes every 2 s
+          std::cerr << "--agent-timeout: at least 5 seconds\n";
+          return 2;
+        }
+      } else if (a == "--js-replicas")
         o.js_replicas = args.number<int>();
       else if (a == "--metrics-address")
         o.metrics_address = args.value();

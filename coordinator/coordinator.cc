@@ -3,10 +3,14 @@
 #include <prometheus/text_serializer.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "common/base/clock.h"
+#include "common/base/failpoint.h"
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "common/protocol/subjects.h"
@@ -64,7 +68,9 @@ std::string step_for(const Json& vm, Phase p) {
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions opts)
-    : opts_(std::move(opts)), slots_(opts_.per_host_transfers) {}
+    : opts_(std::move(opts)),
+      agents_({.live_seconds = 10, .expiry_seconds = opts_.agent_timeout_seconds}),
+      slots_(opts_.per_host_transfers) {}
 
 Coordinator::~Coordinator() {
   stopping_ = true;
@@ -81,10 +87,34 @@ Status Coordinator::run() {
   auto bus = bus::CnatsBus::connect(opts_.nats);
   if (!bus.ok()) return bus.error();
   bus_ = std::move(*bus);
+  // One active coordinator per NATS: a second one waits here, holding nothing.
+  auto lk = bus_->kv(subjects::kLeaderBucket, true, opts_.js_replicas,
+                     std::chrono::seconds(subjects::kLeaderTtlSeconds));
+  if (!lk.ok()) return lk.error();
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  lease_ = std::make_unique<lease::KvLease>(
+      std::move(*lk), subjects::kLeaderKey,
+      std::string(host) + "/" + std::to_string(getpid()) + "/" +
+          std::to_string(static_cast<int64_t>(now_seconds() * 1000)),
+      std::chrono::seconds(subjects::kLeaderTtlSeconds));
+  auto held = lease_->acquire(stop_requested_, [](const std::string& holder) {
+    kLog.info("another coordinator is active; standing by", {{"holder", holder}});
+  });
+  if (!held.ok()) return stop_requested_ ? Status{} : held;
+  lease_->keep([this](const std::string& why) {
+    loop_.post([this, why] {
+      lease_lost_ = why;
+      stop();
+    });
+  });
   FERRY_TRY(bus_->ensure_stream(subjects::kTasksStream, {subjects::kTasksStreamSubjects}, true,
                                 opts_.js_replicas));
   FERRY_TRY(bus_->ensure_stream(subjects::kResultsStream, {subjects::kResultsStreamSubjects}, true,
                                 opts_.js_replicas));
+  FERRY_TRY(bus_->ensure_stream(subjects::kCancelsStream, {subjects::kCancelsStreamSubjects}, true,
+                                opts_.js_replicas,
+                                std::chrono::seconds(subjects::kCancelsMaxAgeSeconds)));
   std::unique_ptr<bus::KvBucket> kv_status, kv_inventory;
   for (auto [name, dst] : {std::pair{subjects::kResourcesBucket, &kv_resources_},
                            std::pair{subjects::kStatusBucket, &kv_status},
@@ -108,6 +138,7 @@ Status Coordinator::run() {
   loop_.every(std::chrono::milliseconds(1000), [this] {
     flush_dirty();
     update_gauges();
+    expire_agents();
   });
   if (!opts_.metrics_address.empty()) {
     auto ep = metrics::HttpEndpoint::start(
@@ -141,6 +172,23 @@ Status Coordinator::run() {
   });
   // Resume every migration that was running when the previous coordinator stopped.
   loop_.post([this] {
+    // Nodes holding live VMs' work get the whole --agent-timeout to say hello.
+    for (const auto& [k, st] : status_)
+      if (k.kind == "Migration" && st.contains("vms"))
+        for (const auto& vm : st["vms"])
+          if (!vm_terminal(vm)) {
+            std::string node = vm.value("node", "");
+            if (!node.empty()) agents_.expect(node, now_seconds());
+            std::map<std::string, uint64_t> uncopied;  // its reservation, as placement made it
+            for (const auto& d : vm.value("disks", Json::array()))
+              if (d.value("state", "") != "Completed")
+                uncopied[d.value("storageClass", "")] += d.value("capacity", uint64_t{0});
+            if (!node.empty() && !uncopied.empty() && vm.value("phase", "") != "CopyingPaused")
+              agents_.reserve(k.to_string() + "/" + vm.value("id", ""), node, uncopied);
+            const Json& ins = vm.value("inspection", Json::object());
+            if (ins.is_object() && !ins.value("node", "").empty())
+              agents_.expect(ins.value("node", ""), now_seconds());
+          }
     for (const auto& [k, st] : status_)
       if (k.kind == "Migration" && st.value("phase", "") == "Running") {
         kLog.info("resuming migration", {{"migration", k.to_string()}});
@@ -159,6 +207,8 @@ Status Coordinator::run() {
   loop_.run();
   stopping_ = true;
   if (results_thread_.joinable()) results_thread_.join();
+  if (!lease_lost_.empty())  // another coordinator is active: write nothing more
+    return Error(ErrorCode::kFailedPrecondition, "stopped: " + lease_lost_);
   flush_dirty();
   return {};
 }
@@ -328,6 +378,8 @@ void Coordinator::results_thread_main() {
           bad_input("result", "result of node \"" + r.node() + "\" sent on " + subj);
         else
           on_result(r);
+        // durability_test: killed after the result changed memory, before it is stored.
+        if (failpoint("kill-after-result")) raise(SIGKILL);
         // Acked only once the state change it caused is stored; if storing
         // failed, JetStream delivers it again (on_result is idempotent).
         flush_dirty();
@@ -387,12 +439,7 @@ std::string Coordinator::host_address(const ResourceKey& pk, const std::string& 
   return "";
 }
 
-std::set<std::string> Coordinator::transfer_networks() const {
-  std::set<std::string> out;
-  for (const auto& [n, a] : agents_)
-    for (const auto& net : a.hb.networks()) out.insert(net.name());
-  return out;
-}
+std::set<std::string> Coordinator::transfer_networks() const { return agents_.networks(); }
 
 // ---------------------------------------------------------------- API
 
@@ -451,7 +498,7 @@ void Coordinator::api_part(const api::PartRequest& req, const std::string& reply
 
 void Coordinator::api_status(Reply reply) {
   Json agents = Json::array();
-  for (const auto& [n, a] : agents_)
+  for (const auto& [n, a] : agents_.agents())
     agents.push_back({{"node", n},
                       {"lastSeenSecondsAgo", now_seconds() - a.last_seen},
                       {"tasksRunning", a.hb.tasks_running()}});
@@ -833,7 +880,7 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
   for (const auto& [k, i] : inventories_)
     if (keep.empty() || keep.count(k)) inv[k.ns + "." + k.name] = i;
   Json agents = Json::array();
-  for (const auto& [n, a] : agents_) {
+  for (const auto& [n, a] : agents_.agents()) {
     Json roots = Json::array();
     for (const auto& r : a.hb.volume_roots())
       roots.push_back(
@@ -930,7 +977,7 @@ void Coordinator::update_gauges() {
     }
   for (const auto& [p, n] : plans) metrics_.plans_status.Add({{"status", p}}).Set(n);
   double now = now_seconds();
-  for (const auto& [node, a] : agents_)
+  for (const auto& [node, a] : agents_.agents())
     metrics_.heartbeat_age.Add({{"node", node}}).Set(now - a.last_seen);
   std::map<std::string, int> states;
   for (const char* s : {"Pending", "Resolving", "Waiting", "Queued", "Running"}) states[s] = 0;
@@ -957,15 +1004,46 @@ void Coordinator::on_heartbeat(const std::string& subject, const std::string& da
     return bad_input("heartbeat", "not an AgentHeartbeat (" + subject + ")");
   if (subject != subjects::heartbeat(hb.node()))
     return bad_input("heartbeat", "heartbeat of node \"" + hb.node() + "\" sent on " + subject);
-  bool is_new = !agents_.count(hb.node());
-  auto& a = agents_[hb.node()];
-  a.hb = hb;
-  a.last_seen = now_seconds();
+  bool is_new = agents_.heartbeat(hb, now_seconds());
   slots_.set_node_limit(hb.node(), hb.max_tasks() ? static_cast<int>(hb.max_tasks()) : 4);
   if (is_new) {
     kLog.info("agent joined", {{"node", hb.node()}});
     dispatch();
   }
+}
+
+void Coordinator::expire_agents() {
+  for (const auto& node : agents_.expire(now_seconds())) node_lost(node);
+}
+
+void Coordinator::node_lost(const std::string& node) {
+  kLog.warn("agent gone",
+            {{"node", node}, {"silentSeconds", std::to_string(agents_.expiry_seconds())}});
+  metrics_.heartbeat_age.Remove(&metrics_.heartbeat_age.Add({{"node", node}}));
+  std::string why = "node " + node + ": its agent has not been heard from for " +
+                    std::to_string(static_cast<int>(agents_.expiry_seconds())) +
+                    " s (--agent-timeout)";
+  // Every live VM whose volumes or running inspection are on that node fails:
+  // its data cannot be reached. fail_vm frees the transfer slots, and the
+  // cancels wait in JetStream in case the agent ever comes back.
+  std::vector<std::pair<ResourceKey, std::string>> lost;
+  for (const auto& [k, st] : status_) {
+    if (k.kind != "Migration" || !st.contains("vms")) continue;
+    for (const auto& vm : st["vms"]) {
+      if (vm_terminal(vm) || vm.value("phase", "Pending") == "Pending") continue;
+      const Json& ins = vm.value("inspection", Json::object());
+      bool inspecting = ins.is_object() && ins.value("node", "") == node &&
+                        (ins.value("state", "") == "Queued" || ins.value("state", "") == "Running");
+      if (vm.value("node", "") == node || inspecting) lost.emplace_back(k, vm.value("id", ""));
+    }
+  }
+  for (const auto& [mkey, vm_id] : lost) {
+    Json* vm = vm_status(mkey, vm_id);
+    bool volumes = vm && vm->value("node", "") == node;
+    fail_vm(mkey, vm_id,
+            why + (volumes ? "; the VM's volumes are on that node" : "; the inspection ran there"));
+  }
+  dispatch();
 }
 
 void Coordinator::on_progress(const std::string& subject, const std::string& data) {
@@ -1440,10 +1518,19 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   for (auto& d : (*vm)["disks"])
     if (stop_transfer(d)) d["state"] = "Canceled";
   set_phase(*vm, Phase::kFailed);
+  agents_.release(mkey.to_string() + "/" + vm_id);
   save_status(mkey);
   if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   maybe_finish_migration(mkey);
   pump(mkey);
+}
+
+void Coordinator::send_cancel(const std::string& node, const ferry::v1::CancelTask& c) {
+  if (node.empty()) return;
+  auto s = bus_->js_publish(subjects::cancel(node), c.SerializeAsString());
+  if (!s.ok())
+    kLog.warn("cancel not stored; the agent's claim check still stops the task",
+              {{"node", node}, {"task", c.task_id()}, {"error", s.error().message}});
 }
 
 bool Coordinator::stop_transfer(const Json& disk) {
@@ -1451,7 +1538,7 @@ bool Coordinator::stop_transfer(const Json& disk) {
   if (st != "Queued" && st != "Running") return false;
   ferry::v1::CancelTask c;
   c.set_task_id(disk.value("taskId", ""));
-  (void)bus_->publish(subjects::cancel(disk.value("node", "")), c.SerializeAsString());
+  send_cancel(disk.value("node", ""), c);
   slots_.finish(disk.value("sourceHost", ""), disk.value("node", ""));
   return true;
 }
@@ -1470,7 +1557,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
       c.set_delete_volume(true);  // a canceled VM leaves no volume behind, partial or not
       c.mutable_volume()->set_storage_class(d.value("storageClass", ""));
       c.mutable_volume()->set_path(d.value("relativePath", ""));
-      (void)bus_->publish(subjects::cancel(d.value("node", "")), c.SerializeAsString());
+      send_cancel(d.value("node", ""), c);
     }
     d["state"] = "Canceled";
   }
@@ -1487,10 +1574,11 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
     if (!t.is_object() || t.value("state", "") == "Completed") continue;
     ferry::v1::CancelTask c;
     c.set_task_id(t.value("taskId", ""));
-    (void)bus_->publish(subjects::cancel(t.value("node", "")), c.SerializeAsString());
+    send_cancel(t.value("node", ""), c);
     t["state"] = "Canceled";
   }
   set_phase(*vm, Phase::kCanceled);
+  agents_.release(mkey.to_string() + "/" + vm_id);
   if (!started) vm->erase("completed");
   if (started && vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
@@ -1585,6 +1673,10 @@ void Coordinator::go(const ResourceKey& mkey, const std::string& vm_id, Phase to
   Json* v = vm_status(mkey, vm_id);
   if (!v || vm_terminal(*v)) return;
   set_phase(*v, to);
+  // Past the (initial) copy, the data is on the node: its free space says the rest.
+  if (to == Phase::kConvertGuest || to == Phase::kCreateVM || to == Phase::kCopyingPaused ||
+      migration::is_terminal(to))
+    agents_.release(mkey.to_string() + "/" + vm_id);
   save_status(mkey);
   advance(mkey, vm_id);
 }
@@ -1671,14 +1763,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       std::string st = ins.is_object() ? ins.value("state", "") : "";
       if (st == "Completed") return go_next();
       if (st == "Queued" || st == "Running") return;  // waiting for the agent's result
-      std::string node;
-      double now = now_seconds();
-      uint32_t least = UINT32_MAX;
-      for (const auto& [n, a] : agents_)
-        if (now - a.last_seen <= 10 && a.hb.tasks_running() < least) {
-          node = n;
-          least = a.hb.tasks_running();
-        }
+      std::string node = agents_.least_busy(now_seconds()).value_or("");
       if (node.empty()) {
         int& tries = alloc_attempts_[mkey.to_string() + vm_id];
         if (++tries > 15)
@@ -1746,6 +1831,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       if (!smap)
         return fail_vm(mkey, vm_id, plan->key().to_string() + ": spec.map.storage not found");
       std::vector<std::string> classes;
+      std::map<std::string, uint64_t> need;  // storage class -> bytes
       for (const auto& d : (*inv_vm)["disks"]) {
         std::string sc;
         for (const auto& e : smap->spec()["map"]) {
@@ -1756,28 +1842,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
             sc = e["destination"].value("storageClass", "");
         }
         classes.push_back(sc);
+        need[sc] += d.value("capacity", uint64_t{0});
       }
-      std::string best;
-      uint64_t best_free = 0;
-      double now = now_seconds();
-      for (const auto& [node, a] : agents_) {
-        if (now - a.last_seen > 10) continue;
-        uint64_t free = UINT64_MAX;
-        bool ok = true;
-        for (const auto& sc : classes) {
-          bool has = false;
-          for (const auto& r : a.hb.volume_roots())
-            if (r.storage_class() == sc) {
-              has = true;
-              free = std::min<uint64_t>(free, r.free_bytes());
-            }
-          ok = ok && has;
-        }
-        if (ok && (best.empty() || free > best_free)) {
-          best = node;
-          best_free = free;
-        }
-      }
+      std::string best = agents_.place(need, now_seconds()).value_or("");
       if (best.empty()) {
         int& tries = alloc_attempts_[mkey.to_string() + vm_id];
         if (++tries > 15) {
@@ -1790,6 +1857,8 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         return;
       }
       alloc_attempts_.erase(mkey.to_string() + vm_id);
+      // Until its disks are copied, the VM's space counts as taken on that node.
+      agents_.reserve(mkey.to_string() + "/" + vm_id, best, need);
       std::string migration_uid = mkey.ns + "." + mkey.name;
       // Warm: one task per disk and snapshot (each precopy is its own copy).
       std::string warm_suffix =
@@ -2045,6 +2114,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
     }
     case Phase::kPostHook:
       set_phase(*vm, Phase::kCompleted);
+      agents_.release(mkey.to_string() + "/" + vm_id);
       {
         auto plan_key = plan->key();
         Json& pst = status_[plan_key];

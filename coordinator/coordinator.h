@@ -22,7 +22,9 @@
 #include "common/event/loop.h"
 #include "common/metrics/http_endpoint.h"
 #include "common/model/resource.h"
+#include "coordinator/agents/agent_registry.h"
 #include "coordinator/api/requests.h"
+#include "coordinator/lease/kv_lease.h"
 #include "coordinator/metrics.h"
 #include "coordinator/migration/pipeline.h"
 #include "coordinator/providers/provider.h"
@@ -48,6 +50,7 @@ struct CoordinatorOptions {
   std::string metrics_port_file;  // written with the bound port (tests)
   double precopy_interval_seconds = 3600;  // warm: MTV's default; Plan spec.precopyInterval wins
   int warm_failure_limit = 3;              // consecutive failed precopies before the VM fails
+  double agent_timeout_seconds = 180;      // a node silent this long is gone (its tasks fail)
 };
 
 class Coordinator {
@@ -60,10 +63,6 @@ class Coordinator {
   void request_stop() { stop_requested_ = true; }  // async-signal-safe
 
  private:
-  struct AgentInfo {
-    ferry::v1::AgentHeartbeat hb;
-    double last_seen = 0;
-  };
   static constexpr int kConversionTask = -1;
   static constexpr int kInspectionTask = -2;
   struct TaskRef {
@@ -102,6 +101,9 @@ class Coordinator {
   // Agents and tasks (loop thread).
   // `subject` names the sending node; a message about another node is refused.
   void on_heartbeat(const std::string& subject, const std::string& data);
+  // Fails the work of nodes silent past --agent-timeout and frees their slots.
+  void expire_agents();
+  void node_lost(const std::string& node);
   void on_progress(const std::string& subject, const std::string& data);
   // Logs and counts input that is refused (ferry_coordinator_bad_input_total{source}).
   void bad_input(const char* source, const std::string& why);
@@ -122,6 +124,8 @@ class Coordinator {
   // Cancels a disk's Queued/Running transfer on its agent and frees its slot;
   // false if it was in no such state. The caller sets the disk's new state.
   bool stop_transfer(const model::Json& disk);
+  // Stores a CancelTask in the node's durable cancel queue (FERRY_CANCELS).
+  void send_cancel(const std::string& node, const ferry::v1::CancelTask& c);
   void dispatch();  // publishes queued disk tasks while slots allow
   void maybe_finish_migration(const ResourceKey& mkey);
   void refresh_plan_status(const ResourceKey& plan_key);
@@ -184,6 +188,8 @@ class Coordinator {
   event::UvEventLoop loop_;
   std::unique_ptr<bus::CnatsBus> bus_;
   std::unique_ptr<bus::KvBucket> kv_resources_;
+  std::unique_ptr<lease::KvLease> lease_;     // held while this coordinator is active
+  std::string lease_lost_;                    // why it was lost (then run() fails); loop thread
   std::unique_ptr<store::StateStore> store_;  // statuses and inventories; before bus_ goes
   std::vector<std::unique_ptr<bus::Subscription>> subs_;
   std::unique_ptr<bus::PullConsumer> results_;
@@ -195,7 +201,7 @@ class Coordinator {
   std::map<ResourceKey, model::Json> status_;
   std::map<ResourceKey, model::Json> inventories_;  // by Provider key
   std::map<ResourceKey, std::shared_ptr<ProviderPool>> providers_;
-  std::map<std::string, AgentInfo> agents_;
+  agents::AgentRegistry agents_;
   std::map<std::string, TaskRef> tasks_;
   std::deque<std::string> task_queue_;  // task ids waiting for a slot
   std::map<std::string, std::string>

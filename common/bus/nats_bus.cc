@@ -236,7 +236,7 @@ Result<std::unique_ptr<Subscription>> CnatsBus::subscribe(const std::string& sub
 }
 
 Status CnatsBus::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                               bool work_queue, int replicas) {
+                               bool work_queue, int replicas, std::chrono::seconds max_age) {
   jsStreamInfo* si = nullptr;
   natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, nullptr);
   if (s == NATS_OK) {
@@ -253,6 +253,7 @@ Status CnatsBus::ensure_stream(const std::string& name, const std::vector<std::s
   cfg.Storage = js_FileStorage;
   cfg.Retention = work_queue ? js_WorkQueuePolicy : js_LimitsPolicy;
   cfg.Replicas = replicas;
+  cfg.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(max_age).count();
   jsErrCode jerr = static_cast<jsErrCode>(0);
   s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
   if (s != NATS_OK) return nats_error(s, "create stream " + name);
@@ -304,7 +305,7 @@ Result<std::unique_ptr<PullConsumer>> CnatsBus::pull_consumer(const std::string&
 }
 
 Result<std::unique_ptr<KvBucket>> CnatsBus::kv(const std::string& bucket, bool create_if_missing,
-                                               int replicas) {
+                                               int replicas, std::chrono::seconds ttl) {
   std::unique_ptr<KvBucket> b(new KvBucket);
   b->name_ = bucket;
   natsStatus s = js_KeyValue(&b->kv_, js_, bucket.c_str());
@@ -315,6 +316,7 @@ Result<std::unique_ptr<KvBucket>> CnatsBus::kv(const std::string& bucket, bool c
     cfg.History = 1;
     cfg.StorageType = js_FileStorage;
     cfg.Replicas = replicas;
+    cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(ttl).count();  // MaxAge
     s = js_CreateKeyValue(&b->kv_, js_, &cfg);
   }
   if (s != NATS_OK) return nats_error(s, "key-value bucket " + bucket);

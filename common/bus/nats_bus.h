@@ -127,9 +127,10 @@ class CnatsBus {
                                                   std::function<void(Message)> cb);
 
   // Creates the stream if missing (file storage). work_queue: each message is
-  // removed once acked.
+  // removed once acked. max_age > 0: messages older than that are dropped.
   Status ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                       bool work_queue, int replicas = 1);
+                       bool work_queue, int replicas = 1,
+                       std::chrono::seconds max_age = std::chrono::seconds(0));
   Result<bool> stream_exists(const std::string& name);
   // Publishes and waits for the stream's ack. msg_id dedupes within the window.
   Status js_publish(const std::string& subject, const std::string& data,
@@ -139,8 +140,10 @@ class CnatsBus {
                                                       const std::string& filter_subject,
                                                       const std::string& durable,
                                                       std::chrono::seconds ack_wait);
+  // ttl > 0 (at creation): entries expire that long after their last write.
   Result<std::unique_ptr<KvBucket>> kv(const std::string& bucket, bool create_if_missing = true,
-                                       int replicas = 1);
+                                       int replicas = 1,
+                                       std::chrono::seconds ttl = std::chrono::seconds(0));
   bool connected() const;
 
  private:

@@ -33,8 +33,13 @@ inline std::string task(const std::string& node) { return "ferry.task." + node; 
 inline constexpr const char* kTasksStream = "FERRY_TASKS";
 inline constexpr const char* kTasksStreamSubjects = "ferry.task.*";
 inline std::string task_consumer(const std::string& node) { return "agent-" + node; }
-// CancelTask (core NATS): stop a running task now.
+// CancelTask, in work-queue stream kCancelsStream (consumer task_consumer(node)):
+// stop a running task now, or remove its volume. Durable, so a cancel sent while
+// the agent is disconnected reaches it when it is back; kept a week at most.
 inline std::string cancel(const std::string& node) { return "ferry.cancel." + node; }
+inline constexpr const char* kCancelsStream = "FERRY_CANCELS";
+inline constexpr const char* kCancelsStreamSubjects = "ferry.cancel.*";
+inline constexpr int kCancelsMaxAgeSeconds = 7 * 24 * 3600;
 
 // --- ferryctl -> coordinator (request/reply, JSON bodies) ---
 // verbs: apply, get, describe, delete, cancel, inventory, status
@@ -48,6 +53,11 @@ inline constexpr const char* kResourcesBucket = "ferry-resources";
 inline constexpr const char* kStatusBucket = "ferry-status";
 // Provider inventories keyed "<namespace>.<provider>".
 inline constexpr const char* kInventoryBucket = "ferry-inventory";
+// The active coordinator's lease: key kLeaderKey, written only by its holder,
+// entries expire kLeaderTtlSeconds after the last renewal.
+inline constexpr const char* kLeaderBucket = "ferry-leader";
+inline constexpr const char* kLeaderKey = "coordinator";
+inline constexpr int kLeaderTtlSeconds = 10;
 
 // --- Permissions (NATS authorization; `ferryctl nats-config` writes them) ---
 // Each agent connects as its own user and may touch only its node's subjects,
@@ -55,23 +65,22 @@ inline constexpr const char* kInventoryBucket = "ferry-inventory";
 inline std::string agent_user(const std::string& node) { return "ferry-agent-" + node; }
 inline std::string agent_inbox_prefix(const std::string& node) { return "_INBOX_" + node; }
 inline std::vector<std::string> agent_publish_allow(const std::string& node) {
-  std::string c = std::string(kTasksStream) + "." + task_consumer(node);
-  return {heartbeat(node),
-          progress(node),
-          claim(node),
-          result(node),
-          "$JS.API.INFO",
-          std::string("$JS.API.STREAM.INFO.") + kTasksStream,
-          std::string("$JS.API.STREAM.INFO.") + kResultsStream,
-          "$JS.API.CONSUMER.INFO." + c,
-          "$JS.API.CONSUMER.CREATE." + c,
-          "$JS.API.CONSUMER.CREATE." + c + ".>",
-          "$JS.API.CONSUMER.DURABLE.CREATE." + c,
-          "$JS.API.CONSUMER.MSG.NEXT." + c,
-          "$JS.ACK." + c + ".>"};
+  std::vector<std::string> allow = {
+      heartbeat(node), progress(node), claim(node),
+      result(node),    "$JS.API.INFO", std::string("$JS.API.STREAM.INFO.") + kResultsStream};
+  for (const char* stream : {kTasksStream, kCancelsStream}) {  // its own consumer of each
+    std::string c = std::string(stream) + "." + task_consumer(node);
+    for (std::string s :
+         {"$JS.API.STREAM.INFO." + std::string(stream), "$JS.API.CONSUMER.INFO." + c,
+          "$JS.API.CONSUMER.CREATE." + c, "$JS.API.CONSUMER.CREATE." + c + ".>",
+          "$JS.API.CONSUMER.DURABLE.CREATE." + c, "$JS.API.CONSUMER.MSG.NEXT." + c,
+          "$JS.ACK." + c + ".>"})
+      allow.push_back(s);
+  }
+  return allow;
 }
 inline std::vector<std::string> agent_subscribe_allow(const std::string& node) {
-  return {cancel(node), agent_inbox_prefix(node) + ".>"};
+  return {agent_inbox_prefix(node) + ".>"};
 }
 inline constexpr const char* kCoordinatorUser = "ferry-coordinator";
 inline constexpr const char* kCtlUser = "ferryctl";

@@ -76,6 +76,9 @@ Cluster::Cluster(std::vector<SimVm> vms, const ClusterOptions& opts)
                   [&] { return path_exists(ports) && file_size(ports) > 0; }))
     throw std::runtime_error("nats-server did not start: " + nats_->stderr_text());
   nats_url_ = Json::parse(read_file(ports))["nats"][0];
+  nats_argv_ = nats_argv;
+  for (size_t i = 0; i + 1 < nats_argv_.size(); i++)
+    if (nats_argv_[i] == "-p") nats_argv_[i + 1] = nats_url_.substr(nats_url_.rfind(':') + 1);
   // Disks and the simulator.
   Json cfg = {{"remove_other_vms", true}, {"vms", Json::array()}};
   if (opts.cbt_query_window_bytes) cfg["cbt_query_window_bytes"] = opts.cbt_query_window_bytes;
@@ -167,18 +170,37 @@ std::vector<std::string> Cluster::env_for(const std::string& who) const {
   return env;
 }
 
-void Cluster::start_coordinator(std::vector<std::string> extra) {
+std::unique_ptr<Subprocess> Cluster::spawn_coordinator(const std::string& name,
+                                                       std::vector<std::string> extra,
+                                                       std::vector<std::string> env) {
   std::vector<std::string> argv = {bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
                                    "--manifest-dir", dir_.file("cluster"),
                                    // The --name=value form, as the Deployment passes flags.
                                    "--metrics-address=127.0.0.1:0", "--metrics-port-file",
-                                   dir_.file("coordinator.port")};
+                                   dir_.file(name + ".port")};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  coordinator_ = std::make_unique<Subprocess>(
-      argv, SubprocessOptions{
-                .env = env_for("coordinator"), .log_dir = dir_.path(), .name = "coordinator"});
-  if (!eventually(std::chrono::seconds(20), [&] { return ctl({"status"}).rc == 0; }))
+  std::vector<std::string> e = env_for("coordinator");
+  e.insert(e.end(), env.begin(), env.end());
+  return std::make_unique<Subprocess>(
+      argv, SubprocessOptions{.env = e, .log_dir = dir_.path(), .name = name});
+}
+
+void Cluster::start_coordinator(std::vector<std::string> extra, std::vector<std::string> env) {
+  coordinator_ = spawn_coordinator("coordinator", std::move(extra), std::move(env));
+  // A coordinator killed just before holds the lease until it expires (10 s).
+  if (!eventually(std::chrono::seconds(40), [&] { return ctl({"status"}).rc == 0; }))
     throw std::runtime_error("coordinator did not answer: " + coordinator_->stderr_text());
+}
+
+void Cluster::stop_nats() { nats_->kill(); }
+
+void Cluster::start_nats() {
+  nats_ = std::make_unique<Subprocess>(
+      nats_argv_, SubprocessOptions{.log_dir = dir_.path(), .name = "nats-restarted"});
+  std::string ports = dir_.file("nats-server_" + std::to_string(nats_->pid()) + ".ports");
+  if (!eventually(std::chrono::seconds(20),
+                  [&] { return path_exists(ports) && file_size(ports) > 0; }))
+    throw std::runtime_error("nats-server did not restart: " + nats_->stderr_text());
 }
 
 void Cluster::kill_coordinator() { coordinator_->kill(); }

@@ -68,7 +68,16 @@ class Cluster {
   std::string disk_image(const std::string& vm, size_t disk = 0) const;
   std::string vm_id(const std::string& vm) const;
 
-  void start_coordinator(std::vector<std::string> extra_args = {});
+  // env: more KEY=VALUE (e.g. FERRY_FAILPOINTS). Waits until a coordinator answers.
+  void start_coordinator(std::vector<std::string> extra_args = {},
+                         std::vector<std::string> env = {});
+  // Another coordinator process against the same NATS (logs under `name`); no wait.
+  std::unique_ptr<Subprocess> spawn_coordinator(const std::string& name,
+                                                std::vector<std::string> extra_args = {},
+                                                std::vector<std::string> env = {});
+  // Stops nats-server (SIGKILL) and starts it again on the same port and store.
+  void stop_nats();
+  void start_nats();
   void kill_coordinator();  // SIGKILL
   bool coordinator_alive();
   // Starts the agent of `node` with a volume root for storage class "local".
@@ -98,6 +107,7 @@ class Cluster {
  private:
   TempDir dir_;
   std::unique_ptr<Subprocess> nats_, sim_, coordinator_;
+  std::vector<std::string> nats_argv_;  // with the port it got the first time
   std::map<std::string, std::unique_ptr<Subprocess>> agents_;
   std::string nats_url_;
   Json sim_state_;
