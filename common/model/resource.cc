@@ -45,11 +45,18 @@ Result<ResourceKey> ResourceKey::from_kv_key(const std::string& key) {
 }
 
 ResourceKey Resource::key() const {
+  // Any document may get here (validation reports its errors later), so a
+  // field of the wrong type reads as missing instead of throwing; found by
+  // tests/fuzz/manifest_fuzz (metadata.namespace: null).
+  auto text = [](const Json& j, const char* field, const std::string& dflt) {
+    auto it = j.is_object() ? j.find(field) : j.end();
+    return j.is_object() && it != j.end() && it->is_string() ? it->get<std::string>() : dflt;
+  };
   ResourceKey k;
-  k.kind = doc.value("kind", "");
-  const Json& md = doc.contains("metadata") ? doc["metadata"] : Json::object();
-  k.name = md.value("name", "");
-  k.ns = md.value("namespace", kDefaultNamespace);
+  k.kind = text(doc, "kind", "");
+  const Json md = doc.is_object() && doc.contains("metadata") ? doc["metadata"] : Json::object();
+  k.name = text(md, "name", "");
+  k.ns = text(md, "namespace", kDefaultNamespace);
   return k;
 }
 
@@ -127,10 +134,15 @@ class EventBudget : public YAML::EventHandler {
 };
 
 // Aliases can make a small text a huge document ("billion laughs"): the JSON
-// built from it may hold at most `budget` values.
-Json node_to_json(const YAML::Node& n, size_t& budget) {
+// built from it may hold at most `budget` values. An alias inside its own
+// anchor makes a cycle (`b: &b [*b]`): nesting is capped at kMaxDepth.
+constexpr int kMaxDepth = 100;
+Json node_to_json(const YAML::Node& n, size_t& budget, int depth = 0) {
   if (budget-- == 0)
     throw YAML::ParserException(n.Mark(), "aliases expand to more values than allowed");
+  if (depth > kMaxDepth)
+    throw YAML::ParserException(n.Mark(), "nested more than " + std::to_string(kMaxDepth) +
+                                              " levels deep (an alias inside its own anchor?)");
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -139,12 +151,13 @@ Json node_to_json(const YAML::Node& n, size_t& budget) {
       return scalar_to_json(n);
     case YAML::NodeType::Sequence: {
       Json a = Json::array();
-      for (const auto& x : n) a.push_back(node_to_json(x, budget));
+      for (const auto& x : n) a.push_back(node_to_json(x, budget, depth + 1));
       return a;
     }
     case YAML::NodeType::Map: {
       Json o = Json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = node_to_json(kv.second, budget);
+      for (const auto& kv : n)
+        o[kv.first.as<std::string>()] = node_to_json(kv.second, budget, depth + 1);
       return o;
     }
   }

@@ -109,6 +109,20 @@ class Checker {
   std::vector<FieldError>& out_;
 };
 
+// A field's string (or bool) value; "" (false) when the field is missing or of
+// another type: the typed checks report that, and nothing here may throw
+// (tests/fuzz/manifest_fuzz found `type: 5`).
+std::string text_of(const Json& j, const char* field) {
+  if (!j.is_object()) return "";
+  auto it = j.find(field);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+bool flag_of(const Json& j, const char* field) {
+  if (!j.is_object()) return false;
+  auto it = j.find(field);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
 const std::set<std::string> kProviderTypes = {"vsphere", "ovirt", "openstack", "ova", "openshift"};
 
 void check_provider_pair(Checker& c, const Json& spec) {
@@ -121,7 +135,7 @@ void check_provider_pair(Checker& c, const Json& spec) {
 void check_provider(Checker& c, const Json& spec) {
   c.known_fields(spec, "spec", {"type", "url", "secret", "settings"});
   c.enumeration(spec, "spec", "type", true, kProviderTypes);
-  std::string type = spec.value("type", "");
+  std::string type = text_of(spec, "type");
   bool host_cluster = type == "openshift";
   const Json* url = c.string(spec, "spec", "url", !host_cluster);
   if (url && !url->get<std::string>().empty()) {
@@ -180,7 +194,7 @@ void check_map(Checker& c, const Json& spec,
 void check_network_map(Checker& c, const Json& spec) {
   check_map(c, spec, [&](const Json& dst, const std::string& p) {
     c.enumeration(dst, p, "type", true, {"pod", "multus", "ignored"});
-    if (dst.value("type", "") == "multus") c.string(dst, p, "name", true);
+    if (text_of(dst, "type") == "multus") c.string(dst, p, "name", true);
   });
 }
 
@@ -231,7 +245,7 @@ void check_plan(Checker& c, const Json& spec) {
                         "useCompatibilityMode", "migrateSharedDisks", "skipPreflightInspection"})
     c.boolean(spec, "spec", b);
   c.enumeration(spec, "spec", "type", false, {"cold", "warm"});
-  if (spec.value("type", "") == "cold" && spec.value("warm", false))
+  if (text_of(spec, "type") == "cold" && flag_of(spec, "warm"))
     c.error("spec.type", "\"cold\" contradicts spec.warm: true");
   c.enumeration(spec, "spec", "targetPowerState", false, {"on", "off", "auto"});
   // Ferry's warm settings (durations): time between precopies, and the

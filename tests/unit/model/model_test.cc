@@ -141,3 +141,23 @@ TEST_CASE("YAML that would make the parser loop or explode is refused at once") 
   REQUIRE(ok.ok());
   CHECK((*ok)[0]["c"]["b"] == 1);
 }
+
+TEST_CASE("a resource's key reads fields of the wrong type as missing") {
+  // Found by tests/fuzz/manifest_fuzz: key() threw type_error on a null namespace.
+  Resource r{Json::parse(R"({"kind": "Plan", "metadata": {"name": 5, "namespace": null}})")};
+  CHECK(r.key().kind == "Plan");
+  CHECK(r.key().name.empty());
+  CHECK(r.key().ns == kDefaultNamespace);
+  CHECK(Resource{Json::array()}.key().kind.empty());
+  CHECK(Resource{Json::parse(R"({"kind": [], "metadata": "x"})")}.key().name.empty());
+}
+
+TEST_CASE("an alias inside its own anchor is refused, not followed forever") {
+  // Found by tests/fuzz/manifest_fuzz: a cycle overflowed the stack.
+  auto r = yaml_to_json("a: &a [x, *a]\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("levels deep") != std::string::npos);
+  Json deep = Json::parse(std::string(50, '[') + std::string(50, ']'));
+  auto ok = yaml_to_json(deep.dump());  // JSON is YAML; 50 levels are fine
+  REQUIRE(ok.ok());
+}
