@@ -50,6 +50,11 @@ Json new_pipeline(bool warm) {
   return steps;
 }
 
+// The owner of a VM's space reservation in the AgentRegistry.
+std::string space_owner(const ResourceKey& mkey, const std::string& vm_id) {
+  return mkey.to_string() + "/" + vm_id;
+}
+
 bool vm_terminal(const Json& vm) { return migration::is_terminal_name(vm.value("phase", "")); }
 
 Json* step(Json& vm, const std::string& name) {
@@ -184,7 +189,7 @@ Status Coordinator::run() {
               if (d.value("state", "") != "Completed")
                 uncopied[d.value("storageClass", "")] += d.value("capacity", uint64_t{0});
             if (!node.empty() && !uncopied.empty() && vm.value("phase", "") != "CopyingPaused")
-              agents_.reserve(k.to_string() + "/" + vm.value("id", ""), node, uncopied);
+              agents_.reserve(space_owner(k, vm.value("id", "")), node, uncopied);
             const Json& ins = vm.value("inspection", Json::object());
             if (ins.is_object() && !ins.value("node", "").empty())
               agents_.expect(ins.value("node", ""), now_seconds());
@@ -1464,7 +1469,11 @@ void Coordinator::pump(const ResourceKey& mkey) {
   }
 }
 
-void Coordinator::set_phase(Json& vm, Phase to) {
+void Coordinator::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
+  // Past the (initial) copy, the data is on the node: its free space says the rest.
+  if (to == Phase::kConvertGuest || to == Phase::kCreateVM || to == Phase::kCopyingPaused ||
+      migration::is_terminal(to))
+    agents_.release(space_owner(mkey, vm.value("id", "")));
   std::string now = now_iso();
   vm["phase"] = migration::phase_name(to);
   if (to == Phase::kCompleted || to == Phase::kFailed || to == Phase::kCanceled) {
@@ -1517,8 +1526,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   // Stop this VM's other transfers; their volumes stay for a later retry.
   for (auto& d : (*vm)["disks"])
     if (stop_transfer(d)) d["state"] = "Canceled";
-  set_phase(*vm, Phase::kFailed);
-  agents_.release(mkey.to_string() + "/" + vm_id);
+  set_phase(mkey, *vm, Phase::kFailed);
   save_status(mkey);
   if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   maybe_finish_migration(mkey);
@@ -1577,8 +1585,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
     send_cancel(t.value("node", ""), c);
     t["state"] = "Canceled";
   }
-  set_phase(*vm, Phase::kCanceled);
-  agents_.release(mkey.to_string() + "/" + vm_id);
+  set_phase(mkey, *vm, Phase::kCanceled);
   if (!started) vm->erase("completed");
   if (started && vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
@@ -1672,11 +1679,7 @@ void Coordinator::dispatch() {
 void Coordinator::go(const ResourceKey& mkey, const std::string& vm_id, Phase to) {
   Json* v = vm_status(mkey, vm_id);
   if (!v || vm_terminal(*v)) return;
-  set_phase(*v, to);
-  // Past the (initial) copy, the data is on the node: its free space says the rest.
-  if (to == Phase::kConvertGuest || to == Phase::kCreateVM || to == Phase::kCopyingPaused ||
-      migration::is_terminal(to))
-    agents_.release(mkey.to_string() + "/" + vm_id);
+  set_phase(mkey, *v, to);
   save_status(mkey);
   advance(mkey, vm_id);
 }
@@ -1858,7 +1861,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       }
       alloc_attempts_.erase(mkey.to_string() + vm_id);
       // Until its disks are copied, the VM's space counts as taken on that node.
-      agents_.reserve(mkey.to_string() + "/" + vm_id, best, need);
+      agents_.reserve(space_owner(mkey, vm_id), best, need);
       std::string migration_uid = mkey.ns + "." + mkey.name;
       // Warm: one task per disk and snapshot (each precopy is its own copy).
       std::string warm_suffix =
@@ -2113,8 +2116,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       return go_next();
     }
     case Phase::kPostHook:
-      set_phase(*vm, Phase::kCompleted);
-      agents_.release(mkey.to_string() + "/" + vm_id);
+      set_phase(mkey, *vm, Phase::kCompleted);
       {
         auto plan_key = plan->key();
         Json& pst = status_[plan_key];

@@ -364,6 +364,10 @@ std::string Cluster::write_migration(const std::string& name, const std::string&
   return path;
 }
 
+Json vm_status(Cluster& c, const std::string& migration) {
+  return c.get_json("migration", migration)["status"]["vms"][0];
+}
+
 std::string wait_migration(Cluster& c, const std::string& name, int seconds) {
   std::string phase;
   eventually(

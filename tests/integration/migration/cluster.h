@@ -124,6 +124,9 @@ class Cluster {
 std::optional<double> metric(const std::string& text, const std::string& name,
                              const std::vector<std::string>& labels = {});
 
+// The status of the Migration's first VM (what most tests migrate: one VM).
+Json vm_status(Cluster& c, const std::string& migration);
+
 // Waits for the migration to reach a final phase; returns it ("" on timeout).
 std::string wait_migration(Cluster& c, const std::string& name, int seconds = 120);
 

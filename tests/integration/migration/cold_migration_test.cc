@@ -13,10 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Json vm_status(Cluster& c, const std::string& migration) {
-  return c.get_json("migration", migration)["status"]["vms"][0];
-}
-
 std::string yaml_value(const std::string& yaml, const std::string& key) {
   auto p = yaml.find(key + ": ");
   if (p == std::string::npos) return "";

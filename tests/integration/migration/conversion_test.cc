@@ -20,10 +20,6 @@ void set_guestfs_env() {
   setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg", 0);
 }
 
-Json vm_status(Cluster& c, const std::string& m) {
-  return c.get_json("migration", m)["status"]["vms"][0];
-}
-
 std::string guest_image() {
   if (const char* p = std::getenv("FERRY_GUEST_IMAGE")) return p;
   std::string out;

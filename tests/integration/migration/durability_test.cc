@@ -17,10 +17,6 @@ namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 
-Json vm_status(Cluster& c, const std::string& migration) {
-  return c.get_json("migration", migration)["status"]["vms"][0];
-}
-
 // Waits until the VM's first disk has copied some bytes.
 void wait_copying(Cluster& c, const std::string& migration) {
   bool ok = eventually(

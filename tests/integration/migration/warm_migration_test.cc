@@ -17,10 +17,6 @@ namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 
-Json vm_status(Cluster& c, const std::string& migration) {
-  return c.get_json("migration", migration)["status"]["vms"][0];
-}
-
 size_t precopies(Cluster& c, const std::string& migration) {
   Json vm = vm_status(c, migration);
   return vm.contains("warm") ? vm["warm"]["precopies"].size() : 0;
