@@ -75,7 +75,17 @@ std::string step_for(const Json& vm, Phase p) {
 Coordinator::Coordinator(CoordinatorOptions opts)
     : opts_(std::move(opts)),
       agents_({.live_seconds = 10, .expiry_seconds = opts_.agent_timeout_seconds}),
-      slots_(opts_.per_host_transfers) {}
+      tasks_(
+          opts_.per_host_transfers,
+          [this](const std::string& subject, std::string data, std::string msg_id,
+                 std::function<void(Status)> done) {
+            publisher_->publish(
+                subject, std::move(data), std::move(msg_id),
+                [this, done = std::move(done)](Status s) { loop_.post([done, s] { done(s); }); });
+          },
+          [this] {  // a refused task: the stream may be back in a moment
+            loop_.after(std::chrono::seconds(2), [this] { dispatch(); });
+          }) {}
 
 Coordinator::~Coordinator() {
   stopping_ = true;
@@ -129,6 +139,7 @@ Status Coordinator::run() {
     *dst = std::move(*kv);
   }
   store_ = std::make_unique<store::KvStateStore>(std::move(kv_status), std::move(kv_inventory));
+  publisher_ = std::make_unique<bus::JsPublisher>(*bus_);
   FERRY_TRY(load_state());
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
                                 subjects::kResultsConsumer, std::chrono::seconds(30));
@@ -292,15 +303,15 @@ Status Coordinator::load_state() {
     try {
       for (auto& vm : st["vms"]) {
         if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
-          tasks_[vm["conversion"]["taskId"]] = TaskRef{k, vm.value("id", ""), kConversionTask};
+          tasks_.track(vm["conversion"]["taskId"], TaskRef{k, vm.value("id", ""), kConversionTask});
         if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
-          tasks_[vm["inspection"]["taskId"]] = TaskRef{k, vm.value("id", ""), kInspectionTask};
+          tasks_.track(vm["inspection"]["taskId"], TaskRef{k, vm.value("id", ""), kInspectionTask});
         for (auto& d : vm["disks"]) {
           std::string state = d.value("state", "");
           if (d.contains("taskId"))
-            tasks_[d["taskId"]] = TaskRef{k, vm.value("id", ""), d.value("key", 0)};
+            tasks_.track(d["taskId"], TaskRef{k, vm.value("id", ""), d.value("key", 0)});
           if (state == "Queued" || state == "Running")
-            slots_.start(d.value("sourceHost", ""), d.value("node", ""));
+            tasks_.hold(d.value("taskId", ""), d.value("sourceHost", ""), d.value("node", ""));
           if (state == "Waiting" || state == "Resolving")
             d["state"] = "Pending";  // in-memory task lost
         }
@@ -1010,7 +1021,7 @@ void Coordinator::on_heartbeat(const std::string& subject, const std::string& da
   if (subject != subjects::heartbeat(hb.node()))
     return bad_input("heartbeat", "heartbeat of node \"" + hb.node() + "\" sent on " + subject);
   bool is_new = agents_.heartbeat(hb, now_seconds());
-  slots_.set_node_limit(hb.node(), hb.max_tasks() ? static_cast<int>(hb.max_tasks()) : 4);
+  tasks_.set_node_limit(hb.node(), hb.max_tasks() ? static_cast<int>(hb.max_tasks()) : 4);
   if (is_new) {
     kLog.info("agent joined", {{"node", hb.node()}});
     dispatch();
@@ -1055,13 +1066,13 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
   ferry::v1::TaskProgress p;
   if (!p.ParseFromString(data) || p.task_id().empty())
     return bad_input("progress", "not a TaskProgress (" + subject + ")");
-  auto it = tasks_.find(p.task_id());
-  if (it == tasks_.end()) return;  // a task of a finished or deleted migration
-  Json* vm = vm_status(it->second.migration, it->second.vm_id);
+  const TaskRef* ref = tasks_.find(p.task_id());
+  if (!ref) return;  // a task of a finished or deleted migration
+  Json* vm = vm_status(ref->migration, ref->vm_id);
   if (!vm) return;
-  if (it->second.disk_key == kConversionTask) {  // conversion: virt-v2v's latest status line
+  if (ref->disk_key == kConversionTask) {  // conversion: virt-v2v's latest status line
     if (Json* s = step(*vm, "ImageConversion")) (*s)["message"] = p.message();
-    dirty_.insert(it->second.migration);
+    dirty_.insert(ref->migration);
     return;
   }
   uint64_t done = 0, total = 0;
@@ -1079,7 +1090,7 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
     if (d.value("taskId", "") == p.task_id() && d.value("state", "") != "Completed") {
       uint64_t before = d.value("bytesDone", uint64_t{0});
       if (p.bytes_done() > before)
-        metrics_.data_transferred.Add({{"plan", status_[it->second.migration].value("plan", "")}})
+        metrics_.data_transferred.Add({{"plan", status_[ref->migration].value("plan", "")}})
             .Increment(static_cast<double>(p.bytes_done() - before));
       d["bytesDone"] = p.bytes_done();
       d["bytesTotal"] = p.bytes_total();
@@ -1091,7 +1102,7 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
   }
   if (Json* s = step(*vm, "DiskTransfer"))
     s->operator[]("progress") = {{"completed", done / kMiB}, {"total", total / kMiB}};
-  dirty_.insert(it->second.migration);
+  dirty_.insert(ref->migration);
 }
 
 void Coordinator::on_claim(const bus::Message& msg) {
@@ -1101,21 +1112,25 @@ void Coordinator::on_claim(const bus::Message& msg) {
     bad_input("claim", "not a ClaimRequest (" + msg.subject + ")");
     rep.set_reason("not a ClaimRequest");
   } else {
-    auto it = tasks_.find(req.task_id());
-    Json* vm = it == tasks_.end() ? nullptr : vm_status(it->second.migration, it->second.vm_id);
+    const TaskRef* ref = tasks_.find(req.task_id());
+    // Handed to JetStream, its ack not yet back: the agent was quicker.
+    bool publishing = tasks_.publishing(req.task_id());
+    Json* vm = ref ? vm_status(ref->migration, ref->vm_id) : nullptr;
     if (!vm) {
       rep.set_reason("unknown task");
     } else if (vm_terminal(*vm)) {
       rep.set_reason("VM is " + vm->value("phase", ""));
-    } else if (it->second.disk_key < 0) {
-      const char* what = it->second.disk_key == kInspectionTask ? "inspection" : "conversion";
+    } else if (ref->disk_key < 0) {
+      const char* what = ref->disk_key == kInspectionTask ? "inspection" : "conversion";
       Json& conv = (*vm)[what];
+      if (publishing && (!conv.is_object() || conv.value("taskId", "") != req.task_id()))
+        conv = {{"taskId", req.task_id()}, {"state", "Queued"}};  // the ack fills in the rest
       std::string st = conv.is_object() ? conv.value("state", "") : "";
       if (conv.is_object() && conv.value("taskId", "") == req.task_id() &&
           (st == "Queued" || st == "Running")) {
         rep.set_proceed(true);
         conv["state"] = "Running";
-        dirty_.insert(it->second.migration);
+        dirty_.insert(ref->migration);
       } else {
         rep.set_reason(std::string(what) + " is " + (st.empty() ? std::string("not wanted") : st));
       }
@@ -1123,16 +1138,16 @@ void Coordinator::on_claim(const bus::Message& msg) {
       for (auto& d : (*vm)["disks"])
         if (d.value("taskId", "") == req.task_id()) {
           std::string st = d.value("state", "");
-          if (st == "Queued" || st == "Running") {
+          if (st == "Queued" || st == "Running" || (st == "Waiting" && publishing)) {
             rep.set_proceed(true);
             d["state"] = "Running";
-            dirty_.insert(it->second.migration);
+            dirty_.insert(ref->migration);
           } else if (st == "Aborting") {  // a failed warm precopy's task: it will not run
             rep.set_reason("disk is Aborted");
             d["state"] = "Aborted";
-            dirty_.insert(it->second.migration);
-            ResourceKey mk = it->second.migration;
-            std::string vid = it->second.vm_id;
+            dirty_.insert(ref->migration);
+            ResourceKey mk = ref->migration;
+            std::string vid = ref->vm_id;
             loop_.post([this, mk, vid] { advance(mk, vid); });
           } else {
             rep.set_reason("disk is " + st);
@@ -1144,9 +1159,9 @@ void Coordinator::on_claim(const bus::Message& msg) {
 }
 
 void Coordinator::on_result(const ferry::v1::TaskResult& r) {
-  auto it = tasks_.find(r.task_id());
-  if (it == tasks_.end()) return;
-  TaskRef ref = it->second;
+  const TaskRef* found = tasks_.find(r.task_id());
+  if (!found) return;
+  TaskRef ref = *found;
   Json* vm = vm_status(ref.migration, ref.vm_id);
   if (!vm) return;
   if (ref.disk_key == kInspectionTask) return on_inspection_result(ref, *vm, r);
@@ -1156,8 +1171,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
     if (d.value("taskId", "") == r.task_id()) disk = &d;
   if (!disk) return;
   std::string state = disk->value("state", "");
-  if (state == "Queued" || state == "Running")
-    slots_.finish(disk->value("sourceHost", ""), disk->value("node", ""));
+  tasks_.release(r.task_id());
   if (state == "Aborting") {
     // A task of a failed warm precopy has stopped: its snapshot may go now.
     (*disk)["state"] = "Aborted";
@@ -1533,21 +1547,13 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   pump(mkey);
 }
 
-void Coordinator::send_cancel(const std::string& node, const ferry::v1::CancelTask& c) {
-  if (node.empty()) return;
-  auto s = bus_->js_publish(subjects::cancel(node), c.SerializeAsString());
-  if (!s.ok())
-    kLog.warn("cancel not stored; the agent's claim check still stops the task",
-              {{"node", node}, {"task", c.task_id()}, {"error", s.error().message}});
-}
-
 bool Coordinator::stop_transfer(const Json& disk) {
   std::string st = disk.value("state", "");
   if (st != "Queued" && st != "Running") return false;
   ferry::v1::CancelTask c;
   c.set_task_id(disk.value("taskId", ""));
-  send_cancel(disk.value("node", ""), c);
-  slots_.finish(disk.value("sourceHost", ""), disk.value("node", ""));
+  tasks_.cancel(disk.value("node", ""), c);
+  tasks_.release(disk.value("taskId", ""));
   return true;
 }
 
@@ -1556,33 +1562,25 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
   if (!vm || vm_terminal(*vm)) return;
   bool started = vm->value("phase", "") != "Pending";
   for (auto& d : (*vm)["disks"]) {
-    std::string st = d.value("state", "");
-    if (st == "Queued" || st == "Running")
-      slots_.finish(d.value("sourceHost", ""), d.value("node", ""));
+    tasks_.release(d.value("taskId", ""));
     if (!d.value("node", "").empty() && d.contains("taskId")) {
       ferry::v1::CancelTask c;
       c.set_task_id(d.value("taskId", ""));
       c.set_delete_volume(true);  // a canceled VM leaves no volume behind, partial or not
       c.mutable_volume()->set_storage_class(d.value("storageClass", ""));
       c.mutable_volume()->set_path(d.value("relativePath", ""));
-      send_cancel(d.value("node", ""), c);
+      tasks_.cancel(d.value("node", ""), c);
     }
     d["state"] = "Canceled";
   }
-  task_queue_.erase(std::remove_if(task_queue_.begin(), task_queue_.end(),
-                                   [&](const std::string& t) {
-                                     auto it = tasks_.find(t);
-                                     return it != tasks_.end() && it->second.vm_id == vm_id &&
-                                            it->second.migration == mkey;
-                                   }),
-                    task_queue_.end());
+  tasks_.drop_vm(mkey, vm_id);
   for (const char* what : {"conversion", "inspection"}) {
     if (!vm->contains(what)) continue;
     Json& t = (*vm)[what];
     if (!t.is_object() || t.value("state", "") == "Completed") continue;
     ferry::v1::CancelTask c;
     c.set_task_id(t.value("taskId", ""));
-    send_cancel(t.value("node", ""), c);
+    tasks_.cancel(t.value("node", ""), c);
     t["state"] = "Canceled";
   }
   set_phase(mkey, *vm, Phase::kCanceled);
@@ -1643,37 +1641,19 @@ void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
 }
 
 void Coordinator::dispatch() {
-  std::deque<std::string> keep;
-  while (!task_queue_.empty()) {
-    std::string id = task_queue_.front();
-    task_queue_.pop_front();
-    auto it = tasks_.find(id);
-    if (it == tasks_.end()) continue;
-    Json* vm = vm_status(it->second.migration, it->second.vm_id);
-    Json* disk = nullptr;
+  // A queued transfer is still wanted while its disk waits.
+  auto disk_of = [this](const std::string& id) -> Json* {
+    const TaskRef* ref = tasks_.find(id);
+    Json* vm = ref ? vm_status(ref->migration, ref->vm_id) : nullptr;
     if (vm)
       for (auto& d : (*vm)["disks"])
-        if (d.value("taskId", "") == id) disk = &d;
-    if (!disk || disk->value("state", "") != "Waiting" || !wire_.count(id)) continue;
-    std::string host = disk->value("sourceHost", ""), node = disk->value("node", "");
-    if (!slots_.can_start(host, node)) {
-      keep.push_back(id);
-      continue;
-    }
-    const std::string& wire = wire_[id];
-    auto s = bus_->js_publish(subjects::task(node), wire,
-                              id + "." + std::to_string(disk->value("attempt", 0)));
-    if (!s.ok()) {
-      keep.push_back(id);
-      kLog.warn("task publish failed", {{"task", id}, {"error", s.error().message}});
-      continue;
-    }
-    wire_.erase(id);
-    (*disk)["state"] = "Queued";
-    slots_.start(host, node);
-    save_status(it->second.migration);
-  }
-  task_queue_ = std::move(keep);
+        if (d.value("taskId", "") == id) return &d;
+    return nullptr;
+  };
+  tasks_.dispatch([&](const std::string& id) {
+    Json* d = disk_of(id);
+    return d && d->value("state", "") == "Waiting";
+  });
 }
 
 void Coordinator::go(const ResourceKey& mkey, const std::string& vm_id, Phase to) {
@@ -1781,6 +1761,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       it->set_task_id(task_id);
       it->set_plan(plan->key().ns + "/" + plan->key().name);
       it->set_vm(vm->value("name", ""));
+      if (tasks_.publishing(task_id)) return;  // its ack comes back to here
       Json vmrec = *inv_vm;
       std::string haddr = host_address(pk, inv_vm->value("host", ""));
       return blocking(
@@ -1793,15 +1774,26 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
             }
             return {};
           },
-          [this, mkey, vm_id, any, task_id, node](Json& v) {
-            auto pub = bus_->js_publish(subjects::task(node), any->SerializeAsString(), task_id);
-            if (!pub.ok()) {
-              loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
-              return;
-            }
-            v["inspection"] = {{"taskId", task_id}, {"node", node}, {"state", "Queued"}};
-            tasks_[task_id] = TaskRef{mkey, vm_id, kInspectionTask};
-            save_status(mkey);
+          [this, mkey, vm_id, any, task_id, node](Json&) {
+            tasks_.track(task_id, TaskRef{mkey, vm_id, kInspectionTask});
+            tasks_.publish(node, task_id, any->SerializeAsString(),
+                           [this, mkey, vm_id, task_id, node](Status pub) {
+                             Json* v = vm_status(mkey, vm_id);
+                             if (!v || v->value("phase", "") !=
+                                           migration::phase_name(Phase::kPreflightInspection))
+                               return;
+                             if (!pub.ok()) {
+                               loop_.after(std::chrono::seconds(2),
+                                           [this, mkey, vm_id] { advance(mkey, vm_id); });
+                               return;
+                             }
+                             Json& ins = (*v)["inspection"];
+                             if (!ins.is_object() ||
+                                 ins.value("taskId", "") != task_id)  // else claimed already
+                               ins = {{"taskId", task_id}, {"state", "Queued"}};
+                             ins["node"] = node;
+                             save_status(mkey);
+                           });
           });
     }
     case Phase::kStorePowerState: {
@@ -1888,7 +1880,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
               migration_uid + "." + vm_id + "." + std::to_string(d.value("key", 0)) + warm_suffix},
              {"state", "Pending"},
              {"bytesDone", 0}});
-        tasks_[disks.back()["taskId"]] = TaskRef{mkey, vm_id, d.value("key", 0)};
+        tasks_.track(disks.back()["taskId"], TaskRef{mkey, vm_id, d.value("key", 0)});
         i++;
       }
       (*vm)["disks"] = disks;
@@ -1976,8 +1968,22 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                 x["state"] = "Waiting";
                 ferry::v1::AgentTask any;
                 *any.mutable_transfer() = *task;
-                wire_[task_id] = any.SerializeAsString();
-                task_queue_.push_back(task_id);
+                tasks_.enqueue({.id = task_id,
+                                .source_host = x.value("sourceHost", ""),
+                                .node = x.value("node", ""),
+                                .wire = any.SerializeAsString(),
+                                .msg_id = task_id + "." + std::to_string(x.value("attempt", 0)),
+                                .stored = [this, mkey, vm_id, task_id] {
+                                  Json* v = vm_status(mkey, vm_id);
+                                  if (!v) return;
+                                  for (auto& y : (*v)["disks"])
+                                    if (y.value("taskId", "") == task_id &&
+                                        y.value("state", "") == "Waiting") {
+                                      y["state"] =
+                                          "Queued";  // a claim may already have made it Running
+                                      save_status(mkey);
+                                    }
+                                }});
               }
               dispatch();
             });
@@ -2044,15 +2050,25 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
             break;
           }
       std::string node = vm->value("node", "");
-      auto pub = bus_->js_publish(subjects::task(node), any.SerializeAsString(), task_id);
-      if (!pub.ok()) {
-        loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
-        return;
-      }
-      conv = {{"taskId", task_id}, {"node", node}, {"state", "Queued"}, {"attempt", attempt}};
-      if (!mac_ips.empty()) conv["macIPs"] = mac_ips;
-      tasks_[task_id] = TaskRef{mkey, vm_id, kConversionTask};
-      save_status(mkey);
+      if (tasks_.publishing(task_id)) return;  // its ack comes back to here
+      tasks_.track(task_id, TaskRef{mkey, vm_id, kConversionTask});
+      tasks_.publish(
+          node, task_id, any.SerializeAsString(),
+          [this, mkey, vm_id, task_id, node, attempt, mac_ips](Status pub) {
+            Json* v = vm_status(mkey, vm_id);
+            if (!v || v->value("phase", "") != migration::phase_name(Phase::kConvertGuest)) return;
+            if (!pub.ok()) {
+              loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
+              return;
+            }
+            Json& c = (*v)["conversion"];
+            if (!c.is_object() || c.value("taskId", "") != task_id)  // else claimed already
+              c = {{"taskId", task_id}, {"state", "Queued"}};
+            c["node"] = node;
+            c["attempt"] = attempt;
+            if (!mac_ips.empty()) c["macIPs"] = mac_ips;
+            save_status(mkey);
+          });
       return;
     }
     case Phase::kCreateVM: {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common/bus/nats_bus.h"
+#include "common/bus/publisher.h"
 #include "common/event/loop.h"
 #include "common/metrics/http_endpoint.h"
 #include "common/model/resource.h"
@@ -31,6 +32,7 @@
 #include "coordinator/providers/provider_pool.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/store/state_store.h"
+#include "coordinator/tasks/task_dispatcher.h"
 #include "ferry/v1/agent.pb.h"
 
 namespace ferry::coordinator {
@@ -63,13 +65,9 @@ class Coordinator {
   void request_stop() { stop_requested_ = true; }  // async-signal-safe
 
  private:
-  static constexpr int kConversionTask = -1;
-  static constexpr int kInspectionTask = -2;
-  struct TaskRef {
-    ResourceKey migration;
-    std::string vm_id;
-    int disk_key = 0;  // or kConversionTask, kInspectionTask
-  };
+  using TaskRef = tasks::TaskRef;
+  static constexpr int kConversionTask = tasks::kConversionTask;
+  static constexpr int kInspectionTask = tasks::kInspectionTask;
 
   Status load_state();
   Status subscribe();
@@ -126,9 +124,7 @@ class Coordinator {
   // Cancels a disk's Queued/Running transfer on its agent and frees its slot;
   // false if it was in no such state. The caller sets the disk's new state.
   bool stop_transfer(const model::Json& disk);
-  // Stores a CancelTask in the node's durable cancel queue (FERRY_CANCELS).
-  void send_cancel(const std::string& node, const ferry::v1::CancelTask& c);
-  void dispatch();  // publishes queued disk tasks while slots allow
+  void dispatch();  // hands queued disk tasks to JetStream while slots allow
   void maybe_finish_migration(const ResourceKey& mkey);
   void refresh_plan_status(const ResourceKey& plan_key);
   model::Json* vm_status(const ResourceKey& mkey, const std::string& vm_id);
@@ -190,9 +186,10 @@ class Coordinator {
   event::UvEventLoop loop_;
   std::unique_ptr<bus::CnatsBus> bus_;
   std::unique_ptr<bus::KvBucket> kv_resources_;
-  std::unique_ptr<lease::KvLease> lease_;     // held while this coordinator is active
-  std::string lease_lost_;                    // why it was lost (then run() fails); loop thread
-  std::unique_ptr<store::StateStore> store_;  // statuses and inventories; before bus_ goes
+  std::unique_ptr<lease::KvLease> lease_;        // held while this coordinator is active
+  std::string lease_lost_;                       // why it was lost (then run() fails); loop thread
+  std::unique_ptr<store::StateStore> store_;     // statuses and inventories; before bus_ goes
+  std::unique_ptr<bus::JsPublisher> publisher_;  // tasks and cancels; before bus_ goes
   std::vector<std::unique_ptr<bus::Subscription>> subs_;
   std::unique_ptr<bus::PullConsumer> results_;
   std::thread results_thread_;
@@ -204,10 +201,9 @@ class Coordinator {
   std::map<ResourceKey, model::Json> inventories_;  // by Provider key
   std::map<ResourceKey, std::shared_ptr<ProviderPool>> providers_;
   agents::AgentRegistry agents_;
-  std::map<std::string, TaskRef> tasks_;
-  std::deque<std::string> task_queue_;  // task ids waiting for a slot
-  std::map<std::string, std::string>
-      wire_;  // task id -> serialized TransferTask; memory only (holds the session cookie)
+  // Task ids, waiting transfers (their AgentTask holds the session cookie:
+  // memory only), slots, and the hand-off to JetStream.
+  tasks::TaskDispatcher tasks_;
   std::set<std::string> inflight_;  // migration+vm with a provider call under way
   std::map<std::string, int> alloc_attempts_;
   std::map<std::string, double> wake_at_;              // migration+vm -> armed timer (warm waits)
@@ -215,7 +211,6 @@ class Coordinator {
   std::map<ResourceKey, std::set<size_t>> dirty_vms_;  // Migration -> changed VM indexes
   std::map<ResourceKey, std::map<std::string, size_t>> vm_index_;  // Migration -> VM id -> index
   bool flush_posted_ = false;
-  scheduler::Slots slots_;
   CoordinatorMetrics metrics_;
   std::unique_ptr<metrics::HttpEndpoint> http_;
   std::atomic<bool> ready_{false};

@@ -264,7 +264,7 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
                 d.erase("rate");
                 d.erase("result");
                 d.erase("copy");
-                tasks_[id] = TaskRef{mkey, vm_id, d.value("key", 0)};
+                tasks_.track(id, TaskRef{mkey, vm_id, d.value("key", 0)});
               }
             }
             next();
