@@ -130,15 +130,16 @@ Status Coordinator::run() {
   FERRY_TRY(bus_->ensure_stream(subjects::kCancelsStream, {subjects::kCancelsStreamSubjects}, true,
                                 opts_.js_replicas,
                                 std::chrono::seconds(subjects::kCancelsMaxAgeSeconds)));
-  std::unique_ptr<bus::KvBucket> kv_status, kv_inventory;
-  for (auto [name, dst] : {std::pair{subjects::kResourcesBucket, &kv_resources_},
+  std::unique_ptr<bus::KvBucket> kv_resources, kv_status, kv_inventory;
+  for (auto [name, dst] : {std::pair{subjects::kResourcesBucket, &kv_resources},
                            std::pair{subjects::kStatusBucket, &kv_status},
                            std::pair{subjects::kInventoryBucket, &kv_inventory}}) {
     auto kv = bus_->kv(name, true, opts_.js_replicas);
     if (!kv.ok()) return kv.error();
     *dst = std::move(*kv);
   }
-  store_ = std::make_unique<store::KvStateStore>(std::move(kv_status), std::move(kv_inventory));
+  store_ = std::make_unique<store::KvStateStore>(std::move(kv_resources), std::move(kv_status),
+                                                 std::move(kv_inventory));
   publisher_ = std::make_unique<bus::JsPublisher>(*bus_);
   FERRY_TRY(load_state());
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
@@ -232,42 +233,11 @@ Status Coordinator::run() {
 Status Coordinator::load_state() {
   // A stored entry that does not parse, or has the wrong shape, is reported,
   // counted and skipped: one bad entry must not stop every later start.
-  auto parse = [this](const char* bucket, const std::string& key, const std::string& value,
-                      auto shape_ok) -> std::optional<Json> {
-    Json j = Json::parse(value, nullptr, false);
-    if (j.is_discarded() || !shape_ok(j)) {
-      bad_input("stored", std::string(bucket) + "/" + key + ": " +
-                              (j.is_discarded() ? "not JSON" : "not a valid entry") + "; skipped");
-      return std::nullopt;
-    }
-    return j;
-  };
-  auto is_resource = [](const Json& j) {
-    return j.is_object() && j.contains("kind") && j["kind"].is_string() && j.contains("metadata") &&
-           j["metadata"].is_object();
-  };
-  auto keys = kv_resources_->keys();
-  if (!keys.ok()) return keys.error();
-  for (const auto& key : *keys) {
-    auto e = kv_resources_->get(key);
-    if (!e.ok()) return e.error();
-    if (!*e) continue;
-    auto rk = ResourceKey::from_kv_key(key);
-    if (!rk.ok()) {
-      bad_input("stored", std::string(subjects::kResourcesBucket) + "/" + key +
-                              ": not a resource key; skipped");
-      continue;
-    }
-    auto doc = parse(subjects::kResourcesBucket, key, (*e)->value, is_resource);
-    if (!doc) continue;
-    Resource r{std::move(*doc)};
-    if (!(r.key() == *rk)) {
-      bad_input("stored", std::string(subjects::kResourcesBucket) + "/" + key + ": holds " +
-                              r.key().to_string() + "; skipped");
-      continue;
-    }
-    resources_[*rk] = std::move(r);
-  }
+  // A stored entry that does not parse, or has the wrong shape, is reported,
+  // counted and skipped: one bad entry must not stop every later start.
+  FERRY_TRY(store_->load_resources(
+      [this](const ResourceKey& k, Json doc) { resources_[k] = Resource{std::move(doc)}; },
+      [this](const std::string& what) { bad_input("stored", what); }));
   FERRY_TRY(store_->load_status(
       [this](const ResourceKey& k, Json st) {
         if (resources_.count(k)) status_[k] = std::move(st);
@@ -578,7 +548,12 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
   }
   if (!problems.empty())
     return reply({{"ok", false}, {"code", "invalid_argument"}, {"errors", problems}});
-  if (loads.empty()) return finish_apply(std::move(batch), {}, reply);
+  if (loads.empty()) {
+    auto b = std::make_shared<std::vector<Resource>>(std::move(batch));
+    return resource_txn([this, b, reply](std::function<void()> done) {
+      finish_apply(std::move(*b), {}, reply, done);
+    });
+  }
   pending->left = static_cast<int>(loads.size());
   auto shared_batch = std::make_shared<std::vector<Resource>>(std::move(batch));
   for (auto& [k, fn] : loads) {
@@ -591,13 +566,49 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
       if (--pending->left > 0) return;
       if (!pending->errors.empty())
         return reply({{"ok", false}, {"code", "invalid_argument"}, {"errors", pending->errors}});
-      finish_apply(std::move(*shared_batch), std::move(pending->inv), reply);
+      resource_txn([this, shared_batch, pending, reply](std::function<void()> done) {
+        finish_apply(std::move(*shared_batch), std::move(pending->inv), reply, done);
+      });
     });
   }
 }
 
+void Coordinator::resource_txn(Txn txn) {
+  txn_queue_.push_back(std::move(txn));
+  if (txn_busy_) return;
+  txn_busy_ = true;
+  // Runs the queue; each transaction's `done` posts the next (never recurses).
+  auto next = std::make_shared<std::function<void()>>();
+  *next = [this, next] {
+    if (txn_queue_.empty()) {
+      txn_busy_ = false;
+      return;
+    }
+    Txn t = std::move(txn_queue_.front());
+    txn_queue_.pop_front();
+    auto once = std::make_shared<bool>(false);
+    t([this, next, once] {
+      if (*once) return;
+      *once = true;
+      loop_.post([next] { (*next)(); });
+    });
+  };
+  (*next)();
+}
+
+void Coordinator::write_resources(std::vector<store::StateStore::ResourceWrite> writes,
+                                  std::function<void(Status)> then) {
+  store_->write_resources(std::move(writes), [this, then = std::move(then)](Status s) {
+    loop_.post([then, s] { then(s); });
+  });
+}
+
 void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey, Json> new_inv,
-                               Reply reply) {
+                               Reply reply, std::function<void()> done) {
+  auto answer = [reply, done](const Json& j) {
+    reply(j);
+    done();
+  };
   // 3. Cross-resource checks against the store as it would be after this apply.
   std::map<ResourceKey, const Resource*> view;
   for (const auto& [k, r] : resources_) view[k] = &r;
@@ -685,59 +696,71 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
                              " runs it");
   }
   if (!problems.empty())
-    return reply(
+    return answer(
         {{"ok", false}, {"code", "invalid_argument"}, {"errors", problems}, {"warnings", notes}});
-  // 4. Store everything, then act.
-  Json applied = Json::array();
-  for (const auto& [pk, inv] : new_inv) {
-    store_->put_inventory(pk, inv);
-    inventories_[pk] = inv;
-    providers_.erase(pk);  // re-created with the new spec/secret
-  }
-  std::vector<ResourceKey> migrations, cutover_changed;
+  // 4. Store everything (all or nothing), then change memory and act.
+  std::vector<store::StateStore::ResourceWrite> writes;
   for (const auto& r : batch) {
-    auto k = r.key();
     Json doc = r.doc;
     doc.erase("status");
-    auto s = kv_resources_->put(k.kv_key(), doc.dump());
-    if (!s.ok()) return reply(err_reply(s.error()));
-    bool changed = !find(k) || find(k)->doc != doc;
-    resources_[k] = Resource{doc};
-    if (k.kind == "Secret") {
-      // Providers using this secret reconnect with it.
-      for (auto it = providers_.begin(); it != providers_.end();)
-        it = (find(it->first) && secret_for(*find(it->first)) == doc) ? providers_.erase(it)
-                                                                      : std::next(it);
-      doc = redact_secret(doc);
-    }
-    if (k.kind == "Provider") {
-      Json& st = status_[k];
-      st["phase"] = "Ready";
-      st["conditions"] = Json::array(
-          {{{"type", "ConnectionTestSucceeded"}, {"status", "True"}, {"category", "Required"}},
-           {{"type", "InventoryCreated"}, {"status", "True"}, {"category", "Required"}},
-           {{"type", "Ready"}, {"status", "True"}, {"category", "Required"}}});
-      if (inventories_.count(k)) st["vmCount"] = inventories_[k]["vms"].size();
-      save_status(k);
-    }
-    if (k.kind == "Plan") {
-      Json& st = status_[k];
-      st["conditions"] = plan_status[k];
-      if (!st.contains("phase") || st["phase"] == "Not ready") st["phase"] = "Ready";
-      save_status(k);
-    }
-    if (k.kind == "Migration" && changed) {
-      if (status_.count(k))
-        cutover_changed.push_back(k);
-      else
-        migrations.push_back(k);
-    }
-    applied.push_back(
-        {{"resource", k.to_string()}, {"result", changed ? "configured" : "unchanged"}});
+    writes.push_back({r.key(), doc});
   }
-  for (const auto& k : migrations) start_migration(k);
-  for (const auto& k : cutover_changed) pump(k);  // warm VMs re-check their cutover time
-  reply({{"ok", true}, {"applied", applied}, {"warnings", notes}});
+  auto shared = std::make_shared<std::vector<Resource>>(std::move(batch));
+  auto inv = std::make_shared<std::map<ResourceKey, Json>>(std::move(new_inv));
+  auto conditions = std::make_shared<std::map<ResourceKey, Json>>(std::move(plan_status));
+  write_resources(std::move(writes), [this, shared, inv, conditions, notes, answer](Status s) {
+    if (!s.ok()) {
+      kLog.warn("apply not stored", {{"error", s.error().message}});
+      return answer(err_reply(s.error().wrap("apply")));
+    }
+    Json applied = Json::array();
+    for (const auto& [pk, i] : *inv) {
+      store_->put_inventory(pk, i);
+      inventories_[pk] = i;
+      providers_.erase(pk);  // re-created with the new spec/secret
+    }
+    std::vector<ResourceKey> migrations, cutover_changed;
+    for (const auto& r : *shared) {
+      auto k = r.key();
+      Json doc = r.doc;
+      doc.erase("status");
+      bool changed = !find(k) || find(k)->doc != doc;
+      resources_[k] = Resource{doc};
+      if (k.kind == "Secret") {
+        // Providers using this secret reconnect with it.
+        for (auto it = providers_.begin(); it != providers_.end();)
+          it = (find(it->first) && secret_for(*find(it->first)) == doc) ? providers_.erase(it)
+                                                                        : std::next(it);
+      }
+      if (k.kind == "Provider") {
+        Json& st = status_[k];
+        st["phase"] = "Ready";
+        st["conditions"] = Json::array(
+            {{{"type", "ConnectionTestSucceeded"}, {"status", "True"}, {"category", "Required"}},
+             {{"type", "InventoryCreated"}, {"status", "True"}, {"category", "Required"}},
+             {{"type", "Ready"}, {"status", "True"}, {"category", "Required"}}});
+        if (inventories_.count(k)) st["vmCount"] = inventories_[k]["vms"].size();
+        save_status(k);
+      }
+      if (k.kind == "Plan") {
+        Json& st = status_[k];
+        st["conditions"] = (*conditions)[k];
+        if (!st.contains("phase") || st["phase"] == "Not ready") st["phase"] = "Ready";
+        save_status(k);
+      }
+      if (k.kind == "Migration" && changed) {
+        if (status_.count(k))
+          cutover_changed.push_back(k);
+        else
+          migrations.push_back(k);
+      }
+      applied.push_back(
+          {{"resource", k.to_string()}, {"result", changed ? "configured" : "unchanged"}});
+    }
+    for (const auto& k : migrations) start_migration(k);
+    for (const auto& k : cutover_changed) pump(k);  // warm VMs re-check their cutover time
+    answer({{"ok", true}, {"applied", applied}, {"warnings", notes}});
+  });
 }
 
 void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
@@ -917,37 +940,44 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
 }
 
 void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
-  const std::string& kind = req.kind;
-  ResourceKey k{kind, req.ns, req.name};
-  if (!find(k)) return reply(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
-  if (kind == "Plan")
-    for (const auto& [sk, st] : status_)
-      if (sk.kind == "Migration" && st.value("phase", "") == "Running" &&
-          st.value("plan", "") == k.to_string())
-        return reply(err_reply(Error(ErrorCode::kFailedPrecondition,
-                                     k.to_string() + " is being run by " + sk.to_string() +
-                                         "; cancel or delete the Migration first")));
-  if (kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
-    // MTV: deleting a running Migration cancels it.
-    for (auto& vm : status_[k]["vms"]) cancel_vm(k, vm.value("id", ""));
-  }
-  auto s = kv_resources_->erase(k.kv_key());
-  if (!s.ok()) return reply(err_reply(s.error()));
-  if (status_.count(k)) {
-    const Json& vms = status_[k]["vms"];
-    store_->erase_status(k, vms.is_array() ? vms.size() : 0);
-  }
-  resources_.erase(k);
-  status_.erase(k);
-  dirty_.erase(k);
-  dirty_vms_.erase(k);
-  vm_index_.erase(k);
-  providers_.erase(k);
-  if (kind == "Provider") {
-    inventories_.erase(k);
-    store_->erase_inventory(k);
-  }
-  reply({{"ok", true}, {"deleted", k.to_string()}});
+  resource_txn([this, req, reply](std::function<void()> done) {
+    auto answer = [reply, done](const Json& j) {
+      reply(j);
+      done();
+    };
+    ResourceKey k{req.kind, req.ns, req.name};
+    if (!find(k))
+      return answer(err_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
+    if (k.kind == "Plan")
+      for (const auto& [sk, st] : status_)
+        if (sk.kind == "Migration" && st.value("phase", "") == "Running" &&
+            st.value("plan", "") == k.to_string())
+          return answer(err_reply(Error(ErrorCode::kFailedPrecondition,
+                                        k.to_string() + " is being run by " + sk.to_string() +
+                                            "; cancel or delete the Migration first")));
+    write_resources({{k, std::nullopt}}, [this, k, answer](Status s) {
+      if (!s.ok()) return answer(err_reply(s.error().wrap("delete " + k.to_string())));
+      if (k.kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
+        // MTV: deleting a running Migration cancels it.
+        for (auto& vm : status_[k]["vms"]) cancel_vm(k, vm.value("id", ""));
+      }
+      if (status_.count(k)) {
+        const Json& vms = status_[k]["vms"];
+        store_->erase_status(k, vms.is_array() ? vms.size() : 0);
+      }
+      resources_.erase(k);
+      status_.erase(k);
+      dirty_.erase(k);
+      dirty_vms_.erase(k);
+      vm_index_.erase(k);
+      providers_.erase(k);
+      if (k.kind == "Provider") {
+        inventories_.erase(k);
+        store_->erase_inventory(k);
+      }
+      answer({{"ok", true}, {"deleted", k.to_string()}});
+    });
+  });
 }
 
 void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {

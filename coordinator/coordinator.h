@@ -93,8 +93,20 @@ class Coordinator {
   };
   std::map<std::string, LargeReply> large_replies_;  // by reply id; a few, for a minute
   uint64_t large_reply_seq_ = 0;
+  // Checks the batch against the state as it would be after it, stores it (all
+  // or nothing), then changes memory and acts; `done` when answered.
   void finish_apply(std::vector<Resource> batch, std::map<ResourceKey, model::Json> new_inv,
-                    Reply reply);
+                    Reply reply, std::function<void()> done);
+  // Resource changes (apply, delete, a Migration's cutover) run one at a time,
+  // each checked against what the one before it stored. `txn` calls `done`
+  // once it has answered.
+  using Txn = std::function<void(std::function<void()> done)>;
+  void resource_txn(Txn txn);
+  // Stores resource documents (all or none); `then` runs on the loop.
+  void write_resources(std::vector<store::StateStore::ResourceWrite> writes,
+                       std::function<void(Status)> then);
+  bool txn_busy_ = false;
+  std::deque<Txn> txn_queue_;
 
   // Agents and tasks (loop thread).
   // `subject` names the sending node; a message about another node is refused.
@@ -185,10 +197,9 @@ class Coordinator {
   CoordinatorOptions opts_;
   event::UvEventLoop loop_;
   std::unique_ptr<bus::CnatsBus> bus_;
-  std::unique_ptr<bus::KvBucket> kv_resources_;
-  std::unique_ptr<lease::KvLease> lease_;        // held while this coordinator is active
-  std::string lease_lost_;                       // why it was lost (then run() fails); loop thread
-  std::unique_ptr<store::StateStore> store_;     // statuses and inventories; before bus_ goes
+  std::unique_ptr<lease::KvLease> lease_;     // held while this coordinator is active
+  std::string lease_lost_;                    // why it was lost (then run() fails); loop thread
+  std::unique_ptr<store::StateStore> store_;  // resources, statuses, inventories; before bus_ goes
   std::unique_ptr<bus::JsPublisher> publisher_;  // tasks and cancels; before bus_ goes
   std::vector<std::unique_ptr<bus::Subscription>> subs_;
   std::unique_ptr<bus::PullConsumer> results_;

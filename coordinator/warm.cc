@@ -553,18 +553,36 @@ void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
     return err(ErrorCode::kNotFound,
                k.to_string() + ": --vm: VM \"" + sel + "\" is not part of this migration");
   if (vms.empty()) return err(ErrorCode::kFailedPrecondition, k.to_string() + " has no warm VMs");
-  if (sel.empty()) {
-    // Like `oc patch migration --type merge -p '{"spec":{"cutover":...}}'` in MTV.
-    Json doc = find(k)->doc;
+  auto scheduled = [this, k, at, vms, reply] {
+    save_status(k);
+    kLog.info("cutover scheduled", {{"migration", k.to_string()}, {"at", at}});
+    pump(k);
+    reply({{"ok", true}, {"cutover", at}, {"vms", vms}});
+  };
+  if (!sel.empty()) return scheduled();
+  // Like `oc patch migration --type merge -p '{"spec":{"cutover":...}}'` in MTV.
+  resource_txn([this, k, at, reply, scheduled](std::function<void()> done) {
+    const Resource* r = find(k);
+    if (!r) {
+      reply({{"ok", false},
+             {"code", error_code_name(ErrorCode::kNotFound)},
+             {"error", k.to_string() + " was deleted"}});
+      return done();
+    }
+    Json doc = r->doc;
     doc["spec"]["cutover"] = at;
-    auto s = kv_resources_->put(k.kv_key(), doc.dump());
-    if (!s.ok()) return err(s.error().code, s.error().message);
-    resources_[k] = Resource{doc};
-  }
-  save_status(k);
-  kLog.info("cutover scheduled", {{"migration", k.to_string()}, {"at", at}});
-  pump(k);
-  reply({{"ok", true}, {"cutover", at}, {"vms", vms}});
+    write_resources({{k, doc}}, [this, k, doc, reply, scheduled, done](Status s) {
+      if (s.ok()) {
+        resources_[k] = Resource{doc};
+        scheduled();
+      } else {
+        reply({{"ok", false},
+               {"code", error_code_name(s.error().code)},
+               {"error", "cutover " + k.to_string() + ": " + s.error().message}});
+      }
+      done();
+    });
+  });
 }
 
 }  // namespace ferry::coordinator

@@ -3,14 +3,18 @@
 #include <chrono>
 #include <set>
 
+#include "common/base/failpoint.h"
 #include "common/protocol/subjects.h"
 #include "coordinator/store/layout.h"
 
 namespace ferry::coordinator::store {
 
-KvStateStore::KvStateStore(std::unique_ptr<bus::KvBucket> status,
+KvStateStore::KvStateStore(std::unique_ptr<bus::KvBucket> resources,
+                           std::unique_ptr<bus::KvBucket> status,
                            std::unique_ptr<bus::KvBucket> inventory)
-    : status_(std::move(status)), inventory_(std::move(inventory)) {
+    : resources_(std::move(resources)),
+      status_(std::move(status)),
+      inventory_(std::move(inventory)) {
   writer_ = std::thread([this] { writer_main(); });
 }
 
@@ -21,6 +25,82 @@ KvStateStore::~KvStateStore() {
   }
   cv_.notify_all();
   writer_.join();
+}
+
+Status KvStateStore::load_resources(std::function<void(const ResourceKey&, Json)> each, Bad bad) {
+  const std::string bucket = subjects::kResourcesBucket;
+  auto keys = resources_->keys();
+  if (!keys.ok()) return keys.error();
+  for (const auto& key : *keys) {
+    auto e = resources_->get(key);
+    if (!e.ok()) return e.error();
+    if (!*e) continue;
+    auto rk = ResourceKey::from_kv_key(key);
+    if (!rk.ok()) {
+      bad(bucket + "/" + key + ": not a resource key; skipped");
+      continue;
+    }
+    Json doc = Json::parse((*e)->value, nullptr, false);
+    if (!doc.is_object() || !doc.contains("kind") || !doc["kind"].is_string() ||
+        !doc.contains("metadata") || !doc["metadata"].is_object()) {
+      bad(bucket + "/" + key + ": " + (doc.is_discarded() ? "not JSON" : "not a valid entry") +
+          "; skipped");
+      continue;
+    }
+    model::Resource r{doc};
+    if (!(r.key() == *rk)) {
+      bad(bucket + "/" + key + ": holds " + r.key().to_string() + "; skipped");
+      continue;
+    }
+    each(*rk, std::move(doc));
+  }
+  return {};
+}
+
+void KvStateStore::write_resources(std::vector<ResourceWrite> writes,
+                                   std::function<void(Status)> done) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    resource_q_.push_back({std::move(writes), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+Status KvStateStore::write_txn(const ResourceTxn& t) {
+  struct Undo {
+    std::string key;
+    std::optional<std::string> before;  // nullopt: the key did not exist
+  };
+  std::vector<Undo> undo;
+  Status failed;
+  for (size_t i = 0; i < t.writes.size() && failed.ok(); i++) {
+    const auto& w = t.writes[i];
+    std::string key = w.key.kv_key();
+    auto before = resources_->get(key);
+    if (!before.ok()) {
+      failed = before.error();
+      break;
+    }
+    // resource_txn_test: the second write of a batch fails.
+    if (i == 1 && failpoint("fail-second-resource-write")) {
+      failed = Error(ErrorCode::kUnavailable, "kv put " + key + ": failpoint");
+      break;
+    }
+    Status s = w.doc ? put(*resources_, key, w.doc->dump()) : resources_->erase(key);
+    if (!s.ok()) {
+      failed = s;
+      break;
+    }
+    undo.push_back({key, *before ? std::optional<std::string>((*before)->value) : std::nullopt});
+  }
+  if (failed.ok()) return {};
+  std::string rollback;
+  for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+    Status s = it->before ? put(*resources_, it->key, *it->before) : resources_->erase(it->key);
+    if (!s.ok()) rollback += "; restoring " + it->key + " failed: " + s.error().message;
+  }
+  return Error(failed.error().code,
+               failed.error().message + (rollback.empty() ? "; nothing was applied" : rollback));
 }
 
 Status KvStateStore::load_status(std::function<void(const ResourceKey&, Json)> each, Bad bad) {
@@ -276,9 +356,22 @@ void KvStateStore::writer_main() {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [this] {
-      return stop_ || !status_q_.empty() || !inventory_q_.empty() || !barriers_.empty();
+      return stop_ || !status_q_.empty() || !inventory_q_.empty() || !barriers_.empty() ||
+             !resource_q_.empty();
     });
     bool stopping = stop_;
+    // Resource batches first, in order: statuses of new resources are only
+    // queued once their batch is stored.
+    auto txns = std::move(resource_q_);
+    resource_q_.clear();
+    if (!txns.empty()) {
+      l.unlock();
+      for (auto& t : txns) {
+        Status s = write_txn(t);
+        if (t.done) t.done(s);
+      }
+      l.lock();
+    }
     auto status = std::move(status_q_);
     auto inventory = std::move(inventory_q_);
     auto barriers = std::move(barriers_);

@@ -1,6 +1,7 @@
 #pragma once
-// KvStateStore: the StateStore of local mode, in two NATS JetStream KV buckets
-// (ferry-status, ferry-inventory) with the layout of layout.h.
+// KvStateStore: the StateStore of local mode, in three NATS JetStream KV
+// buckets (ferry-resources, ferry-status, ferry-inventory) with the layout of
+// layout.h.
 //
 // Owns both buckets and one writer thread. Writes are queued by the loop
 // thread, coalesced per key and written by the writer thread in batches: VM
@@ -23,9 +24,13 @@ namespace ferry::coordinator::store {
 
 class KvStateStore : public StateStore {
  public:
-  KvStateStore(std::unique_ptr<bus::KvBucket> status, std::unique_ptr<bus::KvBucket> inventory);
+  KvStateStore(std::unique_ptr<bus::KvBucket> resources, std::unique_ptr<bus::KvBucket> status,
+               std::unique_ptr<bus::KvBucket> inventory);
   ~KvStateStore() override;
 
+  Status load_resources(std::function<void(const ResourceKey&, Json)> each, Bad bad) override;
+  void write_resources(std::vector<ResourceWrite> writes,
+                       std::function<void(Status)> done) override;
   Status load_status(std::function<void(const ResourceKey&, Json)> each, Bad bad) override;
   Status load_inventories(std::function<void(const ResourceKey&, Json)> each, Bad bad) override;
   void put_status(const ResourceKey& k, const Json& status) override;
@@ -43,17 +48,24 @@ class KvStateStore : public StateStore {
   };
   void enqueue_status(const std::string& key, Value v);
   void writer_main();
+  struct ResourceTxn {
+    std::vector<ResourceWrite> writes;
+    std::function<void(Status)> done;
+  };
+  // Writer thread: one all-or-nothing batch of resource writes.
+  Status write_txn(const ResourceTxn& t);
   // Writer thread: one batch; returns the first error (failed keys are re-queued).
   Status write_batch(std::map<std::string, Value>& status,
                      std::map<std::string, InventoryOp>& inventory);
   Status write_inventory(const std::string& key, const InventoryOp& op);
   Status put(bus::KvBucket& b, const std::string& key, const std::string& value);
 
-  std::unique_ptr<bus::KvBucket> status_, inventory_;
+  std::unique_ptr<bus::KvBucket> resources_, status_, inventory_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Value> status_q_;
   std::map<std::string, InventoryOp> inventory_q_;
+  std::vector<ResourceTxn> resource_q_;  // in order, never coalesced
   std::vector<std::function<void(Status)>> barriers_;
   bool stop_ = false;
   StoreStats stats_;

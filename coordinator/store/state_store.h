@@ -8,10 +8,15 @@
 // says when everything queued before it is stored, which is what lets the
 // coordinator ack a task result only after the state change it caused is stored.
 //
+// Resources, statuses and inventories are three stores in one: an
+// implementation keeps each where its platform keeps such things.
+//
 // Threads: load_*() before the loop runs; every other method from the loop
 // thread. barrier callbacks run on the store's writer thread.
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +39,18 @@ class StateStore {
   virtual ~StateStore() = default;
   // `bad` is told of each entry that is corrupt; it is skipped, never fatal.
   using Bad = std::function<void(const std::string&)>;
+  // Resources: the documents users apply (specs; statuses are separate).
+  virtual Status load_resources(std::function<void(const ResourceKey&, Json)> each, Bad bad) = 0;
+  struct ResourceWrite {
+    ResourceKey key;
+    std::optional<Json> doc;  // nullopt: delete
+  };
+  // Writes every document or none: if one write fails, the ones already
+  // written get their previous value back. done(status) runs on the writer
+  // thread; the owner changes its memory only once it is told ok.
+  virtual void write_resources(std::vector<ResourceWrite> writes,
+                               std::function<void(Status)> done) = 0;
+
   // Statuses: a Migration's comes back whole (summary and its VMs joined).
   virtual Status load_status(std::function<void(const ResourceKey&, Json)> each, Bad bad) = 0;
   virtual Status load_inventories(std::function<void(const ResourceKey&, Json)> each, Bad bad) = 0;

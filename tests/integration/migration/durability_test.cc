@@ -2,9 +2,11 @@
 // processes: a result is acked only once stored (kill -9 at that moment), an
 // agent gone for good, a cancel sent while the agent is down, an agent's result
 // kept across its own restart while NATS is away, and a second coordinator
-// that waits for the lease and takes over.
+// that waits for the lease and takes over; an apply that cannot be stored
+// whole stores nothing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -161,4 +163,31 @@ TEST_CASE("a second coordinator waits for the lease and takes over when the firs
   REQUIRE(wait_migration(c, "m", 120) == "Succeeded");
   CHECK_FALSE(
       first_difference(c.flat_path("ha-01"), vm_status(c, "m")["disks"][0]["path"]).has_value());
+}
+
+TEST_CASE("an apply whose second write fails stores none of it", "[e2e][durability]") {
+  Cluster c({{.name = "txn-01", .disk_mib = 16, .data_mib = 1}});
+  // The failpoint fails the second resource write of every batch, after the
+  // first one was stored: the first must be rolled back.
+  c.start_coordinator({}, {"FERRY_FAILPOINTS=fail-second-resource-write"});
+  std::string manifests = c.write_manifests("p", {"txn-01"});
+  auto rows = [&](const char* kind) {  // resources listed under the table's header
+    auto g = c.ctl({"get", kind, "-A"});
+    REQUIRE(g.rc == 0);
+    auto lines = std::count(g.out.begin(), g.out.end(), '\n');
+    return lines > 0 ? lines - 1 : 0;
+  };
+  auto r = c.ctl({"apply", "-f", manifests});
+  CHECK(r.rc != 0);
+  CHECK((r.out + r.err).find("nothing was applied") != std::string::npos);
+  for (const char* kind : {"secret", "provider", "networkmap", "storagemap", "plan"})
+    CHECK(rows(kind) == 0);
+  // Nothing was stored either: a new coordinator finds none of it, and the
+  // same manifests then apply whole.
+  c.kill_coordinator();
+  c.start_coordinator();
+  for (const char* kind : {"secret", "provider", "networkmap", "storagemap", "plan"})
+    CHECK(rows(kind) == 0);
+  REQUIRE(c.ctl({"apply", "-f", manifests}).rc == 0);
+  CHECK(c.get_json("plan", "p")["status"].value("phase", "") == "Ready");
 }
