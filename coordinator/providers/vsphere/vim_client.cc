@@ -162,8 +162,10 @@ Result<std::string> VimClient::post(const std::string& body, long* http_code) {
   curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &resp);
-  curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, 10L);
-  curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 300L);
+  curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, kSoapConnectTimeoutSeconds);
+  curl_easy_setopt(curl_, CURLOPT_TIMEOUT, kSoapTimeoutSeconds);
+  curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, kSoapLowSpeedBytes);
+  curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, kSoapLowSpeedSeconds);
   curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
   struct curl_slist* hdrs = nullptr;
   hdrs = curl_slist_append(hdrs, "Content-Type: text/xml; charset=utf-8");
@@ -362,8 +364,8 @@ Result<std::string> VimClient::http_get(const std::string& url, size_t max_bytes
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, kSoapConnectTimeoutSeconds);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, kSoapTimeoutSeconds);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   std::string range = "0-" + std::to_string(max_bytes - 1);
   curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());

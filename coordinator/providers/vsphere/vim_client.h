@@ -16,6 +16,17 @@
 
 namespace ferry::coordinator::vsphere {
 
+// Deadlines of one SOAP request. Every provider call is a bounded number of
+// these (inventory pages through ContinueRetrievePropertiesEx), plus, for
+// vCenter tasks, wait_task's own deadline. curl's default of 300 s per request
+// would hold a worker, and the VM waiting on it, for five minutes on a vCenter
+// that accepted the connection and went quiet; a request that moves fewer than
+// kSoapLowSpeedBytes per second for kSoapLowSpeedSeconds is given up sooner.
+inline constexpr long kSoapConnectTimeoutSeconds = 10;
+inline constexpr long kSoapTimeoutSeconds = 60;
+inline constexpr long kSoapLowSpeedBytes = 1;
+inline constexpr long kSoapLowSpeedSeconds = 30;
+
 struct Mor {
   std::string type;
   std::string value;

@@ -11,11 +11,8 @@ namespace {
 // Nothing of the named kinds exists after a refused apply.
 void check_nothing_stored(Cluster& c) {
   for (const char* kind :
-       {"providers", "plans", "migrations", "networkmaps", "storagemaps", "secrets"}) {
-    auto r = c.ctl({"get", kind, "-o", "json"});
-    REQUIRE(r.rc == 0);
-    CHECK(Json::parse(r.out)["items"].empty());
-  }
+       {"providers", "plans", "migrations", "networkmaps", "storagemaps", "secrets"})
+    CHECK(c.listed(kind) == 0);
 }
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {
@@ -213,4 +210,53 @@ TEST_CASE("daemon flags that are not numbers are refused naming the flag, in bot
     CHECK(p.wait(10s) == 2);
     CHECK_THAT(p.stderr_text(), Catch::Contains(k.says));
   }
+}
+
+TEST_CASE("a vCenter that accepts a session and never answers fails the apply within a minute",
+          "[e2e]") {
+  // The SOAP request's deadline (not curl's 300 s default) ends the call.
+  Cluster c({{.name = "vm-a", .disk_mib = 16, .data_mib = 1}});
+  c.start_coordinator();
+  std::string openssl = require_program("openssl");
+  std::string key = c.dir().file("quiet.key"), cert = c.dir().file("quiet.pem");
+  Subprocess gen({openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                  "/CN=127.0.0.1", "-keyout", key, "-out", cert},
+                 {.log_dir = c.dir().path(), .name = "openssl-req"});
+  REQUIRE(gen.wait(60s) == 0);
+  Subprocess fp({openssl, "x509", "-in", cert, "-noout", "-fingerprint", "-sha1"},
+                {.log_dir = c.dir().path(), .name = "openssl-fp"});
+  REQUIRE(fp.wait(30s) == 0);
+  std::string thumb = fp.stdout_text();
+  thumb = thumb.substr(thumb.find('=') + 1);
+  while (!thumb.empty() && (thumb.back() == '\n' || thumb.back() == '\r')) thumb.pop_back();
+  // A TLS server that completes each handshake and then never sends a byte.
+  const char* kQuiet =
+      "import socket, ssl, sys\n"
+      "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+      "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
+      "s = socket.socket()\n"
+      "s.bind(('127.0.0.1', 0))\n"
+      "s.listen(8)\n"
+      "print(s.getsockname()[1], flush=True)\n"
+      "held = []\n"
+      "while True:\n"
+      "    c, _ = s.accept()\n"
+      "    try:\n"
+      "        held.append(ctx.wrap_socket(c, server_side=True))\n"
+      "    except (ssl.SSLError, OSError):\n"
+      "        pass\n";
+  write_file(c.dir().file("quiet.py"), kQuiet);
+  Subprocess quiet({require_program("python3"), c.dir().file("quiet.py"), cert, key},
+                   {.log_dir = c.dir().path(), .name = "quiet-vcenter"});
+  REQUIRE(eventually(10s, [&] { return quiet.stdout_text().find('\n') != std::string::npos; }));
+  int port = std::stoi(quiet.stdout_text());
+  std::string url = "https://127.0.0.1:" + std::to_string(port) + "/sdk";
+  std::string yaml =
+      replace(read_file(c.write_manifests("p", {"vm-a"}, "", thumb)), c.sim_state()["url"], url);
+  std::string f = c.dir().file("quiet.yaml");
+  write_file(f, yaml);
+  auto a = c.ctl({"apply", "-f", f});
+  CHECK(a.rc != 0);
+  CHECK(a.err.find("cannot reach " + url + ": Timeout was reached") != std::string::npos);
+  check_nothing_stored(c);
 }

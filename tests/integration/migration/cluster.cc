@@ -243,6 +243,12 @@ Json Cluster::get_json(const std::string& kind, const std::string& name) {
   return Json::parse(r.out);
 }
 
+size_t Cluster::listed(const std::string& kind) {
+  auto r = ctl({"get", kind, "-A", "-o", "json"});
+  if (r.rc != 0) throw std::runtime_error("ferryctl get " + kind + " failed: " + r.err);
+  return Json::parse(r.out)["items"].size();
+}
+
 Json Cluster::sim_stats() { return sim_get("/ferry-sim/stats"); }
 
 Json Cluster::sim_get(const std::string& path) {

@@ -103,6 +103,8 @@ class Cluster {
                               const std::string& plan_extra = "",
                               const std::string& thumbprint = "");
   std::string write_migration(const std::string& name, const std::string& plan);
+  // How many resources of a kind (any ferryctl type name) `ferryctl get` lists.
+  size_t listed(const std::string& kind);
 
  private:
   TempDir dir_;

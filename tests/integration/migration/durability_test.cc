@@ -6,7 +6,6 @@
 // whole stores nothing.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -171,23 +170,17 @@ TEST_CASE("an apply whose second write fails stores none of it", "[e2e][durabili
   // first one was stored: the first must be rolled back.
   c.start_coordinator({}, {"FERRY_FAILPOINTS=fail-second-resource-write"});
   std::string manifests = c.write_manifests("p", {"txn-01"});
-  auto rows = [&](const char* kind) {  // resources listed under the table's header
-    auto g = c.ctl({"get", kind, "-A"});
-    REQUIRE(g.rc == 0);
-    auto lines = std::count(g.out.begin(), g.out.end(), '\n');
-    return lines > 0 ? lines - 1 : 0;
-  };
   auto r = c.ctl({"apply", "-f", manifests});
   CHECK(r.rc != 0);
   CHECK((r.out + r.err).find("nothing was applied") != std::string::npos);
   for (const char* kind : {"secret", "provider", "networkmap", "storagemap", "plan"})
-    CHECK(rows(kind) == 0);
+    CHECK(c.listed(kind) == 0);
   // Nothing was stored either: a new coordinator finds none of it, and the
   // same manifests then apply whole.
   c.kill_coordinator();
   c.start_coordinator();
   for (const char* kind : {"secret", "provider", "networkmap", "storagemap", "plan"})
-    CHECK(rows(kind) == 0);
+    CHECK(c.listed(kind) == 0);
   REQUIRE(c.ctl({"apply", "-f", manifests}).rc == 0);
   CHECK(c.get_json("plan", "p")["status"].value("phase", "") == "Ready");
 }
