@@ -1513,7 +1513,25 @@ void Coordinator::pump(const ResourceKey& mkey) {
   }
 }
 
-void Coordinator::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
+bool Coordinator::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
+  // Every change goes through the transition table; anything else is a bug
+  // in the runner, and the VM fails saying so rather than run on from a state
+  // nobody designed.
+  std::string from_name = vm.value("phase", "Pending");
+  auto from = migration::phase_from_name(from_name);
+  bool legal = from ? migration::can_transition(*from, to, vm.contains("warm"))
+                    : (from_name == "Pending" &&
+                       (to == Phase::kStarted || to == Phase::kFailed || to == Phase::kCanceled));
+  if (!legal) {
+    std::string why = std::string("internal error: illegal phase transition ") + from_name +
+                      " -> " + migration::phase_name(to);
+    metrics_.bad_input.Add({{"source", "transition"}}).Increment();
+    kLog.error("illegal phase transition",
+               {{"migration", mkey.to_string()}, {"vm", vm.value("name", "")}, {"error", why}});
+    if (!from || migration::is_terminal(*from)) return false;
+    fail_vm(mkey, vm.value("id", ""), why);
+    return false;
+  }
   // Past the (initial) copy, the data is on the node: its free space says the rest.
   if (to == Phase::kConvertGuest || to == Phase::kCreateVM || to == Phase::kCopyingPaused ||
       migration::is_terminal(to))
@@ -1537,7 +1555,7 @@ void Coordinator::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
         s["completed"] = now;
       }
     }
-    return;
+    return true;
   }
   std::string cur = step_for(vm, to);
   bool before = true;
@@ -1554,13 +1572,15 @@ void Coordinator::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
       s["completed"] = now;
     }
   }
+  return true;
 }
 
 void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
                           const std::string& message) {
   Json* vm = vm_status(mkey, vm_id);
   if (!vm || vm_terminal(*vm)) return;
-  std::string at = step_for(*vm, *migration::phase_from_name(vm->value("phase", "Started")));
+  std::string at =
+      step_for(*vm, migration::phase_from_name(vm->value("phase", "")).value_or(Phase::kStarted));
   (*vm)["error"] = {
       {"phase", vm->value("phase", "")}, {"step", at}, {"reasons", Json::array({message})}};
   if (Json* s = step(*vm, at))
@@ -1570,7 +1590,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   // Stop this VM's other transfers; their volumes stay for a later retry.
   for (auto& d : (*vm)["disks"])
     if (stop_transfer(d)) d["state"] = "Canceled";
-  set_phase(mkey, *vm, Phase::kFailed);
+  if (!set_phase(mkey, *vm, Phase::kFailed)) return;
   save_status(mkey);
   if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   maybe_finish_migration(mkey);
@@ -1613,7 +1633,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
     tasks_.cancel(t.value("node", ""), c);
     t["state"] = "Canceled";
   }
-  set_phase(mkey, *vm, Phase::kCanceled);
+  if (!set_phase(mkey, *vm, Phase::kCanceled)) return;
   if (!started) vm->erase("completed");
   if (started && vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
@@ -1689,7 +1709,7 @@ void Coordinator::dispatch() {
 void Coordinator::go(const ResourceKey& mkey, const std::string& vm_id, Phase to) {
   Json* v = vm_status(mkey, vm_id);
   if (!v || vm_terminal(*v)) return;
-  set_phase(mkey, *v, to);
+  if (!set_phase(mkey, *v, to)) return;
   save_status(mkey);
   advance(mkey, vm_id);
 }
@@ -2162,7 +2182,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       return go_next();
     }
     case Phase::kPostHook:
-      set_phase(mkey, *vm, Phase::kCompleted);
+      if (!set_phase(mkey, *vm, Phase::kCompleted)) return;
       {
         auto plan_key = plan->key();
         Json& pst = status_[plan_key];

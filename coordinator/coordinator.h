@@ -128,9 +128,10 @@ class Coordinator {
   void start_migration(const ResourceKey& mkey);
   void pump(const ResourceKey& mkey);  // starts waiting VMs up to the in-flight limit
   void advance(const ResourceKey& mkey, const std::string& vm_id);
-  // Moves the VM to `to` and updates its pipeline steps; past its (initial)
-  // copy, the space placement reserved for it on its node is released.
-  void set_phase(const ResourceKey& mkey, model::Json& vm, migration::Phase to);
+  // Moves the VM to `to` through the transition table and updates its pipeline steps; past its
+  // (initial) copy, the space placement reserved for it on its node is released. False (and the VM
+  // failed, loudly) if the transition table forbids it.
+  [[nodiscard]] bool set_phase(const ResourceKey& mkey, model::Json& vm, migration::Phase to);
   void fail_vm(const ResourceKey& mkey, const std::string& vm_id, const std::string& message);
   void cancel_vm(const ResourceKey& mkey, const std::string& vm_id);
   // Cancels a disk's Queued/Running transfer on its agent and frees its slot;

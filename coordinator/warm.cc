@@ -409,7 +409,7 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
     Phase rm = stage_of(*vm) == WarmStage::kFinal ? Phase::kRemoveFinalSnapshot
                                                   : Phase::kRemovePreviousSnapshot;
     if (cur == rm) w["notBefore"] = now_seconds() + delay;  // removing it failed: wait, then again
-    set_phase(mkey, *vm, rm);
+    if (!set_phase(mkey, *vm, rm)) return;
     save_status(mkey);
     return advance(mkey, vm_id);
   }
@@ -446,7 +446,7 @@ void Coordinator::warm_retry(const ResourceKey& mkey, const std::string& vm_id) 
     w["nextPrecopyAt"] = at;
     w.erase("notBefore");
   }
-  set_phase(mkey, *vm, to);
+  if (!set_phase(mkey, *vm, to)) return;
   save_status(mkey);
   advance(mkey, vm_id);
 }

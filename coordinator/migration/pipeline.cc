@@ -75,10 +75,23 @@ Phase next_phase(Phase p) {
   return static_cast<Phase>(static_cast<int>(p) + 1);
 }
 
-bool can_transition(Phase from, Phase to) {
+bool can_transition(Phase from, Phase to, bool warm) {
   if (is_terminal(from)) return false;
   if (to == Phase::kFailed || to == Phase::kCanceled) return true;
-  return to == next_phase(from) && to != from;
+  if (!warm) return to == next_phase(from) && to != from;
+  for (WarmStage st : {WarmStage::kInitial, WarmStage::kPrecopy, WarmStage::kFinal})
+    for (bool cutover : {false, true})
+      if (next_warm_phase(from, st, cutover) == to && to != from) return true;
+  // A failed precopy cycle: remove its snapshot (again if that failed), then
+  // wait for the next cycle or try the delta again.
+  bool in_cycle = is_warm_phase(from) || from == Phase::kPreflightInspection ||
+                  from == Phase::kCreateDataVolumes || from == Phase::kCopyDisks;
+  if (in_cycle)
+    for (Phase r :
+         {Phase::kRemovePreviousSnapshot, Phase::kRemoveFinalSnapshot, Phase::kCopyingPaused,
+          Phase::kCreateInitialSnapshot, Phase::kCreateFinalSnapshot})
+      if (to == r) return true;
+  return false;
 }
 
 Phase next_warm_phase(Phase p, WarmStage stage, bool cutover) {

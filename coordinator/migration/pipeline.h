@@ -50,9 +50,16 @@ bool is_terminal_name(const std::string& phase);
 
 // Cold: the next phase of the happy path (terminal phases stay).
 Phase next_phase(Phase p);
-// Whether a cold transition is allowed: the happy path's next phase, or to
-// kFailed/kCanceled from any non-terminal phase.
-bool can_transition(Phase from, Phase to);
+// The transition table every phase change goes through (the coordinator
+// fails a VM whose code asks for any other: that is a bug, shown loudly).
+// Cold: the happy path's next phase, or kFailed/kCanceled from any
+// non-terminal phase. Warm adds every edge of next_warm_phase (any stage,
+// either cutover answer) and the recovery edges of a failed precopy cycle:
+// from a phase of the snapshot cycle (the warm-only phases, and the
+// inspection, volume creation and copy they share) to a snapshot removal
+// (again, if removing failed) or to where the next try starts: CopyingPaused,
+// CreateInitialSnapshot (no volumes yet) or CreateFinalSnapshot (source off).
+bool can_transition(Phase from, Phase to, bool warm = false);
 
 // Warm: the next phase. `cutover` only matters in CopyingPaused (precopy
 // again, or start the cutover).

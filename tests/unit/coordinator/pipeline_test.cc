@@ -87,6 +87,41 @@ TEST_CASE("the warm pipeline: initial copy, precopy loop, cutover") {
   CHECK_FALSE(migration::can_transition(Phase::kCopyingPaused, Phase::kCreateSnapshot));
 }
 
+TEST_CASE("the warm transition table: both walks, the recovery edges, nothing else") {
+  using migration::WarmStage;
+  // Every step of the walks above is allowed.
+  for (bool cutover : {false, true}) {
+    Phase p = Phase::kStarted;
+    WarmStage stage = WarmStage::kInitial;
+    for (int i = 0; i < 30 && !migration::is_terminal(p); i++) {
+      if (p == Phase::kCreateSnapshot) stage = WarmStage::kPrecopy;
+      if (p == Phase::kCreateFinalSnapshot) stage = WarmStage::kFinal;
+      Phase n = migration::next_warm_phase(p, stage, cutover || i > 12);
+      INFO(migration::phase_name(p) << " -> " << migration::phase_name(n));
+      CHECK(migration::can_transition(p, n, true));
+      p = n;
+    }
+    CHECK(p == Phase::kCompleted);
+  }
+  // A failed cycle removes its snapshot and goes back to wait or retry.
+  CHECK(migration::can_transition(Phase::kCopyDisks, Phase::kRemovePreviousSnapshot, true));
+  CHECK(migration::can_transition(Phase::kRemoveFinalSnapshot, Phase::kRemoveFinalSnapshot, true));
+  CHECK(migration::can_transition(Phase::kRemovePreviousSnapshot, Phase::kCopyingPaused, true));
+  CHECK(migration::can_transition(Phase::kRemoveFinalSnapshot, Phase::kCreateFinalSnapshot, true));
+  CHECK(migration::can_transition(Phase::kStoreInitialSnapshotDeltas, Phase::kCreateInitialSnapshot,
+                                  true));
+  // Not allowed: skipping ahead, going back outside the cycle, leaving a terminal phase.
+  CHECK_FALSE(migration::can_transition(Phase::kStarted, Phase::kCopyDisks, true));
+  CHECK_FALSE(migration::can_transition(Phase::kCopyingPaused, Phase::kConvertGuest, true));
+  CHECK_FALSE(migration::can_transition(Phase::kConvertGuest, Phase::kCopyingPaused, true));
+  CHECK_FALSE(migration::can_transition(Phase::kPreHook, Phase::kRemovePreviousSnapshot, true));
+  CHECK_FALSE(migration::can_transition(Phase::kCreateVM, Phase::kCreateVM, true));
+  CHECK_FALSE(migration::can_transition(Phase::kCompleted, Phase::kFailed, true));
+  CHECK_FALSE(migration::can_transition(Phase::kFailed, Phase::kCopyingPaused, true));
+  // And the warm edges are not cold ones.
+  CHECK_FALSE(migration::can_transition(Phase::kCopyDisks, Phase::kRemovePreviousSnapshot));
+}
+
 TEST_CASE("predicted downtime comes from measured change and copy rates") {
   using migration::CycleSample;
   constexpr uint64_t MiB = 1 << 20;
