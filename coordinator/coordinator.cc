@@ -1,4 +1,5 @@
 #include "coordinator/coordinator.h"
+#include "coordinator/status/outcome.h"
 
 #include <prometheus/text_serializer.h>
 
@@ -23,6 +24,9 @@ namespace ferry::coordinator {
 
 using migration::Phase;
 using model::Json;
+using status::set_task_state;
+using status::task_state;
+using status::TaskState;
 
 namespace {
 
@@ -198,7 +202,7 @@ Status Coordinator::run() {
             if (!node.empty()) agents_.expect(node, now_seconds());
             std::map<std::string, uint64_t> uncopied;  // its reservation, as placement made it
             for (const auto& d : vm.value("disks", Json::array()))
-              if (d.value("state", "") != "Completed")
+              if (task_state(d) != TaskState::kCompleted)
                 uncopied[d.value("storageClass", "")] += d.value("capacity", uint64_t{0});
             if (!node.empty() && !uncopied.empty() && vm.value("phase", "") != "CopyingPaused")
               agents_.reserve(space_owner(k, vm.value("id", "")), node, uncopied);
@@ -277,13 +281,13 @@ Status Coordinator::load_state() {
         if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
           tasks_.track(vm["inspection"]["taskId"], TaskRef{k, vm.value("id", ""), kInspectionTask});
         for (auto& d : vm["disks"]) {
-          std::string state = d.value("state", "");
+          TaskState state = task_state(d);
           if (d.contains("taskId"))
             tasks_.track(d["taskId"], TaskRef{k, vm.value("id", ""), d.value("key", 0)});
-          if (state == "Queued" || state == "Running")
+          if (status::in_agent(state))
             tasks_.hold(d.value("taskId", ""), d.value("sourceHost", ""), d.value("node", ""));
-          if (state == "Waiting" || state == "Resolving")
-            d["state"] = "Pending";  // in-memory task lost
+          if (state == TaskState::kWaiting || state == TaskState::kResolving)
+            set_task_state(d, TaskState::kPending);  // in-memory task lost
         }
       }
       mark_all_vms(k);
@@ -1026,12 +1030,14 @@ void Coordinator::update_gauges() {
   for (const auto& [node, a] : agents_.agents())
     metrics_.heartbeat_age.Add({{"node", node}}).Set(now - a.last_seen);
   std::map<std::string, int> states;
-  for (const char* s : {"Pending", "Resolving", "Waiting", "Queued", "Running"}) states[s] = 0;
+  for (TaskState s : {TaskState::kPending, TaskState::kResolving, TaskState::kWaiting,
+                      TaskState::kQueued, TaskState::kRunning})
+    states[status::task_state_name(s)] = 0;
   for (const auto& [k, st] : status_)
     if (k.kind == "Migration" && st.value("phase", "") == "Running")
       for (const auto& vm : st["vms"])
         for (const auto& d : vm.value("disks", Json::array())) {
-          std::string s = d.value("state", "");
+          std::string s = status::task_state_name(task_state(d));
           if (states.count(s)) states[s]++;
         }
   for (const auto& [s, n] : states) metrics_.disk_tasks.Add({{"state", s}}).Set(n);
@@ -1078,8 +1084,8 @@ void Coordinator::node_lost(const std::string& node) {
     for (const auto& vm : st["vms"]) {
       if (vm_terminal(vm) || vm.value("phase", "Pending") == "Pending") continue;
       const Json& ins = vm.value("inspection", Json::object());
-      bool inspecting = ins.is_object() && ins.value("node", "") == node &&
-                        (ins.value("state", "") == "Queued" || ins.value("state", "") == "Running");
+      bool inspecting =
+          ins.is_object() && ins.value("node", "") == node && status::in_agent(task_state(ins));
       if (vm.value("node", "") == node || inspecting) lost.emplace_back(k, vm.value("id", ""));
     }
   }
@@ -1117,7 +1123,7 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
           "progress", "task " + p.task_id() + " claims " + std::to_string(p.bytes_done()) + " of " +
                           std::to_string(p.bytes_total()) + " bytes of a " +
                           std::to_string(d.value("capacity", uint64_t{0})) + "-byte disk");
-    if (d.value("taskId", "") == p.task_id() && d.value("state", "") != "Completed") {
+    if (d.value("taskId", "") == p.task_id() && task_state(d) != TaskState::kCompleted) {
       uint64_t before = d.value("bytesDone", uint64_t{0});
       if (p.bytes_done() > before)
         metrics_.data_transferred.Add({{"plan", status_[ref->migration].value("plan", "")}})
@@ -1125,7 +1131,7 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
       d["bytesDone"] = p.bytes_done();
       d["bytesTotal"] = p.bytes_total();
       d["rate"] = p.bytes_per_second();
-      if (d.value("state", "") == "Queued") d["state"] = "Running";
+      if (task_state(d) == TaskState::kQueued) set_task_state(d, TaskState::kRunning);
     }
     done += d.value("bytesDone", uint64_t{0});
     total += d.value("capacity", uint64_t{0});
@@ -1154,33 +1160,35 @@ void Coordinator::on_claim(const bus::Message& msg) {
       const char* what = ref->disk_key == kInspectionTask ? "inspection" : "conversion";
       Json& conv = (*vm)[what];
       if (publishing && (!conv.is_object() || conv.value("taskId", "") != req.task_id()))
-        conv = {{"taskId", req.task_id()}, {"state", "Queued"}};  // the ack fills in the rest
-      std::string st = conv.is_object() ? conv.value("state", "") : "";
-      if (conv.is_object() && conv.value("taskId", "") == req.task_id() &&
-          (st == "Queued" || st == "Running")) {
+        conv = {{"taskId", req.task_id()},
+                {"state", TaskState::kQueued}};  // the ack fills in the rest
+      TaskState st = task_state(conv);
+      if (conv.value("taskId", "") == req.task_id() && status::in_agent(st)) {
         rep.set_proceed(true);
-        conv["state"] = "Running";
+        set_task_state(conv, TaskState::kRunning);
         dirty_.insert(ref->migration);
       } else {
-        rep.set_reason(std::string(what) + " is " + (st.empty() ? std::string("not wanted") : st));
+        rep.set_reason(
+            std::string(what) + " is " +
+            (st == TaskState::kUnknown ? std::string("not wanted") : status::task_state_name(st)));
       }
     } else {
       for (auto& d : (*vm)["disks"])
         if (d.value("taskId", "") == req.task_id()) {
-          std::string st = d.value("state", "");
-          if (st == "Queued" || st == "Running" || (st == "Waiting" && publishing)) {
+          TaskState st = task_state(d);
+          if (status::in_agent(st) || (st == TaskState::kWaiting && publishing)) {
             rep.set_proceed(true);
-            d["state"] = "Running";
+            set_task_state(d, TaskState::kRunning);
             dirty_.insert(ref->migration);
-          } else if (st == "Aborting") {  // a failed warm precopy's task: it will not run
+          } else if (st == TaskState::kAborting) {  // a failed warm precopy's task: it will not run
             rep.set_reason("disk is Aborted");
-            d["state"] = "Aborted";
+            set_task_state(d, TaskState::kAborted);
             dirty_.insert(ref->migration);
             ResourceKey mk = ref->migration;
             std::string vid = ref->vm_id;
             loop_.post([this, mk, vid] { advance(mk, vid); });
           } else {
-            rep.set_reason("disk is " + st);
+            rep.set_reason(std::string("disk is ") + status::task_state_name(st));
           }
         }
     }
@@ -1200,23 +1208,24 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   for (auto& d : (*vm)["disks"])
     if (d.value("taskId", "") == r.task_id()) disk = &d;
   if (!disk) return;
-  std::string state = disk->value("state", "");
+  TaskState state = task_state(*disk);
   tasks_.release(r.task_id());
-  if (state == "Aborting") {
+  if (state == TaskState::kAborting) {
     // A task of a failed warm precopy has stopped: its snapshot may go now.
-    (*disk)["state"] = "Aborted";
+    set_task_state((*disk), TaskState::kAborted);
     save_status(ref.migration);
     advance(ref.migration, ref.vm_id);
     return dispatch();
   }
-  if (vm_terminal(*vm) || state == "Completed" || state == "Canceled" || state == "Aborted") {
+  if (vm_terminal(*vm) || state == TaskState::kCompleted || state == TaskState::kCanceled ||
+      state == TaskState::kAborted) {
     save_status(ref.migration);
     dispatch();
     return;
   }
   if (r.has_success()) {
     const auto& s = r.success();
-    (*disk)["state"] = "Completed";
+    set_task_state((*disk), TaskState::kCompleted);
     uint64_t before = disk->value("bytesDone", uint64_t{0}),
              cap = disk->value("capacity", uint64_t{0});
     // Warm precopies move deltas: count what was read, not the disk size.
@@ -1236,7 +1245,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
     save_status(ref.migration);
     advance(ref.migration, ref.vm_id);
   } else {
-    (*disk)["state"] = "Failed";
+    set_task_state((*disk), TaskState::kFailed);
     std::string msg =
         "disk " + disk->value("file", "") + " on node " + r.node() + ": " + r.failure().message();
     if (vm->contains("warm"))
@@ -1256,7 +1265,7 @@ void Coordinator::on_conversion_result(const TaskRef& ref, Json& vm,
     Json drivers = Json::array(), warnings = Json::array();
     for (const auto& d : c.drivers_installed()) drivers.push_back(d);
     for (const auto& w : c.warnings()) warnings.push_back(w);
-    conv["state"] = "Completed";
+    set_task_state(conv, TaskState::kCompleted);
     conv["report"] = {{"os", c.os_name()},           {"distro", c.os_distro()},
                       {"version", c.os_version()},   {"product", c.os_product()},
                       {"firmware", c.firmware()},    {"drivers", drivers},
@@ -1267,7 +1276,8 @@ void Coordinator::on_conversion_result(const TaskRef& ref, Json& vm,
     save_status(ref.migration);
     return advance(ref.migration, ref.vm_id);
   }
-  conv["state"] = r.state() == ferry::v1::TASK_STATE_CANCELED ? "Canceled" : "Failed";
+  set_task_state(conv, r.state() == ferry::v1::TASK_STATE_CANCELED ? TaskState::kCanceled
+                                                                   : TaskState::kFailed);
   // The copied volumes stay: `ferryctl retry` runs only the conversion again.
   fail_vm(ref.migration, ref.vm_id,
           "guest conversion on node " + r.node() + " failed: " + r.failure().message());
@@ -1282,7 +1292,7 @@ void Coordinator::on_inspection_result(const TaskRef& ref, Json& vm,
   if (!r.has_inspection()) {
     // Could not inspect (e.g. the source refused the reads): no verdict on the
     // guest, so no reason to stop; conversion will check it. Said in the status.
-    ins["state"] = "Completed";
+    set_task_state(ins, TaskState::kCompleted);
     ins["warning"] = "preflight inspection on node " + r.node() +
                      " could not run: " + r.failure().message() +
                      "; the guest is checked at conversion instead";
@@ -1294,7 +1304,7 @@ void Coordinator::on_inspection_result(const TaskRef& ref, Json& vm,
   const auto& x = r.inspection();
   Json concerns = Json::array();
   for (const auto& c : x.concerns()) concerns.push_back(c);
-  ins["state"] = "Completed";
+  set_task_state(ins, TaskState::kCompleted);
   ins["report"] = {
       {"foundOS", x.found_os()},   {"os", x.os_name()},         {"distro", x.os_distro()},
       {"version", x.os_version()}, {"product", x.os_product()}, {"osinfo", x.osinfo()},
@@ -1352,7 +1362,7 @@ void Coordinator::api_retry(const api::RetryRequest& req, Reply reply) {
     vm["phase"] = "ConvertGuest";
     vm.erase("error");
     vm.erase("completed");
-    vm["conversion"]["state"] = "Failed";
+    set_task_state(vm["conversion"], TaskState::kFailed);
     for (auto& s : vm["pipeline"])
       if (s["name"] == "ImageConversion") {
         s["phase"] = "Running";
@@ -1589,7 +1599,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
              {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
   // Stop this VM's other transfers; their volumes stay for a later retry.
   for (auto& d : (*vm)["disks"])
-    if (stop_transfer(d)) d["state"] = "Canceled";
+    if (stop_transfer(d)) set_task_state(d, TaskState::kCanceled);
   if (!set_phase(mkey, *vm, Phase::kFailed)) return;
   save_status(mkey);
   if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
@@ -1598,8 +1608,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
 }
 
 bool Coordinator::stop_transfer(const Json& disk) {
-  std::string st = disk.value("state", "");
-  if (st != "Queued" && st != "Running") return false;
+  if (!status::in_agent(task_state(disk))) return false;
   ferry::v1::CancelTask c;
   c.set_task_id(disk.value("taskId", ""));
   tasks_.cancel(disk.value("node", ""), c);
@@ -1621,17 +1630,17 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
       c.mutable_volume()->set_path(d.value("relativePath", ""));
       tasks_.cancel(d.value("node", ""), c);
     }
-    d["state"] = "Canceled";
+    set_task_state(d, TaskState::kCanceled);
   }
   tasks_.drop_vm(mkey, vm_id);
   for (const char* what : {"conversion", "inspection"}) {
     if (!vm->contains(what)) continue;
     Json& t = (*vm)[what];
-    if (!t.is_object() || t.value("state", "") == "Completed") continue;
+    if (!t.is_object() || task_state(t) == TaskState::kCompleted) continue;
     ferry::v1::CancelTask c;
     c.set_task_id(t.value("taskId", ""));
     tasks_.cancel(t.value("node", ""), c);
-    t["state"] = "Canceled";
+    set_task_state(t, TaskState::kCanceled);
   }
   if (!set_phase(mkey, *vm, Phase::kCanceled)) return;
   if (!started) vm->erase("completed");
@@ -1661,15 +1670,9 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
 void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
   auto it = status_.find(mkey);
   if (it == status_.end() || it->second.value("phase", "") != "Running") return;
-  int failed = 0, canceled = 0, done = 0;
-  for (const auto& vm : it->second["vms"]) {
-    if (!vm_terminal(vm)) return;
-    std::string ph = vm.value("phase", "");
-    failed += ph == "Failed";
-    canceled += ph == "Canceled";
-    done += ph == "Completed";
-  }
-  std::string phase = failed ? "Failed" : (done == 0 && canceled > 0 ? "Canceled" : "Succeeded");
+  auto outcome = status::migration_outcome(it->second["vms"]);
+  if (!outcome) return;
+  std::string phase = *outcome;
   it->second["phase"] = phase;
   it->second["completed"] = now_iso();
   save_status(mkey);
@@ -1702,7 +1705,7 @@ void Coordinator::dispatch() {
   };
   tasks_.dispatch([&](const std::string& id) {
     Json* d = disk_of(id);
-    return d && d->value("state", "") == "Waiting";
+    return d && task_state(*d) == TaskState::kWaiting;
   });
 }
 
@@ -1793,9 +1796,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
           pspec.value("skipPreflightInspection", false))
         return go_next();
       Json& ins = (*vm)["inspection"];
-      std::string st = ins.is_object() ? ins.value("state", "") : "";
-      if (st == "Completed") return go_next();
-      if (st == "Queued" || st == "Running") return;  // waiting for the agent's result
+      TaskState st = task_state(ins);
+      if (st == TaskState::kCompleted) return go_next();
+      if (status::in_agent(st)) return;  // waiting for the agent's result
       std::string node = agents_.least_busy(now_seconds()).value_or("");
       if (node.empty()) {
         int& tries = alloc_attempts_[mkey.to_string() + vm_id];
@@ -1840,7 +1843,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                              Json& ins = (*v)["inspection"];
                              if (!ins.is_object() ||
                                  ins.value("taskId", "") != task_id)  // else claimed already
-                               ins = {{"taskId", task_id}, {"state", "Queued"}};
+                               ins = {{"taskId", task_id}, {"state", TaskState::kQueued}};
                              ins["node"] = node;
                              save_status(mkey);
                            });
@@ -1928,7 +1931,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
              {"sourceHost", inv_vm->value("host", "")},
              {"taskId",
               migration_uid + "." + vm_id + "." + std::to_string(d.value("key", 0)) + warm_suffix},
-             {"state", "Pending"},
+             {"state", TaskState::kPending},
              {"bytesDone", 0}});
         tasks_.track(disks.back()["taskId"], TaskRef{mkey, vm_id, d.value("key", 0)});
         i++;
@@ -1940,10 +1943,10 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
     case Phase::kCopyDisks: {
       bool all_done = true;
       for (auto& d : (*vm)["disks"]) {
-        std::string st = d.value("state", "");
-        if (st != "Completed") all_done = false;
-        if (st != "Pending") continue;
-        d["state"] = "Resolving";
+        TaskState st = task_state(d);
+        if (st != TaskState::kCompleted) all_done = false;
+        if (st != TaskState::kPending) continue;
+        set_task_state(d, TaskState::kResolving);
         Json disk_inv;
         for (const auto& x : (*inv_vm)["disks"])
           if (x.value("key", 0) == d.value("key", 0)) disk_inv = x;
@@ -1985,7 +1988,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
               Json* v = vm_status(mkey, vm_id);
               if (!v || vm_terminal(*v)) return;
               for (auto& x : (*v)["disks"]) {
-                if (x.value("taskId", "") != task_id || x.value("state", "") != "Resolving")
+                if (x.value("taskId", "") != task_id || task_state(x) != TaskState::kResolving)
                   continue;
                 if (!s.ok()) {
                   if (wq) return warm_cycle_failed(mkey, vm_id, s.error().message);
@@ -2009,13 +2012,13 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                               {{"vm", v->value("name", "")}, {"warning", wq->warning}});
                   }
                   if (!wq->full && task->ranges().empty()) {  // nothing changed on this disk
-                    x["state"] = "Completed";
+                    set_task_state(x, TaskState::kCompleted);
                     x["result"] = {{"bytesRead", 0}, {"bytesWritten", 0}, {"seconds", 0}};
                     save_status(mkey);
                     return advance(mkey, vm_id);
                   }
                 }
-                x["state"] = "Waiting";
+                set_task_state(x, TaskState::kWaiting);
                 ferry::v1::AgentTask any;
                 *any.mutable_transfer() = *task;
                 tasks_.enqueue({.id = task_id,
@@ -2028,9 +2031,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                                   if (!v) return;
                                   for (auto& y : (*v)["disks"])
                                     if (y.value("taskId", "") == task_id &&
-                                        y.value("state", "") == "Waiting") {
-                                      y["state"] =
-                                          "Queued";  // a claim may already have made it Running
+                                        task_state(y) == TaskState::kWaiting) {
+                                      // A claim may already have made it Running.
+                                      set_task_state(y, TaskState::kQueued);
                                       save_status(mkey);
                                     }
                                 }});
@@ -2062,9 +2065,9 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         return go_next();
       }
       Json& conv = (*vm)["conversion"];
-      std::string cst = conv.is_object() ? conv.value("state", "") : "";
-      if (cst == "Completed") return go_next();
-      if (cst == "Queued" || cst == "Running") return;  // waiting for the agent's result
+      TaskState cst = task_state(conv);
+      if (cst == TaskState::kCompleted) return go_next();
+      if (status::in_agent(cst)) return;  // waiting for the agent's result
       // Convert in place on the node that holds the volumes.
       int attempt = conv.is_object() ? conv.value("attempt", 0) + 1 : 1;
       std::string task_id =
@@ -2113,7 +2116,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
             }
             Json& c = (*v)["conversion"];
             if (!c.is_object() || c.value("taskId", "") != task_id)  // else claimed already
-              c = {{"taskId", task_id}, {"state", "Queued"}};
+              c = {{"taskId", task_id}, {"state", TaskState::kQueued}};
             c["node"] = node;
             c["attempt"] = attempt;
             if (!mac_ips.empty()) c["macIPs"] = mac_ips;
@@ -2150,7 +2153,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       // Converted guests get virtio (as virt-v2v reports it); without conversion the
       // guest may lack virtio drivers: SATA + e1000e unless useCompatibilityMode is false.
       const Json conv = vm->value("conversion", Json::object());
-      if (conv.value("state", "") == "Completed") {
+      if (task_state(conv) == TaskState::kCompleted) {
         const Json& rep = conv["report"];
         in.compatibility_devices = !rep.value("virtioDisk", false);
         if (!rep.value("firmware", "").empty())

@@ -31,6 +31,7 @@
 #include "coordinator/providers/provider.h"
 #include "coordinator/providers/provider_pool.h"
 #include "coordinator/scheduler/scheduler.h"
+#include "coordinator/status/task_state.h"
 #include "coordinator/store/state_store.h"
 #include "coordinator/tasks/task_dispatcher.h"
 #include "ferry/v1/agent.pb.h"
@@ -139,7 +140,6 @@ class Coordinator {
   bool stop_transfer(const model::Json& disk);
   void dispatch();  // hands queued disk tasks to JetStream while slots allow
   void maybe_finish_migration(const ResourceKey& mkey);
-  void refresh_plan_status(const ResourceKey& plan_key);
   model::Json* vm_status(const ResourceKey& mkey, const std::string& vm_id);
   // Moves a live VM to `to`, saves, and runs the new phase.
   void go(const ResourceKey& mkey, const std::string& vm_id, migration::Phase to);

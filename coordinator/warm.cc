@@ -20,6 +20,9 @@ namespace ferry::coordinator {
 using migration::Phase;
 using migration::WarmStage;
 using model::Json;
+using status::set_task_state;
+using status::task_state;
+using status::TaskState;
 
 namespace {
 
@@ -258,7 +261,7 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
                 std::string id = mkey.ns + "." + mkey.name + "." + vm_id + "." +
                                  std::to_string(d.value("key", 0)) + ".s" + seq;
                 d["taskId"] = id;
-                d["state"] = "Pending";
+                set_task_state(d, TaskState::kPending);
                 d["bytesDone"] = 0;
                 d.erase("bytesTotal");  // the agent reports this delta's size
                 d.erase("rate");
@@ -276,7 +279,7 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
       // Tasks of an aborted cycle may still read the base disk: wait for them
       // (their result, or their refused claim, brings the VM back here).
       for (const auto& d : (*vmp)["disks"])
-        if (d.value("state", "") == "Aborting") return save_status(mkey);
+        if (task_state(d) == TaskState::kAborting) return save_status(mkey);
       std::string snap = w.value("snapshot", Json::object()).value("id", "");
       auto secs = std::make_shared<double>(0);
       return provider_call(
@@ -390,11 +393,12 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
   // Their volumes stay ("Aborting", never "Canceled", which would delete them),
   // and the snapshot is removed only once they have stopped (see the Remove phases).
   for (auto& d : (*vm)["disks"]) {
-    std::string st = d.value("state", "");
+    TaskState st = task_state(d);
     if (stop_transfer(d)) {
-      d["state"] = "Aborting";
-    } else if (st != "Completed" && st != "Aborting" && st != "Failed") {
-      d["state"] = "Aborted";  // the disk that failed keeps "Failed"
+      set_task_state(d, TaskState::kAborting);
+    } else if (st != TaskState::kCompleted && st != TaskState::kAborting &&
+               st != TaskState::kFailed) {
+      set_task_state(d, TaskState::kAborted);  // the disk that failed keeps "Failed"
     }
   }
   if (failures >= opts_.warm_failure_limit)
