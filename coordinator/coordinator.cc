@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/status/outcome.h"
+#include "coordinator/status/reports.h"
 
 #include <prometheus/text_serializer.h>
 
@@ -1234,9 +1235,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
       metrics_.data_transferred.Add({{"plan", status_[ref.migration].value("plan", "")}})
           .Increment(static_cast<double>(moved));
     (*disk)["bytesDone"] = cap;
-    (*disk)["result"] = {{"bytesRead", s.bytes_read()}, {"bytesWritten", s.bytes_written()},
-                         {"bytesZero", s.bytes_zero()}, {"bytesResumed", s.bytes_resumed()},
-                         {"seconds", s.seconds()},      {"digest", s.digest()}};
+    (*disk)["result"] = status::DiskResult::from(s);
     (*disk)["path"] = s.volume_path();
     kLog.info("disk transferred", {{"vm", vm->value("name", "")},
                                    {"disk", disk->value("file", "")},
@@ -1262,15 +1261,8 @@ void Coordinator::on_conversion_result(const TaskRef& ref, Json& vm,
   if (!conv.is_object() || conv.value("taskId", "") != r.task_id() || vm_terminal(vm)) return;
   if (r.has_conversion()) {
     const auto& c = r.conversion();
-    Json drivers = Json::array(), warnings = Json::array();
-    for (const auto& d : c.drivers_installed()) drivers.push_back(d);
-    for (const auto& w : c.warnings()) warnings.push_back(w);
     set_task_state(conv, TaskState::kCompleted);
-    conv["report"] = {{"os", c.os_name()},           {"distro", c.os_distro()},
-                      {"version", c.os_version()},   {"product", c.os_product()},
-                      {"firmware", c.firmware()},    {"drivers", drivers},
-                      {"warnings", warnings},        {"virtioDisk", c.virtio_disk()},
-                      {"virtioNet", c.virtio_net()}, {"seconds", c.seconds()}};
+    conv["report"] = status::ConversionReport::from(c);
     if (Json* s = step(vm, "ImageConversion")) s->erase("message");
     kLog.info("guest converted", {{"vm", vm.value("name", "")}, {"os", c.os_product()}});
     save_status(ref.migration);
@@ -1302,13 +1294,8 @@ void Coordinator::on_inspection_result(const TaskRef& ref, Json& vm,
     return advance(ref.migration, ref.vm_id);
   }
   const auto& x = r.inspection();
-  Json concerns = Json::array();
-  for (const auto& c : x.concerns()) concerns.push_back(c);
   set_task_state(ins, TaskState::kCompleted);
-  ins["report"] = {
-      {"foundOS", x.found_os()},   {"os", x.os_name()},         {"distro", x.os_distro()},
-      {"version", x.os_version()}, {"product", x.os_product()}, {"osinfo", x.osinfo()},
-      {"firmware", x.firmware()},  {"concerns", concerns},      {"seconds", x.seconds()}};
+  ins["report"] = status::InspectionReport::from(x);
   if (x.found_os() && x.concerns_size() == 0) {
     kLog.info("preflight inspection passed", {{"vm", name}, {"os", x.os_product()}});
     save_status(ref.migration);
@@ -2013,7 +2000,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                   }
                   if (!wq->full && task->ranges().empty()) {  // nothing changed on this disk
                     set_task_state(x, TaskState::kCompleted);
-                    x["result"] = {{"bytesRead", 0}, {"bytesWritten", 0}, {"seconds", 0}};
+                    x["result"] = status::DiskResult{};
                     save_status(mkey);
                     return advance(mkey, vm_id);
                   }
@@ -2154,13 +2141,11 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       // guest may lack virtio drivers: SATA + e1000e unless useCompatibilityMode is false.
       const Json conv = vm->value("conversion", Json::object());
       if (task_state(conv) == TaskState::kCompleted) {
-        const Json& rep = conv["report"];
-        in.compatibility_devices = !rep.value("virtioDisk", false);
-        if (!rep.value("firmware", "").empty())
-          in.source_vm["firmware"] = rep.value("firmware", "");
+        auto rep = conv.value("report", Json::object()).get<status::ConversionReport>();
+        in.compatibility_devices = !rep.virtioDisk;
+        if (!rep.firmware.empty()) in.source_vm["firmware"] = rep.firmware;
         // e.g. "linux debian 12.15" (libguestfs' product name for Debian is just the version).
-        in.guest_os =
-            rep.value("os", "") + " " + rep.value("distro", "") + " " + rep.value("version", "");
+        in.guest_os = rep.os + " " + rep.distro + " " + rep.version;
       } else {
         in.compatibility_devices = pspec.value("useCompatibilityMode", true);
       }

@@ -14,6 +14,7 @@
 #include "common/model/validate.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/migration/warm.h"
+#include "coordinator/status/reports.h"
 
 namespace ferry::coordinator {
 
@@ -360,7 +361,7 @@ void Coordinator::warm_copy_done(const ResourceKey& mkey, Json& vm) {
     const Json c = d.value("copy", Json::object());
     changed += c.value("changedBytes", uint64_t{0});
     full = full || c.value("full", false);
-    read += d.value("result", Json::object()).value("bytesRead", uint64_t{0});
+    read += d.value("result", Json::object()).get<status::DiskResult>().bytesRead;
   }
   if (!w.contains("current")) w["current"] = Json::object();
   Json& c = w["current"];
