@@ -239,19 +239,45 @@ func inspectVM(ref types.ManagedObjectReference) *vmView {
 	return v
 }
 
+// VM morefs by name, as last seen; an entry is checked against the VM's
+// current name before use, and a miss walks the inventory (a walk per
+// request is slow with thousands of VMs).
+var vmByName struct {
+	sync.Mutex
+	refs map[string]types.ManagedObjectReference
+}
+
 func findVMByName(name string) (types.ManagedObjectReference, bool) {
+	vmByName.Lock()
+	ref, cached := vmByName.refs[name]
+	vmByName.Unlock()
+	if cached {
+		if vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine); ok {
+			match := false
+			simulator.Map.WithLock(vm, func() { match = vm.Name == name })
+			if match {
+				return ref, true
+			}
+		}
+	}
+	refs := map[string]types.ManagedObjectReference{}
+	found := false
 	for _, e := range simulator.Map.All("VirtualMachine") {
 		vm, ok := e.(*simulator.VirtualMachine)
 		if !ok {
 			continue
 		}
-		match := false
-		simulator.Map.WithLock(vm, func() { match = vm.Name == name })
-		if match {
-			return vm.Self, true
+		var n string
+		simulator.Map.WithLock(vm, func() { n = vm.Name })
+		refs[n] = vm.Self
+		if n == name {
+			ref, found = vm.Self, true
 		}
 	}
-	return types.ManagedObjectReference{}, false
+	vmByName.Lock()
+	vmByName.refs = refs
+	vmByName.Unlock()
+	return ref, found
 }
 
 // disk returns the tracking state of one of v's disks, creating it (with a
@@ -848,8 +874,8 @@ func (c *cbt) lockFolderRead(r *http.Request) func() {
 	var ds *simulator.Datastore
 	if name := r.URL.Query().Get("dsName"); name != "" {
 		ds, _ = datastoreByName(name)
-	} else if all := simulator.Map.All("Datastore"); len(all) == 1 {
-		ds, _ = all[0].(*simulator.Datastore)
+	} else if all := allDatastores(); len(all) == 1 {
+		ds = all[0]
 	}
 	if ds == nil {
 		return func() {}

@@ -11,7 +11,10 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
@@ -28,6 +31,8 @@ type Config struct {
 	VMCount        *int       `json:"vm_count"`         // model.Machine: VMs per standalone host / cluster
 	RemoveOtherVMs bool       `json:"remove_other_vms"` // destroy default VMs not named in VMs
 	VMs            []VMConfig `json:"vms"`
+	// disk_image of every VM that has none configured (listed or not).
+	DefaultDiskImage string `json:"default_disk_image"`
 	// QueryChangedDiskAreas answers cover at most this many bytes from
 	// startOffset (default 64 MiB).
 	CBTQueryWindowBytes *int64 `json:"cbt_query_window_bytes"`
@@ -109,6 +114,11 @@ func loadConfig(file string) (*Config, error) {
 		default:
 			return nil, fmt.Errorf("config: vm %q: bad firmware %q", vm.Name, vm.Firmware)
 		}
+		for _, mac := range vm.MACs {
+			if strings.HasPrefix(strings.ToLower(mac), generatedMACPrefix) {
+				return nil, fmt.Errorf("config: vm %q: MAC %s: %s... is for the MACs the simulator generates", vm.Name, mac, generatedMACPrefix)
+			}
+		}
 	}
 	return cfg, nil
 }
@@ -153,28 +163,89 @@ func customise(ctx context.Context, c *vim25.Client, cfg *Config) error {
 		}
 	}
 
+	// Every NIC without a configured MAC gets its own: VM number n (by
+	// the model's VM names, sorted) has 00:0c:29:.. + 16n+1 .. 16n+16.
+	var names []string
+	for _, vm := range all {
+		if _, exists := byName[vm.Name]; exists {
+			names = append(names, vm.Name)
+		}
+	}
+	sort.Strings(names)
+	macBlock := map[types.ManagedObjectReference]int{}
+	for n, name := range names {
+		macBlock[byName[name].Self] = n
+	}
+	autoMAC := func(ref types.ManagedObjectReference) func(int) string {
+		n := macBlock[ref]
+		return func(nic int) string { return generatedMAC(16*n + 1 + nic%16) }
+	}
+
 	// Configured VMs get their settings; every VM gets vSphere-like device
 	// keys and layout (see shapeDevices).
 	configured := map[types.ManagedObjectReference]bool{}
 	for _, vc := range cfg.VMs {
 		ref := byName[vc.Name].Self
 		configured[ref] = true
-		if err := customiseVM(ctx, c, ref, vc, byName); err != nil {
+		if vc.DiskImage == "" {
+			vc.DiskImage = cfg.DefaultDiskImage
+		}
+		if err := customiseVM(ctx, c, ref, vc, byName, autoMAC(ref)); err != nil {
 			return fmt.Errorf("vm %s: %w", vc.Name, err)
 		}
 		if vc.Rename != "" {
 			byName[vc.Rename] = byName[vc.Name]
 		}
 	}
+	// The others, on all CPUs: thousands of VMs take seconds each way.
+	var rest []mo.VirtualMachine
 	for _, vm := range all {
-		if _, exists := byName[vm.Name]; !exists || configured[vm.Self] {
-			continue
-		}
-		if err := customiseVM(ctx, c, vm.Self, VMConfig{Name: vm.Name}, byName); err != nil {
-			return fmt.Errorf("vm %s: %w", vm.Name, err)
+		if _, exists := byName[vm.Name]; exists && !configured[vm.Self] {
+			rest = append(rest, vm)
 		}
 	}
-	return nil
+	workers := runtime.NumCPU()
+	if workers > 8 {
+		workers = 8
+	}
+	if workers > len(rest) {
+		workers = len(rest)
+	}
+	next := make(chan mo.VirtualMachine)
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			var first error
+			for vm := range next {
+				if first != nil {
+					continue
+				}
+				if err := customiseVM(ctx, c, vm.Self, VMConfig{Name: vm.Name, DiskImage: cfg.DefaultDiskImage}, byName, autoMAC(vm.Self)); err != nil {
+					first = fmt.Errorf("vm %s: %w", vm.Name, err)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, vm := range rest {
+		next <- vm
+	}
+	close(next)
+	var firstErr error
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// generatedMACPrefix: MACs the simulator makes up (ESXi's own prefix for
+// generated addresses); configured MACs may not use it.
+const generatedMACPrefix = "00:0c:29:"
+
+func generatedMAC(n int) string {
+	return fmt.Sprintf("%s%02x:%02x:%02x", generatedMACPrefix, (n>>16)&0xff, (n>>8)&0xff, n&0xff)
 }
 
 func allVMs(ctx context.Context, c *vim25.Client) ([]mo.VirtualMachine, error) {
@@ -202,10 +273,10 @@ func reconfigure(ctx context.Context, vm *object.VirtualMachine, spec types.Virt
 	return waitTask(ctx, func(ctx context.Context) (*object.Task, error) { return vm.Reconfigure(ctx, spec) })
 }
 
-func customiseVM(ctx context.Context, c *vim25.Client, ref types.ManagedObjectReference, vc VMConfig, byName map[string]mo.VirtualMachine) error {
+func customiseVM(ctx context.Context, c *vim25.Client, ref types.ManagedObjectReference, vc VMConfig, byName map[string]mo.VirtualMachine, autoMAC func(int) string) error {
 	vm := object.NewVirtualMachine(c, ref)
 	var cur mo.VirtualMachine
-	if err := property.DefaultCollector(c).RetrieveOne(ctx, ref, nil, &cur); err != nil {
+	if err := property.DefaultCollector(c).RetrieveOne(ctx, ref, []string{"name", "config.files", "runtime.powerState"}, &cur); err != nil {
 		return err
 	}
 
@@ -257,7 +328,7 @@ func customiseVM(ctx context.Context, c *vim25.Client, ref types.ManagedObjectRe
 	vmDir := path.Dir(vmx.Path) // relative to the datastore
 	fileBase := strings.NewReplacer("/", "_", " ", "_").Replace(name)
 
-	if err := shapeDevices(ctx, vm, vc, vmFiles{ds, vmx.Datastore, vmDir, fileBase}); err != nil {
+	if err := shapeDevices(ctx, vm, vc, vmFiles{ds, vmx.Datastore, vmDir, fileBase}, autoMAC); err != nil {
 		return err
 	}
 
@@ -348,13 +419,56 @@ func setGuestNetwork(ctx context.Context, vm *object.VirtualMachine, vc VMConfig
 	return nil
 }
 
-func datastoreByName(name string) (*simulator.Datastore, error) {
+// Datastores by name. simulator.Map.All walks every object of the
+// inventory under the registry's lock, so with thousands of VMs a walk per
+// disk (or per /folder request) made startup quadratic; the cache is
+// checked against the registry and rebuilt on a miss.
+var dsCache struct {
+	sync.Mutex
+	byName map[string]*simulator.Datastore
+}
+
+// refreshDatastoresLocked rebuilds the cache; dsCache must be held.
+func refreshDatastoresLocked() {
+	dsCache.byName = map[string]*simulator.Datastore{}
 	for _, e := range simulator.Map.All("Datastore") {
-		if ds, ok := e.(*simulator.Datastore); ok && ds.Name == name {
-			return ds, nil
+		if ds, ok := e.(*simulator.Datastore); ok {
+			dsCache.byName[ds.Name] = ds
 		}
 	}
+}
+
+func datastoreByName(name string) (*simulator.Datastore, error) {
+	dsCache.Lock()
+	defer dsCache.Unlock()
+	if ds := dsCache.byName[name]; ds != nil && simulator.Map.Get(ds.Self) == ds {
+		return ds, nil
+	}
+	refreshDatastoresLocked()
+	if ds := dsCache.byName[name]; ds != nil {
+		return ds, nil
+	}
 	return nil, fmt.Errorf("no datastore named %q", name)
+}
+
+// allDatastores lists the datastores (from the cache while it is current).
+func allDatastores() []*simulator.Datastore {
+	dsCache.Lock()
+	defer dsCache.Unlock()
+	for _, ds := range dsCache.byName {
+		if simulator.Map.Get(ds.Self) != ds {
+			dsCache.byName = nil
+			break
+		}
+	}
+	if dsCache.byName == nil {
+		refreshDatastoresLocked()
+	}
+	var out []*simulator.Datastore
+	for _, ds := range dsCache.byName {
+		out = append(out, ds)
+	}
+	return out
 }
 
 // dsLocalPath maps "[ds] dir/file" to the file on the local disk.
@@ -397,9 +511,16 @@ func installFlatVMDK(image, descriptor string) (int64, error) {
 		return 0, err
 	}
 	_ = os.Remove(flat)
-	out, err := exec.Command("cp", "--sparse=always", "--reflink=auto", image, flat).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("copying %s: %v: %s", image, err, strings.TrimSpace(string(out)))
+	if st.Size() <= smallImage {
+		// In process: thousands of VMs may share one small image.
+		if err := copySparse(image, flat); err != nil {
+			return 0, fmt.Errorf("copying %s: %w", image, err)
+		}
+	} else {
+		out, err := exec.Command("cp", "--sparse=always", "--reflink=auto", image, flat).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("copying %s: %v: %s", image, err, strings.TrimSpace(string(out)))
+		}
 	}
 	size := (st.Size() + 511) / 512 * 512
 	if size == 0 {
@@ -414,6 +535,39 @@ func installFlatVMDK(image, descriptor string) (int64, error) {
 		return 0, err
 	}
 	return size, nil
+}
+
+const smallImage = 16 << 20
+
+// copySparse copies a small file, leaving holes where it has 4 KiB of zeros.
+func copySparse(from, to string) error {
+	data, err := ioutil.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	const block = 4096
+	for off := 0; off < len(data); off += block {
+		end := off + block
+		if end > len(data) {
+			end = len(data)
+		}
+		if bytes.Count(data[off:end], []byte{0}) == end-off {
+			continue
+		}
+		if _, err := f.WriteAt(data[off:end], int64(off)); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // writeDescriptor writes a monolithicFlat VMDK descriptor for a disk of

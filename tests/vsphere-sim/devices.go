@@ -81,7 +81,9 @@ func newDiskUUID() string {
 	return "6000C29" + u[7:]
 }
 
-func shapeDevices(ctx context.Context, vm *object.VirtualMachine, vc VMConfig, files vmFiles) error {
+// shapeDevices gives the VM vSphere-like devices and what vc configures.
+// autoMAC(i) is the MAC for NIC i when vc.MACs does not name one.
+func shapeDevices(ctx context.Context, vm *object.VirtualMachine, vc VMConfig, files vmFiles, autoMAC func(int) string) error {
 	devices, err := vm.Device(ctx)
 	if err != nil {
 		return err
@@ -229,12 +231,21 @@ func shapeDevices(ctx context.Context, vm *object.VirtualMachine, vc VMConfig, f
 		}
 	}
 
-	// CD-ROM: the model's default VMs have theirs on the SCSI controller,
-	// at the first disk's unit number. Put one on IDE 0:0 as vSphere does,
-	// with the ISO if one is configured.
+	// The rest goes into one reconfigure (each costs as much as one per
+	// device), computed on the device list as it will be:
+	//   - CD-ROM: the model's default VMs have theirs on the SCSI
+	//     controller, at the first disk's unit number. Put one on IDE 0:0
+	//     as vSphere does, with the ISO if one is configured.
+	//   - NICs without a configured MAC get their own one: the model
+	//     derives MACs from 3 characters of the VM's UUID string, which
+	//     its VMs share.
+	//   - Controllers list their devices' keys on vSphere; the simulator
+	//     does not maintain that. SCSI controllers get vSphere's labels.
 	if devices, err = vm.Device(ctx); err != nil {
 		return err
 	}
+	var changes []types.BaseVirtualDeviceConfigSpec
+	final := devices
 	var ide *types.VirtualIDEController
 	for _, d := range devices.SelectByType((*types.VirtualIDEController)(nil)) {
 		c := d.(*types.VirtualIDEController)
@@ -243,7 +254,6 @@ func shapeDevices(ctx context.Context, vm *object.VirtualMachine, vc VMConfig, f
 		}
 	}
 	if ide != nil {
-		var changes []types.BaseVirtualDeviceConfigSpec
 		var backing types.BaseVirtualDeviceBackingInfo = &types.VirtualCdromRemotePassthroughBackingInfo{}
 		for _, d := range devices.SelectByType((*types.VirtualCdrom)(nil)) {
 			if b := d.GetVirtualDevice().Backing; b != nil {
@@ -278,26 +288,35 @@ func shapeDevices(ctx context.Context, vm *object.VirtualMachine, vc VMConfig, f
 			UnitNumber:    &unit,
 		}}
 		changes = append(changes, change(types.VirtualDeviceConfigSpecOperationAdd, cdrom))
-		if err := applyChanges(ctx, vm, changes...); err != nil {
-			return fmt.Errorf("setting up the CD-ROM: %w", err)
-		}
+		final = append(append(object.VirtualDeviceList{}, remaining...), cdrom)
 	} else if vc.ISO != "" {
 		return fmt.Errorf("iso: the VM has no IDE controller")
 	}
 
-	// Controllers list their devices' keys on vSphere; the simulator does
-	// not maintain that. Give the SCSI controllers vSphere's labels too.
-	if devices, err = vm.Device(ctx); err != nil {
-		return err
+	for i, d := range final.SelectByType((*types.VirtualEthernetCard)(nil)) {
+		if i < len(vc.MACs) || autoMAC == nil {
+			continue
+		}
+		card := d.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
+		mac := autoMAC(i)
+		label := fmt.Sprintf("Network adapter %d", i+1)
+		if card.MacAddress == mac && card.DeviceInfo != nil && card.DeviceInfo.GetDescription().Label == label {
+			continue
+		}
+		nic := shallowCopy(d).(types.BaseVirtualDevice)
+		ec := nic.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
+		ec.MacAddress = mac
+		ec.DeviceInfo = &types.Description{Label: label}
+		changes = append(changes, change(types.VirtualDeviceConfigSpecOperationEdit, nic))
 	}
-	for _, d := range devices {
+	for _, d := range final {
 		ctl, ok := d.(types.BaseVirtualController)
 		if !ok {
 			continue
 		}
 		ctlr := ctl.GetVirtualController()
 		var children []int32
-		for _, c := range devices {
+		for _, c := range final {
 			if c.GetVirtualDevice().ControllerKey == ctlr.Key {
 				children = append(children, c.GetVirtualDevice().Key)
 			}
@@ -317,10 +336,53 @@ func shapeDevices(ctx context.Context, vm *object.VirtualMachine, vc VMConfig, f
 		ec := edited.(types.BaseVirtualController).GetVirtualController()
 		ec.Device = children
 		ec.DeviceInfo = &types.Description{Label: label}
-		if err := applyChanges(ctx, vm, change(types.VirtualDeviceConfigSpecOperationEdit, edited)); err != nil {
-			return fmt.Errorf("updating controller %d: %w", ctlr.Key, err)
+		changes = append(changes, change(types.VirtualDeviceConfigSpecOperationEdit, edited))
+	}
+	if len(changes) > 0 {
+		if err := applyChanges(ctx, vm, changes...); err != nil {
+			return fmt.Errorf("setting up the CD-ROM, NICs and controllers: %w", err)
 		}
 	}
+	return syncGuestNetMACs(vm.Reference())
+}
+
+// syncGuestNetMACs shows each NIC's current MAC in guest.net: the
+// simulator records a NIC there when it is added and keeps that MAC when
+// the NIC is edited.
+func syncGuestNetMACs(ref types.ManagedObjectReference) error {
+	obj, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return fmt.Errorf("VM %s not found", ref.Value)
+	}
+	simulator.Map.WithLock(obj, func() {
+		if obj.Config == nil || obj.Guest == nil {
+			return
+		}
+		macs := map[int32]string{}
+		for _, d := range obj.Config.Hardware.Device {
+			if nic, ok := d.(types.BaseVirtualEthernetCard); ok {
+				c := nic.GetVirtualEthernetCard()
+				macs[c.Key] = c.MacAddress
+			}
+		}
+		stale := false
+		for _, n := range obj.Guest.Net {
+			if m, ok := macs[n.DeviceConfigId]; ok && m != n.MacAddress {
+				stale = true
+			}
+		}
+		if !stale {
+			return
+		}
+		nets := make([]types.GuestNicInfo, len(obj.Guest.Net))
+		copy(nets, obj.Guest.Net)
+		for i := range nets {
+			if m, ok := macs[nets[i].DeviceConfigId]; ok {
+				nets[i].MacAddress = m
+			}
+		}
+		simulator.Map.Update(obj, []types.PropertyChange{{Name: "guest.net", Val: nets}})
+	})
 	return nil
 }
 
