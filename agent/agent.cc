@@ -298,6 +298,18 @@ void Agent::fetch_loop() {
           (void)msg->ack();
         continue;
       }
+      // A second message of a task this agent runs now (the coordinator stored
+      // it again after a restart): the running copy answers for both.
+      bool duplicate;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        duplicate = running_.count(ids.task_id) > 0;
+      }
+      if (duplicate) {
+        kLog.info("task already running here; duplicate message dropped", {{"task", ids.task_id}});
+        (void)msg->ack();
+        continue;
+      }
       // Still wanted? The coordinator may have canceled it while it was queued.
       ferry::v1::ClaimRequest creq;
       creq.set_task_id(ids.task_id);
@@ -312,6 +324,12 @@ void Agent::fetch_loop() {
       }
       ferry::v1::ClaimReply cr;
       cr.ParseFromString(*rep);
+      if (!cr.proceed() && cr.later()) {
+        kLog.info("task not handed over yet; asked again later",
+                  {{"task", ids.task_id}, {"reason", cr.reason()}});
+        (void)msg->nak(std::chrono::seconds(2));
+        continue;
+      }
       if (!cr.proceed()) {
         kLog.info("task no longer wanted", {{"task", ids.task_id}, {"reason", cr.reason()}});
         auto path = resolve_target(ids.first_volume);

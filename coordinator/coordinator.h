@@ -217,7 +217,18 @@ class Coordinator {
   // memory only), slots, and the hand-off to JetStream.
   tasks::TaskDispatcher tasks_;
   std::set<std::string> inflight_;  // migration+vm with a provider call under way
-  std::map<std::string, int> alloc_attempts_;
+  // VMs waiting for a node (DiskAllocation, PreflightInspection): since when,
+  // and whether a retry is armed. Given up after kPlacementWaitSeconds (longer
+  // right after a start, when no heartbeat has come in yet).
+  struct PlacementWait {
+    double since = 0;
+    bool armed = false;
+  };
+  static constexpr double kPlacementWaitSeconds = 30;
+  std::map<std::string, PlacementWait> placement_wait_;
+  double started_at_ = 0;
+  // True once the VM has waited too long; else arms one retry in 2 s.
+  bool placement_given_up(const ResourceKey& mkey, const std::string& vm_id);
   std::map<std::string, double> wake_at_;              // migration+vm -> armed timer (warm waits)
   std::set<ResourceKey> dirty_;                        // statuses changed since the last flush
   std::map<ResourceKey, std::set<size_t>> dirty_vms_;  // Migration -> changed VM indexes

@@ -523,9 +523,7 @@ void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::str
 
 void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
   ResourceKey k{"Migration", req.migration.ns, req.migration.name};
-  auto err = [&](ErrorCode c, const std::string& m) {
-    reply({{"ok", false}, {"code", error_code_name(c)}, {"error", m}});
-  };
+  auto err = [&](ErrorCode c, const std::string& m) { reply(api::error_reply(Error(c, m))); };
   auto it = status_.find(k);
   if (!find(k) || it == status_.end())
     return err(ErrorCode::kNotFound, k.to_string() + " not found");
@@ -569,9 +567,7 @@ void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
   resource_txn([this, k, at, reply, scheduled](std::function<void()> done) {
     const Resource* r = find(k);
     if (!r) {
-      reply({{"ok", false},
-             {"code", error_code_name(ErrorCode::kNotFound)},
-             {"error", k.to_string() + " was deleted"}});
+      reply(api::error_reply(Error(ErrorCode::kNotFound, k.to_string() + " was deleted")));
       return done();
     }
     Json doc = r->doc;
@@ -581,9 +577,7 @@ void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
         resources_[k] = Resource{doc};
         scheduled();
       } else {
-        reply({{"ok", false},
-               {"code", error_code_name(s.error().code)},
-               {"error", "cutover " + k.to_string() + ": " + s.error().message}});
+        reply(api::error_reply(s.error().wrap("cutover " + k.to_string())));
       }
       done();
     });

@@ -271,4 +271,24 @@ std::variant<Request, RequestError> decode(const std::string& verb, const std::s
   return r;
 }
 
+nlohmann::json error_reply(const Error& e) {
+  return {{"ok", false}, {"code", error_code_name(e.code)}, {"error", e.message}};
+}
+
+nlohmann::json error_reply(const RequestError& e) {
+  auto j = error_reply(e.error);
+  if (!e.field.empty()) j["field"] = e.field;
+  return j;
+}
+
+nlohmann::json errors_reply(const std::vector<std::string>& problems,
+                            const std::vector<std::string>& warnings) {
+  std::string joined;
+  for (const auto& p : problems) joined += (joined.empty() ? "" : "\n") + p;
+  auto j = error_reply(Error(ErrorCode::kInvalidArgument, joined));
+  j["errors"] = problems;
+  j["warnings"] = warnings;
+  return j;
+}
+
 }  // namespace ferry::coordinator::api

@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/base/result.h"
 
 namespace ferry::coordinator::api {
@@ -82,5 +84,14 @@ std::variant<Request, RequestError> decode(const std::string& verb, const std::s
 
 // Every verb decode() knows.
 const std::vector<std::string>& verbs();
+
+// The one shape of a refused request, whatever refused it:
+// {"ok": false, "code": "<stable code>", "error": "<message>"[, "field": "<field>"]}.
+nlohmann::json error_reply(const Error& e);
+nlohmann::json error_reply(const RequestError& e);
+// An apply refused for several problems: the same shape, `error` joining them,
+// plus `errors` (each problem) and `warnings`.
+nlohmann::json errors_reply(const std::vector<std::string>& problems,
+                            const std::vector<std::string>& warnings = {});
 
 }  // namespace ferry::coordinator::api

@@ -1,5 +1,7 @@
 #include "coordinator/validation/plan_validation.h"
 
+#include <unordered_map>
+
 #include <map>
 
 #include "common/model/names.h"
@@ -150,6 +152,20 @@ class Validator {
     std::map<std::string, std::string> macs;  // mac -> vm path
     std::set<std::string> target_names;
     std::string tns = spec.value("targetNamespace", "");
+    // Looked up once per listed VM: an index, not a scan of the inventory each
+    // time (a 10,000-VM plan against a 10,000-VM source is 10^8 comparisons).
+    // The first record of a name wins, as find_by_id_or_name does.
+    std::unordered_map<std::string, const Json*> by_id, by_name;
+    for (const auto& r : inv["vms"]) {
+      by_id.try_emplace(r.value("id", ""), &r);
+      by_name.try_emplace(r.value("name", ""), &r);
+    }
+    auto lookup = [&](const Json& sel) -> const Json* {
+      std::string id = sel.value("id", ""), name = sel.value("name", "");
+      const auto& m = id.empty() ? by_name : by_id;
+      auto it = m.find(id.empty() ? name : id);
+      return (it == m.end() || (id.empty() && name.empty())) ? nullptr : it->second;
+    };
     for (size_t i = 0; i < vms.size(); i++) {
       std::string p = "spec.vms[" + std::to_string(i) + "]";
       const Json& sel = vms[i];
@@ -157,7 +173,7 @@ class Validator {
         add("VMRefNotValid", "Critical", p + ": needs an id or a name", {p});
         continue;
       }
-      const Json* vm = find_by_id_or_name(inv["vms"], sel);
+      const Json* vm = lookup(sel);
       if (!vm) {
         add("VMNotFound", "Critical",
             p + (sel.contains("id") ? ".id" : ".name") + ": VM " + describe_sel(sel) +

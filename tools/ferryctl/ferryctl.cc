@@ -102,9 +102,11 @@ Result<Json> call(const Args& a, const std::string& verb, const Json& req,
 
 // Prints the coordinator's error reply; returns the exit code.
 int print_failure(const Json& rep) {
-  if (rep.contains("errors"))
+  // `errors` lists each problem of a refused apply; `error` joins them (or is the only one).
+  if (rep.contains("errors") && rep["errors"].is_array() && !rep["errors"].empty())
     for (const auto& e : rep["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
-  if (rep.contains("error")) std::cerr << "error: " << rep["error"].get<std::string>() << "\n";
+  else if (rep.contains("error"))
+    std::cerr << "error: " << rep["error"].get<std::string>() << "\n";
   if (rep.contains("warnings"))
     for (const auto& w : rep["warnings"]) std::cerr << w.get<std::string>() << "\n";
   return 1;
