@@ -1109,6 +1109,25 @@ void Coordinator::dispatch() {
   });
 }
 
+const Json* Coordinator::inventory_vm(const ResourceKey& pk, const std::string& vm_id) {
+  auto inv = inventories_.find(pk);
+  if (inv == inventories_.end() || !inv->second["vms"].is_array()) return nullptr;
+  const Json& vms = inv->second["vms"];
+  auto hit = [&](const std::unordered_map<std::string, size_t>& idx) -> const Json* {
+    auto it = idx.find(vm_id);
+    // Checked, so an index older than the inventory is never believed.
+    if (it == idx.end() || it->second >= vms.size()) return nullptr;
+    const Json& v = vms[it->second];
+    return v.is_object() && v.value("id", "") == vm_id ? &v : nullptr;
+  };
+  auto& idx = inv_vm_index_[pk];
+  if (const Json* v = hit(idx)) return v;
+  idx.clear();  // missing or stale: rebuilt from the current inventory
+  for (size_t i = 0; i < vms.size(); i++)
+    if (vms[i].is_object()) idx[vms[i].value("id", "")] = i;
+  return hit(idx);
+}
+
 bool Coordinator::placement_given_up(const ResourceKey& mkey, const std::string& vm_id) {
   std::string key = mkey.to_string() + vm_id;
   double now = now_seconds();
@@ -1178,10 +1197,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
   if (!plan) return fail_vm(mkey, vm_id, "the Plan of " + mkey.to_string() + " was deleted");
   const Json& pspec = plan->spec();
   auto pk = model::ref_key(pspec["provider"]["source"], "Provider", plan->key().ns);
-  const Json* inv_vm = nullptr;
-  if (inventories_.count(pk))
-    for (const auto& v : inventories_[pk]["vms"])
-      if (v.value("id", "") == vm_id) inv_vm = &v;
+  const Json* inv_vm = inventory_vm(pk, vm_id);
   if (!inv_vm)
     return fail_vm(mkey, vm_id,
                    "VM " + vm_id + " is no longer in " + pk.to_string() + " inventory");

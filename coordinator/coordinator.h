@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "common/bus/nats_bus.h"
 #include "common/bus/publisher.h"
@@ -227,6 +228,10 @@ class Coordinator {
   static constexpr double kPlacementWaitSeconds = 30;
   std::map<std::string, PlacementWait> placement_wait_;
   double started_at_ = 0;
+  // A VM's record in a Provider's inventory, through an index by id that
+  // advance() uses on every call (it re-enters a phase on every change).
+  const model::Json* inventory_vm(const ResourceKey& provider, const std::string& vm_id);
+  std::map<ResourceKey, std::unordered_map<std::string, size_t>> inv_vm_index_;
   // True once the VM has waited too long; else arms one retry in 2 s.
   bool placement_given_up(const ResourceKey& mkey, const std::string& vm_id);
   std::map<std::string, double> wake_at_;              // migration+vm -> armed timer (warm waits)

@@ -151,6 +151,13 @@ void VimClient::apply_tls(CURL* c) {
   // vCenter appliances rarely match their self-signed certificates.
   bool pinned = !tls_.sha1_thumbprint.empty() || tls_.insecure_skip_verify;
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, pinned ? 0L : 2L);
+  if (pinned) {
+    // The callback above decides by the fingerprint alone: no CA store is
+    // needed, and loading the system bundle costs every new connection ~20 ms
+    // of CPU under OpenSSL 3.
+    curl_easy_setopt(c, CURLOPT_CAINFO, nullptr);
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+  }
 }
 
 Result<std::string> VimClient::post(const std::string& body, long* http_code) {
@@ -359,7 +366,10 @@ Status VimClient::wait_task(const Mor& task, int timeout_seconds) {
 }
 
 Result<std::string> VimClient::http_get(const std::string& url, size_t max_bytes) {
-  CURL* c = curl_easy_init();
+  // The session's own handle: its open connection is reused, so no new TLS
+  // handshake (and certificate store) per descriptor read.
+  CURL* c = curl_;
+  curl_easy_reset(c);
   std::string body;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
@@ -377,8 +387,8 @@ Result<std::string> VimClient::http_get(const std::string& url, size_t max_bytes
   CURLcode rc = curl_easy_perform(c);
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(hdrs);
-  curl_easy_cleanup(c);
   if (rc != CURLE_OK)
     return Error(tls_error_.empty() ? ErrorCode::kUnavailable : ErrorCode::kPermissionDenied,
                  tls_error_.empty() ? "GET " + url + ": " + curl_easy_strerror(rc) : tls_error_);
