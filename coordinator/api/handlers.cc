@@ -3,6 +3,8 @@
 // `reply`, refusals in the one shape of api::error_reply. Loop thread.
 #include <prometheus/text_serializer.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "common/base/clock.h"
@@ -356,6 +358,9 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
     for (const auto& k : migrations) start_migration(k);
     for (const auto& k : cutover_changed) pump(k);  // warm VMs re-check their cutover time
     answer({{"ok", true}, {"applied", applied}, {"warnings", notes}});
+    // An inventory's apply frees several transient copies of it (the loaded
+    // one, the store's queued one, its serialized chunks); give the pages back.
+    if (!inv->empty()) malloc_trim(0);
   });
 }
 

@@ -1,5 +1,7 @@
 #include "coordinator/store/kv_state_store.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <set>
 
@@ -323,6 +325,7 @@ Status KvStateStore::write_inventory(const std::string& key, const InventoryOp& 
   }
   for (size_t i = 0; i < old.second; i++)
     (void)inventory_->erase(inventory_chunk_key(key, old.first, i));
+  malloc_trim(0);  // the chunks and the queued copy were the size of the inventory
   return {};
 }
 
