@@ -1,4 +1,5 @@
 #include "coordinator/coordinator.h"
+#include "coordinator/status/conditions.h"
 #include "coordinator/status/outcome.h"
 #include "coordinator/status/reports.h"
 
@@ -889,6 +890,8 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   mark_all_vms(mkey);
   plan_st["phase"] = "Executing";
   plan_st["migration"] = mkey.to_string();
+  status::plan_started(plan_st, now_iso());
+  status::migration_started(status_[mkey], now_iso());
   save_status(pk);
   save_status(mkey);
   kLog.info("migration started", {{"migration", mkey.to_string()},
@@ -1075,6 +1078,7 @@ void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
   std::string phase = *outcome;
   it->second["phase"] = phase;
   it->second["completed"] = now_iso();
+  status::migration_finished(it->second, phase, now_iso());
   save_status(mkey);
   std::string lower = phase;
   for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -1088,6 +1092,7 @@ void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
     if (k.kind == "Plan" && k.to_string() == plan_str) {
       st["phase"] = phase;
       st["migration"] = mkey.to_string();
+      status::plan_finished(st, phase, now_iso());
       save_status(k);
     }
   kLog.info("migration finished", {{"migration", mkey.to_string()}, {"phase", phase}});

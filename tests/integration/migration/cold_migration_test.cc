@@ -2,6 +2,8 @@
 // nats-server, vsphere-sim, ferry-coordinator, ferry-agent, ferryctl.
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -30,6 +32,15 @@ TEST_CASE("cold migration copies the disk byte for byte and writes the VM manife
   REQUIRE(apply.rc == 0);
   REQUIRE(c.ctl({"apply", "-f", c.write_migration("mig-a", "plan-a")}).rc == 0);
   REQUIRE(wait_migration(c, "mig-a") == "Succeeded");
+  // Forklift's execution conditions, behind the CRDs' printer columns.
+  auto conditions = [&](const char* kind, const char* name) {
+    std::set<std::string> t;
+    for (const auto& x : c.get_json(kind, name)["status"].value("conditions", Json::array()))
+      if (x.value("status", "") == "True") t.insert(x.value("type", ""));
+    return t;
+  };
+  CHECK(conditions("plan", "plan-a") == std::set<std::string>{"Ready", "Succeeded"});
+  CHECK(conditions("migration", "mig-a") == std::set<std::string>{"Ready", "Succeeded"});
 
   Json vm = vm_status(c, "mig-a");
   CHECK(vm["phase"] == "Completed");

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "coordinator/status/conditions.h"
 #include "coordinator/status/outcome.h"
 #include "coordinator/status/task_state.h"
 
@@ -46,4 +47,34 @@ TEST_CASE("a Migration's outcome once every VM has ended") {
   CHECK_FALSE(migration_outcome(vms({"Pending"})).has_value());
   CHECK_FALSE(migration_outcome(json::array({json::object()})).has_value());
   CHECK(migration_outcome(json::array()) == "Succeeded");  // a Plan whose VMs all ran before
+}
+
+TEST_CASE("Plan and Migration execution conditions follow a run, as Forklift's do") {
+  json plan = {{"conditions", json::array({{{"type", "Ready"}, {"status", "True"}},
+                                           {{"type", "Failed"}, {"status", "True"}}})}};
+  plan_started(plan, "t1");
+  CHECK(has_condition(plan, "Ready"));  // validation's own condition stays
+  CHECK(has_condition(plan, "Executing"));
+  CHECK_FALSE(has_condition(plan, "Failed"));  // the earlier run's outcome is gone
+  plan_finished(plan, "Succeeded", "t2");
+  CHECK_FALSE(has_condition(plan, "Executing"));
+  CHECK(has_condition(plan, "Succeeded"));
+  for (const auto& c : plan["conditions"])
+    if (c["type"] == "Succeeded") CHECK(c["message"] == "The plan execution has SUCCEEDED.");
+
+  json mig = {{"phase", "Running"}};
+  migration_started(mig, "t1");
+  CHECK(has_condition(mig, "Ready"));
+  CHECK(has_condition(mig, "Running"));
+  set_condition(mig, "Running", "Advisory", "again", "t3");  // still True: keeps its time
+  for (const auto& c : mig["conditions"])
+    if (c["type"] == "Running") CHECK(c["lastTransitionTime"] == "t1");
+  migration_finished(mig, "Canceled", "t4");
+  CHECK_FALSE(has_condition(mig, "Running"));
+  CHECK(has_condition(mig, "Canceled"));
+  clear_condition(mig, "Canceled");
+  CHECK_FALSE(has_condition(mig, "Canceled"));
+  json null_status;
+  clear_condition(null_status, "Ready");  // not an object: nothing to do, no throw
+  CHECK(null_status.is_null());
 }
