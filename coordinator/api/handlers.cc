@@ -343,13 +343,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       }
       if (k.kind == "Plan") {
         Json& st = status_[k];
-        Json execution = Json::array();  // the last run's, kept
-        if (st.is_object() && st.contains("conditions") && st["conditions"].is_array())
-          for (const auto& c : st["conditions"])
-            if (c.is_object() && status::is_execution_condition(c.value("type", "")))
-              execution.push_back(c);
-        st["conditions"] = (*conditions)[k];
-        for (auto& c : execution) st["conditions"].push_back(std::move(c));
+        st["conditions"] = status::with_execution_conditions((*conditions)[k], st);
         if (!st.contains("phase") || st["phase"] == "Not ready") st["phase"] = "Ready";
         save_status(k);
       }
@@ -393,15 +387,9 @@ void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
         ctx.completed_vm_ids.insert(v.get<std::string>());
       auto res = validation::validate_plan(r, ctx);
       // Validation's conditions are computed now; the execution conditions
-      // (Executing, Succeeded, Failed, Canceled) are what the last run stored.
-      Json execution = Json::array();
-      const Json& stored = doc["status"];
-      if (stored.is_object() && stored.contains("conditions") && stored["conditions"].is_array())
-        for (const auto& c : stored["conditions"])
-          if (c.is_object() && status::is_execution_condition(c.value("type", "")))
-            execution.push_back(c);
-      doc["status"]["conditions"] = res.conditions_json();
-      for (auto& c : execution) doc["status"]["conditions"].push_back(std::move(c));
+      // are what the last run stored.
+      doc["status"]["conditions"] =
+          status::with_execution_conditions(res.conditions_json(), doc["status"]);
       // What the last run's preflight inspection found is a critical concern too.
       Json& conds = doc["status"]["conditions"];
       for (const auto& c : doc["status"].value("inspectionConditions", Json::array())) {

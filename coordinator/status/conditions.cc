@@ -28,6 +28,14 @@ bool is_execution_condition(const std::string& type) {
   return type == "Executing" || type == "Succeeded" || type == "Failed" || type == "Canceled";
 }
 
+nlohmann::json with_execution_conditions(json validation, const json& stored) {
+  if (!validation.is_array()) validation = json::array();
+  if (stored.is_object() && stored.contains("conditions") && stored["conditions"].is_array())
+    for (const auto& c : stored["conditions"])
+      if (c.is_object() && is_execution_condition(c.value("type", ""))) validation.push_back(c);
+  return validation;
+}
+
 void set_condition(json& status, const std::string& type, const std::string& category,
                    const std::string& message, const std::string& now) {
   std::string since = now;

@@ -19,6 +19,9 @@ void clear_condition(nlohmann::json& status, const std::string& type);
 bool has_condition(const nlohmann::json& status, const std::string& type);
 // Executing, Succeeded, Failed, Canceled: set by runs, not by validation.
 bool is_execution_condition(const std::string& type);
+// A Plan's conditions: `validation`'s, then the execution conditions the last
+// run stored in `stored` (a status; anything else has none).
+nlohmann::json with_execution_conditions(nlohmann::json validation, const nlohmann::json& stored);
 
 // A run starts: the Plan is Executing (its earlier outcome cleared), the
 // Migration Ready and Running.

@@ -74,6 +74,12 @@ TEST_CASE("Plan and Migration execution conditions follow a run, as Forklift's d
   CHECK(has_condition(mig, "Canceled"));
   clear_condition(mig, "Canceled");
   CHECK_FALSE(has_condition(mig, "Canceled"));
+  // A Plan's conditions as get and apply show them: validation's now, the run's kept.
+  json shown =
+      with_execution_conditions(json::array({{{"type", "Ready"}, {"status", "True"}}}), plan);
+  REQUIRE(shown.size() == 2);
+  CHECK(shown[1]["type"] == "Succeeded");
+  CHECK(with_execution_conditions(json::array(), json()).empty());
   json null_status;
   clear_condition(null_status, "Ready");  // not an object: nothing to do, no throw
   CHECK(null_status.is_null());
