@@ -23,6 +23,8 @@ void usage() {
          "                         [--metrics-port N | --metrics-address ADDR:PORT] [--js-replicas "
          "N]\n"
          "                         [--agent-timeout SECONDS (default 180)]\n"
+         "                         [--kubernetes [--kubeconfig FILE]]  cluster mode: resources\n"
+         "                         in the Kubernetes API (in a pod: its service account)\n"
          "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
          "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n";
 }
@@ -54,7 +56,12 @@ int app_main(int argc, char** argv) {
         }
       } else if (a == "--js-replicas")
         o.js_replicas = args.number<int>();
-      else if (a == "--metrics-address")
+      else if (a == "--kubernetes")
+        o.kubernetes = true;
+      else if (a == "--kubeconfig") {
+        o.kubernetes = true;
+        o.kubeconfig = args.value();
+      } else if (a == "--metrics-address")
         o.metrics_address = args.value();
       else if (a == "--metrics-port")
         o.metrics_address = ":" + args.value();

@@ -17,6 +17,7 @@
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "common/protocol/subjects.h"
+#include "coordinator/store/kube_state_store.h"
 #include "coordinator/store/kv_state_store.h"
 #include "coordinator/store/layout.h"
 #include "coordinator/target/kubevirt.h"
@@ -133,8 +134,17 @@ Status Coordinator::run() {
     if (!kv.ok()) return kv.error();
     *dst = std::move(*kv);
   }
-  store_ = std::make_unique<store::KvStateStore>(std::move(kv_resources), std::move(kv_status),
-                                                 std::move(kv_inventory));
+  auto kv_store = std::make_unique<store::KvStateStore>(
+      std::move(kv_resources), std::move(kv_status), std::move(kv_inventory));
+  if (opts_.kubernetes) {
+    auto cfg = kube::load_config(opts_.kubeconfig);
+    if (!cfg.ok()) return cfg.error();
+    kLog.info("cluster mode: resources in the Kubernetes API", {{"server", cfg->server}});
+    store_ = std::make_unique<store::KubeStateStore>(std::make_shared<kube::Client>(*cfg),
+                                                     std::move(kv_store));
+  } else {
+    store_ = std::move(kv_store);
+  }
   publisher_ = std::make_unique<bus::JsPublisher>(*bus_);
   FERRY_TRY(load_state());
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
@@ -142,6 +152,9 @@ Status Coordinator::run() {
   if (!rc.ok()) return rc.error();
   results_ = std::move(*rc);
   FERRY_TRY(subscribe());
+  store_->watch_resources([this](const ResourceKey& k, std::optional<Json> doc) {
+    loop_.post([this, k, doc = std::move(doc)] { observe(k, doc); });
+  });
   results_thread_ = std::thread([this] { results_thread_main(); });
   // A signal handler only sets stop_requested_; the loop notices here.
   loop_.every(std::chrono::milliseconds(200), [this] {

@@ -55,6 +55,9 @@ struct CoordinatorOptions {
   double precopy_interval_seconds = 3600;  // warm: MTV's default; Plan spec.precopyInterval wins
   int warm_failure_limit = 3;              // consecutive failed precopies before the VM fails
   double agent_timeout_seconds = 180;      // a node silent this long is gone (its tasks fail)
+  // Cluster mode: resources and their statuses in the Kubernetes API.
+  bool kubernetes = false;
+  std::string kubeconfig;  // "" in cluster mode: the pod's service account
 };
 
 class Coordinator {
@@ -97,8 +100,25 @@ class Coordinator {
   uint64_t large_reply_seq_ = 0;
   // Checks the batch against the state as it would be after it, stores it (all
   // or nothing), then changes memory and acts; `done` when answered.
+  // `observed`: the batch is already stored (cluster mode: applied with
+  // kubectl), so nothing is written, and a Plan that cannot run is kept with
+  // its conditions instead of refused.
   void finish_apply(std::vector<Resource> batch, std::map<ResourceKey, model::Json> new_inv,
-                    Reply reply, std::function<void()> done);
+                    bool observed, Reply reply, std::function<void()> done);
+  // Steps 2-4 of an apply: providers' inventories, then finish_apply.
+  void apply_batch(std::vector<Resource> batch, bool observed, Reply reply);
+  // Drops a deleted resource from memory and the store (a running Migration is canceled first).
+  void forget_resource(const ResourceKey& k);
+  // Cluster mode: a resource someone changed in the API (nullopt: deleted).
+  // Runs the checks of an apply; what a user must fix becomes a condition.
+  void observe(const ResourceKey& k, std::optional<model::Json> doc);
+  // The checks of an apply for an observed document; on success, the
+  // resources in not_ready_ are checked again (a Provider's inventory may have
+  // been what they lacked).
+  void check_observed(const ResourceKey& k, const model::Json& doc);
+  std::set<ResourceKey> not_ready_;  // observed resources with a Critical condition
+  // A Migration already running whose spec changed: cutover and cancel apply.
+  void observe_migration_spec(const ResourceKey& k, const model::Json& doc);
   // Resource changes (apply, delete, a Migration's cutover) run one at a time,
   // each checked against what the one before it stored. `txn` calls `done`
   // once it has answered.

@@ -108,6 +108,11 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
     for (auto& r : dr.resources) batch.push_back(std::move(r));
   }
   if (!problems.empty()) return reply(api::errors_reply(problems, warnings));
+  apply_batch(std::move(batch), false, std::move(reply));
+}
+
+void Coordinator::apply_batch(std::vector<Resource> batch, bool observed, Reply reply) {
+  std::vector<std::string> problems;
   std::stable_sort(batch.begin(), batch.end(), [](const Resource& a, const Resource& b) {
     auto rank = [](const std::string& k) {
       const auto& ks = model::known_kinds();
@@ -152,23 +157,23 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
   if (!problems.empty()) return reply(api::errors_reply(problems));
   if (loads.empty()) {
     auto b = std::make_shared<std::vector<Resource>>(std::move(batch));
-    return resource_txn([this, b, reply](std::function<void()> done) {
-      finish_apply(std::move(*b), {}, reply, done);
+    return resource_txn([this, b, observed, reply](std::function<void()> done) {
+      finish_apply(std::move(*b), {}, observed, reply, done);
     });
   }
   pending->left = static_cast<int>(loads.size());
   auto shared_batch = std::make_shared<std::vector<Resource>>(std::move(batch));
   for (auto& [k, fn] : loads) {
     loop_.run_blocking<Result<Inventory>>(
-        fn, [this, k = k, pending, shared_batch, reply](Result<Inventory> inv) {
+        fn, [this, k = k, pending, shared_batch, observed, reply](Result<Inventory> inv) {
           if (inv.ok())
             pending->inv[k] = std::move(*inv);
           else
             pending->errors.push_back(inv.error().message);
           if (--pending->left > 0) return;
           if (!pending->errors.empty()) return reply(api::errors_reply(pending->errors));
-          resource_txn([this, shared_batch, pending, reply](std::function<void()> done) {
-            finish_apply(std::move(*shared_batch), std::move(pending->inv), reply, done);
+          resource_txn([this, shared_batch, pending, observed, reply](std::function<void()> done) {
+            finish_apply(std::move(*shared_batch), std::move(pending->inv), observed, reply, done);
           });
         });
   }
@@ -205,7 +210,7 @@ void Coordinator::write_resources(std::vector<store::StateStore::ResourceWrite> 
 }
 
 void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey, Json> new_inv,
-                               Reply reply, std::function<void()> done) {
+                               bool observed, Reply reply, std::function<void()> done) {
   auto answer = [reply, done](const Json& j) {
     reply(j);
     done();
@@ -252,7 +257,8 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
         for (const auto& v : status_[k].value("completedVMs", Json::array()))
           ctx.completed_vm_ids.insert(v.get<std::string>());
       auto res = validation::validate_plan(r, ctx);
-      if (!res.ready()) {
+      // Observed (cluster mode): the Plan exists anyway; its conditions say why it cannot run.
+      if (!res.ready() && !observed) {
         problems.push_back(k.to_string() + " is not ready:\n  " + [&] {
           std::string s = res.summary();
           for (size_t p = s.find('\n'); p != std::string::npos; p = s.find('\n', p + 3))
@@ -307,7 +313,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
   auto shared = std::make_shared<std::vector<Resource>>(std::move(batch));
   auto inv = std::make_shared<std::map<ResourceKey, Json>>(std::move(new_inv));
   auto conditions = std::make_shared<std::map<ResourceKey, Json>>(std::move(plan_status));
-  write_resources(std::move(writes), [this, shared, inv, conditions, notes, answer](Status s) {
+  auto stored = [this, shared, inv, conditions, notes, answer](Status s) {
     if (!s.ok()) {
       kLog.warn("apply not stored", {{"error", s.error().message}});
       return answer(api::error_reply(s.error().wrap("apply")));
@@ -344,7 +350,11 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       if (k.kind == "Plan") {
         Json& st = status_[k];
         st["conditions"] = status::with_execution_conditions((*conditions)[k], st);
-        if (!st.contains("phase") || st["phase"] == "Not ready") st["phase"] = "Ready";
+        bool ready = true;
+        for (const auto& c : (*conditions)[k])
+          if (c.value("category", "") == "Critical") ready = false;
+        if (!st.contains("phase") || st["phase"] == "Not ready" || st["phase"] == "Ready")
+          st["phase"] = ready ? "Ready" : "Not ready";
         save_status(k);
       }
       if (k.kind == "Migration" && changed) {
@@ -362,7 +372,9 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
     // An inventory's apply frees several transient copies of it (the loaded
     // one, the store's queued one, its serialized chunks); give the pages back.
     if (!inv->empty()) malloc_trim(0);
-  });
+  };
+  if (observed) return stored({});  // already stored by whoever changed it
+  write_resources(std::move(writes), stored);
 }
 
 void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
@@ -562,27 +574,33 @@ void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
                                                   "; cancel or delete the Migration first")));
     write_resources({{k, std::nullopt}}, [this, k, answer](Status s) {
       if (!s.ok()) return answer(api::error_reply(s.error().wrap("delete " + k.to_string())));
-      if (k.kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
-        // MTV: deleting a running Migration cancels it.
-        for (auto& vm : status_[k]["vms"]) cancel_vm(k, vm.value("id", ""));
-      }
-      if (status_.count(k)) {
-        const Json& vms = status_[k]["vms"];
-        store_->erase_status(k, vms.is_array() ? vms.size() : 0);
-      }
-      resources_.erase(k);
-      status_.erase(k);
-      dirty_.erase(k);
-      dirty_vms_.erase(k);
-      vm_index_.erase(k);
-      providers_.erase(k);
-      if (k.kind == "Provider") {
-        inventories_.erase(k);
-        store_->erase_inventory(k);
-      }
+      forget_resource(k);
       answer({{"ok", true}, {"deleted", k.to_string()}});
     });
   });
+}
+
+void Coordinator::forget_resource(const ResourceKey& k) {
+  if (k.kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
+    // MTV: deleting a running Migration cancels it.
+    for (auto& vm : status_[k]["vms"]) cancel_vm(k, vm.value("id", ""));
+    maybe_finish_migration(k);
+    flush_dirty();
+  }
+  if (status_.count(k)) {
+    const Json& vms = status_[k]["vms"];
+    store_->erase_status(k, vms.is_array() ? vms.size() : 0);
+  }
+  resources_.erase(k);
+  status_.erase(k);
+  dirty_.erase(k);
+  dirty_vms_.erase(k);
+  vm_index_.erase(k);
+  providers_.erase(k);
+  if (k.kind == "Provider") {
+    inventories_.erase(k);
+    store_->erase_inventory(k);
+  }
 }
 
 void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {

@@ -66,6 +66,17 @@ class StateStore {
   // write is retried, and done gets the first error seen meanwhile.
   virtual void barrier(std::function<void(Status)> done) = 0;
   virtual StoreStats stats() const = 0;
+
+  // Resources changed by someone else (cluster mode: kubectl, the console).
+  // `changed` runs on a thread of the store with the document as
+  // load_resources() gives it, or nullopt once the resource is deleted (or,
+  // cluster mode, being deleted: finalized() then lets it go). Local mode has
+  // no other writer: never called.
+  using Change = std::function<void(const ResourceKey&, std::optional<Json>)>;
+  virtual void watch_resources(Change changed) { (void)changed; }
+  // A resource reported deleted has been cleaned up after (its Migration
+  // canceled, its status erased). Cluster mode removes Ferry's finalizer.
+  virtual void finalized(const ResourceKey& k) { (void)k; }
 };
 
 }  // namespace ferry::coordinator::store

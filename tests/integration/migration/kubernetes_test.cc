@@ -1,0 +1,220 @@
+// Cluster mode against a real control plane (tools/dev-cluster: etcd,
+// kube-apiserver and kube-controller-manager built from k8s.io/kubernetes):
+// resources applied with kubectl, statuses read with kubectl, the rest of
+// Ferry (NATS, vsphere-sim, coordinator, agent) as in the other e2e tests.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/integration/migration/cluster.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSource = FERRY_SOURCE_DIR;
+const std::string kK8sBin = std::string(FERRY_BUILD_DIR) + "/k8s";
+
+// A control plane for the test's life, with Ferry's CRDs installed.
+class ControlPlane {
+ public:
+  explicit ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c.dir().path()) {
+    auto up = run({kSource + "/tools/dev-cluster", "up", dir_});
+    if (up.rc != 0) throw std::runtime_error("dev-cluster up failed: " + up.err);
+    auto crds = kubectl({"apply", "--server-side", "-k", kSource + "/manifests/crds"});
+    if (crds.rc != 0) throw std::runtime_error("CRDs not applied: " + crds.err);
+    auto est = kubectl({"wait", "--for", "condition=Established", "--timeout=60s", "crd",
+                        "plans.forklift.konveyor.io", "migrations.forklift.konveyor.io",
+                        "providers.forklift.konveyor.io", "networkmaps.forklift.konveyor.io",
+                        "storagemaps.forklift.konveyor.io", "hosts.forklift.konveyor.io",
+                        "hooks.forklift.konveyor.io"});
+    if (est.rc != 0) throw std::runtime_error("CRDs not established: " + est.err);
+    if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0)
+      throw std::runtime_error("namespace not created");
+  }
+  ~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }
+  std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
+  CtlResult kubectl(std::vector<std::string> args) {
+    args.insert(args.begin(), {kK8sBin + "/kubectl", "--kubeconfig", kubeconfig()});
+    return run(args);
+  }
+  // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
+  Json get(const std::string& kind, const std::string& name) {
+    auto r = kubectl({"get", kind, name, "-n", "openshift-mtv", "-o", "json"});
+    return r.rc == 0 ? Json::parse(r.out) : Json();
+  }
+  std::string phase(const std::string& kind, const std::string& name) {
+    Json o = get(kind, name);
+    return o.is_object() && o.contains("status") ? o["status"].value("phase", "") : "";
+  }
+
+ private:
+  CtlResult run(std::vector<std::string> argv) {
+    static int n = 0;
+    Subprocess p(argv, {.env = {"FERRY_K8S_BIN=" + kK8sBin},
+                        .log_dir = log_,
+                        .name = "k8s-" + std::to_string(n++)});
+    auto rc = p.wait(std::chrono::seconds(300));
+    return CtlResult{rc ? *rc : -1, p.stdout_text(), p.stderr_text()};
+  }
+  std::string dir_, log_;
+};
+
+// The printer columns of `kubectl get KIND NAME`: header -> value.
+std::map<std::string, std::string> columns(ControlPlane& k8s, const std::string& kind,
+                                           const std::string& name) {
+  auto r = k8s.kubectl({"get", kind, name, "-n", "openshift-mtv"});
+  std::map<std::string, std::string> out;
+  auto nl = r.out.find('\n');
+  if (r.rc != 0 || nl == std::string::npos) return out;
+  std::string head = r.out.substr(0, nl), row = r.out.substr(nl + 1);
+  // Columns start where the header's words start.
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < head.size(); i++)
+    if (head[i] != ' ' && (i == 0 || head[i - 1] == ' ')) starts.push_back(i);
+  for (size_t c = 0; c < starts.size(); c++) {
+    size_t b = starts[c], e = c + 1 < starts.size() ? starts[c + 1] : std::string::npos;
+    auto trim = [](std::string s) {
+      while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
+      return s;
+    };
+    out[trim(head.substr(b, e == std::string::npos ? e : e - b))] =
+        b < row.size() ? trim(row.substr(b, e == std::string::npos ? e : e - b)) : "";
+  }
+  return out;
+}
+
+std::set<std::string> true_conditions(const Json& obj) {
+  std::set<std::string> t;
+  if (!obj.is_object() || !obj.contains("status")) return t;
+  for (const auto& c : obj["status"].value("conditions", Json::array()))
+    if (c.value("status", "") == "True") t.insert(c.value("type", ""));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in kubectl get",
+          "[e2e][k8s]") {
+  Cluster c({{.name = "web-01", .disk_mib = 64, .data_mib = 8}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_agent("node-1");
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-a", {"web-01"})}).rc == 0);
+  // The Provider's connection test and inventory show in its status.
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("provider", "vsphere") == "Ready"; }, 250ms));
+  REQUIRE(eventually(
+      30s, [&] { return k8s.phase("plan", "plan-a") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-a", "plan-a")}).rc == 0);
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "mig-a") == "Succeeded"; }, 500ms));
+
+  // Forklift's printer columns.
+  auto mc = columns(k8s, "migration", "mig-a");
+  CHECK(mc["READY"] == "True");
+  CHECK(mc["SUCCEEDED"] == "True");
+  CHECK(mc["FAILED"] == "");
+  auto pc = columns(k8s, "plan", "plan-a");
+  CHECK(pc["READY"] == "True");
+  CHECK(pc["SUCCEEDED"] == "True");
+  // Per-VM status in Forklift's shape, without the coordinator's working fields.
+  Json m = k8s.get("migration", "mig-a");
+  REQUIRE(m["status"]["vms"].size() == 1);
+  Json vm = m["status"]["vms"][0];
+  CHECK(vm["name"] == "web-01");
+  CHECK(vm["phase"] == "Completed");
+  CHECK_FALSE(vm.contains("disks"));
+  bool transfer_done = false;
+  for (const auto& s : vm["pipeline"])
+    if (s["name"] == "DiskTransfer")
+      transfer_done = s["phase"] == "Completed" && s["progress"]["completed"] == 64 &&
+                      s["progress"]["total"] == 64;
+  CHECK(transfer_done);
+  // Ferry's finalizer is on the Migration.
+  CHECK(m["metadata"]["finalizers"].dump().find("forklift.konveyor.io/ferry") != std::string::npos);
+  // The data, byte for byte, on the node's volume.
+  Json full = vm_status(c, "mig-a");  // ferryctl: the coordinator's full status
+  CHECK_FALSE(first_difference(c.flat_path("web-01"), full["disks"][0]["path"]).has_value());
+
+  SECTION("problems a kubectl apply cannot refuse become Critical conditions") {
+    std::string bad = c.dir().file("bad.yaml");
+    write_file(bad, R"(apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: plan-missing-vm, namespace: openshift-mtv}
+spec:
+  provider: {source: {name: vsphere}, destination: {name: host}}
+  map: {network: {name: net}, storage: {name: storage}}
+  targetNamespace: target
+  vms:
+    - name: no-such-vm
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Migration
+metadata: {name: mig-of-missing-plan, namespace: openshift-mtv}
+spec:
+  plan: {name: no-such-plan}
+)");
+    REQUIRE(k8s.kubectl({"apply", "-f", bad}).rc == 0);
+    REQUIRE(eventually(
+        30s, [&] { return k8s.phase("plan", "plan-missing-vm") == "Not ready"; }, 250ms));
+    Json p = k8s.get("plan", "plan-missing-vm");
+    CHECK(true_conditions(p).count("VMNotFound"));
+    CHECK_FALSE(true_conditions(p).count("Ready"));
+    REQUIRE(eventually(
+        30s, [&] { return k8s.phase("migration", "mig-of-missing-plan") != ""; }, 250ms));
+    Json mig = k8s.get("migration", "mig-of-missing-plan");
+    CHECK(mig["status"]["phase"] == "Not ready");
+    CHECK(mig["status"].dump().find("Plan openshift-mtv/no-such-plan not found") !=
+          std::string::npos);
+    // A Migration that never ran is deleted at once (its finalizer let go).
+    REQUIRE(k8s.kubectl({"delete", "migration", "mig-of-missing-plan", "-n", "openshift-mtv",
+                         "--timeout=30s"})
+                .rc == 0);
+  }
+}
+
+TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it", "[e2e][k8s]") {
+  Cluster c({{.name = "a-01", .disk_mib = 128, .data_mib = 16},
+             {.name = "b-01", .base = "DC0_H0_VM1", .disk_mib = 128, .data_mib = 16}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  // 4 MiB/s: each copy takes ~30 s, long enough to cancel in the middle.
+  c.start_agent("node-1", {"--bandwidth", std::to_string(4 << 20)});
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"a-01", "b-01"})}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  std::string va = c.volume_root("node-1") + "/target/a-01-disk-0.img";
+  std::string vb = c.volume_root("node-1") + "/target/b-01-disk-0.img";
+  REQUIRE(eventually(
+      60s, [&] { return path_exists(va) && path_exists(vb); }, 200ms));
+
+  // spec.cancel names one VM: it stops, the other goes on.
+  REQUIRE(k8s.kubectl({"patch", "migration", "m", "-n", "openshift-mtv", "--type=merge", "-p",
+                       R"({"spec":{"cancel":[{"name":"a-01"}]}})"})
+              .rc == 0);
+  auto phase_of = [&](const std::string& name) {
+    Json m = k8s.get("migration", "m");
+    if (!m.is_object() || !m.contains("status")) return std::string();
+    for (const auto& vm : m["status"].value("vms", Json::array()))
+      if (vm.value("name", "") == name) return vm.value("phase", "");
+    return std::string();
+  };
+  REQUIRE(eventually(
+      30s, [&] { return phase_of("a-01") == "Canceled"; }, 250ms));
+  CHECK(eventually(10s, [&] { return !path_exists(va); }));
+  CHECK(k8s.phase("migration", "m") == "Running");
+  CHECK(phase_of("b-01") != "Canceled");
+
+  // Deleting the running Migration cancels the rest and cleans up before it goes.
+  REQUIRE(k8s.kubectl({"delete", "migration", "m", "-n", "openshift-mtv", "--timeout=60s"}).rc ==
+          0);
+  CHECK(k8s.get("migration", "m").is_null());
+  CHECK(eventually(10s, [&] { return !path_exists(vb); }));
+  // The coordinator forgot it, and a new Migration of the Plan may run.
+  CHECK(c.ctl({"get", "migration", "m"}).rc != 0);
+}
