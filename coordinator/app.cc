@@ -25,6 +25,8 @@ void usage() {
          "                         [--agent-timeout SECONDS (default 180)]\n"
          "                         [--kubernetes [--kubeconfig FILE]]  cluster mode: resources\n"
          "                         in the Kubernetes API (in a pod: its service account)\n"
+         "                         [--lease-namespace NS]  where its Lease is (default: the\n"
+         "                         kubeconfig's namespace, else openshift-mtv)\n"
          "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
          "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n";
 }
@@ -61,7 +63,9 @@ int app_main(int argc, char** argv) {
       else if (a == "--kubeconfig") {
         o.kubernetes = true;
         o.kubeconfig = args.value();
-      } else if (a == "--metrics-address")
+      } else if (a == "--lease-namespace")
+        o.lease_namespace = args.value();
+      else if (a == "--metrics-address")
         o.metrics_address = args.value();
       else if (a == "--metrics-port")
         o.metrics_address = ":" + args.value();

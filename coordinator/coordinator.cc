@@ -17,6 +17,7 @@
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "common/protocol/subjects.h"
+#include "coordinator/lease/kube_lease.h"
 #include "coordinator/store/kube_state_store.h"
 #include "coordinator/store/kv_state_store.h"
 #include "coordinator/store/layout.h"
@@ -98,17 +99,30 @@ Status Coordinator::run() {
   auto bus = bus::CnatsBus::connect(opts_.nats);
   if (!bus.ok()) return bus.error();
   bus_ = std::move(*bus);
-  // One active coordinator per NATS: a second one waits here, holding nothing.
-  auto lk = bus_->kv(subjects::kLeaderBucket, true, opts_.js_replicas,
-                     std::chrono::seconds(subjects::kLeaderTtlSeconds));
-  if (!lk.ok()) return lk.error();
+  // One active coordinator per NATS (cluster mode: per cluster): a second one
+  // waits here, holding nothing.
   char host[256] = "";
   gethostname(host, sizeof host - 1);
-  lease_ = std::make_unique<lease::KvLease>(
-      std::move(*lk), subjects::kLeaderKey,
-      std::string(host) + "/" + std::to_string(getpid()) + "/" +
-          std::to_string(static_cast<int64_t>(now_seconds() * 1000)),
-      std::chrono::seconds(subjects::kLeaderTtlSeconds));
+  std::string identity = std::string(host) + "/" + std::to_string(getpid()) + "/" +
+                         std::to_string(static_cast<int64_t>(now_seconds() * 1000));
+  std::shared_ptr<kube::Client> kube;
+  if (opts_.kubernetes) {
+    auto cfg = kube::load_config(opts_.kubeconfig);
+    if (!cfg.ok()) return cfg.error();
+    kLog.info("cluster mode: resources in the Kubernetes API", {{"server", cfg->server}});
+    kube = std::make_shared<kube::Client>(*cfg);
+    std::string ns = !opts_.lease_namespace.empty() ? opts_.lease_namespace
+                     : !cfg->ns.empty()             ? cfg->ns
+                                                    : model::kDefaultNamespace;
+    lease_ = std::make_unique<lease::KubeLease>(kube, ns, "ferry-coordinator", identity,
+                                                std::chrono::seconds(15));
+  } else {
+    auto lk = bus_->kv(subjects::kLeaderBucket, true, opts_.js_replicas,
+                       std::chrono::seconds(subjects::kLeaderTtlSeconds));
+    if (!lk.ok()) return lk.error();
+    lease_ = std::make_unique<lease::KvLease>(std::move(*lk), subjects::kLeaderKey, identity,
+                                              std::chrono::seconds(subjects::kLeaderTtlSeconds));
+  }
   auto held = lease_->acquire(stop_requested_, [](const std::string& holder) {
     kLog.info("another coordinator is active; standing by", {{"holder", holder}});
   });
@@ -136,12 +150,8 @@ Status Coordinator::run() {
   }
   auto kv_store = std::make_unique<store::KvStateStore>(
       std::move(kv_resources), std::move(kv_status), std::move(kv_inventory));
-  if (opts_.kubernetes) {
-    auto cfg = kube::load_config(opts_.kubeconfig);
-    if (!cfg.ok()) return cfg.error();
-    kLog.info("cluster mode: resources in the Kubernetes API", {{"server", cfg->server}});
-    store_ = std::make_unique<store::KubeStateStore>(std::make_shared<kube::Client>(*cfg),
-                                                     std::move(kv_store));
+  if (kube) {
+    store_ = std::make_unique<store::KubeStateStore>(kube, std::move(kv_store));
   } else {
     store_ = std::move(kv_store);
   }
@@ -907,6 +917,8 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   status::migration_started(status_[mkey], now_iso());
   save_status(pk);
   save_status(mkey);
+  store_->record_event(mkey, "Normal", "Started",
+                       "Migrating " + std::to_string(vms.size()) + " VMs of " + pk.to_string());
   kLog.info("migration started", {{"migration", mkey.to_string()},
                                   {"plan", pk.to_string()},
                                   {"vms", std::to_string(vms.size())}});
@@ -966,6 +978,12 @@ bool Coordinator::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
   vm["phase"] = migration::phase_name(to);
   if (to == Phase::kCompleted || to == Phase::kFailed || to == Phase::kCanceled) {
     vm["completed"] = now;
+    store_->record_event(mkey, to == Phase::kCompleted ? "Normal" : "Warning",
+                         std::string("VM") + migration::phase_name(to),
+                         "VM " + vm.value("name", "") + " " +
+                             (to == Phase::kCompleted ? "migrated"
+                              : to == Phase::kFailed  ? "failed"
+                                                      : "canceled"));
     metrics_.migrated_vms
         .Add({{"status", to == Phase::kCompleted ? "succeeded"
                          : to == Phase::kFailed  ? "failed"
@@ -1109,6 +1127,8 @@ void Coordinator::maybe_finish_migration(const ResourceKey& mkey) {
       save_status(k);
     }
   kLog.info("migration finished", {{"migration", mkey.to_string()}, {"phase", phase}});
+  store_->record_event(mkey, phase == "Succeeded" ? "Normal" : "Warning", phase,
+                       "The migration has " + phase + ".");
 }
 
 void Coordinator::dispatch() {

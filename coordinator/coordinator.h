@@ -57,7 +57,8 @@ struct CoordinatorOptions {
   double agent_timeout_seconds = 180;      // a node silent this long is gone (its tasks fail)
   // Cluster mode: resources and their statuses in the Kubernetes API.
   bool kubernetes = false;
-  std::string kubeconfig;  // "" in cluster mode: the pod's service account
+  std::string kubeconfig;       // "" in cluster mode: the pod's service account
+  std::string lease_namespace;  // the Lease's; "": the kubeconfig's, else openshift-mtv
 };
 
 class Coordinator {
@@ -219,7 +220,7 @@ class Coordinator {
   CoordinatorOptions opts_;
   event::UvEventLoop loop_;
   std::unique_ptr<bus::CnatsBus> bus_;
-  std::unique_ptr<lease::KvLease> lease_;     // held while this coordinator is active
+  std::unique_ptr<lease::Lease> lease_;       // held while this coordinator is active
   std::string lease_lost_;                    // why it was lost (then run() fails); loop thread
   std::unique_ptr<store::StateStore> store_;  // resources, statuses, inventories; before bus_ goes
   std::unique_ptr<bus::JsPublisher> publisher_;  // tasks and cancels; before bus_ goes

@@ -83,6 +83,8 @@ void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
       if (c.value("type", "") != "Ready" && c.value("category", "") == "Critical")
         c["status"] = "True";
     kLog.warn("resource not usable", {{"resource", k.to_string()}, {"why", why}});
+    store_->record_event(k, "Warning", k.kind == "Provider" ? "ConnectionTestFailed" : "NotReady",
+                         why);
     save_status(k);
   });
 }

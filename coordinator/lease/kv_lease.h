@@ -20,24 +20,25 @@
 
 #include "common/base/result.h"
 #include "common/bus/nats_bus.h"
+#include "coordinator/lease/lease.h"
 
 namespace ferry::coordinator::lease {
 
-class KvLease {
+class KvLease : public Lease {
  public:
   KvLease(std::unique_ptr<bus::KvBucket> kv, std::string key, std::string identity,
           std::chrono::seconds ttl);
-  ~KvLease();  // stops renewing and gives the lease up if it still holds it
+  ~KvLease() override;  // stops renewing and gives the lease up if it still holds it
 
   // Waits until this process holds the lease, or `stop` is set (an error).
   // `waiting` is called once, with the holder's identity, if someone else holds it.
   Status acquire(const std::atomic<bool>& stop,
-                 const std::function<void(const std::string& holder)>& waiting);
+                 const std::function<void(const std::string& holder)>& waiting) override;
   // Renews every ttl/3 on a thread of its own; on_lost runs there if the
   // lease turns out to be someone else's. While NATS is unreachable it keeps
   // trying; if the key expired meanwhile and nobody took it, it takes it again.
-  void keep(std::function<void(const std::string& why)> on_lost);
-  const std::string& identity() const { return identity_; }
+  void keep(std::function<void(const std::string& why)> on_lost) override;
+  const std::string& identity() const override { return identity_; }
 
  private:
   void renew_loop();

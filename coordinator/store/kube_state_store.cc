@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/model/resource.h"
 #include "coordinator/store/status_view.h"
@@ -437,6 +438,57 @@ void KubeStateStore::finalized(const ResourceKey& k) {
   cv_.notify_all();
 }
 
+void KubeStateStore::record_event(const ResourceKey& k, const std::string& type,
+                                  const std::string& reason, const std::string& message) {
+  if (k.kind == "Secret") return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (events_.size() >= kMaxQueuedEvents) {
+      if (events_dropped_++ % 1000 == 0)
+        kLog.warn("events dropped: too many queued",
+                  {{"dropped", std::to_string(events_dropped_)}});
+      return;
+    }
+    events_.push_back({k, type, reason, message.substr(0, 1024), now_iso()});
+  }
+  cv_.notify_all();
+}
+
+bool KubeStateStore::post_event(const Event& e) {
+  std::string uid, version;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = known_.find(e.key);
+    if (it == known_.end()) return true;  // not (or no longer) in the API
+    uid = it->second.uid;
+    version = it->second.resource_version;
+  }
+  const auto& ki = kind_info(e.key.kind);
+  Json ev = {{"apiVersion", "v1"},
+             {"kind", "Event"},
+             {"metadata", {{"generateName", e.key.name + "."}, {"namespace", e.key.ns}}},
+             {"involvedObject",
+              {{"apiVersion", ki.group_version},
+               {"kind", e.key.kind},
+               {"name", e.key.name},
+               {"namespace", e.key.ns},
+               {"uid", uid},
+               {"resourceVersion", version}}},
+             {"type", e.type},
+             {"reason", e.reason},
+             {"message", e.message},
+             {"firstTimestamp", e.time},
+             {"lastTimestamp", e.time},
+             {"count", 1},
+             {"source", {{"component", "ferry-coordinator"}}}};
+  auto r = client_->request("POST", kube::path_of("v1", "events", e.key.ns), &ev);
+  if (!r.ok()) return false;  // the API server is away: again in a second
+  if (!r->ok())
+    kLog.warn("event not recorded",
+              {{"resource", e.key.to_string()}, {"reason", e.reason}, {"error", r->message()}});
+  return true;
+}
+
 Status KubeStateStore::remove_finalizer(const ResourceKey& k) {
   for (int attempt = 0; attempt < 5; attempt++) {
     auto obj = get_object(k);
@@ -500,9 +552,11 @@ Status KubeStateStore::write_status(const ResourceKey& k, const Json& status) {
 
 void KubeStateStore::status_main() {
   std::unique_lock<std::mutex> l(mu_);
+  bool failing = false;  // the last round could not reach the API server: wait the whole second
   while (!stop_) {
-    cv_.wait_for(l, std::chrono::seconds(1),
-                 [this] { return stop_ || !txns_.empty() || !release_.empty(); });
+    cv_.wait_for(l, std::chrono::seconds(1), [this, failing] {
+      return stop_ || !txns_.empty() || (!failing && (!release_.empty() || !events_.empty()));
+    });
     if (stop_) break;
     auto txns = std::move(txns_);
     txns_.clear();
@@ -524,7 +578,12 @@ void KubeStateStore::status_main() {
     dirty_.clear();
     auto release = std::move(release_);
     release_.clear();
+    auto events = std::move(events_);
+    events_.clear();
     l.unlock();
+    std::vector<Event> unsent;
+    for (const auto& e : events)
+      if (!unsent.empty() || !post_event(e)) unsent.push_back(e);  // keeps their order
     std::set<ResourceKey> retry;
     for (const auto& [k, st] : work) {
       Status s = write_status(k, st);
@@ -544,6 +603,12 @@ void KubeStateStore::status_main() {
       }
     }
     l.lock();
+    if (!unsent.empty()) {
+      unsent.insert(unsent.end(), events_.begin(), events_.end());
+      if (unsent.size() > kMaxQueuedEvents) unsent.resize(kMaxQueuedEvents);
+      events_ = std::move(unsent);
+    }
+    failing = !unsent.empty() || !retry.empty() || !release_.empty();
     status_failures_ += retry.size();
     dirty_.insert(retry.begin(), retry.end());
   }

@@ -62,6 +62,8 @@ class KubeStateStore : public StateStore {
   StoreStats stats() const override;
   void watch_resources(Change changed) override;
   void finalized(const ResourceKey& k) override;
+  void record_event(const ResourceKey& k, const std::string& type, const std::string& reason,
+                    const std::string& message) override;  // kept while the API server is away
 
  private:
   struct Known {  // what the store last saw of an object
@@ -102,6 +104,15 @@ class KubeStateStore : public StateStore {
     std::function<void(Status)> done;
   };
   std::vector<Txn> txns_;
+  struct Event {
+    ResourceKey key;
+    std::string type, reason, message, time;
+  };
+  static constexpr size_t kMaxQueuedEvents = 1000;  // beyond: dropped (and counted in the log)
+  std::vector<Event> events_;
+  uint64_t events_dropped_ = 0;
+  // False if the API server did not answer (the event is kept for the next round).
+  bool post_event(const Event& e);
   uint64_t status_writes_ = 0, status_failures_ = 0, largest_status_ = 0;
   std::thread status_thread_;
   std::vector<std::thread> watches_;

@@ -77,6 +77,14 @@ class StateStore {
   // A resource reported deleted has been cleaned up after (its Migration
   // canceled, its status erased). Cluster mode removes Ferry's finalizer.
   virtual void finalized(const ResourceKey& k) { (void)k; }
+  // Something worth telling about a resource (type Normal or Warning; reason
+  // one CamelCase word). Cluster mode: a Kubernetes Event, which `kubectl
+  // describe` shows (at most 1,000 queued; kept while the API server is
+  // away, dropped if it refuses one). Local mode: the log has it.
+  virtual void record_event(const ResourceKey& k, const std::string& type,
+                            const std::string& reason, const std::string& message) {
+    (void)k, (void)type, (void)reason, (void)message;
+  }
 };
 
 }  // namespace ferry::coordinator::store

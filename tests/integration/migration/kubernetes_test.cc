@@ -36,6 +36,18 @@ class ControlPlane {
       throw std::runtime_error("namespace not created");
   }
   ~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }
+  // Stops one of its processes and starts it again; waits until the API answers.
+  void restart(const std::string& name) {
+    auto r = run({kSource + "/tools/dev-cluster", "restart", dir_, name});
+    if (r.rc != 0) throw std::runtime_error("restart " + name + " failed: " + r.err);
+    if (!eventually(
+            90s,
+            [&] {
+              return kubectl({"get", "--raw", "/readyz"}).rc == 0;
+            },
+            500ms))
+      throw std::runtime_error(name + " did not come back");
+  }
   std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
   CtlResult kubectl(std::vector<std::string> args) {
     args.insert(args.begin(), {kK8sBin + "/kubectl", "--kubeconfig", kubeconfig()});
@@ -136,6 +148,13 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
   CHECK(transfer_done);
   // Ferry's finalizer is on the Migration.
   CHECK(m["metadata"]["finalizers"].dump().find("forklift.konveyor.io/ferry") != std::string::npos);
+  // kubectl describe tells the story through Events.
+  CHECK(eventually(10s, [&] {
+    auto d = k8s.kubectl({"describe", "migration", "mig-a", "-n", "openshift-mtv"});
+    return d.out.find("Started") != std::string::npos &&
+           d.out.find("VM web-01 migrated") != std::string::npos &&
+           d.out.find("The migration has Succeeded.") != std::string::npos;
+  }));
   // The data, byte for byte, on the node's volume.
   Json full = vm_status(c, "mig-a");  // ferryctl: the coordinator's full status
   CHECK_FALSE(first_difference(c.flat_path("web-01"), full["disks"][0]["path"]).has_value());
@@ -217,4 +236,65 @@ TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it"
   CHECK(eventually(10s, [&] { return !path_exists(vb); }));
   // The coordinator forgot it, and a new Migration of the Plan may run.
   CHECK(c.ctl({"get", "migration", "m"}).rc != 0);
+}
+
+TEST_CASE("cluster mode: a second coordinator takes the Lease over mid-migration", "[e2e][k8s]") {
+  Cluster c({{.name = "fo-01", .disk_mib = 96, .data_mib = 16}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  auto standby = c.spawn_coordinator("coordinator-b", {"--kubeconfig", k8s.kubeconfig()});
+  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
+  auto holder = [&] {
+    Json l = k8s.get("lease", "ferry-coordinator");
+    return l.is_object() ? l["spec"].value("holderIdentity", "") : "";
+  };
+  REQUIRE(eventually(
+      20s, [&] { return !holder().empty(); }, 250ms));
+  std::string first = holder();
+  REQUIRE(eventually(10s, [&] {
+    return standby->stderr_text().find("another coordinator is active") != std::string::npos;
+  }));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"fo-01"})}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return path_exists(c.volume_root("node-1") + "/target/fo-01-disk-0.img"); },
+      200ms));
+  c.kill_coordinator();  // SIGKILL: the Lease is not given up, it expires
+  REQUIRE(eventually(
+      60s, [&] { return !holder().empty() && holder() != first; }, 500ms));
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "m") == "Succeeded"; }, 500ms));
+  CHECK(k8s.get("lease", "ferry-coordinator")["spec"]["leaseTransitions"] == 1);
+  Json vm = vm_status(c, "m");
+  CHECK_FALSE(first_difference(c.flat_path("fo-01"), vm["disks"][0]["path"]).has_value());
+}
+
+TEST_CASE("cluster mode: the API server restarted mid-migration", "[e2e][k8s]") {
+  Cluster c({{.name = "rs-01", .disk_mib = 96, .data_mib = 16}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"rs-01"})}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("migration", "m") == "Running"; }, 250ms));
+  k8s.restart("kube-apiserver");
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "m") == "Succeeded"; }, 500ms));
+  CHECK(c.coordinator_alive());
+  Json vm = vm_status(c, "m");
+  CHECK_FALSE(first_difference(c.flat_path("rs-01"), vm["disks"][0]["path"]).has_value());
+  // Events from while it was away are recorded once it is back.
+  CHECK(eventually(20s, [&] {
+    auto d = k8s.kubectl({"describe", "migration", "m", "-n", "openshift-mtv"});
+    return d.out.find("The migration has Succeeded.") != std::string::npos;
+  }));
+  // The watches came back: a Plan applied now is checked.
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p2", {"rs-01"})}).rc == 0);
+  CHECK(eventually(
+      30s, [&] { return k8s.phase("plan", "p2") == "Ready"; }, 250ms));
 }

@@ -1,0 +1,54 @@
+#pragma once
+// KubeLease: which coordinator is active in cluster mode, as Kubernetes
+// controllers decide it: a coordination.k8s.io/v1 Lease whose holder renews
+// spec.renewTime every ttl/3. A standby takes it over once the record has not
+// changed for spec.leaseDurationSeconds by its own clock (no clock
+// comparison between nodes), writing with the resourceVersion it read, so
+// of two standbys only one wins (the other gets 409 Conflict).
+//
+// While the API server is unreachable the holder keeps working and keeps
+// trying: nobody else can take the lease meanwhile. When it answers again
+// and someone else has taken it, on_lost is called (a holder may thus act
+// for up to ttl/3 after losing it; see docs/architecture.md).
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/kube/client.h"
+#include "coordinator/lease/lease.h"
+
+namespace ferry::coordinator::lease {
+
+class KubeLease : public Lease {
+ public:
+  KubeLease(std::shared_ptr<kube::Client> client, std::string ns, std::string name,
+            std::string identity, std::chrono::seconds ttl);
+  ~KubeLease() override;
+  Status acquire(const std::atomic<bool>& stop,
+                 const std::function<void(const std::string& holder)>& waiting) override;
+  void keep(std::function<void(const std::string& why)> on_lost) override;
+  const std::string& identity() const override { return identity_; }
+
+ private:
+  // One attempt: true if this process holds the lease afterwards; `holder`
+  // says who does. An Error: the API server did not answer as expected.
+  Result<bool> try_hold(std::string* holder);
+  void renew_loop();
+
+  std::shared_ptr<kube::Client> client_;
+  std::string ns_, name_, identity_;
+  std::chrono::seconds ttl_;
+  // The last record seen (holder + renewTime) and when it last changed.
+  std::string seen_record_;
+  std::chrono::steady_clock::time_point seen_at_;
+  bool held_ = false;
+  std::function<void(const std::string&)> on_lost_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ferry::coordinator::lease
