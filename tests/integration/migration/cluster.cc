@@ -388,4 +388,64 @@ std::string wait_migration(Cluster& c, const std::string& name, int seconds) {
   return phase == "Running" ? "" : phase;
 }
 
+// ---------------------------------------------------------------- ControlPlane
+
+namespace {
+const std::string kSource = FERRY_SOURCE_DIR;
+const std::string kK8sBin = std::string(FERRY_BUILD_DIR) + "/k8s";
+}  // namespace
+
+ControlPlane::ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c.dir().path()) {
+  auto up = run({kSource + "/tools/dev-cluster", "up", dir_});
+  if (up.rc != 0) throw std::runtime_error("dev-cluster up failed: " + up.err);
+  auto crds = kubectl({"apply", "--server-side", "-k", kSource + "/manifests/crds"});
+  if (crds.rc != 0) throw std::runtime_error("CRDs not applied: " + crds.err);
+  auto est = kubectl({"wait", "--for", "condition=Established", "--timeout=60s", "crd",
+                      "plans.forklift.konveyor.io", "migrations.forklift.konveyor.io",
+                      "providers.forklift.konveyor.io", "networkmaps.forklift.konveyor.io",
+                      "storagemaps.forklift.konveyor.io", "hosts.forklift.konveyor.io",
+                      "hooks.forklift.konveyor.io"});
+  if (est.rc != 0) throw std::runtime_error("CRDs not established: " + est.err);
+  if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0)
+    throw std::runtime_error("namespace not created");
+}
+
+ControlPlane::~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }
+
+void ControlPlane::restart(const std::string& name) {
+  auto r = run({kSource + "/tools/dev-cluster", "restart", dir_, name});
+  if (r.rc != 0) throw std::runtime_error("restart " + name + " failed: " + r.err);
+  if (!eventually(
+          std::chrono::seconds(90),
+          [&] {
+            return kubectl({"get", "--raw", "/readyz"}).rc == 0;
+          },
+          std::chrono::milliseconds(500)))
+    throw std::runtime_error(name + " did not come back");
+}
+
+CtlResult ControlPlane::kubectl(std::vector<std::string> args) {
+  args.insert(args.begin(), {kK8sBin + "/kubectl", "--kubeconfig", kubeconfig()});
+  return run(args);
+}
+
+Json ControlPlane::get(const std::string& kind, const std::string& name) {
+  auto r = kubectl({"get", kind, name, "-n", "openshift-mtv", "-o", "json"});
+  return r.rc == 0 ? Json::parse(r.out) : Json();
+}
+
+std::string ControlPlane::phase(const std::string& kind, const std::string& name) {
+  Json o = get(kind, name);
+  return o.is_object() && o.contains("status") ? o["status"].value("phase", "") : "";
+}
+
+CtlResult ControlPlane::run(std::vector<std::string> argv) {
+  static int n = 0;
+  Subprocess p(
+      argv,
+      {.env = {"FERRY_K8S_BIN=" + kK8sBin}, .log_dir = log_, .name = "k8s-" + std::to_string(n++)});
+  auto rc = p.wait(std::chrono::seconds(300));
+  return CtlResult{rc ? *rc : -1, p.stdout_text(), p.stderr_text()};
+}
+
 }  // namespace ferry::test

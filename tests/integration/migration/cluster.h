@@ -122,6 +122,26 @@ class Cluster {
   std::string ca_file() const { return tls_ ? dir_.file("ca.pem") : ""; }
 };
 
+// A Kubernetes control plane (tools/dev-cluster, binaries from the build's
+// control_plane target) in the Cluster's directory for the test's life, with
+// Ferry's CRDs installed and the namespace openshift-mtv created.
+class ControlPlane {
+ public:
+  explicit ControlPlane(const Cluster& c);
+  ~ControlPlane();
+  // Stops one of its processes and starts it again; waits until the API answers.
+  void restart(const std::string& name);
+  std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
+  CtlResult kubectl(std::vector<std::string> args);
+  // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
+  Json get(const std::string& kind, const std::string& name);
+  std::string phase(const std::string& kind, const std::string& name);  // status.phase or ""
+
+ private:
+  CtlResult run(std::vector<std::string> argv);
+  std::string dir_, log_;
+};
+
 // The value of the first sample of `name` whose labels contain every `label="value"` given.
 std::optional<double> metric(const std::string& text, const std::string& name,
                              const std::vector<std::string>& labels = {});

@@ -15,66 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kSource = FERRY_SOURCE_DIR;
-const std::string kK8sBin = std::string(FERRY_BUILD_DIR) + "/k8s";
-
-// A control plane for the test's life, with Ferry's CRDs installed.
-class ControlPlane {
- public:
-  explicit ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c.dir().path()) {
-    auto up = run({kSource + "/tools/dev-cluster", "up", dir_});
-    if (up.rc != 0) throw std::runtime_error("dev-cluster up failed: " + up.err);
-    auto crds = kubectl({"apply", "--server-side", "-k", kSource + "/manifests/crds"});
-    if (crds.rc != 0) throw std::runtime_error("CRDs not applied: " + crds.err);
-    auto est = kubectl({"wait", "--for", "condition=Established", "--timeout=60s", "crd",
-                        "plans.forklift.konveyor.io", "migrations.forklift.konveyor.io",
-                        "providers.forklift.konveyor.io", "networkmaps.forklift.konveyor.io",
-                        "storagemaps.forklift.konveyor.io", "hosts.forklift.konveyor.io",
-                        "hooks.forklift.konveyor.io"});
-    if (est.rc != 0) throw std::runtime_error("CRDs not established: " + est.err);
-    if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0)
-      throw std::runtime_error("namespace not created");
-  }
-  ~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }
-  // Stops one of its processes and starts it again; waits until the API answers.
-  void restart(const std::string& name) {
-    auto r = run({kSource + "/tools/dev-cluster", "restart", dir_, name});
-    if (r.rc != 0) throw std::runtime_error("restart " + name + " failed: " + r.err);
-    if (!eventually(
-            90s,
-            [&] {
-              return kubectl({"get", "--raw", "/readyz"}).rc == 0;
-            },
-            500ms))
-      throw std::runtime_error(name + " did not come back");
-  }
-  std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
-  CtlResult kubectl(std::vector<std::string> args) {
-    args.insert(args.begin(), {kK8sBin + "/kubectl", "--kubeconfig", kubeconfig()});
-    return run(args);
-  }
-  // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
-  Json get(const std::string& kind, const std::string& name) {
-    auto r = kubectl({"get", kind, name, "-n", "openshift-mtv", "-o", "json"});
-    return r.rc == 0 ? Json::parse(r.out) : Json();
-  }
-  std::string phase(const std::string& kind, const std::string& name) {
-    Json o = get(kind, name);
-    return o.is_object() && o.contains("status") ? o["status"].value("phase", "") : "";
-  }
-
- private:
-  CtlResult run(std::vector<std::string> argv) {
-    static int n = 0;
-    Subprocess p(argv, {.env = {"FERRY_K8S_BIN=" + kK8sBin},
-                        .log_dir = log_,
-                        .name = "k8s-" + std::to_string(n++)});
-    auto rc = p.wait(std::chrono::seconds(300));
-    return CtlResult{rc ? *rc : -1, p.stdout_text(), p.stderr_text()};
-  }
-  std::string dir_, log_;
-};
-
 // The printer columns of `kubectl get KIND NAME`: header -> value.
 std::map<std::string, std::string> columns(ControlPlane& k8s, const std::string& kind,
                                            const std::string& name) {

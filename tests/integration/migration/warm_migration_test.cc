@@ -341,3 +341,35 @@ TEST_CASE(
   Json stats = c.sim_stats();
   CHECK(stats["snapshots_created"] == stats["snapshots_removed"]);
 }
+
+TEST_CASE("cluster mode: a warm migration cuts over when kubectl patch sets spec.cutover",
+          "[e2e][warm][k8s]") {
+  Cluster c({{.name = "kw-01", .disk_mib = 64, .data_mib = 8, .cbt = true}});
+  std::string model = model_of(c, "kw-01");
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_agent("node-1");
+  REQUIRE(
+      k8s.kubectl({"apply", "-f",
+                   c.write_manifests("warm-k", {"kw-01"}, "  warm: true\n  precopyInterval: 3s\n")})
+          .rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "warm-k") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-k", "warm-k")}).rc == 0);
+  wait_precopies(c, "mig-k", 0);
+  guest_write(c, "kw-01", model, 40 * kMiB, pattern(2 * kMiB, 'k'));
+  size_t before = precopies(c, "mig-k");
+  wait_precopies(c, "mig-k", before);
+  // Still copying: no cutover without spec.cutover.
+  CHECK(k8s.phase("migration", "mig-k") == "Running");
+  guest_write(c, "kw-01", model, 60 * kMiB, pattern(512 * 1024, 'z'));
+  REQUIRE(k8s.kubectl({"patch", "migration", "mig-k", "-n", "openshift-mtv", "--type=merge", "-p",
+                       R"({"spec":{"cutover":"2026-01-01T00:00:00Z"}})"})
+              .rc == 0);
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "mig-k") == "Succeeded"; }, 500ms));
+  Json vm = vm_status(c, "mig-k");
+  CHECK(vm["warm"]["cutoverReason"].get<std::string>().find("spec.cutover") != std::string::npos);
+  CHECK_FALSE(first_difference(model, vm["disks"][0]["path"]).has_value());
+  CHECK(snapshots(c, "kw-01").empty());
+}
