@@ -408,6 +408,20 @@ ControlPlane::ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c
   if (est.rc != 0) throw std::runtime_error("CRDs not established: " + est.err);
   if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0)
     throw std::runtime_error("namespace not created");
+  // The coordinator runs with its ServiceAccount's rights (manifests/base/rbac.yaml), not admin's.
+  auto rbac =
+      kubectl({"apply", "-n", "openshift-mtv", "-f", kSource + "/manifests/base/rbac.yaml"});
+  if (rbac.rc != 0) throw std::runtime_error("RBAC not applied: " + rbac.err);
+  auto token =
+      kubectl({"create", "token", "ferry-coordinator", "-n", "openshift-mtv", "--duration=4h"});
+  if (token.rc != 0) throw std::runtime_error("no token: " + token.err);
+  std::string admin = read_file(kubeconfig());
+  std::string users = admin.substr(0, admin.find("users:"));
+  std::string t = token.out.substr(0, token.out.find_last_not_of("\n") + 1);
+  write_file(coordinator_kubeconfig(),
+             users + "users:\n- name: ferry-coordinator\n  user:\n    token: " + t +
+                 "\ncontexts:\n- name: ferry-dev\n  context:\n    cluster: ferry-dev\n    user: "
+                 "ferry-coordinator\n    namespace: openshift-mtv\ncurrent-context: ferry-dev\n");
 }
 
 ControlPlane::~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }

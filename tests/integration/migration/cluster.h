@@ -131,7 +131,10 @@ class ControlPlane {
   ~ControlPlane();
   // Stops one of its processes and starts it again; waits until the API answers.
   void restart(const std::string& name);
-  std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
+  std::string kubeconfig() const { return dir_ + "/kubeconfig"; }  // admin
+  // The coordinator's: a token of ServiceAccount openshift-mtv/ferry-coordinator,
+  // whose rights are manifests/base/rbac.yaml's.
+  std::string coordinator_kubeconfig() const { return dir_ + "/coordinator.kubeconfig"; }
   CtlResult kubectl(std::vector<std::string> args);
   // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
   Json get(const std::string& kind, const std::string& name);

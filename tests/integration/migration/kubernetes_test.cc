@@ -53,7 +53,7 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
           "[e2e][k8s]") {
   Cluster c({{.name = "web-01", .disk_mib = 64, .data_mib = 8}});
   ControlPlane k8s(c);
-  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
   c.start_agent("node-1");
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-a", {"web-01"})}).rc == 0);
   // The Provider's connection test and inventory show in its status.
@@ -140,7 +140,7 @@ TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it"
   Cluster c({{.name = "a-01", .disk_mib = 128, .data_mib = 16},
              {.name = "b-01", .base = "DC0_H0_VM1", .disk_mib = 128, .data_mib = 16}});
   ControlPlane k8s(c);
-  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
   // 4 MiB/s: each copy takes ~30 s, long enough to cancel in the middle.
   c.start_agent("node-1", {"--bandwidth", std::to_string(4 << 20)});
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"a-01", "b-01"})}).rc == 0);
@@ -181,8 +181,9 @@ TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it"
 TEST_CASE("cluster mode: a second coordinator takes the Lease over mid-migration", "[e2e][k8s]") {
   Cluster c({{.name = "fo-01", .disk_mib = 96, .data_mib = 16}});
   ControlPlane k8s(c);
-  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
-  auto standby = c.spawn_coordinator("coordinator-b", {"--kubeconfig", k8s.kubeconfig()});
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  auto standby =
+      c.spawn_coordinator("coordinator-b", {"--kubeconfig", k8s.coordinator_kubeconfig()});
   c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
   auto holder = [&] {
     Json l = k8s.get("lease", "ferry-coordinator");
@@ -214,7 +215,7 @@ TEST_CASE("cluster mode: a second coordinator takes the Lease over mid-migration
 TEST_CASE("cluster mode: the API server restarted mid-migration", "[e2e][k8s]") {
   Cluster c({{.name = "rs-01", .disk_mib = 96, .data_mib = 16}});
   ControlPlane k8s(c);
-  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
   c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"rs-01"})}).rc == 0);
   REQUIRE(eventually(

@@ -347,7 +347,7 @@ TEST_CASE("cluster mode: a warm migration cuts over when kubectl patch sets spec
   Cluster c({{.name = "kw-01", .disk_mib = 64, .data_mib = 8, .cbt = true}});
   std::string model = model_of(c, "kw-01");
   ControlPlane k8s(c);
-  c.start_coordinator({"--kubeconfig", k8s.kubeconfig()});
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
   c.start_agent("node-1");
   REQUIRE(
       k8s.kubectl({"apply", "-f",
