@@ -1,13 +1,16 @@
 #pragma once
 // Coordinator: one per cluster. Holds the forklift resources, provider
-// inventories and all migration state in NATS JetStream key-value buckets (so a
-// restarted coordinator, anywhere, carries on), serves ferryctl's API over NATS
-// request/reply, validates plans and drives every VM through the cold pipeline,
-// handing per-disk work to node agents.
+// inventories and all migration state in its StateStore (local mode: NATS
+// JetStream key-value buckets; cluster mode: the Kubernetes API for the
+// resources and their statuses, NATS KV for the working state), so a
+// restarted coordinator, anywhere, carries on. Serves ferryctl's API over NATS
+// request/reply, validates plans and drives every VM through the cold and warm
+// pipelines, handing per-disk work to node agents.
 //
-// Threads: one UvEventLoop thread owns every member below; cnats callbacks and
-// the results-fetch thread post to it; provider calls (blocking network I/O)
-// run on the loop's worker pool, over a pool of sessions per provider.
+// Threads: one UvEventLoop thread owns every member below; cnats callbacks,
+// the results-fetch thread and the store's watch threads post to it; provider
+// calls (blocking network I/O) run on the loop's worker pool, over a pool of
+// sessions per provider.
 #include <atomic>
 #include <deque>
 #include <functional>
