@@ -22,6 +22,7 @@
 #include "coordinator/store/kv_state_store.h"
 #include "coordinator/store/layout.h"
 #include "coordinator/target/kubevirt.h"
+#include "coordinator/target/vm_sink.h"
 #include "coordinator/validation/plan_validation.h"
 
 namespace ferry::coordinator {
@@ -152,8 +153,12 @@ Status Coordinator::run() {
       std::move(kv_resources), std::move(kv_status), std::move(kv_inventory));
   if (kube) {
     store_ = std::make_unique<store::KubeStateStore>(kube, std::move(kv_store));
+    vm_sink_ = std::make_shared<target::KubeVmSink>(kube);
+    if (!opts_.manifest_dir.empty())
+      kLog.info("cluster mode: VirtualMachines go to the API; --manifest-dir is not used");
   } else {
     store_ = std::move(kv_store);
+    vm_sink_ = std::make_shared<target::ManifestDirSink>(opts_.manifest_dir);
   }
   publisher_ = std::make_unique<bus::JsPublisher>(*bus_);
   FERRY_TRY(load_state());
@@ -1635,23 +1640,50 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       }
       Json manifest = target::virtual_machine(in);
       (*vm)["vmManifest"] = manifest;
-      if (!opts_.manifest_dir.empty()) {
-        namespace fs = std::filesystem;
-        fs::path dir = fs::path(opts_.manifest_dir) / in.ns;
-        std::error_code ec;
-        fs::create_directories(dir, ec);
-        fs::path file = dir / (in.name + ".yaml");
-        fs::path tmp = file.string() + ".tmp";
-        {
-          std::ofstream out(tmp);
-          out << model::to_yaml(manifest);
-          if (!out) return fail_vm(mkey, vm_id, "writing " + file.string() + " failed");
-        }
-        fs::rename(tmp, file, ec);
-        if (ec) return fail_vm(mkey, vm_id, "writing " + file.string() + ": " + ec.message());
-        (*vm)["vmManifestPath"] = file.string();
-      }
-      return go_next();
+      target::VmRequest req;
+      req.vm = manifest;
+      req.vm_id = vm_id;
+      req.migration = store_->uid(mkey);
+      req.plan = store_->uid(plan->key());
+      for (const auto& d : (*vm)["disks"])
+        req.claims.push_back({d.value("volume", ""), d.value("storageClass", ""),
+                              d.value("requestedSize", uint64_t{0}), false});
+      std::string key = mkey.to_string() + vm_id;
+      if (inflight_.count(key)) return;  // already being created
+      inflight_.insert(key);
+      loop_.run_blocking<Result<std::string>>(
+          [sink = vm_sink_, req] { return sink->create(req); },
+          [this, mkey, vm_id, key, go_next](Result<std::string> where) {
+            inflight_.erase(key);
+            Json* v = vm_status(mkey, vm_id);
+            if (!v || v->value("phase", "") != migration::phase_name(Phase::kCreateVM)) return;
+            if (!where.ok()) {
+              // The API server away or busy (restarting, 5xx, 429): again in 2 s, for
+              // up to 10 minutes; forbidden (RBAC is loaded a moment after a restart):
+              // for a minute. Anything else (refused by the schema, a name taken, no
+              // such namespace) fails the VM at once.
+              auto code = where.error().code;
+              int limit = code == ErrorCode::kUnavailable || code == ErrorCode::kTimeout ? 300
+                          : code == ErrorCode::kPermissionDenied                         ? 30
+                                                                                         : 0;
+              if (++vm_create_retries_[key] <= limit) {
+                kLog.warn("creating the VM failed; retrying",
+                          {{"vm", vm_id}, {"error", where.error().message}});
+                loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
+                return;
+              }
+              vm_create_retries_.erase(key);
+              return fail_vm(mkey, vm_id, where.error().message);
+            }
+            vm_create_retries_.erase(key);
+            if (opts_.kubernetes)
+              (*v)["vmRef"] = *where;
+            else if (!where->empty())
+              (*v)["vmManifestPath"] = *where;
+            save_status(mkey);
+            go_next();
+          });
+      return;
     }
     case Phase::kPostHook:
       if (!set_phase(mkey, *vm, Phase::kCompleted)) return;

@@ -37,6 +37,7 @@
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/status/task_state.h"
 #include "coordinator/store/state_store.h"
+#include "coordinator/target/vm_sink.h"
 #include "coordinator/tasks/task_dispatcher.h"
 #include "ferry/v1/agent.pb.h"
 
@@ -227,6 +228,9 @@ class Coordinator {
   std::string lease_lost_;                    // why it was lost (then run() fails); loop thread
   std::unique_ptr<store::StateStore> store_;  // resources, statuses, inventories; before bus_ goes
   std::unique_ptr<bus::JsPublisher> publisher_;  // tasks and cancels; before bus_ goes
+  std::shared_ptr<target::VmSink> vm_sink_;      // where migrated VMs go (called off the loop)
+  std::map<std::string, int>
+      vm_create_retries_;  // migration+vm -> attempts while the target is away
   std::vector<std::unique_ptr<bus::Subscription>> subs_;
   std::unique_ptr<bus::PullConsumer> results_;
   std::thread results_thread_;

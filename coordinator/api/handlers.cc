@@ -293,6 +293,10 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
                              "; only one Migration per Plan runs at a time");
       if (plan && plan->spec().value("archived", false))
         problems.push_back(k.to_string() + ": spec.plan: " + pk.to_string() + " is archived");
+      // Observed: the Plan may be stored without being ready (its conditions say why).
+      if (observed && plan && status_.count(pk) && status_[pk].value("phase", "") == "Not ready")
+        problems.push_back(k.to_string() + ": spec.plan: " + pk.to_string() +
+                           " is not ready (see its conditions)");
     }
     // A running Migration's Plan is frozen.
     if (k.kind == "Plan" && find(k) && find(k)->spec() != spec)

@@ -43,6 +43,12 @@ void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
   }
   apply_batch({Resource{doc}}, true, [this, k, doc](const Json& answer) {
     if (answer.value("ok", false)) {
+      // A Plan is kept even when it cannot run; its conditions say why, and
+      // it waits for what it lacks like any other.
+      if (k.kind == "Plan" && status_[k].value("phase", "") == "Not ready") {
+        not_ready_.insert(k);
+        return;
+      }
       if (k.kind == "NetworkMap" || k.kind == "StorageMap" || k.kind == "Host" ||
           k.kind == "Hook") {  // (Providers, Plans and Migrations have their own)
         Json& st = status_[k];

@@ -429,6 +429,12 @@ StoreStats KubeStateStore::stats() const {
   return s;
 }
 
+std::string KubeStateStore::uid(const ResourceKey& k) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = known_.find(k);
+  return it == known_.end() || it->second.uid.empty() ? k.name : it->second.uid;
+}
+
 void KubeStateStore::finalized(const ResourceKey& k) {
   {
     std::lock_guard<std::mutex> l(mu_);

@@ -62,6 +62,7 @@ class KubeStateStore : public StateStore {
   StoreStats stats() const override;
   void watch_resources(Change changed) override;
   void finalized(const ResourceKey& k) override;
+  std::string uid(const ResourceKey& k) const override;
   void record_event(const ResourceKey& k, const std::string& type, const std::string& reason,
                     const std::string& message) override;  // kept while the API server is away
 

@@ -77,6 +77,8 @@ class StateStore {
   // A resource reported deleted has been cleaned up after (its Migration
   // canceled, its status erased). Cluster mode removes Ferry's finalizer.
   virtual void finalized(const ResourceKey& k) { (void)k; }
+  // The resource's uid where the platform gives one (cluster mode), else its name.
+  virtual std::string uid(const ResourceKey& k) const { return k.name; }
   // Something worth telling about a resource (type Normal or Warning; reason
   // one CamelCase word). Cluster mode: a Kubernetes Event, which `kubectl
   // describe` shows (at most 1,000 queued; kept while the API server is

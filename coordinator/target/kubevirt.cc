@@ -83,7 +83,7 @@ Json virtual_machine(const VmManifestInput& in) {
           {"ferry.io/source-guest", vm.value("guestName", "")},
           {"ferry.io/guest-os", in.guest_os}}}}},
       {"spec",
-       {{"running", in.running},
+       {{"runStrategy", in.running ? "Always" : "Halted"},
         {"template",
          {{"metadata", {{"labels", labels}}},
           {"spec", {{"domain", domain}, {"networks", networks}, {"volumes", volumes}}}}}}},

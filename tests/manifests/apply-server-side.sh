@@ -21,6 +21,15 @@ trap '"$root/tools/dev-cluster" down "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 kubectl="${FERRY_K8S_BIN:-$dir/bin}/kubectl"
 k() { "$kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
 
+established() {  # kubectl wait fails at once on a CRD whose status is still empty
+  local i
+  for i in $(seq 1 240); do
+    [ "$(k get crd "$1" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] && return 0
+    sleep 0.25
+  done
+  echo "apply-server-side: CRD $1 not established" >&2
+  return 1
+}
 failed=0
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; failed=$((failed + 1)); }
@@ -38,8 +47,13 @@ if [ -z "$mod" ] || [ ! -f "$crd/monitoring.coreos.com_servicemonitors.yaml" ]; 
 fi
 k apply --server-side -f "$crd/monitoring.coreos.com_servicemonitors.yaml" \
   -f "$crd/monitoring.coreos.com_prometheusrules.yaml" >/dev/null || exit 1
-k wait --for condition=Established --timeout=60s crd \
-  servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com >/dev/null || exit 1
+established servicemonitors.monitoring.coreos.com && established prometheusrules.monitoring.coreos.com || exit 1
+
+# KubeVirt's VirtualMachine CRD (the coordinator's RBAC names it; a cluster
+# Ferry migrates to runs KubeVirt).
+"$root/tools/kubevirt-crds" "$dir/kubevirt-crds" >/dev/null || exit 1
+k apply --server-side -f "$dir/kubevirt-crds" >/dev/null || exit 1
+established virtualmachines.kubevirt.io || exit 1
 
 # The install, server-side: every object is admitted (schemas, RBAC escalation
 # checks, Pod Security admission of the privileged agent in its namespace).
@@ -48,8 +62,7 @@ if out="$(k apply --server-side -k "$root/manifests" 2>&1)"; then
 else
   bad "kubectl apply --server-side -k manifests/ refused:"; echo "$out" | sed 's/^/     /'
 fi
-k wait --for condition=Established --timeout=60s crd plans.forklift.konveyor.io >/dev/null ||
-  bad "the Plan CRD is not established"
+established plans.forklift.konveyor.io || bad "the Plan CRD is not established"
 # The objects are there as written: the DaemonSet and its pod template (Pod
 # Security admission judges pods as they are created: the controller-manager's
 # DaemonSet controller creates none here without nodes; the namespace label is checked).
@@ -93,6 +106,9 @@ expect no ferry-coordinator delete events
 expect yes ferry-coordinator update leases.coordination.k8s.io/ferry-coordinator
 expect no ferry-coordinator update leases.coordination.k8s.io/other
 expect no ferry-coordinator update leases.coordination.k8s.io/ferry-coordinator kube-system
+expect yes ferry-coordinator create virtualmachines.kubevirt.io target
+expect yes ferry-coordinator create persistentvolumeclaims target
+expect no ferry-coordinator delete persistentvolumeclaims target
 expect no ferry-coordinator create pods
 expect no ferry-coordinator list configmaps
 for sa in ferry-agent ferry-nats; do

@@ -400,14 +400,31 @@ ControlPlane::ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c
   if (up.rc != 0) throw std::runtime_error("dev-cluster up failed: " + up.err);
   auto crds = kubectl({"apply", "--server-side", "-k", kSource + "/manifests/crds"});
   if (crds.rc != 0) throw std::runtime_error("CRDs not applied: " + crds.err);
-  auto est = kubectl({"wait", "--for", "condition=Established", "--timeout=60s", "crd",
-                      "plans.forklift.konveyor.io", "migrations.forklift.konveyor.io",
-                      "providers.forklift.konveyor.io", "networkmaps.forklift.konveyor.io",
-                      "storagemaps.forklift.konveyor.io", "hosts.forklift.konveyor.io",
-                      "hooks.forklift.konveyor.io"});
-  if (est.rc != 0) throw std::runtime_error("CRDs not established: " + est.err);
-  if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0)
-    throw std::runtime_error("namespace not created");
+  // (kubectl wait fails at once on a CRD whose status is still empty.)
+  auto established = [&](const std::string& crd) {
+    return eventually(
+        std::chrono::seconds(60),
+        [&] {
+          return kubectl({"get", "crd", crd, "-o",
+                          "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"})
+                     .out == "True";
+        },
+        std::chrono::milliseconds(250));
+  };
+  for (const char* k : {"plans", "migrations", "providers", "networkmaps", "storagemaps", "hosts",
+                        "hooks"})
+    if (!established(std::string(k) + ".forklift.konveyor.io"))
+      throw std::runtime_error(std::string("CRD not established: ") + k);
+  if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0 ||
+      kubectl({"create", "namespace", "target"}).rc != 0)
+    throw std::runtime_error("namespaces not created");
+  // KubeVirt's VirtualMachine CRD as KubeVirt generates it, and Multus' NAD CRD.
+  auto gen = run({kSource + "/tools/kubevirt-crds", dir_ + "/kubevirt-crds"});
+  if (gen.rc != 0) throw std::runtime_error("tools/kubevirt-crds failed: " + gen.err);
+  auto kv = kubectl({"apply", "--server-side", "-f", dir_ + "/kubevirt-crds"});
+  if (kv.rc != 0) throw std::runtime_error("KubeVirt CRDs not applied: " + kv.err);
+  if (!established("virtualmachines.kubevirt.io"))
+    throw std::runtime_error("the VirtualMachine CRD is not established");
   // The coordinator runs with its ServiceAccount's rights (manifests/base/rbac.yaml), not admin's.
   auto rbac =
       kubectl({"apply", "-n", "openshift-mtv", "-f", kSource + "/manifests/base/rbac.yaml"});

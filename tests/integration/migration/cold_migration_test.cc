@@ -68,7 +68,7 @@ TEST_CASE("cold migration copies the disk byte for byte and writes the VM manife
   CHECK(manifest.find("kind: VirtualMachine") != std::string::npos);
   CHECK(yaml_value(manifest, "macAddress") == "00:50:56:aa:bb:01");
   CHECK(yaml_value(manifest, "claimName") == "web-01-disk-0");
-  CHECK(yaml_value(manifest, "running") == "true");  // the source was powered on
+  CHECK(yaml_value(manifest, "runStrategy") == "Always");  // the source was powered on
   CHECK(manifest.find("bios") != std::string::npos);
   CHECK(manifest.find("networkName: target/vlan-10") != std::string::npos);
   // Raw copy mode (skipGuestConversion): no conversion ran, compatibility devices.
@@ -107,7 +107,7 @@ TEST_CASE("an EFI VM that was powered off stays off on the target", "[e2e]") {
   REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   REQUIRE(wait_migration(c, "m") == "Succeeded");
   std::string manifest = read_file(vm_status(c, "m")["vmManifestPath"]);
-  CHECK(yaml_value(manifest, "running") == "false");
+  CHECK(yaml_value(manifest, "runStrategy") == "Halted");
   CHECK(manifest.find("efi") != std::string::npos);
   CHECK_FALSE(
       first_difference(c.flat_path("db-01"), vm_status(c, "m")["disks"][0]["path"]).has_value());

@@ -88,6 +88,38 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
   CHECK(transfer_done);
   // Ferry's finalizer is on the Migration.
   CHECK(m["metadata"]["finalizers"].dump().find("forklift.konveyor.io/ferry") != std::string::npos);
+  // The VirtualMachine, accepted by KubeVirt's own schema, and its PVC with
+  // Forklift's labels, owned by it.
+  auto vm_out = k8s.kubectl({"get", "vm", "web-01", "-n", "target", "-o", "json"});
+  REQUIRE(vm_out.rc == 0);
+  Json kvm = Json::parse(vm_out.out);
+  CHECK(kvm["spec"]["runStrategy"] == "Always");  // the source was powered on
+  CHECK(kvm["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] ==
+        "web-01-disk-0");
+  auto pvc_out = k8s.kubectl({"get", "pvc", "web-01-disk-0", "-n", "target", "-o", "json"});
+  REQUIRE(pvc_out.rc == 0);
+  Json pvc = Json::parse(pvc_out.out);
+  CHECK(pvc["metadata"]["labels"]["vmID"] == c.vm_id("web-01"));
+  CHECK(pvc["metadata"]["labels"]["migration"] == m["metadata"]["uid"]);
+  CHECK(pvc["metadata"]["labels"]["plan"] == k8s.get("plan", "plan-a")["metadata"]["uid"]);
+  CHECK(pvc["metadata"]["ownerReferences"][0]["uid"] == kvm["metadata"]["uid"]);
+  CHECK(pvc["spec"]["storageClassName"] == "local");
+  CHECK(vm_status(c, "mig-a")["vmRef"] == "VirtualMachine target/web-01");
+  // The schema is KubeVirt's: what it forbids is refused.
+  std::string badvm = c.dir().file("bad-vm.yaml");
+  write_file(badvm, R"(apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata: {name: bad, namespace: target}
+spec:
+  runStrategy: Always
+  template:
+    spec:
+      domain:
+        devices: {disks: [{name: d, disk: {bus: virtio}, bootOrder: "first"}]}
+)");
+  auto refused = k8s.kubectl({"apply", "-f", badvm});
+  CHECK(refused.rc != 0);
+  CHECK(refused.err.find("bootOrder") != std::string::npos);
   // kubectl describe tells the story through Events.
   CHECK(eventually(10s, [&] {
     auto d = k8s.kubectl({"describe", "migration", "mig-a", "-n", "openshift-mtv"});

@@ -156,7 +156,7 @@ TEST_CASE(
   Json stats = c.sim_stats();
   CHECK(stats["snapshots_created"] == stats["snapshots_removed"]);
   // The source was powered off for the cutover; the target VM runs.
-  CHECK(read_file(vm["vmManifestPath"]).find("running: true") != std::string::npos);
+  CHECK(read_file(vm["vmManifestPath"]).find("runStrategy: Always") != std::string::npos);
 }
 
 TEST_CASE(

@@ -191,7 +191,7 @@ TEST_CASE("volume names and the VirtualMachine manifest") {
   in.running = true;
   auto vm = target::virtual_machine(in);
   const auto& dom = vm["spec"]["template"]["spec"]["domain"];
-  CHECK(vm["spec"]["running"] == true);
+  CHECK(vm["spec"]["runStrategy"] == "Always");
   CHECK(dom["devices"]["disks"].size() == 2);
   CHECK(dom["devices"]["disks"][0]["disk"]["bus"] == "virtio");
   CHECK(dom["devices"]["interfaces"].size() == 2);
