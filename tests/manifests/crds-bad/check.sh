@@ -32,11 +32,15 @@ fi
 k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 k apply --server-side -k "$root/manifests/crds" || exit 1
-k wait --for condition=Established --timeout=60s crd \
-  providers.forklift.konveyor.io hosts.forklift.konveyor.io \
-  networkmaps.forklift.konveyor.io storagemaps.forklift.konveyor.io \
-  plans.forklift.konveyor.io migrations.forklift.konveyor.io \
-  hooks.forklift.konveyor.io || exit 1
+# Until each CRD is Established (kubectl wait fails at once while a CRD's status is still empty).
+for crd in providers hosts networkmaps storagemaps plans migrations hooks; do
+  for i in $(seq 1 240); do
+    [ "$(k get crd "$crd.forklift.konveyor.io" \
+      -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] && break
+    [ "$i" -lt 240 ] || { echo "check.sh: CRD $crd.forklift.konveyor.io not established" >&2; exit 1; }
+    sleep 0.25
+  done
+done
 k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null || exit 1
 
 passed=0 failed=0
