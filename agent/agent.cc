@@ -141,13 +141,24 @@ Result<std::string> Agent::resolve_target(const ferry::v1::TargetVolume& t) cons
   return p.string();
 }
 
-void Agent::remove_volume(const std::string& path) {
+void Agent::remove_volume(const std::string& path, const ferry::v1::TargetVolume& t) {
   std::error_code ec;
   fs::remove(path, ec);
   remove_checkpoints(path, "");
+  if (pvs_ && t.has_claim()) {
+    fs::remove(fs::path(path).parent_path(), ec);  // the claim's directory, if now empty
+    Status s = pvs_->remove(t);
+    if (!s.ok()) kLog.warn("PersistentVolume not removed", {{"error", s.error().message}});
+  }
 }
 
 Status Agent::run() {
+  if (opts_.kubernetes) {
+    auto cfg = kube::load_config(opts_.kubeconfig);
+    if (!cfg.ok()) return cfg.error();
+    pvs_ = std::make_unique<volumes::PersistentVolumes>(std::make_shared<kube::Client>(*cfg),
+                                                        opts_.node);
+  }
   started_at_ = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
@@ -334,7 +345,7 @@ void Agent::fetch_loop() {
         kLog.info("task no longer wanted", {{"task", ids.task_id}, {"reason", cr.reason()}});
         auto path = resolve_target(ids.first_volume);
         if (any.has_transfer() && path.ok() && cr.reason().find("Canceled") != std::string::npos)
-          remove_volume(*path);
+          remove_volume(*path, ids.first_volume);
         (void)msg->ack();
         continue;
       }
@@ -369,7 +380,7 @@ void Agent::on_cancel(const std::string& data) {
     if (c.delete_volume() && c.has_volume()) {
       auto path = resolve_target(c.volume());
       if (path.ok()) {
-        remove_volume(*path);
+        remove_volume(*path, c.volume());
         kLog.info("volume removed", {{"task", c.task_id()}, {"volume", *path}});
       }
     }
@@ -775,7 +786,7 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       result.set_state(ferry::v1::TASK_STATE_CANCELED);
       result.mutable_failure()->set_code(static_cast<int>(ErrorCode::kCanceled));
       result.mutable_failure()->set_message("canceled");
-      if (running->delete_volume) remove_volume(*path);
+      if (running->delete_volume) remove_volume(*path, task.target());
       kLog.info("task canceled", {{"task", task.task_id()},
                                   {"volume_deleted", running->delete_volume ? "true" : "false"}});
       return finish();
@@ -792,10 +803,16 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   s->set_seconds(stats->seconds);
   s->set_digest(stats->digest);
   s->set_volume_path(*path);
+  // Cluster mode: the volume's directory becomes a PersistentVolume on this
+  // node, pre-bound to the claim the coordinator creates for it.
+  if (pvs_ && task.target().has_claim() && !running->delete_volume) {
+    Status reg = pvs_->register_volume(task.target(), fs::path(*path).parent_path().string());
+    if (!reg.ok()) return fail(reg.error());
+  }
   kLog.info("task succeeded", {{"task", task.task_id()},
                                {"bytes_read", std::to_string(stats->bytes_read)},
                                {"seconds", std::to_string(stats->seconds)}});
-  if (running->delete_volume) remove_volume(*path);  // canceled just as it finished
+  if (running->delete_volume) remove_volume(*path, task.target());  // canceled just as it finished
   finish();
 }
 

@@ -21,6 +21,7 @@
 
 #include "agent/metrics.h"
 #include "agent/transfer/token_bucket.h"
+#include "agent/volumes/persistent_volumes.h"
 #include "common/bus/nats_bus.h"
 #include "common/metrics/http_endpoint.h"
 #include "ferry/v1/agent.pb.h"
@@ -45,6 +46,10 @@ struct AgentOptions {
   // Where results wait until JetStream has them ("": DIR/.ferry-agent of the
   // first volume root, which outlives the agent like the volumes do).
   std::string state_dir;
+  // Cluster mode: register a local PersistentVolume for each volume written
+  // for a claim (the task says which). kubeconfig "": the pod's ServiceAccount.
+  bool kubernetes = false;
+  std::string kubeconfig;
 };
 
 class Agent {
@@ -87,7 +92,8 @@ class Agent {
   void drain_spool();
   void cancel_loop();  // takes this node's CancelTasks from FERRY_CANCELS
   void on_cancel(const std::string& data);
-  static void remove_volume(const std::string& path);
+  // Removes a volume, its checkpoints and (cluster mode) its PersistentVolume.
+  void remove_volume(const std::string& path, const ferry::v1::TargetVolume& t);
 
   AgentOptions opts_;
   std::unique_ptr<bus::CnatsBus> bus_;
@@ -104,6 +110,7 @@ class Agent {
   int64_t started_at_ = 0;
   AgentMetrics metrics_;
   std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::unique_ptr<volumes::PersistentVolumes> pvs_;     // cluster mode only
   std::unique_ptr<transfer::TokenBucket> node_bucket_;  // --node-bandwidth, shared by all copies
   std::atomic<bool> ready_{false};
 };

@@ -26,7 +26,8 @@ void usage() {
          "                   [--bandwidth BYTES/s] [--node-bandwidth BYTES/s]\n"
          "                   [--max-in-flight BYTES] [--metrics-port N | --metrics-address "
          "ADDR:PORT]\n"
-         "                   [--state-dir DIR]\n"
+         "                   [--state-dir DIR] [--kubernetes [--kubeconfig FILE]]\n"
+         "  --kubernetes registers a local PersistentVolume for each volume written for a claim.\n"
          "  --state-dir keeps results until NATS has them (default: FIRST_ROOT/.ferry-agent).\n"
          "  --bandwidth caps each copy task, --node-bandwidth all tasks of this agent\n"
          "  together; --max-in-flight caps each task's read buffers (default 256 MiB).\n"
@@ -95,7 +96,12 @@ int app_main(int argc, char** argv) {
         o.metrics_address = ":" + args.value();
       else if (a == "--state-dir")
         o.state_dir = args.value();
-      else if (a == "--metrics-port-file")
+      else if (a == "--kubernetes")
+        o.kubernetes = true;
+      else if (a == "--kubeconfig") {
+        o.kubernetes = true;
+        o.kubeconfig = args.value();
+      } else if (a == "--metrics-port-file")
         o.metrics_port_file = args.value();
       else if (a == "--help" || a == "-h") {
         usage();

@@ -438,6 +438,24 @@ std::shared_ptr<ProviderPool> Coordinator::provider_slot(const ResourceKey& pk, 
   return pool;
 }
 
+void Coordinator::target_volume(const Json& d, ferry::v1::TargetVolume* t) const {
+  t->set_storage_class(d.value("storageClass", ""));
+  t->set_path(d.value("relativePath", ""));
+  t->set_size_bytes(d.value("capacity", uint64_t{0}));
+  if (opts_.kubernetes) {  // the PVC the VM will use: <targetNamespace>/<volume>
+    const std::string rel = d.value("relativePath", "");
+    auto* c = t->mutable_claim();
+    c->set_namespace_(rel.substr(0, rel.find('/')));
+    c->set_name(d.value("volume", ""));
+    c->set_request_bytes(d.value("requestedSize", uint64_t{0}));
+  }
+}
+
+std::function<bool(const ResourceKey&)> Coordinator::attachment_lookup() const {
+  if (!opts_.kubernetes) return nullptr;  // local mode: no API to ask
+  return [this](const ResourceKey& k) { return find(k) != nullptr; };
+}
+
 std::string Coordinator::host_address(const ResourceKey& pk, const std::string& host_id) const {
   for (const auto& [k, r] : resources_) {
     if (k.kind != "Host") continue;
@@ -879,6 +897,7 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
     return it == inventories_.end() ? nullptr : &it->second;
   };
   ctx.transfer_networks = transfer_networks();
+  ctx.network_attachment = attachment_lookup();
   Json& plan_st = status_[pk];
   plan_st.erase("inspectionConditions");  // this run inspects again
   for (const auto& v : plan_st.value("completedVMs", Json::array()))
@@ -1065,8 +1084,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
       ferry::v1::CancelTask c;
       c.set_task_id(d.value("taskId", ""));
       c.set_delete_volume(true);  // a canceled VM leaves no volume behind, partial or not
-      c.mutable_volume()->set_storage_class(d.value("storageClass", ""));
-      c.mutable_volume()->set_path(d.value("relativePath", ""));
+      target_volume(d, c.mutable_volume());
       tasks_.cancel(d.value("node", ""), c);
     }
     set_task_state(d, TaskState::kCanceled);
@@ -1402,7 +1420,10 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
              {"storageClass", classes[i]},
              {"volume", vol},
              {"requestedSize", target::requested_size(d.value("capacity", uint64_t{0}), true)},
-             {"relativePath", pspec.value("targetNamespace", "") + "/" + vol + ".img"},
+             // Cluster mode: a directory per claim, the disk in it as KubeVirt
+             // expects it on a Filesystem PVC (the agent makes it a PersistentVolume).
+             {"relativePath", pspec.value("targetNamespace", "") + "/" + vol +
+                                  (opts_.kubernetes ? "/disk.img" : ".img")},
              {"node", best},
              {"sourceHost", inv_vm->value("host", "")},
              {"taskId",
@@ -1431,9 +1452,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         task->set_plan(plan->key().ns + "/" + plan->key().name);
         task->set_vm(vm->value("name", ""));
         task->set_disk(d.value("file", ""));
-        task->mutable_target()->set_storage_class(d.value("storageClass", ""));
-        task->mutable_target()->set_path(d.value("relativePath", ""));
-        task->mutable_target()->set_size_bytes(d.value("capacity", uint64_t{0}));
+        target_volume(d, task->mutable_target());
         if (pspec.contains("transferNetwork"))
           task->set_transfer_network(pspec["transferNetwork"].value("name", ""));
         task->set_verify(true);
@@ -1554,10 +1573,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       ct->set_plan(plan->key().ns + "/" + plan->key().name);
       ct->set_vm(vm->value("targetName", ""));
       for (const auto& d : (*vm)["disks"]) {
-        auto* v = ct->add_volumes();
-        v->set_storage_class(d.value("storageClass", ""));
-        v->set_path(d.value("relativePath", ""));
-        v->set_size_bytes(d.value("capacity", uint64_t{0}));
+        target_volume(d, ct->add_volumes());
       }
       ct->set_firmware(inv_vm->value("firmware", "bios"));
       ct->set_cpus(static_cast<uint32_t>(inv_vm->value("cpus", 1)));

@@ -220,6 +220,11 @@ class Coordinator {
   model::Json secret_for(const Resource& provider) const;
   std::string host_address(const ResourceKey& provider_key, const std::string& host_id) const;
   std::set<std::string> transfer_networks() const;
+  // Cluster mode: whether a NetworkAttachmentDefinition exists (the store
+  // follows them like resources); local mode: null (not checked).
+  std::function<bool(const ResourceKey&)> attachment_lookup() const;
+  // A disk's volume as its agent sees it (cluster mode: with the claim it is for).
+  void target_volume(const model::Json& disk, ferry::v1::TargetVolume* t) const;
 
   CoordinatorOptions opts_;
   event::UvEventLoop loop_;

@@ -253,6 +253,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
         return it == inventories_.end() ? nullptr : &it->second;
       };
       ctx.transfer_networks = transfer_networks();
+      ctx.network_attachment = attachment_lookup();
       if (status_.count(k))
         for (const auto& v : status_[k].value("completedVMs", Json::array()))
           ctx.completed_vm_ids.insert(v.get<std::string>());
@@ -399,6 +400,7 @@ void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
         return it == inventories_.end() ? nullptr : &it->second;
       };
       ctx.transfer_networks = transfer_networks();
+      ctx.network_attachment = attachment_lookup();
       for (const auto& v : doc["status"].value("completedVMs", Json::array()))
         ctx.completed_vm_ids.insert(v.get<std::string>());
       auto res = validation::validate_plan(r, ctx);

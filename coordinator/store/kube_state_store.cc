@@ -62,7 +62,8 @@ const KindInfo& kind_info(const std::string& kind) {
       {"StorageMap", {"forklift.konveyor.io/v1beta1", "storagemaps"}},
       {"Hook", {"forklift.konveyor.io/v1beta1", "hooks"}},
       {"Plan", {"forklift.konveyor.io/v1beta1", "plans"}},
-      {"Migration", {"forklift.konveyor.io/v1beta1", "migrations"}}};
+      {"Migration", {"forklift.konveyor.io/v1beta1", "migrations"}},
+      {"NetworkAttachmentDefinition", {"k8s.cni.cncf.io/v1", "network-attachment-definitions"}}};
   static const KindInfo none;
   auto it = m.find(kind);
   return it == m.end() ? none : it->second;
@@ -141,9 +142,18 @@ void KubeStateStore::note(const ResourceKey& k, const Json& object) {
   n.deleting = md.contains("deletionTimestamp") && !md["deletionTimestamp"].is_null();
 }
 
+const std::vector<std::string>& followed_kinds() {
+  static const std::vector<std::string> kinds = [] {
+    auto k = model::known_kinds();
+    k.push_back("NetworkAttachmentDefinition");  // Multus' (optional): what multus maps name
+    return k;
+  }();
+  return kinds;
+}
+
 Status KubeStateStore::load_resources(std::function<void(const ResourceKey&, Json)> each, Bad bad) {
   (void)bad;  // the API server checked every document against its CRD
-  for (const auto& kind : model::known_kinds()) {
+  for (const auto& kind : followed_kinds()) {
     auto v = list(kind, [&](const Json& obj) {
       ResourceKey k = key_of(kind, obj);
       note(k, obj);
@@ -154,6 +164,13 @@ Status KubeStateStore::load_resources(std::function<void(const ResourceKey&, Jso
       }
       if (!deleting) each(k, document_of(obj));
     });
+    if (!v.ok() && kind == "NetworkAttachmentDefinition") {
+      // No Multus (its CRD is absent) or no right to read them: multus maps
+      // then name nothing that exists, and Plans using them say so.
+      kLog.warn("NetworkAttachmentDefinitions are not readable; multus maps cannot be satisfied",
+                {{"error", v.error().message}});
+      continue;
+    }
     if (!v.ok()) return v.error().wrap("loading resources from the Kubernetes API");
     list_versions_[kind] = *v;
   }
@@ -162,8 +179,9 @@ Status KubeStateStore::load_resources(std::function<void(const ResourceKey&, Jso
 
 void KubeStateStore::watch_resources(Change changed) {
   changed_ = std::move(changed);
-  for (const auto& kind : model::known_kinds())
-    watches_.emplace_back([this, kind, v = list_versions_[kind]] { watch_main(kind, v); });
+  for (const auto& kind : followed_kinds())
+    if (list_versions_.count(kind))
+      watches_.emplace_back([this, kind, v = list_versions_[kind]] { watch_main(kind, v); });
 }
 
 void KubeStateStore::ensure_finalizer(const ResourceKey& k, const Json& object) {

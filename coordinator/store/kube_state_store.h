@@ -35,7 +35,10 @@ inline constexpr const char* kFinalizer = "forklift.konveyor.io/ferry";
 struct KindInfo {
   std::string group_version, plural;
 };
-const KindInfo& kind_info(const std::string& kind);  // kinds of model::known_kinds()
+const KindInfo& kind_info(const std::string& kind);  // kinds of followed_kinds()
+// What the store lists and watches: model::known_kinds() and Multus'
+// NetworkAttachmentDefinitions (read only, skipped where absent).
+const std::vector<std::string>& followed_kinds();
 
 // The document the coordinator keeps of an API object: apiVersion, kind, and
 // metadata name/namespace/labels/annotations, with spec (a Secret: type and

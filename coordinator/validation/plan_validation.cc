@@ -94,6 +94,8 @@ class Validator {
       add("StorageRefNotValid", "Critical",
           "spec.map.storage: " + sto_key.to_string() + " not found");
     if (inv && netmap) check_map(*netmap, (*inv)["networks"], "NetworkMapNotReady", "network");
+    if (netmap && ctx_.network_attachment)
+      check_attachments(*netmap, spec.value("targetNamespace", ""));
     if (inv && stomap) check_map(*stomap, (*inv)["datastores"], "StorageMapNotReady", "datastore");
     // Target namespace.
     std::string tns = spec.value("targetNamespace", "");
@@ -120,6 +122,24 @@ class Validator {
         return;
       }
     out_.conditions.push_back({type, cat, where_ + ": " + msg, std::move(items)});
+  }
+
+  // Multus destinations name a NetworkAttachmentDefinition (its namespace
+  // defaults to the target namespace) that must exist.
+  void check_attachments(const Resource& m, const std::string& target_ns) {
+    const Json& entries = m.spec().value("map", Json::array());
+    for (size_t i = 0; i < entries.size(); i++) {
+      const Json& dst = entries[i].value("destination", Json::object());
+      if (dst.value("type", "") != "multus") continue;
+      std::string ns = dst.value("namespace", "");
+      ResourceKey nad{"NetworkAttachmentDefinition", ns.empty() ? target_ns : ns,
+                      dst.value("name", "")};
+      if (!ctx_.network_attachment(nad))
+        add("DestinationNetworkNotValid", "Critical",
+            m.key().to_string() + " spec.map[" + std::to_string(i) +
+                "].destination: NetworkAttachmentDefinition " + nad.ns + "/" + nad.name +
+                " not found");
+    }
   }
 
   void check_map(const Resource& m, const Json& records, const char* type, const char* what) {

@@ -30,6 +30,8 @@ struct Context {
   std::set<std::string> existing_target_vms;  // "ns/name" created by other plans
   std::set<std::string> target_macs;          // MACs of VMs already on the target
   std::set<std::string> completed_vm_ids;     // this plan's VMs already migrated
+  // Whether a NetworkAttachmentDefinition exists (cluster mode); null: not checked.
+  std::function<bool(const ResourceKey&)> network_attachment;
 };
 
 struct ResolvedVm {

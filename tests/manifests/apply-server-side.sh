@@ -54,6 +54,7 @@ established servicemonitors.monitoring.coreos.com && established prometheusrules
 "$root/tools/kubevirt-crds" "$dir/kubevirt-crds" >/dev/null || exit 1
 k apply --server-side -f "$dir/kubevirt-crds" >/dev/null || exit 1
 established virtualmachines.kubevirt.io || exit 1
+established network-attachment-definitions.k8s.cni.cncf.io || exit 1
 
 # The install, server-side: every object is admitted (schemas, RBAC escalation
 # checks, Pod Security admission of the privileged agent in its namespace).
@@ -106,17 +107,22 @@ expect no ferry-coordinator delete events
 expect yes ferry-coordinator update leases.coordination.k8s.io/ferry-coordinator
 expect no ferry-coordinator update leases.coordination.k8s.io/other
 expect no ferry-coordinator update leases.coordination.k8s.io/ferry-coordinator kube-system
+expect yes ferry-coordinator watch network-attachment-definitions.k8s.cni.cncf.io target
 expect yes ferry-coordinator create virtualmachines.kubevirt.io target
 expect yes ferry-coordinator create persistentvolumeclaims target
 expect no ferry-coordinator delete persistentvolumeclaims target
 expect no ferry-coordinator create pods
 expect no ferry-coordinator list configmaps
+expect yes ferry-agent create persistentvolumes
+expect yes ferry-agent delete persistentvolumes
+expect no ferry-agent create persistentvolumeclaims
+expect no ferry-agent list nodes
 for sa in ferry-agent ferry-nats; do
   expect no $sa list secrets
   expect no $sa get plans.forklift.konveyor.io
 done
-[ "$(k -n openshift-mtv get sa ferry-agent -o jsonpath='{.automountServiceAccountToken}')" = false ] &&
-  ok "the agent gets no token" || bad "the agent's ServiceAccount mounts a token"
+[ "$(k -n openshift-mtv get sa ferry-nats -o jsonpath='{.automountServiceAccountToken}')" = false ] &&
+  ok "NATS gets no token" || bad "NATS' ServiceAccount mounts a token"
 
 echo "apply-server-side: $failed failed"
 [ $failed -eq 0 ]

@@ -411,8 +411,8 @@ ControlPlane::ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c
         },
         std::chrono::milliseconds(250));
   };
-  for (const char* k : {"plans", "migrations", "providers", "networkmaps", "storagemaps", "hosts",
-                        "hooks"})
+  for (const char* k :
+       {"plans", "migrations", "providers", "networkmaps", "storagemaps", "hosts", "hooks"})
     if (!established(std::string(k) + ".forklift.konveyor.io"))
       throw std::runtime_error(std::string("CRD not established: ") + k);
   if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0 ||
@@ -423,22 +423,35 @@ ControlPlane::ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c
   if (gen.rc != 0) throw std::runtime_error("tools/kubevirt-crds failed: " + gen.err);
   auto kv = kubectl({"apply", "--server-side", "-f", dir_ + "/kubevirt-crds"});
   if (kv.rc != 0) throw std::runtime_error("KubeVirt CRDs not applied: " + kv.err);
-  if (!established("virtualmachines.kubevirt.io"))
-    throw std::runtime_error("the VirtualMachine CRD is not established");
-  // The coordinator runs with its ServiceAccount's rights (manifests/base/rbac.yaml), not admin's.
+  if (!established("virtualmachines.kubevirt.io") ||
+      !established("network-attachment-definitions.k8s.cni.cncf.io"))
+    throw std::runtime_error("the KubeVirt or NAD CRD is not established");
+  // The network write_manifests' multus map names.
+  std::string nad = dir_ + "/nad-vlan-10.yaml";
+  write_file(nad, R"(apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {name: vlan-10, namespace: target}
+spec:
+  config: '{"cniVersion": "0.3.1", "type": "bridge", "bridge": "br10", "vlan": 10}'
+)");
+  if (kubectl({"apply", "-f", nad}).rc != 0) throw std::runtime_error("NAD not created");
   auto rbac =
       kubectl({"apply", "-n", "openshift-mtv", "-f", kSource + "/manifests/base/rbac.yaml"});
   if (rbac.rc != 0) throw std::runtime_error("RBAC not applied: " + rbac.err);
-  auto token =
-      kubectl({"create", "token", "ferry-coordinator", "-n", "openshift-mtv", "--duration=4h"});
-  if (token.rc != 0) throw std::runtime_error("no token: " + token.err);
-  std::string admin = read_file(kubeconfig());
-  std::string users = admin.substr(0, admin.find("users:"));
-  std::string t = token.out.substr(0, token.out.find_last_not_of("\n") + 1);
-  write_file(coordinator_kubeconfig(),
-             users + "users:\n- name: ferry-coordinator\n  user:\n    token: " + t +
-                 "\ncontexts:\n- name: ferry-dev\n  context:\n    cluster: ferry-dev\n    user: "
-                 "ferry-coordinator\n    namespace: openshift-mtv\ncurrent-context: ferry-dev\n");
+  // The daemons run with their ServiceAccounts' rights (manifests/base/rbac.yaml), not admin's.
+  for (const char* sa : {"ferry-coordinator", "ferry-agent"}) {
+    auto token = kubectl({"create", "token", sa, "-n", "openshift-mtv", "--duration=4h"});
+    if (token.rc != 0)
+      throw std::runtime_error(std::string("no token for ") + sa + ": " + token.err);
+    std::string admin = read_file(kubeconfig());
+    std::string t = token.out.substr(0, token.out.find_last_not_of("\n") + 1);
+    write_file(
+        dir_ + "/" + sa + ".kubeconfig",
+        admin.substr(0, admin.find("users:")) + "users:\n- name: " + sa +
+            "\n  user:\n    token: " + t +
+            "\ncontexts:\n- name: ferry-dev\n  context:\n    cluster: ferry-dev\n    user: " + sa +
+            "\n    namespace: openshift-mtv\ncurrent-context: ferry-dev\n");
+  }
 }
 
 ControlPlane::~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }

@@ -134,7 +134,9 @@ class ControlPlane {
   std::string kubeconfig() const { return dir_ + "/kubeconfig"; }  // admin
   // The coordinator's: a token of ServiceAccount openshift-mtv/ferry-coordinator,
   // whose rights are manifests/base/rbac.yaml's.
-  std::string coordinator_kubeconfig() const { return dir_ + "/coordinator.kubeconfig"; }
+  std::string coordinator_kubeconfig() const { return dir_ + "/ferry-coordinator.kubeconfig"; }
+  // The agent's (ServiceAccount openshift-mtv/ferry-agent): PersistentVolumes only.
+  std::string agent_kubeconfig() const { return dir_ + "/ferry-agent.kubeconfig"; }
   CtlResult kubectl(std::vector<std::string> args);
   // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
   Json get(const std::string& kind, const std::string& name);

@@ -54,7 +54,7 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
   Cluster c({{.name = "web-01", .disk_mib = 64, .data_mib = 8}});
   ControlPlane k8s(c);
   c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
-  c.start_agent("node-1");
+  c.start_agent("node-1", {"--kubeconfig", k8s.agent_kubeconfig()});
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-a", {"web-01"})}).rc == 0);
   // The Provider's connection test and inventory show in its status.
   REQUIRE(eventually(
@@ -105,6 +105,26 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
   CHECK(pvc["metadata"]["ownerReferences"][0]["uid"] == kvm["metadata"]["uid"]);
   CHECK(pvc["spec"]["storageClassName"] == "local");
   CHECK(vm_status(c, "mig-a")["vmRef"] == "VirtualMachine target/web-01");
+  // The agent registered the volume's directory as a local PV on its node,
+  // and kube-controller-manager's binder bound the coordinator's PVC to it.
+  std::string dir = c.volume_root("node-1") + "/target/web-01-disk-0";
+  auto pv_out = k8s.kubectl({"get", "pv", "target.web-01-disk-0.node-1", "-o", "json"});
+  REQUIRE(pv_out.rc == 0);
+  Json pv = Json::parse(pv_out.out);
+  CHECK(pv["spec"]["local"]["path"] == dir);
+  CHECK(pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+          ["values"][0] == "node-1");
+  CHECK(pv["spec"]["storageClassName"] == "local");
+  CHECK(eventually(
+      30s,
+      [&] {
+        auto p = k8s.kubectl({"get", "pvc", "web-01-disk-0", "-n", "target", "-o", "json"});
+        if (p.rc != 0) return false;
+        Json j = Json::parse(p.out);
+        return j["status"].value("phase", "") == "Bound" &&
+               j["spec"].value("volumeName", "") == "target.web-01-disk-0.node-1";
+      },
+      250ms));
   // The schema is KubeVirt's: what it forbids is refused.
   std::string badvm = c.dir().file("bad-vm.yaml");
   write_file(badvm, R"(apiVersion: kubevirt.io/v1
@@ -128,7 +148,8 @@ spec:
            d.out.find("The migration has Succeeded.") != std::string::npos;
   }));
   // The data, byte for byte, on the node's volume.
-  Json full = vm_status(c, "mig-a");  // ferryctl: the coordinator's full status
+  Json full = vm_status(c, "mig-a");                     // ferryctl: the coordinator's full status
+  CHECK(full["disks"][0]["path"] == dir + "/disk.img");  // KubeVirt's name on a Filesystem PVC
   CHECK_FALSE(first_difference(c.flat_path("web-01"), full["disks"][0]["path"]).has_value());
 
   SECTION("problems a kubectl apply cannot refuse become Critical conditions") {
@@ -144,6 +165,25 @@ spec:
     - name: no-such-vm
 ---
 apiVersion: forklift.konveyor.io/v1beta1
+kind: NetworkMap
+metadata: {name: net-no-nad, namespace: openshift-mtv}
+spec:
+  provider: {source: {name: vsphere}, destination: {name: host}}
+  map:
+    - source: {name: VM Network}
+      destination: {type: multus, name: no-such-nad}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: plan-missing-nad, namespace: openshift-mtv}
+spec:
+  provider: {source: {name: vsphere}, destination: {name: host}}
+  map: {network: {name: net-no-nad}, storage: {name: storage}}
+  targetNamespace: target
+  vms:
+    - name: web-01
+---
+apiVersion: forklift.konveyor.io/v1beta1
 kind: Migration
 metadata: {name: mig-of-missing-plan, namespace: openshift-mtv}
 spec:
@@ -155,6 +195,12 @@ spec:
     Json p = k8s.get("plan", "plan-missing-vm");
     CHECK(true_conditions(p).count("VMNotFound"));
     CHECK_FALSE(true_conditions(p).count("Ready"));
+    REQUIRE(eventually(
+        30s, [&] { return k8s.phase("plan", "plan-missing-nad") == "Not ready"; }, 250ms));
+    Json pn = k8s.get("plan", "plan-missing-nad");
+    CHECK(true_conditions(pn).count("DestinationNetworkNotValid"));
+    CHECK(pn["status"].dump().find("NetworkAttachmentDefinition target/no-such-nad not found") !=
+          std::string::npos);
     REQUIRE(eventually(
         30s, [&] { return k8s.phase("migration", "mig-of-missing-plan") != ""; }, 250ms));
     Json mig = k8s.get("migration", "mig-of-missing-plan");
@@ -179,8 +225,8 @@ TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it"
   REQUIRE(eventually(
       60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
-  std::string va = c.volume_root("node-1") + "/target/a-01-disk-0.img";
-  std::string vb = c.volume_root("node-1") + "/target/b-01-disk-0.img";
+  std::string va = c.volume_root("node-1") + "/target/a-01-disk-0/disk.img";
+  std::string vb = c.volume_root("node-1") + "/target/b-01-disk-0/disk.img";
   REQUIRE(eventually(
       60s, [&] { return path_exists(va) && path_exists(vb); }, 200ms));
 
@@ -232,7 +278,7 @@ TEST_CASE("cluster mode: a second coordinator takes the Lease over mid-migration
       60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   REQUIRE(eventually(
-      60s, [&] { return path_exists(c.volume_root("node-1") + "/target/fo-01-disk-0.img"); },
+      60s, [&] { return path_exists(c.volume_root("node-1") + "/target/fo-01-disk-0/disk.img"); },
       200ms));
   c.kill_coordinator();  // SIGKILL: the Lease is not given up, it expires
   REQUIRE(eventually(

@@ -173,3 +173,23 @@ TEST_CASE("VMDK descriptors and datastore paths") {
   CHECK(split_datastore_path("[LocalDS_0] dir/a b.vmdk") ==
         std::pair<std::string, std::string>{"LocalDS_0", "dir/a b.vmdk"});
 }
+
+TEST_CASE("cluster mode: a multus destination must name an existing NetworkAttachmentDefinition") {
+  World w;
+  w.res[ResourceKey{"NetworkMap", "ns", "net"}].doc["spec"]["map"][1]["destination"] = {
+      {"type", "multus"}, {"name", "vlan-10"}};
+  // Local mode does not check (no API to ask).
+  CHECK(w.check(Json::array({{{"name", "web-01"}}})).ready());
+  std::set<std::string> nads;
+  w.ctx.network_attachment = [&](const ResourceKey& k) {
+    return k.kind == "NetworkAttachmentDefinition" && nads.count(k.ns + "/" + k.name) > 0;
+  };
+  auto r = w.check(Json::array({{{"name", "web-01"}}}));
+  CHECK_FALSE(r.ready());
+  REQUIRE(types(r).count("DestinationNetworkNotValid"));
+  // Its namespace defaults to the plan's targetNamespace, and the message names field and NAD.
+  CHECK(r.summary().find("NetworkMap ns/net spec.map[1].destination: "
+                         "NetworkAttachmentDefinition t/vlan-10 not found") != std::string::npos);
+  nads.insert("t/vlan-10");
+  CHECK(w.check(Json::array({{{"name", "web-01"}}})).ready());
+}
