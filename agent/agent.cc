@@ -374,9 +374,10 @@ void Agent::fetch_loop() {
 void Agent::on_cancel(const std::string& data) {
   ferry::v1::CancelTask c;
   if (!c.ParseFromString(data)) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = running_.find(c.task_id());
   if (it == running_.end()) {
+    lock.unlock();  // removing a volume may call the API server (its PersistentVolume)
     if (c.delete_volume() && c.has_volume()) {
       auto path = resolve_target(c.volume());
       if (path.ok()) {

@@ -1104,10 +1104,13 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
   if (started && vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
   kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
   // Restore the source's power state if we turned it off.
-  if (vm->value("sourcePowerState", "") == "On" && vm->value("poweredOff", false)) {
-    auto pk = model::ref_key(find(model::ref_key(find(mkey)->spec()["plan"], "Plan", mkey.ns))
-                                 ->spec()["provider"]["source"],
-                             "Provider", mkey.ns);
+  // (Cluster mode: the Plan may have been deleted with kubectl meanwhile; then
+  // there is no source to power on.)
+  const Resource* plan = plan_of(mkey);
+  if (plan && vm->value("sourcePowerState", "") == "On" && vm->value("poweredOff", false)) {
+    auto pk = model::ref_key(
+        plan->spec().value("provider", Json::object()).value("source", Json::object()), "Provider",
+        plan->key().ns);
     Error err;
     if (auto slot = provider_slot(pk, &err))
       loop_.run_blocking<Status>(

@@ -23,8 +23,11 @@ void Coordinator::observe(const ResourceKey& k, std::optional<Json> doc) {
         kLog.info("deleted in the Kubernetes API", {{"resource", k.to_string()}});
         forget_resource(k);
       }
-      // The canceled VMs are stored before the object may go.
-      store_->barrier([this, k](Status) { store_->finalized(k); });
+      // The canceled VMs are stored before the object may go (if storing
+      // fails, the finalizer stays: the next start sees the deletion again).
+      store_->barrier([this, k](Status s) {
+        if (s.ok()) store_->finalized(k);
+      });
       done();
     });
     return;

@@ -44,7 +44,9 @@ KubeLease::~KubeLease() {
   // not wait for it to expire.
   std::string path = kube::path_of("coordination.k8s.io/v1", "leases", ns_, name_);
   auto cur = client_->get(path);
-  if (!cur.ok() || !cur->ok() || cur->body["spec"].value("holderIdentity", "") != identity_) return;
+  if (!cur.ok() || !cur->ok() || !cur->body.is_object() || !cur->body.contains("spec") ||
+      !cur->body["spec"].is_object() || cur->body["spec"].value("holderIdentity", "") != identity_)
+    return;
   Json body = cur->body;
   body["spec"]["holderIdentity"] = "";
   body["spec"]["leaseDurationSeconds"] = 1;
@@ -79,6 +81,8 @@ Result<bool> KubeLease::try_hold(std::string* holder) {
   if (!cur->ok())
     return Error(ErrorCode::kUnavailable, "Lease " + ns_ + "/" + name_ + ": " + cur->message());
   Json lease = cur->body;
+  if (!lease.is_object())
+    return Error(ErrorCode::kUnavailable, "Lease " + ns_ + "/" + name_ + ": not an object");
   Json& spec = lease["spec"];
   if (!spec.is_object()) spec = Json::object();
   *holder = spec.value("holderIdentity", "");

@@ -7,9 +7,10 @@
 // of two standbys only one wins (the other gets 409 Conflict).
 //
 // While the API server is unreachable the holder keeps working and keeps
-// trying: nobody else can take the lease meanwhile. When it answers again
-// and someone else has taken it, on_lost is called (a holder may thus act
-// for up to ttl/3 after losing it; see docs/architecture.md).
+// trying; when it answers again and someone else has taken it, on_lost is
+// called. That survives an API server restart but not a partition of the
+// holder alone (a standby takes over after ttl while the holder, unaware,
+// goes on): see docs/architecture.md.
 #include <chrono>
 #include <condition_variable>
 #include <memory>

@@ -107,6 +107,8 @@ KubeStateStore::~KubeStateStore() {
   cv_.notify_all();
   status_thread_.join();
   for (auto& t : watches_) t.join();
+  // Its last barriers call back into this store (finalized()): while it is whole.
+  internal_.reset();
 }
 
 Result<std::string> KubeStateStore::list(const std::string& kind,
@@ -119,7 +121,11 @@ Result<std::string> KubeStateStore::list(const std::string& kind,
     auto r = client_->get(path);
     if (!r.ok()) return r.error();
     if (!r->ok()) return Error(ErrorCode::kUnavailable, "list " + ki.plural + ": " + r->message());
+    if (!r->body.is_object() || !r->body.value("items", Json::array()).is_array())
+      return Error(ErrorCode::kUnavailable, "list " + ki.plural + ": not a list");
     for (const auto& item : r->body.value("items", Json::array())) {
+      if (!item.is_object() || !item.contains("metadata") || !item["metadata"].is_object())
+        continue;
       Json obj = item;
       obj["kind"] = kind;  // list items carry no kind
       obj["apiVersion"] = ki.group_version;
@@ -259,30 +265,40 @@ void KubeStateStore::watch_main(std::string kind, std::string version) {
     std::string path = kube::path_of(ki.group_version, ki.plural) +
                        "?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
                        kube::escape(version);
-    bool gone410 = false;
+    bool gone410 = false, errored = false;
     auto r = client_->watch(
         path,
         [&](const Json& ev) {
-          const std::string type = ev.value("type", "");
-          Json obj = ev.value("object", Json::object());
-          if (type == "ERROR") {  // 410 Gone: the version is too old
-            if (obj.value("code", 0) == 410) gone410 = true;
-            return false;
-          }
-          std::string rv = obj["metadata"].value("resourceVersion", "");
-          if (!rv.empty()) version = rv;
-          if (type == "BOOKMARK") return true;
-          obj["kind"] = kind;
-          obj["apiVersion"] = ki.group_version;
-          try {
+          try {  // nothing from the server may end the process
+            const std::string type = ev.value("type", "");
+            Json obj = ev.value("object", Json::object());
+            if (!obj.is_object()) return true;
+            if (type == "ERROR") {  // 410 Gone (or reason Expired): the version is too old
+              if (obj.value("code", 0) == 410 || obj.value("reason", "") == "Expired")
+                gone410 = true;
+              else
+                errored = true;
+              kLog.warn("watch error", {{"kind", kind}, {"error", obj.dump().substr(0, 300)}});
+              return false;
+            }
+            if (!obj.contains("metadata") || !obj["metadata"].is_object()) return true;
+            std::string rv = obj["metadata"].value("resourceVersion", "");
+            if (!rv.empty()) version = rv;
+            if (type == "BOOKMARK") return true;
+            obj["kind"] = kind;
+            obj["apiVersion"] = ki.group_version;
             deliver(key_of(kind, obj), obj, type == "DELETED");
+            failures = 0;
           } catch (const std::exception& e) {  // a bug, not the server's: say so, go on
             kLog.error("watch event not handled", {{"kind", kind}, {"error", e.what()}});
           }
-          failures = 0;
           return true;
         },
         stop_);
+    if (errored && !stop_) {  // not a 410: back off before watching again
+      std::this_thread::sleep_for(std::chrono::seconds(std::min(1 << std::min(failures++, 4), 10)));
+      continue;
+    }
     if (stop_) return;
     if (!r.ok() || gone410 || r->code == 410) {
       if (!r.ok()) {
@@ -318,7 +334,8 @@ Status KubeStateStore::apply_object(const ResourceKey& k, const Json& doc) {
   if (k.kind == "Secret" && body.contains("stringData")) {  // stored as data, as the server does
     Json data = body.value("data", Json::object());
     for (auto it = body["stringData"].begin(); it != body["stringData"].end(); ++it)
-      if (it.value().is_string()) data[it.key()] = base64_encode(it.value().get<std::string>());
+      data[it.key()] = base64_encode(it.value().is_string() ? it.value().get<std::string>()
+                                                            : it.value().dump());  // true, 5
     body["data"] = data;
     body.erase("stringData");
   }
