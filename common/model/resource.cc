@@ -282,6 +282,29 @@ Result<std::vector<std::pair<std::string, std::string>>> read_manifest_files(
   return out;
 }
 
+std::string base64_encode(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += t[(n >> s) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t n = uint8_t(in[i]) << 16;
+    out += t[(n >> 18) & 63];
+    out += t[(n >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += t[(n >> 18) & 63];
+    out += t[(n >> 12) & 63];
+    out += t[(n >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
 std::string base64_decode(const std::string& in, bool* ok) {
   static const std::string chars =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -73,6 +73,7 @@ Result<std::vector<std::pair<std::string, std::string>>> read_manifest_files(
 // A Secret's string value: stringData[key] or base64-decoded data[key]; "" if absent.
 std::string secret_value(const Json& secret, const std::string& key);
 std::string base64_decode(const std::string& in, bool* ok = nullptr);
+std::string base64_encode(const std::string& in);
 
 // A {name, namespace} reference inside `of` (namespace defaults to `default_ns`).
 ResourceKey ref_key(const Json& ref, const std::string& kind, const std::string& default_ns);

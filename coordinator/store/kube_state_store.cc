@@ -12,29 +12,6 @@ namespace {
 
 const Logger kLog("kube-store");
 
-std::string base64_encode(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += t[(n >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = uint8_t(in[i]) << 16;
-    out += t[(n >> 18) & 63];
-    out += t[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += t[(n >> 18) & 63];
-    out += t[(n >> 12) & 63];
-    out += t[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 ResourceKey key_of(const std::string& kind, const Json& object) {
   const Json& md = object.value("metadata", Json::object());
   return {kind, md.value("namespace", ""), md.value("name", "")};
@@ -242,6 +219,9 @@ void KubeStateStore::watch_main(std::string kind, std::string version) {
     changed_(k, document_of(obj));
   };
   int failures = 0;
+  auto backoff = [&] {  // 1, 2, 4, 8, 10, 10... seconds while failures go on
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(1 << std::min(failures++, 4), 10)));
+  };
   while (!stop_) {
     if (version.empty()) {  // (re-)list: report what changed while the watch was away
       std::set<ResourceKey> now;
@@ -249,8 +229,7 @@ void KubeStateStore::watch_main(std::string kind, std::string version) {
       auto v = list(kind, [&](const Json& obj) { objects.push_back(obj); });
       if (!v.ok()) {
         kLog.warn("list failed", {{"kind", kind}, {"error", v.error().message}});
-        std::this_thread::sleep_for(
-            std::chrono::seconds(std::min(1 << std::min(failures++, 4), 10)));
+        backoff();
         continue;
       }
       for (const auto& obj : objects) {
@@ -296,15 +275,14 @@ void KubeStateStore::watch_main(std::string kind, std::string version) {
         },
         stop_);
     if (errored && !stop_) {  // not a 410: back off before watching again
-      std::this_thread::sleep_for(std::chrono::seconds(std::min(1 << std::min(failures++, 4), 10)));
+      backoff();
       continue;
     }
     if (stop_) return;
     if (!r.ok() || gone410 || r->code == 410) {
       if (!r.ok()) {
         kLog.warn("watch lost; reconnecting", {{"kind", kind}, {"error", r.error().message}});
-        std::this_thread::sleep_for(
-            std::chrono::seconds(std::min(1 << std::min(failures++, 4), 10)));
+        backoff();
       }
       if (gone410 || (r.ok() && r->code == 410)) {
         kLog.info("watch expired (410 Gone); listing again", {{"kind", kind}});
@@ -315,7 +293,7 @@ void KubeStateStore::watch_main(std::string kind, std::string version) {
     if (!r->ok()) {
       kLog.warn("watch refused", {{"kind", kind}, {"error", r->message()}});
       version.clear();
-      std::this_thread::sleep_for(std::chrono::seconds(std::min(1 << std::min(failures++, 4), 10)));
+      backoff();
     }
   }
 }
@@ -334,8 +312,8 @@ Status KubeStateStore::apply_object(const ResourceKey& k, const Json& doc) {
   if (k.kind == "Secret" && body.contains("stringData")) {  // stored as data, as the server does
     Json data = body.value("data", Json::object());
     for (auto it = body["stringData"].begin(); it != body["stringData"].end(); ++it)
-      data[it.key()] = base64_encode(it.value().is_string() ? it.value().get<std::string>()
-                                                            : it.value().dump());  // true, 5
+      data[it.key()] = model::base64_encode(it.value().is_string() ? it.value().get<std::string>()
+                                                                   : it.value().dump());  // true, 5
     body["data"] = data;
     body.erase("stringData");
   }

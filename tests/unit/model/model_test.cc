@@ -161,3 +161,13 @@ TEST_CASE("an alias inside its own anchor is refused, not followed forever") {
   auto ok = yaml_to_json(deep.dump());  // JSON is YAML; 50 levels are fine
   REQUIRE(ok.ok());
 }
+
+TEST_CASE("base64_encode is what base64_decode reads back, padding included") {
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", "true",
+                                                       std::string("\0\xff\x10", 3)}) {
+    bool ok = false;
+    CHECK(ferry::model::base64_decode(ferry::model::base64_encode(s), &ok) == s);
+    CHECK(ok);
+  }
+  CHECK(ferry::model::base64_encode("true") == "dHJ1ZQ==");
+}
