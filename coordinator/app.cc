@@ -1,5 +1,6 @@
 #include "coordinator/app.h"
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -14,7 +15,13 @@
 
 namespace ferry::coordinator {
 namespace {
-Coordinator* g_coordinator = nullptr;
+std::atomic<Coordinator*> g_coordinator{nullptr};
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  g_stop = true;
+  if (Coordinator* c = g_coordinator.load()) c->request_stop();
+}
 
 void usage() {
   std::cerr
@@ -88,16 +95,30 @@ int app_main(int argc, char** argv) {
     return 2;
   }
   setenv("UV_THREADPOOL_SIZE", "16", 0);  // provider calls run on libuv's pool
-  Coordinator c(o);
-  g_coordinator = &c;
-  std::signal(SIGTERM, [](int) { g_coordinator->request_stop(); });
-  std::signal(SIGINT, [](int) { g_coordinator->request_stop(); });
-  Status s = c.run();
-  if (!s.ok()) {
-    Logger("coordinator").error("coordinator failed", {{"error", s.error().message}});
-    return 1;
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  // A coordinator that loses the lease (another took it, or it could not
+  // renew it in time) has stopped writing; it starts again from the stored
+  // state as a standby, under the same identity, as a restarted pod would.
+  while (true) {
+    Coordinator c(o);
+    g_coordinator = &c;
+    if (g_stop) c.request_stop();
+    Status s = c.run();
+    g_coordinator = nullptr;
+    if (c.lease_lost() && !g_stop) {
+      Logger("coordinator")
+          .warn("stepped down; standing by for the lease again",
+                {{"why", s.ok() ? std::string() : s.error().message}});
+      o.identity = c.identity();
+      continue;
+    }
+    if (!s.ok()) {
+      Logger("coordinator").error("coordinator failed", {{"error", s.error().message}});
+      return 1;
+    }
+    return 0;
   }
-  return 0;
 }
 
 }  // namespace ferry::coordinator

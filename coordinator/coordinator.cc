@@ -102,10 +102,13 @@ Status Coordinator::run() {
   bus_ = std::move(*bus);
   // One active coordinator per NATS (cluster mode: per cluster): a second one
   // waits here, holding nothing.
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  std::string identity = std::string(host) + "/" + std::to_string(getpid()) + "/" +
-                         std::to_string(static_cast<int64_t>(now_seconds() * 1000));
+  std::string identity = opts_.identity;
+  if (identity.empty()) {
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    identity = std::string(host) + "/" + std::to_string(getpid()) + "/" +
+               std::to_string(static_cast<int64_t>(now_seconds() * 1000));
+  }
   std::shared_ptr<kube::Client> kube;
   if (opts_.kubernetes) {
     auto cfg = kube::load_config(opts_.kubeconfig);
@@ -255,8 +258,6 @@ Status Coordinator::run() {
 }
 
 Status Coordinator::load_state() {
-  // A stored entry that does not parse, or has the wrong shape, is reported,
-  // counted and skipped: one bad entry must not stop every later start.
   // A stored entry that does not parse, or has the wrong shape, is reported,
   // counted and skipped: one bad entry must not stop every later start.
   FERRY_TRY(store_->load_resources(

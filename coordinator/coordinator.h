@@ -63,6 +63,7 @@ struct CoordinatorOptions {
   bool kubernetes = false;
   std::string kubeconfig;       // "" in cluster mode: the pod's service account
   std::string lease_namespace;  // the Lease's; "": the kubeconfig's, else openshift-mtv
+  std::string identity;         // the Lease holder's name; "": host/pid/start time
 };
 
 class Coordinator {
@@ -73,6 +74,10 @@ class Coordinator {
   Status run();
   void stop();
   void request_stop() { stop_requested_ = true; }  // async-signal-safe
+  // After run(): it stopped because another coordinator holds the lease, or
+  // it could not renew it in time; it wrote nothing after that.
+  bool lease_lost() const { return !lease_lost_.empty(); }
+  std::string identity() const { return lease_ ? lease_->identity() : opts_.identity; }
 
  private:
   using TaskRef = tasks::TaskRef;

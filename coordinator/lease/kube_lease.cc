@@ -9,6 +9,9 @@ namespace {
 
 const Logger kLog("lease");
 using kube::Json;
+// Each call to the API server: well inside the renew deadline, so a server
+// that accepts connections but does not answer is noticed in time.
+constexpr std::chrono::seconds kCallTimeout{3};
 
 // A Kubernetes MicroTime: RFC 3339 in UTC with microseconds.
 std::string micro_time_now() {
@@ -30,7 +33,8 @@ KubeLease::KubeLease(std::shared_ptr<kube::Client> client, std::string ns, std::
       ns_(std::move(ns)),
       name_(std::move(name)),
       identity_(std::move(identity)),
-      ttl_(ttl) {}
+      ttl_(ttl),
+      renew_deadline_(std::chrono::duration_cast<std::chrono::milliseconds>(ttl) * 2 / 3) {}
 
 KubeLease::~KubeLease() {
   {
@@ -43,7 +47,7 @@ KubeLease::~KubeLease() {
   // Give it up at once (as client-go's ReleaseOnCancel does): a standby need
   // not wait for it to expire.
   std::string path = kube::path_of("coordination.k8s.io/v1", "leases", ns_, name_);
-  auto cur = client_->get(path);
+  auto cur = client_->request("GET", path, nullptr, "application/json", kCallTimeout);
   if (!cur.ok() || !cur->ok() || !cur->body.is_object() || !cur->body.contains("spec") ||
       !cur->body["spec"].is_object() || cur->body["spec"].value("holderIdentity", "") != identity_)
     return;
@@ -51,13 +55,13 @@ KubeLease::~KubeLease() {
   body["spec"]["holderIdentity"] = "";
   body["spec"]["leaseDurationSeconds"] = 1;
   body["spec"]["renewTime"] = micro_time_now();
-  (void)client_->request("PUT", path, &body);
+  (void)client_->request("PUT", path, &body, "application/json", kCallTimeout);
 }
 
 Result<bool> KubeLease::try_hold(std::string* holder) {
   const std::string coll = kube::path_of("coordination.k8s.io/v1", "leases", ns_);
   const std::string path = coll + "/" + name_;
-  auto cur = client_->get(path);
+  auto cur = client_->request("GET", path, nullptr, "application/json", kCallTimeout);
   if (!cur.ok()) return cur.error();
   std::string now = micro_time_now();
   if (cur->code == 404) {
@@ -70,7 +74,7 @@ Result<bool> KubeLease::try_hold(std::string* holder) {
                     {"acquireTime", now},
                     {"renewTime", now},
                     {"leaseTransitions", 0}}}};
-    auto r = client_->request("POST", coll, &lease);
+    auto r = client_->request("POST", coll, &lease, "application/json", kCallTimeout);
     if (!r.ok()) return r.error();
     if (r->code == 409) return false;  // another replica created it first
     if (!r->ok())
@@ -103,7 +107,8 @@ Result<bool> KubeLease::try_hold(std::string* holder) {
   spec["holderIdentity"] = identity_;
   spec["leaseDurationSeconds"] = ttl_.count();
   spec["renewTime"] = now;
-  auto r = client_->request("PUT", path, &lease);  // carries the resourceVersion read
+  auto r = client_->request("PUT", path, &lease, "application/json",
+                            kCallTimeout);  // carries the resourceVersion read
   if (!r.ok()) return r.error();
   if (r->code == 409) return false;  // someone wrote it since: read it again
   if (!r->ok())
@@ -141,18 +146,35 @@ void KubeLease::keep(std::function<void(const std::string&)> on_lost) {
 }
 
 void KubeLease::renew_loop() {
+  using clock = std::chrono::steady_clock;
+  auto renewed = clock::now();
+  bool failing = false;
   std::unique_lock<std::mutex> lock(mu_);
   while (!done_) {
-    cv_.wait_for(lock, ttl_ / 3);
+    cv_.wait_for(lock, failing ? std::chrono::milliseconds(1000)
+                               : std::chrono::duration_cast<std::chrono::milliseconds>(ttl_) / 3);
     if (done_) break;
     lock.unlock();
     std::string holder;
     auto r = try_hold(&holder);
-    if (!r.ok())  // the API server is away: nobody else can take it meanwhile
-      kLog.warn("lease not renewed; trying again", {{"error", r.error().message}});
-    if (r.ok() && !*r && holder != identity_ && !holder.empty()) {
+    std::string why;
+    if (r.ok() && *r) {
+      renewed = clock::now();
+      failing = false;
+    } else if (r.ok() && holder != identity_ && !holder.empty()) {
       held_ = false;
-      std::string why = "the lease is held by " + holder;
+      why = "the lease is held by " + holder;
+    } else {
+      failing = true;
+      std::string error = r.ok() ? "conflict" : r.error().message;
+      kLog.warn("lease not renewed; trying again", {{"error", error}});
+      auto waited = clock::now() - renewed;
+      if (waited >= renew_deadline_)
+        why = "the lease was not renewed for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(waited).count()) +
+              " s (" + error + ")";
+    }
+    if (!why.empty()) {
       kLog.error("lease lost", {{"identity", identity_}, {"why", why}});
       on_lost_(why);
       return;

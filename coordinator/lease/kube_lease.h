@@ -6,11 +6,13 @@
 // comparison between nodes), writing with the resourceVersion it read, so
 // of two standbys only one wins (the other gets 409 Conflict).
 //
-// While the API server is unreachable the holder keeps working and keeps
-// trying; when it answers again and someone else has taken it, on_lost is
-// called. That survives an API server restart but not a partition of the
-// holder alone (a standby takes over after ttl while the holder, unaware,
-// goes on): see docs/architecture.md.
+// The holder renews every ttl/3 and, after a failure, every second. If it
+// has not renewed for the renew deadline (2/3 of ttl: 10 s of 15) it gives
+// up (on_lost), as client-go's leader election does: a standby cannot take
+// over before ttl has passed by its own clock, so the old holder has
+// stopped by then even when it alone is cut off from the API server. The
+// coordinator then stands by again in the same process, and takes the Lease
+// back at once if nobody else took it (same identity).
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -41,6 +43,7 @@ class KubeLease : public Lease {
   std::shared_ptr<kube::Client> client_;
   std::string ns_, name_, identity_;
   std::chrono::seconds ttl_;
+  std::chrono::milliseconds renew_deadline_;
   // The last record seen (holder + renewTime) and when it last changed.
   std::string seen_record_;
   std::chrono::steady_clock::time_point seen_at_;

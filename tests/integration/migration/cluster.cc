@@ -454,6 +454,25 @@ spec:
   }
 }
 
+int ControlPlane::api_port() const {
+  std::string k = read_file(kubeconfig());
+  const std::string key = "server: https://127.0.0.1:";
+  size_t at = k.find(key);
+  if (at == std::string::npos) throw std::runtime_error("no server in " + kubeconfig());
+  return std::stoi(k.substr(at + key.size()));
+}
+
+std::string ControlPlane::kubeconfig_via(const std::string& kubeconfig, int port) const {
+  std::string k = read_file(kubeconfig);
+  std::string from = "https://127.0.0.1:" + std::to_string(api_port());
+  size_t at = k.find(from);
+  if (at == std::string::npos) throw std::runtime_error("no " + from + " in " + kubeconfig);
+  k.replace(at, from.size(), "https://127.0.0.1:" + std::to_string(port));
+  std::string out = kubeconfig + "." + std::to_string(port);
+  write_file(out, k);
+  return out;
+}
+
 ControlPlane::~ControlPlane() { run({kSource + "/tools/dev-cluster", "down", dir_}); }
 
 void ControlPlane::restart(const std::string& name) {

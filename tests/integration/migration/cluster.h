@@ -137,6 +137,10 @@ class ControlPlane {
   std::string coordinator_kubeconfig() const { return dir_ + "/ferry-coordinator.kubeconfig"; }
   // The agent's (ServiceAccount openshift-mtv/ferry-agent): PersistentVolumes only.
   std::string agent_kubeconfig() const { return dir_ + "/ferry-agent.kubeconfig"; }
+  // The API server's port, and a copy of `kubeconfig` that reaches it through
+  // 127.0.0.1:<port> instead (a TcpProxy).
+  int api_port() const;
+  std::string kubeconfig_via(const std::string& kubeconfig, int port) const;
   CtlResult kubectl(std::vector<std::string> args);
   // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
   Json get(const std::string& kind, const std::string& name);

@@ -6,9 +6,11 @@
 
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/migration/cluster.h"
+#include "tests/support/tcp_proxy.h"
 
 using namespace ferry::test;
 using namespace std::chrono_literals;
@@ -288,6 +290,71 @@ TEST_CASE("cluster mode: a second coordinator takes the Lease over mid-migration
   CHECK(k8s.get("lease", "ferry-coordinator")["spec"]["leaseTransitions"] == 1);
   Json vm = vm_status(c, "m");
   CHECK_FALSE(first_difference(c.flat_path("fo-01"), vm["disks"][0]["path"]).has_value());
+}
+
+// The "ts" of the first log line whose "msg" is `msg` ("" if none).
+std::string logged_at(const std::string& log, const std::string& msg) {
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    Json j = Json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == msg) return j.value("ts", "");
+  }
+  return "";
+}
+
+TEST_CASE(
+    "cluster mode: a coordinator cut off from the API server steps down before another "
+    "takes over",
+    "[e2e][k8s]") {
+  Cluster c({{.name = "cut-01", .disk_mib = 96, .data_mib = 32}});
+  ControlPlane k8s(c);
+  TcpProxy link(k8s.api_port());  // the first coordinator's only way to the API server
+  auto first = c.spawn_coordinator(
+      "coordinator-a",
+      {"--kubeconfig", k8s.kubeconfig_via(k8s.coordinator_kubeconfig(), link.port())});
+  auto holder = [&] {
+    Json l = k8s.get("lease", "ferry-coordinator");
+    return l.is_object() ? l["spec"].value("holderIdentity", "") : "";
+  };
+  REQUIRE(eventually(
+      20s, [&] { return !holder().empty(); }, 250ms));
+  std::string a = holder();
+  auto second =
+      c.spawn_coordinator("coordinator-b", {"--kubeconfig", k8s.coordinator_kubeconfig()});
+  REQUIRE(eventually(10s, [&] {
+    return second->stderr_text().find("another coordinator is active") != std::string::npos;
+  }));
+  c.start_agent("node-1", {"--bandwidth", std::to_string(2 << 20)});
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"cut-01"})}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return path_exists(c.volume_root("node-1") + "/target/cut-01-disk-0/disk.img"); },
+      200ms));
+  link.cut();  // NATS still reaches it: only the Lease can tell it to stop
+  REQUIRE(eventually(
+      60s, [&] { return !holder().empty() && holder() != a; }, 500ms));
+  // It gave up within the renew deadline, before the other could take the Lease.
+  std::string stepped = logged_at(first->stderr_text(), "lease lost");
+  std::string took = logged_at(second->stderr_text(), "lease acquired");
+  REQUIRE_FALSE(stepped.empty());
+  REQUIRE_FALSE(took.empty());
+  CHECK(stepped < took);
+  CHECK(first->stderr_text().find("was not renewed for") != std::string::npos);
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "m") == "Succeeded"; }, 500ms));
+  Json vm = vm_status(c, "m");
+  CHECK_FALSE(first_difference(c.flat_path("cut-01"), vm["disks"][0]["path"]).has_value());
+  // Reconnected, it stands by in the same process under the same name.
+  link.restore();
+  CHECK(first->alive());
+  CHECK(eventually(40s, [&] {
+    std::string log = first->stderr_text();
+    return log.find("stepped down; standing by for the lease again") != std::string::npos &&
+           log.find("another coordinator is active") != std::string::npos;
+  }));
+  CHECK(holder() != a);
 }
 
 TEST_CASE("cluster mode: the API server restarted mid-migration", "[e2e][k8s]") {
