@@ -140,12 +140,16 @@ Status KubeStateStore::load_resources(std::function<void(const ResourceKey&, Jso
     auto v = list(kind, [&](const Json& obj) {
       ResourceKey k = key_of(kind, obj);
       note(k, obj);
-      bool deleting = false;
+      bool deleting = false, ours = false;
       {
         std::lock_guard<std::mutex> l(mu_);
         deleting = known_[k].deleting;
+        ours = known_[k].finalizer;
       }
-      if (!deleting) each(k, document_of(obj));
+      // A Migration deleted while no coordinator ran waits for our finalizer:
+      // it is loaded like the others, so that the watch's first list reports
+      // the deletion to a coordinator that knows it and cancels what it runs.
+      if (!deleting || ours) each(k, document_of(obj));
     });
     if (!v.ok() && kind == "NetworkAttachmentDefinition") {
       // No Multus (its CRD is absent) or no right to read them: multus maps

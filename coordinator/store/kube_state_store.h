@@ -76,7 +76,7 @@ class KubeStateStore : public StateStore {
   };
   // Lists one kind; `each` gets every object. Returns the list's resourceVersion.
   Result<std::string> list(const std::string& kind, const std::function<void(const Json&)>& each);
-  // Records an object's version; true if it is being deleted.
+  // Records what the store last saw of an object (known_).
   void note(const ResourceKey& k, const Json& object);
   void watch_main(std::string kind, std::string resource_version);
   // Migrations: adds kFinalizer unless there or being deleted (watch threads).

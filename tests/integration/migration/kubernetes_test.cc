@@ -258,6 +258,33 @@ TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it"
   CHECK(c.ctl({"get", "migration", "m"}).rc != 0);
 }
 
+TEST_CASE("cluster mode: a Migration deleted while no coordinator runs is canceled at its start",
+          "[e2e][k8s]") {
+  Cluster c({{.name = "del-01", .disk_mib = 128, .data_mib = 32}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  c.start_agent("node-1", {"--bandwidth", std::to_string(1 << 20)});
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("p", {"del-01"})}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  std::string vol = c.volume_root("node-1") + "/target/del-01-disk-0/disk.img";
+  REQUIRE(eventually(
+      60s, [&] { return path_exists(vol); }, 200ms));
+  c.kill_coordinator();
+  REQUIRE(k8s.kubectl({"delete", "migration", "m", "-n", "openshift-mtv", "--wait=false"}).rc == 0);
+  // The finalizer holds it until a coordinator has canceled it.
+  Json held = k8s.get("migration", "m");
+  REQUIRE(held.is_object());
+  CHECK(held["metadata"].contains("deletionTimestamp"));
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  CHECK(eventually(
+      60s, [&] { return k8s.get("migration", "m").is_null(); }, 250ms));
+  // Canceled, not finished: the copy stopped and its volume was removed.
+  CHECK(eventually(30s, [&] { return !path_exists(vol); }));
+  CHECK(c.ctl({"get", "migration", "m"}).rc != 0);
+}
+
 TEST_CASE("cluster mode: a second coordinator takes the Lease over mid-migration", "[e2e][k8s]") {
   Cluster c({{.name = "fo-01", .disk_mib = 96, .data_mib = 16}});
   ControlPlane k8s(c);
