@@ -42,15 +42,34 @@ Status PersistentVolumes::register_volume(const ferry::v1::TargetVolume& t,
   auto r = client_->request("POST", coll, &pv);
   if (!r.ok()) return r.error().wrap("PersistentVolume " + name);
   if (r->ok()) return {};
-  if (r->code == 409) {  // registered by an earlier attempt (a warm disk's next copy)
+  for (int attempt = 0; r->code == 409 && attempt < 5; ++attempt) {
+    // Registered before: by an earlier attempt (a warm disk's next copy), or
+    // for an earlier claim of the same name that is gone (its VM deleted;
+    // the PV, kept by its Retain policy, is Released and would never bind
+    // the new claim). That one is registered again for the new claim.
     auto cur = client_->get(coll + "/" + name);
-    if (cur.ok() && cur->ok()) {
-      const Json& ref = cur->body["spec"].value("claimRef", Json::object());
-      if (ref.value("namespace", "") == c.namespace_() && ref.value("name", "") == c.name())
-        return {};
+    if (!cur.ok()) return cur.error().wrap("PersistentVolume " + name);
+    if (cur->code == 404) {  // deleted meanwhile
+      r = client_->request("POST", coll, &pv);
+      if (!r.ok()) return r.error().wrap("PersistentVolume " + name);
+      if (r->ok()) return {};
+      continue;
     }
-    return Error(ErrorCode::kAlreadyExists,
-                 "PersistentVolume " + name + " exists for another claim");
+    if (!cur->ok() || !cur->body.is_object())
+      return Error(ErrorCode::kUnavailable, "PersistentVolume " + name + ": " + cur->message());
+    const Json spec = cur->body.value("spec", Json::object());
+    const Json ref = spec.value("claimRef", Json::object());
+    if (ref.value("namespace", "") != c.namespace_() || ref.value("name", "") != c.name())
+      return Error(ErrorCode::kAlreadyExists,
+                   "PersistentVolume " + name + " exists for another claim");
+    std::string phase = cur->body.value("status", Json::object()).value("phase", "");
+    if (phase != "Released" && phase != "Failed") return {};
+    Json again = pv;  // its metadata as it is (resourceVersion: 409 if it changed meanwhile)
+    again["metadata"] = cur->body.value("metadata", Json::object());
+    again["metadata"]["labels"].update(pv["metadata"]["labels"]);
+    r = client_->request("PUT", coll + "/" + name, &again);
+    if (!r.ok()) return r.error().wrap("PersistentVolume " + name);
+    if (r->ok()) return {};
   }
   return Error(r->code == 422 ? ErrorCode::kInvalidArgument : ErrorCode::kUnavailable,
                "PersistentVolume " + name + ": " + r->message());

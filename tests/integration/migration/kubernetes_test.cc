@@ -154,6 +154,37 @@ spec:
   CHECK(full["disks"][0]["path"] == dir + "/disk.img");  // KubeVirt's name on a Filesystem PVC
   CHECK_FALSE(first_difference(c.flat_path("web-01"), full["disks"][0]["path"]).has_value());
 
+  SECTION("migrated again after its VirtualMachine was deleted, it binds its Released PV") {
+    // The garbage collector removes the PVC with its VM; the Retain policy
+    // keeps the PV, Released, bound to the old claim's uid.
+    REQUIRE(k8s.kubectl({"delete", "vm", "web-01", "-n", "target", "--wait=true"}).rc == 0);
+    auto pv_phase = [&] {
+      auto p = k8s.kubectl({"get", "pv", "target.web-01-disk-0.node-1", "-o", "json"});
+      return p.rc == 0 ? Json::parse(p.out)["status"].value("phase", "") : "";
+    };
+    REQUIRE(eventually(
+        60s, [&] { return pv_phase() == "Released"; }, 250ms));
+    REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-b", {"web-01"})}).rc == 0);
+    REQUIRE(eventually(
+        30s, [&] { return k8s.phase("plan", "plan-b") == "Ready"; }, 250ms));
+    REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-b", "plan-b")}).rc == 0);
+    REQUIRE(eventually(
+        120s, [&] { return k8s.phase("migration", "mig-b") == "Succeeded"; }, 500ms));
+    CHECK(eventually(
+        30s,
+        [&] {
+          auto p = k8s.kubectl({"get", "pvc", "web-01-disk-0", "-n", "target", "-o", "json"});
+          if (p.rc != 0) return false;
+          Json j = Json::parse(p.out);
+          return j["status"].value("phase", "") == "Bound" &&
+                 j["spec"].value("volumeName", "") == "target.web-01-disk-0.node-1";
+        },
+        250ms));
+    CHECK(pv_phase() == "Bound");
+    CHECK_FALSE(first_difference(c.flat_path("web-01"), vm_status(c, "mig-b")["disks"][0]["path"])
+                    .has_value());
+  }
+
   SECTION("problems a kubectl apply cannot refuse become Critical conditions") {
     std::string bad = c.dir().file("bad.yaml");
     write_file(bad, R"(apiVersion: forklift.konveyor.io/v1beta1
