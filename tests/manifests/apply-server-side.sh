@@ -115,6 +115,8 @@ expect no ferry-coordinator create pods
 expect no ferry-coordinator list configmaps
 expect yes ferry-agent create persistentvolumes
 expect yes ferry-agent delete persistentvolumes
+expect yes ferry-agent update persistentvolumes
+expect no ferry-agent patch persistentvolumes
 expect no ferry-agent create persistentvolumeclaims
 expect no ferry-agent list nodes
 for sa in ferry-agent ferry-nats; do
