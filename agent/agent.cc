@@ -13,6 +13,7 @@
 #include "agent/convert/convert.h"
 #include "agent/nbd_view.h"
 #include "agent/transfer/copy.h"
+#include "agent/volumes/loop_devices.h"
 #include "common/base/log.h"
 #include "common/protocol/subjects.h"
 
@@ -143,7 +144,12 @@ Result<std::string> Agent::resolve_target(const ferry::v1::TargetVolume& t) cons
 
 void Agent::remove_volume(const std::string& path, const ferry::v1::TargetVolume& t) {
   std::error_code ec;
-  fs::remove(path, ec);
+  if (t.block()) {
+    Status s = volumes::detach_loop(path);
+    if (!s.ok()) kLog.warn("block volume not removed", {{"error", s.error().message}});
+  } else {
+    fs::remove(path, ec);
+  }
   remove_checkpoints(path, "");
   if (pvs_ && t.has_claim()) {
     fs::remove(fs::path(path).parent_path(), ec);  // the claim's directory, if now empty
@@ -696,6 +702,10 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   if (ec)
     return fail(Error(ErrorCode::kIo,
                       "creating " + fs::path(*path).parent_path().string() + ": " + ec.message()));
+  if (task.target().block()) {  // volumeMode Block: the copy writes to a loop device
+    Status b = volumes::attach_loop(*path, task.target().size_bytes());
+    if (!b.ok()) return fail(b.error());
+  }
 
   transfer::SourceSpec src;
   switch (task.source_case()) {
@@ -804,10 +814,12 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   s->set_seconds(stats->seconds);
   s->set_digest(stats->digest);
   s->set_volume_path(*path);
-  // Cluster mode: the volume's directory becomes a PersistentVolume on this
-  // node, pre-bound to the claim the coordinator creates for it.
+  // Cluster mode: the volume's directory (Block: its device) becomes a
+  // PersistentVolume on this node, pre-bound to the claim the coordinator
+  // creates for it.
   if (pvs_ && task.target().has_claim() && !running->delete_volume) {
-    Status reg = pvs_->register_volume(task.target(), fs::path(*path).parent_path().string());
+    Status reg = pvs_->register_volume(
+        task.target(), task.target().block() ? *path : fs::path(*path).parent_path().string());
     if (!reg.ok()) return fail(reg.error());
   }
   kLog.info("task succeeded", {{"task", task.task_id()},

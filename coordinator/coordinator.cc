@@ -443,6 +443,7 @@ void Coordinator::target_volume(const Json& d, ferry::v1::TargetVolume* t) const
   t->set_storage_class(d.value("storageClass", ""));
   t->set_path(d.value("relativePath", ""));
   t->set_size_bytes(d.value("capacity", uint64_t{0}));
+  t->set_block(d.value("volumeMode", "") == "Block");
   if (opts_.kubernetes) {  // the PVC the VM will use: <targetNamespace>/<volume>
     const std::string rel = d.value("relativePath", "");
     auto* c = t->mutable_claim();
@@ -1379,17 +1380,22 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       if (!smap)
         return fail_vm(mkey, vm_id, plan->key().to_string() + ": spec.map.storage not found");
       std::vector<std::string> classes;
+      std::vector<bool> block;               // volumeMode Block
       std::map<std::string, uint64_t> need;  // storage class -> bytes
       for (const auto& d : (*inv_vm)["disks"]) {
         std::string sc;
+        bool b = false;
         for (const auto& e : smap->spec()["map"]) {
           const Json& src = e["source"];
           const Json& ds = d["datastore"];
           if ((src.contains("id") && src["id"] == ds["id"]) ||
-              (!src.contains("id") && src.value("name", "") == ds.value("name", "")))
+              (!src.contains("id") && src.value("name", "") == ds.value("name", ""))) {
             sc = e["destination"].value("storageClass", "");
+            b = e["destination"].value("volumeMode", "") == "Block";
+          }
         }
         classes.push_back(sc);
+        block.push_back(b);
         need[sc] += d.value("capacity", uint64_t{0});
       }
       std::string best = agents_.place(need, now_seconds()).value_or("");
@@ -1423,11 +1429,15 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
              {"capacity", d.value("capacity", uint64_t{0})},
              {"storageClass", classes[i]},
              {"volume", vol},
-             {"requestedSize", target::requested_size(d.value("capacity", uint64_t{0}), true)},
+             {"requestedSize", target::requested_size(d.value("capacity", uint64_t{0}), !block[i])},
+             {"volumeMode", block[i] ? "Block" : "Filesystem"},
              // Cluster mode: a directory per claim, the disk in it as KubeVirt
              // expects it on a Filesystem PVC (the agent makes it a PersistentVolume).
+             // Block: the directory holds the device node (a loop device).
              {"relativePath", pspec.value("targetNamespace", "") + "/" + vol +
-                                  (opts_.kubernetes ? "/disk.img" : ".img")},
+                                  (block[i]           ? "/block"
+                                   : opts_.kubernetes ? "/disk.img"
+                                                      : ".img")},
              {"node", best},
              {"sourceHost", inv_vm->value("host", "")},
              {"taskId",
@@ -1667,7 +1677,8 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       req.plan = store_->uid(plan->key());
       for (const auto& d : (*vm)["disks"])
         req.claims.push_back({d.value("volume", ""), d.value("storageClass", ""),
-                              d.value("requestedSize", uint64_t{0}), false});
+                              d.value("requestedSize", uint64_t{0}),
+                              d.value("volumeMode", "") == "Block"});
       std::string key = mkey.to_string() + vm_id;
       if (inflight_.count(key)) return;  // already being created
       inflight_.insert(key);

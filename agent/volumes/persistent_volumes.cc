@@ -11,7 +11,7 @@ std::string PersistentVolumes::pv_name(const ferry::v1::VolumeClaim& c) const {
 }
 
 Status PersistentVolumes::register_volume(const ferry::v1::TargetVolume& t,
-                                          const std::string& dir) {
+                                          const std::string& local_path) {
   const auto& c = t.claim();
   const std::string name = pv_name(c);
   Json pv = {{"apiVersion", "v1"},
@@ -22,10 +22,10 @@ Status PersistentVolumes::register_volume(const ferry::v1::TargetVolume& t,
              {"spec",
               {{"capacity", {{"storage", std::to_string(c.request_bytes())}}},
                {"accessModes", Json::array({"ReadWriteOnce"})},
-               {"volumeMode", "Filesystem"},
+               {"volumeMode", t.block() ? "Block" : "Filesystem"},
                {"persistentVolumeReclaimPolicy", "Retain"},
                {"storageClassName", t.storage_class()},
-               {"local", {{"path", dir}}},
+               {"local", {{"path", local_path}}},
                {"nodeAffinity",
                 {{"required",
                   {{"nodeSelectorTerms",

@@ -4,6 +4,8 @@
 // Ferry (NATS, vsphere-sim, coordinator, agent) as in the other e2e tests.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <map>
 #include <set>
 #include <sstream>
@@ -287,6 +289,81 @@ TEST_CASE("cluster mode: spec.cancel and deleting a running Migration cancel it"
   CHECK(eventually(10s, [&] { return !path_exists(vb); }));
   // The coordinator forgot it, and a new Migration of the Plan may run.
   CHECK(c.ctl({"get", "migration", "m"}).rc != 0);
+}
+
+// The loop device backing `file` as `losetup -j` lists it ("" if none).
+std::string loop_of(const Cluster& c, const std::string& file) {
+  Subprocess p({require_program("losetup"), "-j", file},
+               {.log_dir = c.dir().path(), .name = "losetup"});
+  p.wait(30s);
+  return p.stdout_text();
+}
+
+TEST_CASE("cluster mode: Block-mode volumes are loop devices, their PVs Block and Bound",
+          "[e2e][k8s]") {
+  Cluster c({{.name = "blk-a", .disk_mib = 128, .data_mib = 16},
+             {.name = "blk-b", .base = "DC0_H0_VM1", .disk_mib = 128, .data_mib = 16}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  c.start_agent("node-1",
+                {"--kubeconfig", k8s.agent_kubeconfig(), "--bandwidth", std::to_string(4 << 20)});
+  std::string manifests = c.write_manifests("p", {"blk-a", "blk-b"});
+  std::string text = read_file(manifests);
+  const std::string plain = "destination: {storageClass: local}";
+  REQUIRE(text.find(plain) != std::string::npos);
+  text.replace(text.find(plain), plain.size(),
+               "destination: {storageClass: local, volumeMode: Block}");
+  write_file(manifests, text);
+  REQUIRE(k8s.kubectl({"apply", "-f", manifests}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  std::string da = c.volume_root("node-1") + "/target/blk-a-disk-0";
+  std::string db = c.volume_root("node-1") + "/target/blk-b-disk-0";
+  auto is_block = [](const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  };
+  REQUIRE(eventually(
+      60s, [&] { return is_block(da + "/block") && is_block(db + "/block"); }, 200ms));
+  CHECK(loop_of(c, da + "/block.img").find(da + "/block.img") != std::string::npos);
+
+  // Canceled, its loop device is detached and its node and file removed.
+  REQUIRE(k8s.kubectl({"patch", "migration", "m", "-n", "openshift-mtv", "--type=merge", "-p",
+                       R"({"spec":{"cancel":[{"name":"blk-a"}]}})"})
+              .rc == 0);
+  CHECK(eventually(30s, [&] { return !path_exists(da + "/block.img"); }));
+  CHECK_FALSE(path_exists(da + "/block"));
+  CHECK(loop_of(c, da + "/block.img").empty());
+
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "m") == "Succeeded"; }, 500ms));
+  // The PV is the device, volumeMode Block, bound to the Block PVC of the VM.
+  auto pv_out = k8s.kubectl({"get", "pv", "target.blk-b-disk-0.node-1", "-o", "json"});
+  REQUIRE(pv_out.rc == 0);
+  Json pv = Json::parse(pv_out.out);
+  CHECK(pv["spec"]["volumeMode"] == "Block");
+  CHECK(pv["spec"]["local"]["path"] == db + "/block");
+  CHECK(eventually(
+      30s,
+      [&] {
+        auto p = k8s.kubectl({"get", "pvc", "blk-b-disk-0", "-n", "target", "-o", "json"});
+        if (p.rc != 0) return false;
+        Json j = Json::parse(p.out);
+        return j["spec"].value("volumeMode", "") == "Block" &&
+               j["status"].value("phase", "") == "Bound" &&
+               j["spec"].value("volumeName", "") == "target.blk-b-disk-0.node-1";
+      },
+      250ms));
+  // Byte for byte: read through the device, stored in its file.
+  CHECK(c.get_json("migration", "m")["status"]["vms"].dump().find(db + "/block\"") !=
+        std::string::npos);
+  CHECK_FALSE(first_difference(c.flat_path("blk-b"), db + "/block.img").has_value());
+  CHECK(loop_of(c, db + "/block.img").find(db + "/block.img") != std::string::npos);
+  // The test leaves no loop device behind.
+  Subprocess detach({require_program("losetup"), "-d", db + "/block"},
+                    {.log_dir = c.dir().path(), .name = "losetup"});
+  CHECK(detach.wait(30s) == 0);
 }
 
 TEST_CASE("cluster mode: a Migration deleted while no coordinator runs is canceled at its start",
