@@ -136,8 +136,11 @@ TEST_CASE(
   CHECK(bad.err.find("--vm: VM \"nope\" is not part of this migration") != std::string::npos);
 }
 
+// The suite's one real conversion runs in cluster mode, applied with kubectl:
+// the PVC must end Bound to the PV on the node that holds the converted disk.
 TEST_CASE(
-    "the real Debian guest is migrated and converted in place, the manifest follows the inspection",
+    "cluster mode: the real Debian guest is migrated and converted in place, the VirtualMachine "
+    "follows the inspection",
     "[slow]") {
   set_guestfs_env();
   std::string image = guest_image();
@@ -146,15 +149,19 @@ TEST_CASE(
               .power_state = "poweredOn",
               .macs = {"00:50:56:aa:00:01"},
               .image = image}});
-  c.start_coordinator();
-  c.start_agent("node-1");
-  REQUIRE(c.ctl({"apply", "-f",
-                 c.write_manifests("p", {"debian-01"}, "  skipGuestConversion: false\n")})
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  c.start_agent("node-1", {"--kubeconfig", k8s.agent_kubeconfig()});
+  REQUIRE(k8s.kubectl({"apply", "-f",
+                       c.write_manifests("p", {"debian-01"}, "  skipGuestConversion: false\n")})
               .rc == 0);
-  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   // Once the copy is done, remember the volume's inode: in-place conversion keeps it.
   ino_t inode = 0;
-  std::string volume = c.volume_root("node-1") + "/target/debian-01-disk-0.img";
+  std::string dir = c.volume_root("node-1") + "/target/debian-01-disk-0";
+  std::string volume = dir + "/disk.img";
   REQUIRE(eventually(
       600s,
       [&] {
@@ -167,14 +174,20 @@ TEST_CASE(
         return vm.value("phase", "") == "Failed";
       },
       500ms));
-  REQUIRE(wait_migration(c, "m", 1800) == "Succeeded");
+  REQUIRE(eventually(
+      1800s,
+      [&] {
+        std::string p = k8s.phase("migration", "m");
+        return p == "Succeeded" || p == "Failed";
+      },
+      2s));
+  REQUIRE(k8s.phase("migration", "m") == "Succeeded");
   Json vm = vm_status(c, "m");
   struct stat st {};
   REQUIRE(::stat(volume.c_str(), &st) == 0);
   CHECK(st.st_ino == inode);  // converted in place, no second copy
   size_t files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(c.volume_root("node-1") + "/target"))
-    files += e.is_regular_file();
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
   CHECK(files == 1);
   const Json& rep = vm["conversion"]["report"];
   CHECK(rep["distro"] == "debian");
@@ -182,10 +195,30 @@ TEST_CASE(
   CHECK(vm["inspection"]["report"]["foundOS"] == true);
   CHECK(vm["inspection"]["report"]["distro"] == "debian");
   CHECK(rep["virtioDisk"] == true);
-  std::string manifest = read_file(vm["vmManifestPath"]);
-  CHECK(manifest.find("bus: virtio") != std::string::npos);
-  CHECK(manifest.find("model: virtio") != std::string::npos);
-  CHECK(manifest.find("ferry.io/guest-os: linux debian 12") != std::string::npos);
+  // The VirtualMachine in the API (KubeVirt's schema) has virtio devices and the guest's OS.
+  auto vm_out = k8s.kubectl({"get", "vm", "debian-01", "-n", "target", "-o", "json"});
+  REQUIRE(vm_out.rc == 0);
+  std::string kvm = Json::parse(vm_out.out).dump();
+  CHECK(kvm.find(R"("bus":"virtio")") != std::string::npos);
+  CHECK(kvm.find(R"("model":"virtio")") != std::string::npos);
+  CHECK(kvm.find(R"("ferry.io/guest-os":"linux debian 12)") != std::string::npos);
+  // Its PVC is Bound to the PV on node-1, whose directory holds the converted disk.
+  CHECK(eventually(
+      30s,
+      [&] {
+        auto p = k8s.kubectl({"get", "pvc", "debian-01-disk-0", "-n", "target", "-o", "json"});
+        if (p.rc != 0) return false;
+        Json j = Json::parse(p.out);
+        return j["status"].value("phase", "") == "Bound" &&
+               j["spec"].value("volumeName", "") == "target.debian-01-disk-0.node-1";
+      },
+      250ms));
+  auto pv_out = k8s.kubectl({"get", "pv", "target.debian-01-disk-0.node-1", "-o", "json"});
+  REQUIRE(pv_out.rc == 0);
+  Json pv = Json::parse(pv_out.out);
+  CHECK(pv["spec"]["local"]["path"] == dir);
+  CHECK(pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+          ["values"][0] == "node-1");
   // The guest's own files survived, and its initramfs now has virtio drivers.
   Subprocess cat({require_program("virt-cat"), "-a", volume, "/etc/ferry-marker"},
                  {.log_dir = c.dir().path()});
