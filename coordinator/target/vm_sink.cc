@@ -57,11 +57,18 @@ Result<std::string> KubeVmSink::create(const VmRequest& r) {
   const Json& md = r.vm["metadata"];
   const std::string ns = md.value("namespace", ""), name = md.value("name", "");
   const std::string what = "VirtualMachine " + ns + "/" + name;
+  // Ours: made by an earlier attempt of this migration for this VM (not by
+  // another migration of the same source VM, nor by anyone else).
   auto labelled = [&](const Json& o) {
-    return o["metadata"].value("labels", Json::object()).value("vmID", "") == r.vm_id;
+    const Json labels = o.value("metadata", Json::object()).value("labels", Json::object());
+    return labels.value("vmID", "") == r.vm_id && labels.value("migration", "") == r.migration;
   };
-  auto vm = create_once(*client_, kube::path_of("kubevirt.io/v1", "virtualmachines", ns), r.vm,
-                        what, labelled);
+  Json obj = r.vm;  // with Forklift's labels, as its PVCs have them
+  obj["metadata"]["labels"]["migration"] = r.migration;
+  obj["metadata"]["labels"]["plan"] = r.plan;
+  obj["metadata"]["labels"]["vmID"] = r.vm_id;
+  auto vm = create_once(*client_, kube::path_of("kubevirt.io/v1", "virtualmachines", ns), obj, what,
+                        labelled);
   if (!vm.ok()) return vm.error();
   Json owner = {{"apiVersion", "kubevirt.io/v1"},
                 {"kind", "VirtualMachine"},

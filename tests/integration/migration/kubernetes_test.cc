@@ -106,6 +106,8 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
   CHECK(pvc["metadata"]["labels"]["vmID"] == c.vm_id("web-01"));
   CHECK(pvc["metadata"]["labels"]["migration"] == m["metadata"]["uid"]);
   CHECK(pvc["metadata"]["labels"]["plan"] == k8s.get("plan", "plan-a")["metadata"]["uid"]);
+  CHECK(kvm["metadata"]["labels"]["migration"] == m["metadata"]["uid"]);
+  CHECK(kvm["metadata"]["labels"]["vmID"] == c.vm_id("web-01"));
   CHECK(pvc["metadata"]["ownerReferences"][0]["uid"] == kvm["metadata"]["uid"]);
   CHECK(pvc["spec"]["storageClassName"] == "local");
   CHECK(vm_status(c, "mig-a")["vmRef"] == "VirtualMachine target/web-01");
@@ -157,6 +159,18 @@ spec:
   CHECK_FALSE(first_difference(c.flat_path("web-01"), full["disks"][0]["path"]).has_value());
 
   SECTION("migrated again after its VirtualMachine was deleted, it binds its Released PV") {
+    // Another Plan of the same VM while the first one's VirtualMachine is
+    // there: that VM is not this migration's, so it is left alone.
+    REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-b", {"web-01"})}).rc == 0);
+    REQUIRE(eventually(
+        30s, [&] { return k8s.phase("plan", "plan-b") == "Ready"; }, 250ms));
+    REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-x", "plan-b")}).rc == 0);
+    REQUIRE(eventually(
+        120s, [&] { return k8s.phase("migration", "mig-x") == "Failed"; }, 500ms));
+    CHECK(vm_status(c, "mig-x")["error"].dump().find(
+              "already exists and was not made by this migration") != std::string::npos);
+    CHECK(Json::parse(k8s.kubectl({"get", "vm", "web-01", "-n", "target", "-o", "json"})
+                          .out)["metadata"]["labels"]["migration"] == m["metadata"]["uid"]);
     // The garbage collector removes the PVC with its VM; the Retain policy
     // keeps the PV, Released, bound to the old claim's uid.
     REQUIRE(k8s.kubectl({"delete", "vm", "web-01", "-n", "target", "--wait=true"}).rc == 0);
@@ -166,9 +180,6 @@ spec:
     };
     REQUIRE(eventually(
         60s, [&] { return pv_phase() == "Released"; }, 250ms));
-    REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-b", {"web-01"})}).rc == 0);
-    REQUIRE(eventually(
-        30s, [&] { return k8s.phase("plan", "plan-b") == "Ready"; }, 250ms));
     REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-b", "plan-b")}).rc == 0);
     REQUIRE(eventually(
         120s, [&] { return k8s.phase("migration", "mig-b") == "Succeeded"; }, 500ms));
