@@ -385,7 +385,8 @@ Status KubeStateStore::load_status(std::function<void(const ResourceKey&, Json)>
           summary.erase("vms");
           summary_[k] = summary;
           if (k.kind == "Migration" && st.contains("vms") && st["vms"].is_array())
-            for (size_t i = 0; i < st["vms"].size(); i++) vms_[k][i] = vm_view(st["vms"][i]);
+            for (size_t i = 0; i < st["vms"].size(); i++)
+              vms_[k][i] = std::make_shared<const Json>(vm_view(st["vms"][i]));
         }
         each(k, std::move(st));
       },
@@ -415,8 +416,9 @@ void KubeStateStore::put_status(const ResourceKey& k, const Json& status) {
 
 void KubeStateStore::put_vm_status(const ResourceKey& m, size_t index, const Json& vm) {
   internal_->put_vm_status(m, index, vm);
+  auto view = std::make_shared<const Json>(vm_view(vm));  // without the working fields
   std::lock_guard<std::mutex> l(mu_);
-  vms_[m][index] = vm_view(vm);  // a copy without the working fields
+  vms_[m][index] = std::move(view);
   dirty_.insert(m);
 }
 
@@ -592,11 +594,19 @@ void KubeStateStore::status_main() {
       l.lock();
     }
     // Statuses at most once a second each: a Migration's changes coalesce.
-    std::vector<std::pair<ResourceKey, Json>> work;
+    // What to write is taken under the lock (the VM views are shared, so
+    // that is a copy of pointers) and built after it is let go.
+    struct Work {
+      ResourceKey key;
+      Json summary;
+      VmViews vms;
+    };
+    std::vector<Work> work;
     for (const auto& k : dirty_) {
       auto it = summary_.find(k);
       if (it == summary_.end()) continue;
-      work.emplace_back(k, status_view(k.kind, it->second, vms_[k]));
+      auto v = vms_.find(k);
+      work.push_back({k, it->second, v == vms_.end() ? VmViews{} : v->second});
     }
     dirty_.clear();
     auto release = std::move(release_);
@@ -608,8 +618,9 @@ void KubeStateStore::status_main() {
     for (const auto& e : events)
       if (!unsent.empty() || !post_event(e)) unsent.push_back(e);  // keeps their order
     std::set<ResourceKey> retry;
-    for (const auto& [k, st] : work) {
-      Status s = write_status(k, st);
+    for (const auto& w : work) {
+      const ResourceKey& k = w.key;
+      Status s = write_status(k, status_view(k.kind, w.summary, w.vms));
       if (!s.ok()) {
         kLog.warn("status not written",
                   {{"resource", k.to_string()}, {"error", s.error().message}});

@@ -26,6 +26,7 @@
 
 #include "common/kube/client.h"
 #include "coordinator/store/state_store.h"
+#include "coordinator/store/status_view.h"
 
 namespace ferry::coordinator::store {
 
@@ -100,7 +101,7 @@ class KubeStateStore : public StateStore {
   std::map<std::string, std::string> list_versions_;  // kind -> list resourceVersion (load)
   // The API status of each resource: a summary, and a Migration's VMs by index.
   std::map<ResourceKey, Json> summary_;
-  std::map<ResourceKey, std::map<size_t, Json>> vms_;
+  std::map<ResourceKey, VmViews> vms_;
   std::set<ResourceKey> dirty_;
   std::set<ResourceKey> release_;  // finalizers to remove
   struct Txn {

@@ -39,7 +39,7 @@ Json vm_view(const Json& vm, Detail detail) {
   return v;
 }
 
-Json status_view(const std::string& kind, const Json& summary, const std::map<size_t, Json>& vms,
+Json status_view(const std::string& kind, const Json& summary, const VmViews& vms,
                  size_t max_bytes) {
   Json st = summary.is_object() ? summary : Json::object();
   st.erase("vmCount");
@@ -49,7 +49,8 @@ Json status_view(const std::string& kind, const Json& summary, const std::map<si
   // steps; 0: none.
   auto build = [&](int level) {
     Json list = Json::array();
-    for (const auto& [i, vm] : vms) {
+    for (const auto& [i, view] : vms) {
+      const Json& vm = *view;
       std::string phase = vm.value("phase", "");
       bool active = !migration::is_terminal_name(phase) && phase != "Pending";
       Detail d = level == 3             ? Detail::kPipeline

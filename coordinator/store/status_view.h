@@ -12,6 +12,7 @@
 // all). Sizes at 5,000 VMs: docs/performance.md. Pure; any thread.
 #include <cstddef>
 #include <map>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -22,9 +23,12 @@ inline constexpr size_t kApiStatusBytes = 1024 * 1024;
 enum class Detail { kPipeline, kRunningSteps, kNone };
 // One VM of a Migration, as kubectl shows it, with this much of its pipeline.
 nlohmann::json vm_view(const nlohmann::json& vm, Detail detail = Detail::kPipeline);
+// A Migration's VMs by index, each its vm_view. Shared and immutable, so a
+// writer thread can take a copy of the map under a lock and build from it
+// after letting go.
+using VmViews = std::map<size_t, std::shared_ptr<const nlohmann::json>>;
 // The status to write: `summary` (a Migration's without `vmCount`) with its VMs.
 nlohmann::json status_view(const std::string& kind, const nlohmann::json& summary,
-                           const std::map<size_t, nlohmann::json>& vms,
-                           size_t max_bytes = kApiStatusBytes);
+                           const VmViews& vms, size_t max_bytes = kApiStatusBytes);
 
 }  // namespace ferry::coordinator::store

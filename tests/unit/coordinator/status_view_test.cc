@@ -51,8 +51,9 @@ TEST_CASE("a VM's API view keeps Forklift's fields and drops the working ones") 
 
 TEST_CASE("a Migration status of 5,000 VMs stays under the limit with per-VM progress") {
   Json summary = {{"phase", "Running"}, {"vmCount", 5000}, {"plan", "Plan openshift-mtv/big"}};
-  std::map<size_t, Json> vms;
-  for (size_t i = 0; i < 5000; i++) vms[i] = vm(i, i < 4000 ? "Completed" : "CopyingDisks");
+  VmViews vms;
+  for (size_t i = 0; i < 5000; i++)
+    vms[i] = std::make_shared<const Json>(vm(i, i < 4000 ? "Completed" : "CopyingDisks"));
   Json st = status_view("Migration", summary, vms);
   size_t bytes = st.dump().size();
   CHECK(bytes <= kApiStatusBytes);
@@ -66,7 +67,7 @@ TEST_CASE("a Migration status of 5,000 VMs stays under the limit with per-VM pro
   WARN("5,000 VMs (1,000 running): " << bytes << " bytes");
 
   SECTION("all 5,000 under way at once: each keeps its running step") {
-    for (auto& [i, v] : vms) v = vm(i, "CopyingDisks");
+    for (auto& [i, v] : vms) v = std::make_shared<const Json>(vm(i, "CopyingDisks"));
     Json all = status_view("Migration", summary, vms);
     CHECK(all.dump().size() <= kApiStatusBytes);
     CHECK(all["vms"].size() == 5000);
@@ -80,7 +81,8 @@ TEST_CASE("a Migration status of 5,000 VMs stays under the limit with per-VM pro
     CHECK(cut["vmsOmitted"].get<size_t>() + cut["vms"].size() == 5000);
   }
   SECTION("a small Migration shows every pipeline") {
-    std::map<size_t, Json> few = {{0, vm(0, "Completed")}, {1, vm(1, "CopyingDisks")}};
+    VmViews few = {{0, std::make_shared<const Json>(vm(0, "Completed"))},
+                   {1, std::make_shared<const Json>(vm(1, "CopyingDisks"))}};
     Json s = status_view("Migration", summary, few);
     CHECK(s["vms"][0]["pipeline"].size() == 5);
   }
