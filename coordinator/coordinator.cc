@@ -208,8 +208,7 @@ Status Coordinator::run() {
                           {{"provider", k.to_string()}, {"error", inv.error().message}});
                 return;
               }
-              inventories_[k] = *inv;
-              store_->put_inventory(k, *inv);
+              set_inventory(k, std::move(*inv));
             });
       }
   });
@@ -269,7 +268,9 @@ Status Coordinator::load_state() {
       },
       [this](const std::string& what) { bad_input("stored", what); }));
   FERRY_TRY(store_->load_inventories(
-      [this](const ResourceKey& k, Json inv) { inventories_[k] = std::move(inv); },
+      [this](const ResourceKey& k, Json inv) {
+        inventories_[k] = std::make_shared<const Json>(std::move(inv));
+      },
       [this](const std::string& what) { bad_input("stored", what); }));
   // Rebuild task bookkeeping and slots from the persisted migration state.
   // A stored status of the wrong shape is dropped (and counted), never fatal.
@@ -468,6 +469,17 @@ std::string Coordinator::host_address(const ResourceKey& pk, const std::string& 
 }
 
 std::set<std::string> Coordinator::transfer_networks() const { return agents_.networks(); }
+
+const Json* Coordinator::inventory_of(const ResourceKey& pk) const {
+  auto it = inventories_.find(pk);
+  return it == inventories_.end() ? nullptr : it->second.get();
+}
+
+void Coordinator::set_inventory(const ResourceKey& pk, Inventory inventory) {
+  auto shared = std::make_shared<const Json>(std::move(inventory));
+  inventories_[pk] = shared;
+  store_->put_inventory(pk, std::move(shared));
+}
 
 void Coordinator::update_gauges() {
   static const char* kPlanPhases[] = {"Ready",  "Not ready", "Executing", "Succeeded",
@@ -894,10 +906,7 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   const Resource* plan = find(pk);
   validation::Context ctx;
   ctx.find = [this](const ResourceKey& x) { return find(x); };
-  ctx.inventory = [this](const ResourceKey& k) -> const Json* {
-    auto it = inventories_.find(k);
-    return it == inventories_.end() ? nullptr : &it->second;
-  };
+  ctx.inventory = [this](const ResourceKey& k) -> const Json* { return inventory_of(k); };
   ctx.transfer_networks = transfer_networks();
   ctx.network_attachment = attachment_lookup();
   Json& plan_st = status_[pk];
@@ -1176,9 +1185,9 @@ void Coordinator::dispatch() {
 }
 
 const Json* Coordinator::inventory_vm(const ResourceKey& pk, const std::string& vm_id) {
-  auto inv = inventories_.find(pk);
-  if (inv == inventories_.end() || !inv->second["vms"].is_array()) return nullptr;
-  const Json& vms = inv->second["vms"];
+  const Json* inv = inventory_of(pk);
+  if (!inv || !inv->contains("vms") || !(*inv)["vms"].is_array()) return nullptr;
+  const Json& vms = (*inv)["vms"];
   auto hit = [&](const std::unordered_map<std::string, size_t>& idx) -> const Json* {
     auto it = idx.find(vm_id);
     // Checked, so an index older than the inventory is never believed.

@@ -249,7 +249,11 @@ class Coordinator {
 
   std::map<ResourceKey, Resource> resources_;
   std::map<ResourceKey, model::Json> status_;
-  std::map<ResourceKey, model::Json> inventories_;  // by Provider key
+  // By Provider key; shared with the store's writer, never changed in place
+  // (a new inventory replaces the pointer).
+  std::map<ResourceKey, std::shared_ptr<const model::Json>> inventories_;
+  const model::Json* inventory_of(const ResourceKey& provider) const;    // null if none
+  void set_inventory(const ResourceKey& provider, Inventory inventory);  // and stores it
   std::map<ResourceKey, std::shared_ptr<ProviderPool>> providers_;
   agents::AgentRegistry agents_;
   // Task ids, waiting transfers (their AgentTask holds the session cookie:

@@ -236,8 +236,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
     };
     if (k.kind == "Host") {
       auto pk = need(spec["provider"], "Provider", "spec.provider");
-      const Json* inv =
-          new_inv.count(pk) ? &new_inv[pk] : (inventories_.count(pk) ? &inventories_[pk] : nullptr);
+      const Json* inv = new_inv.count(pk) ? &new_inv[pk] : inventory_of(pk);
       if (inv && !validation::find_by_id_or_name((*inv)["hosts"], {{"id", spec.value("id", "")}}))
         problems.push_back(k.to_string() + ": spec.id: host \"" + spec.value("id", "") +
                            "\" not found in " + pk.to_string() + " inventory");
@@ -248,9 +247,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       validation::Context ctx;
       ctx.find = lookup;
       ctx.inventory = [&](const ResourceKey& pk) -> const Json* {
-        if (new_inv.count(pk)) return &new_inv[pk];
-        auto it = inventories_.find(pk);
-        return it == inventories_.end() ? nullptr : &it->second;
+        return new_inv.count(pk) ? &new_inv[pk] : inventory_of(pk);
       };
       ctx.transfer_networks = transfer_networks();
       ctx.network_attachment = attachment_lookup();
@@ -324,11 +321,11 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       return answer(api::error_reply(s.error().wrap("apply")));
     }
     Json applied = Json::array();
-    for (const auto& [pk, i] : *inv) {
-      store_->put_inventory(pk, i);
-      inventories_[pk] = i;
+    for (auto& [pk, i] : *inv) {
+      set_inventory(pk, std::move(i));
       providers_.erase(pk);  // re-created with the new spec/secret
     }
+    inv->clear();
     std::vector<ResourceKey> migrations, cutover_changed;
     for (const auto& r : *shared) {
       auto k = r.key();
@@ -349,7 +346,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
             {{{"type", "ConnectionTestSucceeded"}, {"status", "True"}, {"category", "Required"}},
              {{"type", "InventoryCreated"}, {"status", "True"}, {"category", "Required"}},
              {{"type", "Ready"}, {"status", "True"}, {"category", "Required"}}});
-        if (inventories_.count(k)) st["vmCount"] = inventories_[k]["vms"].size();
+        if (const Json* i = inventory_of(k)) st["vmCount"] = i->value("vms", Json::array()).size();
         save_status(k);
       }
       if (k.kind == "Plan") {
@@ -395,10 +392,7 @@ void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
       // The plan's conditions are recomputed against the current inventory.
       validation::Context ctx;
       ctx.find = [this](const ResourceKey& x) { return find(x); };
-      ctx.inventory = [this](const ResourceKey& pk) -> const Json* {
-        auto it = inventories_.find(pk);
-        return it == inventories_.end() ? nullptr : &it->second;
-      };
+      ctx.inventory = [this](const ResourceKey& pk) { return inventory_of(pk); };
       ctx.transfer_networks = transfer_networks();
       ctx.network_attachment = attachment_lookup();
       for (const auto& v : doc["status"].value("completedVMs", Json::array()))
@@ -436,7 +430,7 @@ void Coordinator::api_inventory(const api::InventoryRequest& req, Reply reply) {
     Json out = Json::array();
     for (const auto& [k, inv] : inventories_) {
       if ((!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name)) continue;
-      out.push_back({{"provider", k.to_string()}, {"inventory", inv}});
+      out.push_back({{"provider", k.to_string()}, {"inventory", *inv}});
     }
     if (!name.empty() && out.empty())
       return reply(
@@ -463,10 +457,7 @@ void Coordinator::api_inventory(const api::InventoryRequest& req, Reply reply) {
               [](SourceProvider& p) { return p.load_inventory(); });
         },
         [this, k = k, left, answer](Result<Inventory> inv) {
-          if (inv.ok()) {
-            inventories_[k] = *inv;
-            store_->put_inventory(k, *inv);
-          }
+          if (inv.ok()) set_inventory(k, std::move(*inv));
           if (--*left == 0) answer();
         });
 }
@@ -540,7 +531,7 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
   }
   Json inv = Json::object();
   for (const auto& [k, i] : inventories_)
-    if (keep.empty() || keep.count(k)) inv[k.ns + "." + k.name] = i;
+    if (keep.empty() || keep.count(k)) inv[k.ns + "." + k.name] = *i;
   Json agents = Json::array();
   for (const auto& [n, a] : agents_.agents()) {
     Json roots = Json::array();

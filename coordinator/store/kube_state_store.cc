@@ -430,8 +430,8 @@ void KubeStateStore::erase_status(const ResourceKey& k, size_t vm_count) {
   dirty_.erase(k);
 }
 
-void KubeStateStore::put_inventory(const ResourceKey& p, const Json& inventory) {
-  internal_->put_inventory(p, inventory);
+void KubeStateStore::put_inventory(const ResourceKey& p, std::shared_ptr<const Json> inventory) {
+  internal_->put_inventory(p, std::move(inventory));
 }
 void KubeStateStore::erase_inventory(const ResourceKey& p) { internal_->erase_inventory(p); }
 void KubeStateStore::barrier(std::function<void(Status)> done) {

@@ -60,7 +60,7 @@ class KubeStateStore : public StateStore {
   void put_status(const ResourceKey& k, const Json& status) override;
   void put_vm_status(const ResourceKey& migration, size_t index, const Json& vm) override;
   void erase_status(const ResourceKey& k, size_t vm_count) override;
-  void put_inventory(const ResourceKey& provider, const Json& inventory) override;
+  void put_inventory(const ResourceKey& provider, std::shared_ptr<const Json> inventory) override;
   void erase_inventory(const ResourceKey& provider) override;
   void barrier(std::function<void(Status)> done) override;
   StoreStats stats() const override;

@@ -210,8 +210,8 @@ Status KvStateStore::load_inventories(std::function<void(const ResourceKey&, Jso
       continue;
     }
     if (!inv.contains("generation")) {  // an older coordinator's single entry
-      each(pk, inv);
-      put_inventory(pk, inv);
+      put_inventory(pk, std::make_shared<const Json>(inv));
+      each(pk, std::move(inv));
       continue;
     }
     uint64_t gen = inv["generation"].is_number_unsigned() ? inv["generation"].get<uint64_t>() : 0;
@@ -265,10 +265,10 @@ void KvStateStore::erase_status(const ResourceKey& k, size_t vm_count) {
   cv_.notify_one();
 }
 
-void KvStateStore::put_inventory(const ResourceKey& p, const Json& inventory) {
+void KvStateStore::put_inventory(const ResourceKey& p, std::shared_ptr<const Json> inventory) {
   {
     std::lock_guard<std::mutex> l(mu_);
-    inventory_q_[p.ns + "." + p.name] = InventoryOp{inventory};
+    inventory_q_[p.ns + "." + p.name] = InventoryOp{std::move(inventory)};
   }
   cv_.notify_one();
 }
@@ -276,7 +276,7 @@ void KvStateStore::put_inventory(const ResourceKey& p, const Json& inventory) {
 void KvStateStore::erase_inventory(const ResourceKey& p) {
   {
     std::lock_guard<std::mutex> l(mu_);
-    inventory_q_[p.ns + "." + p.name] = InventoryOp{std::nullopt};
+    inventory_q_[p.ns + "." + p.name] = InventoryOp{nullptr};
   }
   cv_.notify_one();
 }

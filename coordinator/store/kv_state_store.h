@@ -36,7 +36,7 @@ class KvStateStore : public StateStore {
   void put_status(const ResourceKey& k, const Json& status) override;
   void put_vm_status(const ResourceKey& migration, size_t index, const Json& vm) override;
   void erase_status(const ResourceKey& k, size_t vm_count) override;
-  void put_inventory(const ResourceKey& provider, const Json& inventory) override;
+  void put_inventory(const ResourceKey& provider, std::shared_ptr<const Json> inventory) override;
   void erase_inventory(const ResourceKey& provider) override;
   void barrier(std::function<void(Status)> done) override;
   StoreStats stats() const override;
@@ -44,7 +44,7 @@ class KvStateStore : public StateStore {
  private:
   using Value = std::optional<std::string>;  // nullopt: erase the key
   struct InventoryOp {
-    std::optional<Json> inventory;  // nullopt: erase
+    std::shared_ptr<const Json> inventory;  // null: erase
   };
   void enqueue_status(const std::string& key, Value v);
   void writer_main();

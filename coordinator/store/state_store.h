@@ -60,7 +60,9 @@ class StateStore {
   virtual void put_vm_status(const ResourceKey& migration, size_t index, const Json& vm) = 0;
   // Removes a status and, for a Migration, its VMs' entries.
   virtual void erase_status(const ResourceKey& k, size_t vm_count) = 0;
-  virtual void put_inventory(const ResourceKey& provider, const Json& inventory) = 0;
+  // Shared and immutable: the caller keeps using it while the store writes it.
+  virtual void put_inventory(const ResourceKey& provider,
+                             std::shared_ptr<const Json> inventory) = 0;
   virtual void erase_inventory(const ResourceKey& provider) = 0;
   // done(ok) once every write queued before this call is stored; a failed
   // write is retried, and done gets the first error seen meanwhile.
