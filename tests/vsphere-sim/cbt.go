@@ -888,7 +888,7 @@ func (c *cbt) lockFolderRead(r *http.Request) func() {
 
 // ---- SOAP ------------------------------------------------------------------
 
-var interceptRE = regexp.MustCompile(`<([A-Za-z0-9_]+:)?(CreateSnapshot_Task|RemoveSnapshot_Task|RemoveAllSnapshots_Task|QueryChangedDiskAreas)[\s>/]`)
+var interceptRE = regexp.MustCompile(`<([A-Za-z0-9_]+:)?(CreateSnapshot_Task|RemoveSnapshot_Task|RemoveAllSnapshots_Task|QueryChangedDiskAreas|RetrievePropertiesEx|ContinueRetrievePropertiesEx|CancelRetrievePropertiesEx)[\s>/]`)
 
 // interceptedCall decodes body if it is one of the calls we act on.
 func interceptedCall(body []byte) *simulator.Method {
@@ -900,7 +900,8 @@ func interceptedCall(body []byte) *simulator.Method {
 		return nil
 	}
 	switch m.Name {
-	case "CreateSnapshot_Task", "RemoveSnapshot_Task", "RemoveAllSnapshots_Task", "QueryChangedDiskAreas":
+	case "CreateSnapshot_Task", "RemoveSnapshot_Task", "RemoveAllSnapshots_Task", "QueryChangedDiskAreas",
+		"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "CancelRetrievePropertiesEx":
 		return m
 	}
 	return nil

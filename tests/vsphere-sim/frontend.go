@@ -156,6 +156,9 @@ func (f *frontend) serveSDK(w http.ResponseWriter, r *http.Request) {
 			f.serveQueryChangedDiskAreas(w, r, m)
 			return
 		}
+		if f.servePaged(w, r, m) {
+			return
+		}
 		if vm, ok := snapshotCallVM(m); ok && f.knownSession(r) {
 			if spy = f.serveSnapshotCall(w, r, m, vm); spy == nil {
 				return // injected fault
@@ -301,6 +304,7 @@ type statsReply struct {
 	SnapshotsRemoved    int64            `json:"snapshots_removed"`
 	ChangedAreaQueries  int64            `json:"changed_area_queries"`
 	DiskWrites          int64            `json:"disk_writes"`
+	PagesServed         int64            `json:"pages_served"` // paged RetrievePropertiesEx answers (paging.go)
 }
 
 // GET: counters. DELETE or POST: reset the counters (not the sessions).
@@ -315,6 +319,7 @@ func (f *frontend) serveStats(w http.ResponseWriter, r *http.Request) {
 		f.logins, f.loginFailures, f.logouts = 0, 0, 0
 		f.faultFiredAll = 0
 		f.snapshotsCreated, f.snapshotsRemoved, f.changedAreaQueries, f.diskWrites = 0, 0, 0, 0
+		pages.reset()
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
@@ -332,6 +337,7 @@ func (f *frontend) serveStats(w http.ResponseWriter, r *http.Request) {
 		SnapshotsRemoved:    f.snapshotsRemoved,
 		ChangedAreaQueries:  f.changedAreaQueries,
 		DiskWrites:          f.diskWrites,
+		PagesServed:         pages.served(),
 	}
 	for k, v := range f.bytesByRemote {
 		rep.FolderBytesByRemote[k] = v

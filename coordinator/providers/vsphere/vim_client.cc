@@ -280,6 +280,19 @@ Status VimClient::login(const std::string& user, const std::string& password) {
 Result<PropertyResult> VimClient::retrieve_view(
     const Mor& container, const std::vector<std::string>& types,
     const std::map<std::string, std::vector<std::string>>& paths) {
+  PropertyResult out;
+  FERRY_TRY(retrieve_view_pages(container, types, paths, 0, [&](const PropertyResult& page) {
+    out.docs.insert(out.docs.end(), page.docs.begin(), page.docs.end());
+    out.objects.insert(out.objects.end(), page.objects.begin(), page.objects.end());
+    return Status{};
+  }));
+  return out;
+}
+
+Status VimClient::retrieve_view_pages(const Mor& container, const std::vector<std::string>& types,
+                                      const std::map<std::string, std::vector<std::string>>& paths,
+                                      size_t page_size,
+                                      const std::function<Status(const PropertyResult&)>& each) {
   std::string inner =
       "<container type=\"" + container.type + "\">" + xml_escape(container.value) + "</container>";
   for (const auto& t : types) inner += "<type>" + t + "</type>";
@@ -293,25 +306,32 @@ Result<PropertyResult> VimClient::retrieve_view(
     for (const auto& p : ps) spec += "<pathSet>" + p + "</pathSet>";
     spec += "</propSet>";
   }
-  spec += "<objectSet><obj type=\"ContainerView\">" + xml_escape(view_mor.value) +
-          "</obj><skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>view</name>"
-          "<type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet>"
-          "</specSet><options/>";
-  PropertyResult out;
+  spec +=
+      "<objectSet><obj type=\"ContainerView\">" + xml_escape(view_mor.value) +
+      "</obj><skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>view</name>"
+      "<type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet>"
+      "</specSet>" +
+      (page_size ? "<options><maxObjects>" + std::to_string(page_size) + "</maxObjects></options>"
+                 : std::string("<options/>"));
   auto r = invoke("RetrievePropertiesEx", property_collector_, spec);
-  Status destroy_status;
+  Status status;
   while (r.ok()) {
-    out.docs.push_back(*r);
+    PropertyResult page;
+    page.docs.push_back(*r);
     pugi::xml_node rv = find_local(**r, "returnval");
-    collect_objects(rv, out);
+    collect_objects(rv, page);
     std::string token = child_local(rv, "token").text().get();
-    if (token.empty()) break;
+    status = each(page);
+    if (!status.ok() && !token.empty())  // the server may let the rest go
+      (void)invoke("CancelRetrievePropertiesEx", property_collector_,
+                   "<token>" + xml_escape(token) + "</token>");
+    if (!status.ok() || token.empty()) break;
     r = invoke("ContinueRetrievePropertiesEx", property_collector_,
                "<token>" + xml_escape(token) + "</token>");
   }
   (void)invoke("DestroyView", view_mor, "");
   if (!r.ok()) return r.error();
-  return out;
+  return status;
 }
 
 Result<PropertyResult> VimClient::retrieve_object(const Mor& obj,

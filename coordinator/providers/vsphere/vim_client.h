@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <pugixml.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,6 +71,14 @@ class VimClient {
   Result<PropertyResult> retrieve_view(
       const Mor& container, const std::vector<std::string>& types,
       const std::map<std::string, std::vector<std::string>>& paths);
+  // The same a page at a time, asking for at most `page_size` objects a page
+  // (0: the server's choice): `each` gets a page, whose nodes live only
+  // during the call, so a large inventory is never held as XML at once. An
+  // error from `each` ends the retrieval.
+  Status retrieve_view_pages(const Mor& container, const std::vector<std::string>& types,
+                             const std::map<std::string, std::vector<std::string>>& paths,
+                             size_t page_size,
+                             const std::function<Status(const PropertyResult&)>& each);
   // Properties of one object.
   Result<PropertyResult> retrieve_object(const Mor& obj, const std::vector<std::string>& paths);
   // Waits for a Task to finish; its error message on failure.

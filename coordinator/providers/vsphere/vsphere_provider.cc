@@ -12,6 +12,10 @@
 namespace ferry::coordinator::vsphere {
 namespace {
 
+// VMs per RetrievePropertiesEx page: the XML of one page (a few MB) is what
+// is held at once while the inventory is read.
+constexpr size_t kInventoryPageSize = 250;
+
 std::string text(const std::map<std::string, pugi::xml_node>& props, const char* key) {
   auto it = props.find(key);
   return it == props.end() ? "" : it->second.text().get();
@@ -170,20 +174,18 @@ Result<Inventory> VsphereProvider::load_inventory() {
   for (const auto& dc : dcs->objects) {
     std::string dc_name = text(dc.props, "name");
     inv["datacenters"].push_back({{"id", dc.obj.value}, {"name", dc_name}});
-    auto objs = client_.retrieve_view(
-        dc.obj,
-        {"VirtualMachine", "HostSystem", "Datastore", "Network", "DistributedVirtualPortgroup",
-         "ClusterComputeResource"},
-        {{"VirtualMachine",
-          {"name", "config.uuid", "config.hardware.numCPU", "config.hardware.memoryMB",
-           "config.firmware", "config.changeTrackingEnabled", "config.guestId",
-           "config.guestFullName", "config.template", "config.hardware.device",
-           "runtime.powerState", "runtime.host", "snapshot", "guest.net", "guest.ipStack"}},
-         {"HostSystem", {"name", "parent"}},
-         {"Datastore", {"name", "summary.capacity", "summary.freeSpace"}},
-         {"Network", {"name"}},
-         {"DistributedVirtualPortgroup", {"name"}},
-         {"ClusterComputeResource", {"name"}}});
+    // Everything but the VMs first (VMs refer to datastores and networks by
+    // id), then the VMs a page at a time: a 10,000-VM inventory is never
+    // held as XML at once.
+    auto objs =
+        client_.retrieve_view(dc.obj,
+                              {"HostSystem", "Datastore", "Network", "DistributedVirtualPortgroup",
+                               "ClusterComputeResource"},
+                              {{"HostSystem", {"name", "parent"}},
+                               {"Datastore", {"name", "summary.capacity", "summary.freeSpace"}},
+                               {"Network", {"name"}},
+                               {"DistributedVirtualPortgroup", {"name"}},
+                               {"ClusterComputeResource", {"name"}}});
     if (!objs.ok()) return explain(objs.error());
     std::map<std::string, std::string> ds_by_id, net_by_id, cluster_by_id;
     for (const auto& o : objs->objects) {
@@ -195,7 +197,7 @@ Result<Inventory> VsphereProvider::load_inventory() {
         cluster_by_id[o.obj.value] = text(o.props, "name");
     }
     std::set<std::string> seen_net;
-    for (const auto& o : objs->objects) {
+    auto add = [&](const ObjectContent& o) {
       const auto& t = o.obj.type;
       if (t == "ClusterComputeResource") {
         inv["clusters"].push_back(
@@ -214,7 +216,7 @@ Result<Inventory> VsphereProvider::load_inventory() {
              {"capacity", std::strtoull(text(o.props, "summary.capacity").c_str(), nullptr, 10)},
              {"free", std::strtoull(text(o.props, "summary.freeSpace").c_str(), nullptr, 10)}});
       } else if (t == "Network" || t == "DistributedVirtualPortgroup") {
-        if (!seen_net.insert(o.obj.value).second) continue;
+        if (!seen_net.insert(o.obj.value).second) return;
         inv["networks"].push_back(
             {{"id", o.obj.value}, {"name", text(o.props, "name")}, {"type", t}});
       } else if (t == "VirtualMachine") {
@@ -285,7 +287,21 @@ Result<Inventory> VsphereProvider::load_inventory() {
         add_guest_network(o.props, vm);
         inv["vms"].push_back(std::move(vm));
       }
-    }
+    };
+    for (const auto& o : objs->objects) add(o);
+    *objs = PropertyResult{};  // its XML is no longer needed
+    Status vms = client_.retrieve_view_pages(
+        dc.obj, {"VirtualMachine"},
+        {{"VirtualMachine",
+          {"name", "config.uuid", "config.hardware.numCPU", "config.hardware.memoryMB",
+           "config.firmware", "config.changeTrackingEnabled", "config.guestId",
+           "config.guestFullName", "config.template", "config.hardware.device",
+           "runtime.powerState", "runtime.host", "snapshot", "guest.net", "guest.ipStack"}}},
+        kInventoryPageSize, [&](const PropertyResult& page) {
+          for (const auto& o : page.objects) add(o);
+          return Status{};
+        });
+    if (!vms.ok()) return explain(vms.error());
   }
   return inv;
 }
