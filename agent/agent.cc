@@ -15,6 +15,7 @@
 #include "agent/transfer/copy.h"
 #include "agent/volumes/loop_devices.h"
 #include "common/base/log.h"
+#include "common/protocol/credentials.h"
 #include "common/protocol/subjects.h"
 
 namespace ferry::agent {
@@ -331,6 +332,11 @@ void Agent::fetch_loop() {
       ferry::v1::ClaimRequest creq;
       creq.set_task_id(ids.task_id);
       creq.set_node(opts_.node);
+      creq.set_needs_credentials(protocol::reads_http(any));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        creq.set_credentials_refused(refused_.erase(ids.task_id) > 0);
+      }
       auto rep = bus_->request(subjects::claim(opts_.node), creq.SerializeAsString(),
                                std::chrono::seconds(5));
       if (!rep.ok()) {
@@ -355,6 +361,9 @@ void Agent::fetch_loop() {
         (void)msg->ack();
         continue;
       }
+      // The source's credential comes with the claim, never with the stored task.
+      if (cr.source_headers_size() > 0)
+        protocol::put_source_headers(any, {cr.source_headers().begin(), cr.source_headers().end()});
       auto running = std::make_shared<Running>();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -477,6 +486,22 @@ void Agent::drain_spool() {
   }
 }
 
+bool Agent::credential_refused(const std::string& task_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (++refusals_[task_id] > kCredentialRefusals) return false;  // then the task fails
+  refused_.insert(task_id);
+  return true;
+}
+
+void Agent::release(const std::shared_ptr<bus::JsMessage>& msg, const std::string& task_id,
+                    uint64_t worker) {
+  (void)msg->nak(std::chrono::seconds(1));
+  std::lock_guard<std::mutex> lock(mu_);
+  running_.erase(task_id);
+  finished_.push_back(worker);
+  cv_.notify_all();
+}
+
 void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::TaskResult& result,
                      uint64_t worker) {
   set_now(result.mutable_finished_at());
@@ -502,6 +527,7 @@ void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::Task
   }
   std::lock_guard<std::mutex> lock(mu_);
   running_.erase(result.task_id());
+  refusals_.erase(result.task_id());
   double rate = 0;
   for (const auto& [id, r] : running_) rate += r->rate;
   metrics_.throughput.Set(rate);
@@ -792,6 +818,16 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       "task started",
       {{"task", task.task_id()}, {"vm", task.vm()}, {"disk", task.disk()}, {"target", *path}});
   auto stats = transfer::copy_disk(src, *path, co);
+  if (!stats.ok() && stats.error().code == ErrorCode::kPermissionDenied && task.has_http() &&
+      credential_refused(task.task_id())) {
+    // The session behind the credential ended (logged out, expired): the task
+    // goes back to the stream and its next claim gets a fresh credential; the
+    // copy resumes from its checkpoint.
+    kLog.warn("the source refused the credential; claiming the task again",
+              {{"task", task.task_id()}, {"error", stats.error().message}});
+    metrics_.in_flight.Decrement();
+    return release(msg, task.task_id(), worker);
+  }
   if (!stats.ok()) {
     if (stats.error().code == ErrorCode::kCanceled) {
       result.set_state(ferry::v1::TASK_STATE_CANCELED);

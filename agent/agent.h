@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,6 +104,16 @@ class Agent {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Running>> running_;
+  // Tasks whose source refused the credential (HTTP 401/403): their next
+  // claim asks for a fresh one (refused_), at most kCredentialRefusals times
+  // in a row before the task fails.
+  static constexpr int kCredentialRefusals = 3;
+  std::set<std::string> refused_;
+  std::map<std::string, int> refusals_;
+  bool credential_refused(const std::string& task_id);  // true: claim it again
+  // Gives a task back to the stream without a result (it is delivered again).
+  void release(const std::shared_ptr<bus::JsMessage>& msg, const std::string& task_id,
+               uint64_t worker);
   std::map<uint64_t, std::thread> workers_;  // joined by the fetch thread once finished
   std::vector<uint64_t> finished_;
   uint64_t next_worker_ = 0;

@@ -1,4 +1,6 @@
 #include "coordinator/coordinator.h"
+
+#include "common/protocol/credentials.h"
 #include "coordinator/status/conditions.h"
 #include "coordinator/status/outcome.h"
 #include "coordinator/status/reports.h"
@@ -607,6 +609,43 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
   dirty_.insert(ref->migration);
 }
 
+void Coordinator::keep_credentials(const std::string& task_id, ferry::v1::AgentTask& task) {
+  auto headers = protocol::take_source_headers(task);
+  if (!headers.empty()) tasks_.set_credentials(task_id, std::move(headers));
+}
+
+bool Coordinator::credentials_ready(const TaskRef& ref, const ferry::v1::ClaimRequest& req) {
+  const std::string& id = req.task_id();
+  const auto* have = tasks_.credentials(id);
+  if (have && !req.credentials_refused()) return true;
+  if (fetching_credentials_.count(id)) return false;
+  // None here (the task was stored by an earlier coordinator), or refused
+  // (the session behind it ended): one from the source's session pool.
+  std::vector<std::string> refused = have ? *have : std::vector<std::string>{};
+  tasks_.drop_credentials(id);
+  Error err;
+  auto slot = source_pool(ref.migration, &err);
+  if (!slot) {
+    fail_vm(ref.migration, ref.vm_id, err.message);
+    return false;
+  }
+  fetching_credentials_.insert(id);
+  using Headers = Result<std::vector<std::string>>;
+  loop_.run_blocking<Headers>(
+      [slot, refused] {
+        return slot->with<Headers>(
+            [&](SourceProvider& p) -> Headers { return p.source_credentials(refused); });
+      },
+      [this, ref, id](Headers h) {
+        fetching_credentials_.erase(id);
+        if (!h.ok())
+          return fail_vm(ref.migration, ref.vm_id,
+                         "getting a source credential: " + h.error().message);
+        tasks_.set_credentials(id, std::move(*h));
+      });
+  return false;
+}
+
 void Coordinator::on_claim(const bus::Message& msg) {
   ferry::v1::ClaimRequest req;
   ferry::v1::ClaimReply rep;
@@ -622,6 +661,9 @@ void Coordinator::on_claim(const bus::Message& msg) {
       rep.set_reason("unknown task");
     } else if (vm_terminal(*vm)) {
       rep.set_reason("VM is " + vm->value("phase", ""));
+    } else if (req.needs_credentials() && !credentials_ready(*ref, req)) {
+      rep.set_later(true);  // asked again in 2 s, by when it is here
+      rep.set_reason("getting a fresh source credential");
     } else if (ref->disk_key < 0) {
       const char* what = ref->disk_key == kInspectionTask ? "inspection" : "conversion";
       Json& conv = (*vm)[what];
@@ -666,6 +708,9 @@ void Coordinator::on_claim(const bus::Message& msg) {
         }
     }
   }
+  if (rep.proceed() && req.needs_credentials())
+    if (const auto* c = tasks_.credentials(req.task_id()))
+      for (const auto& h : *c) rep.add_source_headers(h);
   if (!msg.reply.empty()) (void)bus_->respond(msg.reply, rep.SerializeAsString());
 }
 
@@ -673,6 +718,7 @@ void Coordinator::on_result(const ferry::v1::TaskResult& r) {
   const TaskRef* found = tasks_.find(r.task_id());
   if (!found) return;
   TaskRef ref = *found;
+  tasks_.drop_credentials(r.task_id());  // its claim is over
   Json* vm = vm_status(ref.migration, ref.vm_id);
   if (!vm) return;
   if (ref.disk_key == kInspectionTask) return on_inspection_result(ref, *vm, r);
@@ -1339,6 +1385,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
           },
           [this, mkey, vm_id, any, task_id, node](Json&) {
             tasks_.track(task_id, TaskRef{mkey, vm_id, kInspectionTask});
+            keep_credentials(task_id, *any);
             tasks_.publish(node, task_id, any->SerializeAsString(),
                            [this, mkey, vm_id, task_id, node](Status pub) {
                              Json* v = vm_status(mkey, vm_id);
@@ -1539,6 +1586,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
                 set_task_state(x, TaskState::kWaiting);
                 ferry::v1::AgentTask any;
                 *any.mutable_transfer() = *task;
+                keep_credentials(task_id, any);
                 tasks_.enqueue({.id = task_id,
                                 .source_host = x.value("sourceHost", ""),
                                 .node = x.value("node", ""),

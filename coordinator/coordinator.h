@@ -150,6 +150,13 @@ class Coordinator {
   // Logs and counts input that is refused (ferry_coordinator_bad_input_total{source}).
   void bad_input(const char* source, const std::string& why);
   void on_claim(const bus::Message& msg);
+  // Takes the source credential out of a task before it is stored, keeping
+  // it for the claim (tasks_).
+  void keep_credentials(const std::string& task_id, ferry::v1::AgentTask& task);
+  // True if the claim can get the task's credential now; else a fresh one is
+  // being fetched (the agent asks again) or the VM failed.
+  bool credentials_ready(const TaskRef& ref, const ferry::v1::ClaimRequest& req);
+  std::set<std::string> fetching_credentials_;  // task ids
   void on_result(const ferry::v1::TaskResult& r);
   void on_conversion_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);
   void on_inspection_result(const TaskRef& ref, model::Json& vm, const ferry::v1::TaskResult& r);

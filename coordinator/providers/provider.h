@@ -60,6 +60,12 @@ class DiskSources {
   // host_address: the Host resource's ipAddress for the VM's host, or "".
   virtual Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,
                              ferry::v1::TransferTask& task) = 0;
+  // The headers an agent reads a disk source with (vSphere: the session
+  // cookie) from this session. If they are among `refused` (an agent's
+  // source answered 401/403 to them) the session is renewed first. The
+  // coordinator hands them over with the claim only.
+  virtual Result<std::vector<std::string>> source_credentials(
+      const std::vector<std::string>& refused) = 0;
 };
 
 // Snapshots and changed-block tracking (vSphere CBT; oVirt incremental backup

@@ -25,6 +25,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/base/result.h"
 #include "common/model/resource.h"
@@ -87,6 +88,17 @@ class TaskDispatcher {
   void hold(const std::string& id, const std::string& source_host, const std::string& node);
   void release(const std::string& id);
   size_t holding() const { return held_.size(); }
+
+  // A task's source credential (HTTP headers): memory only, handed over with
+  // its claim, never stored in the stream. Dropped with the task's result.
+  void set_credentials(const std::string& id, std::vector<std::string> headers) {
+    credentials_[id] = std::move(headers);
+  }
+  const std::vector<std::string>* credentials(const std::string& id) const {
+    auto it = credentials_.find(id);
+    return it == credentials_.end() ? nullptr : &it->second;
+  }
+  void drop_credentials(const std::string& id) { credentials_.erase(id); }
   void set_node_limit(const std::string& node, int limit) { slots_.set_node_limit(node, limit); }
   const scheduler::Slots& slots() const { return slots_; }
 
@@ -97,6 +109,7 @@ class TaskDispatcher {
   std::deque<Transfer> queue_;
   std::set<std::string> publishing_;
   std::map<std::string, std::pair<std::string, std::string>> held_;  // id -> source host, node
+  std::map<std::string, std::vector<std::string>> credentials_;
   scheduler::Slots slots_;
 };
 

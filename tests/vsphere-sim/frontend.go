@@ -76,6 +76,8 @@ func (f *frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveCBTReset(w, r)
 	case p == "/ferry-sim/vm":
 		f.serveVM(w, r)
+	case p == "/ferry-sim/revoke-sessions":
+		f.serveRevokeSessions(w, r)
 	case p == "/folder" || strings.HasPrefix(p, "/folder/"):
 		f.serveFolder(w, r)
 	case strings.HasPrefix(p, "/sdk"):
@@ -191,6 +193,21 @@ func (f *frontend) serveSDK(w http.ResponseWriter, r *http.Request) {
 		}
 		f.logouts++
 	}
+}
+
+// POST: every session the frontend knows ends for datastore access, as if
+// an administrator had terminated them: /folder answers 401 to their
+// cookies. (The simulator's SOAP side still accepts them.)
+func (f *frontend) serveRevokeSessions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	f.mu.Lock()
+	n := len(f.sessions)
+	f.sessions = map[string]bool{}
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 
 func (f *frontend) knownSession(r *http.Request) bool {

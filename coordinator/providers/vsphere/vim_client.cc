@@ -277,6 +277,12 @@ Status VimClient::login(const std::string& user, const std::string& password) {
   return {};
 }
 
+void VimClient::logout() {
+  if (cookie_.empty() || session_manager_.empty()) return;
+  (void)invoke("Logout", session_manager_, "");  // a session already gone is fine
+  cookie_.clear();
+}
+
 Result<PropertyResult> VimClient::retrieve_view(
     const Mor& container, const std::vector<std::string>& types,
     const std::map<std::string, std::vector<std::string>>& paths) {

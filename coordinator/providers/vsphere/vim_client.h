@@ -63,6 +63,8 @@ class VimClient {
   // The server certificate's SHA-1 fingerprint seen on the last connection.
   const std::string& seen_thumbprint() const { return seen_thumbprint_; }
 
+  // Ends the session (SessionManager.Logout), if there is one; errors are ignored.
+  void logout();
   // Invokes a method; `inner` is the XML inside <Method>. Returns the response document.
   Result<std::shared_ptr<pugi::xml_document>> invoke(const std::string& method, const Mor& this_mor,
                                                      const std::string& inner);

@@ -147,8 +147,11 @@ Error VsphereProvider::explain(const Error& e) const {
   return Error(e.code, provider_name_ + ": spec.url: " + e.message);
 }
 
+VsphereProvider::~VsphereProvider() { client_.logout(); }
+
 Status VsphereProvider::ensure_session() {
   if (logged_in_) return {};
+  client_.logout();  // the old session, if it is still open: never two per provider
   Status s = client_.login(user_, password_);
   if (!s.ok()) return explain(s.error());
   logged_in_ = true;
@@ -158,6 +161,19 @@ Status VsphereProvider::ensure_session() {
 Status VsphereProvider::test_connection() {
   logged_in_ = false;
   return ensure_session();
+}
+
+Result<std::vector<std::string>> VsphereProvider::source_credentials(
+    const std::vector<std::string>& refused) {
+  FERRY_TRY(ensure_session());
+  std::string mine = "Cookie: " + client_.session_cookie();
+  for (const auto& r : refused)
+    if (r == mine) {  // this session ended on the server: a new one
+      logged_in_ = false;
+      FERRY_TRY(ensure_session());
+      mine = "Cookie: " + client_.session_cookie();
+    }
+  return std::vector<std::string>{mine};
 }
 
 Result<Inventory> VsphereProvider::load_inventory() {

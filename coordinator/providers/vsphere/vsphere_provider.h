@@ -13,6 +13,7 @@ namespace ferry::coordinator::vsphere {
 
 class VsphereProvider : public SourceProvider {
  public:
+  ~VsphereProvider() override;  // logs out: vCenter holds a finite number of sessions
   static Result<std::unique_ptr<SourceProvider>> create(const model::Resource& provider,
                                                         const Json& secret);
   Status test_connection() override;
@@ -20,6 +21,8 @@ class VsphereProvider : public SourceProvider {
   Result<bool> is_powered_on(const std::string& vm_id) override;
   Status power_off(const std::string& vm_id) override;
   Status power_on(const std::string& vm_id) override;
+  Result<std::vector<std::string>> source_credentials(
+      const std::vector<std::string>& refused) override;
   Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,
                      ferry::v1::TransferTask& task) override;
   Result<std::string> create_snapshot(const std::string& vm_id, const std::string& name,

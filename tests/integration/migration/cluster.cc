@@ -204,6 +204,11 @@ void Cluster::start_nats() {
 }
 
 void Cluster::kill_coordinator() { coordinator_->kill(); }
+void Cluster::stop_coordinator() {
+  coordinator_->signal(SIGTERM);
+  if (!coordinator_->wait(std::chrono::seconds(30)))
+    throw std::runtime_error("the coordinator did not stop on SIGTERM in 30 s");
+}
 bool Cluster::coordinator_alive() { return coordinator_ && coordinator_->alive(); }
 
 std::string Cluster::volume_root(const std::string& node) const {
@@ -454,6 +459,20 @@ spec:
   }
 }
 
+bool ControlPlane::pvc_bound(const std::string& ns, const std::string& name,
+                             const std::string& pv) {
+  return eventually(
+      std::chrono::seconds(30),
+      [&] {
+        auto p = kubectl({"get", "pvc", name, "-n", ns, "-o", "json"});
+        if (p.rc != 0) return false;
+        Json j = Json::parse(p.out, nullptr, false);
+        return j.is_object() && j["status"].value("phase", "") == "Bound" &&
+               j["spec"].value("volumeName", "") == pv;
+      },
+      std::chrono::milliseconds(250));
+}
+
 int ControlPlane::api_port() const {
   std::string k = read_file(kubeconfig());
   const std::string key = "server: https://127.0.0.1:";
@@ -493,8 +512,12 @@ CtlResult ControlPlane::kubectl(std::vector<std::string> args) {
 }
 
 Json ControlPlane::get(const std::string& kind, const std::string& name) {
-  auto r = kubectl({"get", kind, name, "-n", "openshift-mtv", "-o", "json"});
-  return r.rc == 0 ? Json::parse(r.out) : Json();
+  return get_in("openshift-mtv", kind, name);
+}
+
+Json ControlPlane::get_in(const std::string& ns, const std::string& kind, const std::string& name) {
+  auto r = kubectl({"get", kind, name, "-n", ns, "-o", "json"});
+  return r.rc == 0 ? Json::parse(r.out, nullptr, false) : Json();
 }
 
 std::string ControlPlane::phase(const std::string& kind, const std::string& name) {

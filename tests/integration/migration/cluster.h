@@ -79,6 +79,7 @@ class Cluster {
   void stop_nats();
   void start_nats();
   void kill_coordinator();  // SIGKILL
+  void stop_coordinator();  // SIGTERM, and waits (30 s) for it to exit
   bool coordinator_alive();
   // Starts the agent of `node` with a volume root for storage class "local".
   void start_agent(const std::string& node, std::vector<std::string> extra_args = {});
@@ -144,7 +145,10 @@ class ControlPlane {
   CtlResult kubectl(std::vector<std::string> args);
   // kubectl get KIND NAME -n openshift-mtv -o json (null if it fails).
   Json get(const std::string& kind, const std::string& name);
+  Json get_in(const std::string& ns, const std::string& kind, const std::string& name);
   std::string phase(const std::string& kind, const std::string& name);  // status.phase or ""
+  // Waits (up to 30 s) until PVC ns/name is Bound to PersistentVolume `pv`.
+  bool pvc_bound(const std::string& ns, const std::string& name, const std::string& pv);
 
  private:
   CtlResult run(std::vector<std::string> argv);
