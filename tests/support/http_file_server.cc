@@ -1,5 +1,7 @@
 #include "tests/support/http_file_server.h"
 
+#include "tests/support/test_support.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -43,22 +45,7 @@ std::string trim(const std::string& s) {
 
 HttpFileServer::HttpFileServer(std::string file, HttpFileServerOptions opts)
     : file_(std::move(file)), opts_(std::move(opts)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-  int one = 1;
-  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::listen(listen_fd_, 64) != 0) {
-    ::close(listen_fd_);
-    throw std::runtime_error("bind/listen: " + std::string(std::strerror(errno)));
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
+  listen_fd_ = listen_loopback(&port_);
   acceptor_ = std::thread([this] { accept_loop(); });
 }
 

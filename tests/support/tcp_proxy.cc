@@ -1,5 +1,7 @@
 #include "tests/support/tcp_proxy.h"
 
+#include "tests/support/test_support.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,17 +42,7 @@ bool pump(int from, int to) {
 }  // namespace
 
 TcpProxy::TcpProxy(int to_port) : to_port_(to_port) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-  sockaddr_in a = loopback(0);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::listen(listen_fd_, 64) != 0) {
-    ::close(listen_fd_);
-    throw std::runtime_error("bind/listen: " + std::string(std::strerror(errno)));
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
+  listen_fd_ = listen_loopback(&port_);
   thread_ = std::thread([this] { loop(); });
 }
 

@@ -91,6 +91,10 @@ std::string find_program(const std::string& name);
 // fail the test run, never skip it. The message names tools/install-deps.
 std::string require_program(const std::string& name);
 
+// A TCP socket listening on 127.0.0.1 on an ephemeral port (CLOEXEC,
+// SO_REUSEADDR); its port in *port. Throws on failure.
+int listen_loopback(int* port);
+
 // File helpers; all throw std::runtime_error on failure.
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& data);

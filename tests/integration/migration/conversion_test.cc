@@ -203,16 +203,7 @@ TEST_CASE(
   CHECK(kvm.find(R"("model":"virtio")") != std::string::npos);
   CHECK(kvm.find(R"("ferry.io/guest-os":"linux debian 12)") != std::string::npos);
   // Its PVC is Bound to the PV on node-1, whose directory holds the converted disk.
-  CHECK(eventually(
-      30s,
-      [&] {
-        auto p = k8s.kubectl({"get", "pvc", "debian-01-disk-0", "-n", "target", "-o", "json"});
-        if (p.rc != 0) return false;
-        Json j = Json::parse(p.out);
-        return j["status"].value("phase", "") == "Bound" &&
-               j["spec"].value("volumeName", "") == "target.debian-01-disk-0.node-1";
-      },
-      250ms));
+  CHECK(k8s.pvc_bound("target", "debian-01-disk-0", "target.debian-01-disk-0.node-1"));
   auto pv_out = k8s.kubectl({"get", "pv", "target.debian-01-disk-0.node-1", "-o", "json"});
   REQUIRE(pv_out.rc == 0);
   Json pv = Json::parse(pv_out.out);

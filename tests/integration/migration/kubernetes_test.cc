@@ -121,16 +121,7 @@ TEST_CASE("cluster mode: a cold migration applied with kubectl, its status in ku
   CHECK(pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
           ["values"][0] == "node-1");
   CHECK(pv["spec"]["storageClassName"] == "local");
-  CHECK(eventually(
-      30s,
-      [&] {
-        auto p = k8s.kubectl({"get", "pvc", "web-01-disk-0", "-n", "target", "-o", "json"});
-        if (p.rc != 0) return false;
-        Json j = Json::parse(p.out);
-        return j["status"].value("phase", "") == "Bound" &&
-               j["spec"].value("volumeName", "") == "target.web-01-disk-0.node-1";
-      },
-      250ms));
+  CHECK(k8s.pvc_bound("target", "web-01-disk-0", "target.web-01-disk-0.node-1"));
   // The schema is KubeVirt's: what it forbids is refused.
   std::string badvm = c.dir().file("bad-vm.yaml");
   write_file(badvm, R"(apiVersion: kubevirt.io/v1
@@ -183,16 +174,7 @@ spec:
     REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-b", "plan-b")}).rc == 0);
     REQUIRE(eventually(
         120s, [&] { return k8s.phase("migration", "mig-b") == "Succeeded"; }, 500ms));
-    CHECK(eventually(
-        30s,
-        [&] {
-          auto p = k8s.kubectl({"get", "pvc", "web-01-disk-0", "-n", "target", "-o", "json"});
-          if (p.rc != 0) return false;
-          Json j = Json::parse(p.out);
-          return j["status"].value("phase", "") == "Bound" &&
-                 j["spec"].value("volumeName", "") == "target.web-01-disk-0.node-1";
-        },
-        250ms));
+    CHECK(k8s.pvc_bound("target", "web-01-disk-0", "target.web-01-disk-0.node-1"));
     CHECK(pv_phase() == "Bound");
     CHECK_FALSE(first_difference(c.flat_path("web-01"), vm_status(c, "mig-b")["disks"][0]["path"])
                     .has_value());
@@ -355,17 +337,8 @@ TEST_CASE("cluster mode: Block-mode volumes are loop devices, their PVs Block an
   Json pv = Json::parse(pv_out.out);
   CHECK(pv["spec"]["volumeMode"] == "Block");
   CHECK(pv["spec"]["local"]["path"] == db + "/block");
-  CHECK(eventually(
-      30s,
-      [&] {
-        auto p = k8s.kubectl({"get", "pvc", "blk-b-disk-0", "-n", "target", "-o", "json"});
-        if (p.rc != 0) return false;
-        Json j = Json::parse(p.out);
-        return j["spec"].value("volumeMode", "") == "Block" &&
-               j["status"].value("phase", "") == "Bound" &&
-               j["spec"].value("volumeName", "") == "target.blk-b-disk-0.node-1";
-      },
-      250ms));
+  CHECK(k8s.pvc_bound("target", "blk-b-disk-0", "target.blk-b-disk-0.node-1"));
+  CHECK(k8s.get_in("target", "pvc", "blk-b-disk-0")["spec"]["volumeMode"] == "Block");
   // Byte for byte: read through the device, stored in its file.
   CHECK(c.get_json("migration", "m")["status"]["vms"].dump().find(db + "/block\"") !=
         std::string::npos);
