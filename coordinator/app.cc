@@ -34,6 +34,10 @@ void usage() {
          "                         in the Kubernetes API (in a pod: its service account)\n"
          "                         [--lease-namespace NS]  where its Lease is (default: the\n"
          "                         kubeconfig's namespace, else openshift-mtv)\n"
+         "                         [--secret-key-file FILE]  local mode: the key Secrets are\n"
+         "                         sealed with in NATS (made if missing; default\n"
+         "                         $XDG_DATA_HOME/ferry/secret.key, ~/.local/share/...);\n"
+         "                         every coordinator sharing a NATS needs the same file\n"
          "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
          "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n";
 }
@@ -51,6 +55,8 @@ int app_main(int argc, char** argv) {
         o.nats.url = args.value();
       else if (a == "--manifest-dir")
         o.manifest_dir = args.value();
+      else if (a == "--secret-key-file")
+        o.secret_key_file = args.value();
       else if (a == "--per-host-transfers")
         o.per_host_transfers = args.number<int>();
       else if (a == "--max-vms-in-flight")
@@ -93,6 +99,13 @@ int app_main(int argc, char** argv) {
     std::cerr << "ferry-coordinator: " << e.what() << "\n";
     usage();
     return 2;
+  }
+  if (o.secret_key_file.empty()) {
+    const char* xdg = std::getenv("XDG_DATA_HOME");
+    const char* home = std::getenv("HOME");
+    o.secret_key_file = xdg && *xdg     ? std::string(xdg) + "/ferry/secret.key"
+                        : home && *home ? std::string(home) + "/.local/share/ferry/secret.key"
+                                        : "/var/lib/ferry/secret.key";
   }
   setenv("UV_THREADPOOL_SIZE", "16", 0);  // provider calls run on libuv's pool
   std::signal(SIGTERM, on_signal);

@@ -154,8 +154,14 @@ Status Coordinator::run() {
     if (!kv.ok()) return kv.error();
     *dst = std::move(*kv);
   }
+  std::shared_ptr<const store::SecretBox> secrets;
+  if (!kube) {  // cluster mode: Secrets stay in the Kubernetes API
+    auto box = store::SecretBox::open(opts_.secret_key_file);
+    if (!box.ok()) return box.error();
+    secrets = std::make_shared<const store::SecretBox>(std::move(*box));
+  }
   auto kv_store = std::make_unique<store::KvStateStore>(
-      std::move(kv_resources), std::move(kv_status), std::move(kv_inventory));
+      std::move(kv_resources), std::move(kv_status), std::move(kv_inventory), std::move(secrets));
   if (kube) {
     store_ = std::make_unique<store::KubeStateStore>(kube, std::move(kv_store));
     vm_sink_ = std::make_shared<target::KubeVmSink>(kube);
@@ -661,6 +667,15 @@ void Coordinator::on_claim(const bus::Message& msg) {
       rep.set_reason("unknown task");
     } else if (vm_terminal(*vm)) {
       rep.set_reason("VM is " + vm->value("phase", ""));
+    } else if (std::string owner = ref->disk_key == kInspectionTask
+                                       ? vm->value("inspection", Json::object()).value("node", "")
+                                       : vm->value("node", "");
+               !owner.empty() && msg.subject != subjects::claim(owner)) {
+      // Subject permissions already keep a node to its own claim subject;
+      // this keeps another node's task, and its credential, from it anyway.
+      bad_input("claim",
+                "task " + req.task_id() + " is for node " + owner + ", claimed on " + msg.subject);
+      rep.set_reason("task is for node " + owner);
     } else if (req.needs_credentials() && !credentials_ready(*ref, req)) {
       rep.set_later(true);  // asked again in 2 s, by when it is here
       rep.set_reason("getting a fresh source credential");

@@ -64,6 +64,8 @@ struct CoordinatorOptions {
   std::string kubeconfig;       // "" in cluster mode: the pod's service account
   std::string lease_namespace;  // the Lease's; "": the kubeconfig's, else openshift-mtv
   std::string identity;         // the Lease holder's name; "": host/pid/start time
+  // Local mode: the key Secrets are sealed with in NATS KV (store/secret_box.h).
+  std::string secret_key_file;
 };
 
 class Coordinator {

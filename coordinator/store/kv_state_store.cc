@@ -6,17 +6,23 @@
 #include <set>
 
 #include "common/base/failpoint.h"
+#include "common/base/log.h"
 #include "common/protocol/subjects.h"
 #include "coordinator/store/layout.h"
 
 namespace ferry::coordinator::store {
+namespace {
+const Logger kLog("store");
+}  // namespace
 
 KvStateStore::KvStateStore(std::unique_ptr<bus::KvBucket> resources,
                            std::unique_ptr<bus::KvBucket> status,
-                           std::unique_ptr<bus::KvBucket> inventory)
+                           std::unique_ptr<bus::KvBucket> inventory,
+                           std::shared_ptr<const SecretBox> secrets)
     : resources_(std::move(resources)),
       status_(std::move(status)),
-      inventory_(std::move(inventory)) {
+      inventory_(std::move(inventory)),
+      secrets_(std::move(secrets)) {
   writer_ = std::thread([this] { writer_main(); });
 }
 
@@ -54,6 +60,20 @@ Status KvStateStore::load_resources(std::function<void(const ResourceKey&, Json)
       bad(bucket + "/" + key + ": holds " + r.key().to_string() + "; skipped");
       continue;
     }
+    if (secrets_ && rk->kind == "Secret") {
+      bool sealed = false;
+      auto open = secrets_->unseal(doc, &sealed);
+      if (!open.ok()) {
+        bad(bucket + "/" + key + ": " + open.error().message + "; skipped");
+        continue;
+      }
+      if (!sealed) {  // stored in clear by an older coordinator: sealed now
+        auto s = secrets_->seal(doc);
+        if (s.ok() && put(*resources_, key, s->dump()).ok())
+          kLog.info("a Secret stored in clear was sealed", {{"secret", rk->to_string()}});
+      }
+      doc = std::move(*open);
+    }
     each(*rk, std::move(doc));
   }
   return {};
@@ -88,7 +108,13 @@ Status KvStateStore::write_txn(const ResourceTxn& t) {
       failed = Error(ErrorCode::kUnavailable, "kv put " + key + ": failpoint");
       break;
     }
-    Status s = w.doc ? put(*resources_, key, w.doc->dump()) : resources_->erase(key);
+    Status s;
+    if (w.doc && secrets_ && w.key.kind == "Secret") {  // its values never reach NATS in clear
+      auto sealed = secrets_->seal(*w.doc);
+      s = sealed.ok() ? put(*resources_, key, sealed->dump()) : Status(sealed.error());
+    } else {
+      s = w.doc ? put(*resources_, key, w.doc->dump()) : resources_->erase(key);
+    }
     if (!s.ok()) {
       failed = s;
       break;

@@ -18,14 +18,18 @@
 #include <vector>
 
 #include "common/bus/nats_bus.h"
+#include "coordinator/store/secret_box.h"
 #include "coordinator/store/state_store.h"
 
 namespace ferry::coordinator::store {
 
 class KvStateStore : public StateStore {
  public:
+  // `secrets`: Secrets' values are sealed with it before they are stored
+  // (null: stored as they are; cluster mode keeps Secrets in the API).
   KvStateStore(std::unique_ptr<bus::KvBucket> resources, std::unique_ptr<bus::KvBucket> status,
-               std::unique_ptr<bus::KvBucket> inventory);
+               std::unique_ptr<bus::KvBucket> inventory,
+               std::shared_ptr<const SecretBox> secrets = nullptr);
   ~KvStateStore() override;
 
   Status load_resources(std::function<void(const ResourceKey&, Json)> each, Bad bad) override;
@@ -61,6 +65,7 @@ class KvStateStore : public StateStore {
   Status put(bus::KvBucket& b, const std::string& key, const std::string& value);
 
   std::unique_ptr<bus::KvBucket> resources_, status_, inventory_;
+  std::shared_ptr<const SecretBox> secrets_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Value> status_q_;

@@ -177,7 +177,9 @@ std::unique_ptr<Subprocess> Cluster::spawn_coordinator(const std::string& name,
                                    "--manifest-dir", dir_.file("cluster"),
                                    // The --name=value form, as the Deployment passes flags.
                                    "--metrics-address=127.0.0.1:0", "--metrics-port-file",
-                                   dir_.file(name + ".port")};
+                                   dir_.file(name + ".port"),
+                                   // Every coordinator of the test shares it, as they must.
+                                   "--secret-key-file", dir_.file("secret.key")};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::vector<std::string> e = env_for("coordinator");
   e.insert(e.end(), env.begin(), env.end());

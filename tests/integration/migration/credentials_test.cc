@@ -7,8 +7,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/bus/nats_bus.h"
+#include "common/protocol/subjects.h"
+#include "ferry/v1/agent.pb.h"
 #include "tests/integration/migration/cluster.h"
 
+using namespace ferry;
 using namespace ferry::test;
 using namespace std::chrono_literals;
 
@@ -43,6 +47,26 @@ TEST_CASE(
     return vm.contains("disks") ? vm["disks"][0].value("bytesDone", uint64_t{0}) : 0;
   };
   REQUIRE(eventually(
+      120s, [&] { return done_bytes() >= (8u << 20); }, 100ms));
+  // Another node cannot claim this task, nor get its credential.
+  {
+    bus::ConnectOptions o;
+    o.url = c.nats_url();
+    auto b = bus::CnatsBus::connect(o);
+    REQUIRE(b.ok());
+    ferry::v1::ClaimRequest req;
+    req.set_task_id(vm_status(c, "m")["disks"][0].value("taskId", ""));
+    req.set_node("node-2");
+    req.set_needs_credentials(true);
+    auto rep = (*b)->request(subjects::claim("node-2"), req.SerializeAsString(), 5s);
+    REQUIRE(rep.ok());
+    ferry::v1::ClaimReply cr;
+    REQUIRE(cr.ParseFromString(*rep));
+    CHECK_FALSE(cr.proceed());
+    CHECK(cr.source_headers_size() == 0);
+    CHECK(cr.reason() == "task is for node node-1");
+  }
+  REQUIRE(eventually(
       120s, [&] { return done_bytes() >= (24u << 20); }, 100ms));
   // Every session vCenter knows ends for datastore access: the agent's
   // next read gets 401.
@@ -64,8 +88,12 @@ TEST_CASE(
   }
   CHECK(resumed >= (16u << 20));
   Json stats;
-  // The cookie never reached NATS's storage (the task stream, KV, anything).
+  // Neither the cookie nor the Secret's password ever reached NATS's storage
+  // (the task stream, KV, anything); the password is sealed with a key NATS
+  // never sees.
   CHECK(files_containing(c.dir().file("nats"), "vmware_soap_session").empty());
+  CHECK(files_containing(c.dir().file("nats"), "ferry-sim-pass").empty());
+  CHECK_FALSE(files_containing(c.dir().file("nats"), "ferrySealed").empty());
   // Stopped, the coordinator logs out of every session it opened.
   c.stop_coordinator();
   stats = c.sim_stats();
