@@ -162,6 +162,9 @@ std::optional<double> metric(const std::string& text, const std::string& name,
 // The status of the Migration's first VM (what most tests migrate: one VM).
 Json vm_status(Cluster& c, const std::string& migration);
 
+// Files under `dir` (recursively) whose bytes contain `needle`.
+std::vector<std::string> files_containing(const std::string& dir, const std::string& needle);
+
 // Waits for the migration to reach a final phase; returns it ("" on timeout).
 std::string wait_migration(Cluster& c, const std::string& name, int seconds = 120);
 

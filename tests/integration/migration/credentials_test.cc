@@ -16,23 +16,6 @@ using namespace ferry;
 using namespace ferry::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-// Files under `dir` whose bytes contain `needle`.
-std::vector<std::string> files_containing(const std::string& dir, const std::string& needle) {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::ifstream in(e.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (ss.str().find(needle) != std::string::npos) out.push_back(e.path().string());
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE(
     "a vCenter session ended mid-copy is replaced through a new claim, the copy resumes, no "
     "cookie is stored in NATS and no session is left",

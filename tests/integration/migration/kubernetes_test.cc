@@ -144,6 +144,8 @@ spec:
            d.out.find("VM web-01 migrated") != std::string::npos &&
            d.out.find("The migration has Succeeded.") != std::string::npos;
   }));
+  // Cluster mode keeps Secrets in the API: the password never reaches NATS.
+  CHECK(files_containing(c.dir().file("nats"), "ferry-sim-pass").empty());
   // The data, byte for byte, on the node's volume.
   Json full = vm_status(c, "mig-a");                     // ferryctl: the coordinator's full status
   CHECK(full["disks"][0]["path"] == dir + "/disk.img");  // KubeVirt's name on a Filesystem PVC
