@@ -3,8 +3,6 @@
 // task again and resumes; the coordinator logs out of every session it opened.
 #include <catch2/catch.hpp>
 
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "common/bus/nats_bus.h"
