@@ -170,7 +170,7 @@ Result<std::string> VimClient::post(const std::string& body, long* http_code) {
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &resp);
   curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, kSoapConnectTimeoutSeconds);
-  curl_easy_setopt(curl_, CURLOPT_TIMEOUT, kSoapTimeoutSeconds);
+  curl_easy_setopt(curl_, CURLOPT_TIMEOUT, call_timeout_);
   curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, kSoapLowSpeedBytes);
   curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, kSoapLowSpeedSeconds);
   curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
@@ -279,7 +279,11 @@ Status VimClient::login(const std::string& user, const std::string& password) {
 
 void VimClient::logout() {
   if (cookie_.empty() || session_manager_.empty()) return;
+  // A few seconds at most: it runs when a provider goes (shutdown, step-down),
+  // where an unreachable vCenter must not hold the coordinator for a minute.
+  call_timeout_ = kLogoutTimeoutSeconds;
   (void)invoke("Logout", session_manager_, "");  // a session already gone is fine
+  call_timeout_ = kSoapTimeoutSeconds;
   cookie_.clear();
 }
 

@@ -25,6 +25,7 @@ namespace ferry::coordinator::vsphere {
 // kSoapLowSpeedBytes per second for kSoapLowSpeedSeconds is given up sooner.
 inline constexpr long kSoapConnectTimeoutSeconds = 10;
 inline constexpr long kSoapTimeoutSeconds = 60;
+inline constexpr long kLogoutTimeoutSeconds = 5;  // Logout when a provider goes
 inline constexpr long kSoapLowSpeedBytes = 1;
 inline constexpr long kSoapLowSpeedSeconds = 30;
 
@@ -104,6 +105,7 @@ class VimClient {
   std::string seen_thumbprint_;
   std::string tls_error_;
   Mor root_folder_, property_collector_, view_manager_, session_manager_;
+  long call_timeout_ = kSoapTimeoutSeconds;  // each SOAP call's whole time (curl)
 };
 
 std::string xml_escape(const std::string& s);
