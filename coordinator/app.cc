@@ -30,6 +30,8 @@ void usage() {
          "                         [--metrics-port N | --metrics-address ADDR:PORT] [--js-replicas "
          "N]\n"
          "                         [--agent-timeout SECONDS (default 180)]\n"
+         "                         [--session-idle-timeout SECONDS (default 600)]  a source\n"
+         "                         session unused this long is logged out\n"
          "                         [--kubernetes [--kubeconfig FILE]]  cluster mode: resources\n"
          "                         in the Kubernetes API (in a pod: its service account)\n"
          "                         [--lease-namespace NS]  where its Lease is (default: the\n"
@@ -67,6 +69,12 @@ int app_main(int argc, char** argv) {
         o.agent_timeout_seconds = args.number<unsigned>();
         if (o.agent_timeout_seconds < 5) {  // a heartbeat comes every 2 s
           std::cerr << "--agent-timeout: at least 5 seconds\n";
+          return 2;
+        }
+      } else if (a == "--session-idle-timeout") {
+        o.session_idle_seconds = args.number<unsigned>();
+        if (o.session_idle_seconds < 1) {
+          std::cerr << "--session-idle-timeout: at least 1 second\n";
           return 2;
         }
       } else if (a == "--js-replicas")

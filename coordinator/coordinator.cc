@@ -7,6 +7,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -191,6 +192,10 @@ Status Coordinator::run() {
     update_gauges();
     expire_agents();
   });
+  // Idle sessions are checked a few times per --session-idle-timeout.
+  loop_.every(std::chrono::milliseconds(static_cast<int64_t>(
+                  std::clamp(opts_.session_idle_seconds / 4, 0.5, 60.0) * 1000)),
+              [this] { trim_sessions(); });
   if (!opts_.metrics_address.empty()) {
     auto ep = metrics::HttpEndpoint::start(
         opts_.metrics_address, metrics_.registry,
@@ -446,6 +451,38 @@ std::shared_ptr<ProviderPool> Coordinator::provider_slot(const ResourceKey& pk, 
                                              opts_.sessions_per_provider);
   providers_[pk] = pool;
   return pool;
+}
+
+void Coordinator::drop_provider(const ResourceKey& pk) {
+  auto it = providers_.find(pk);
+  if (it == providers_.end()) return;
+  // The last reference goes on a worker (or with the call holding it there).
+  loop_.run_blocking<int>(
+      [pool = std::move(it->second)]() mutable {
+        pool.reset();
+        return 0;
+      },
+      [](int) {});
+  providers_.erase(it);
+}
+
+void Coordinator::trim_sessions() {
+  auto idle = std::chrono::milliseconds(static_cast<int64_t>(opts_.session_idle_seconds * 1000));
+  // A session whose cookie an agent holds for a running copy stays open.
+  auto held = std::make_shared<const std::set<std::string>>(tasks_.credentials_held());
+  auto in_use = [held](const SourceProvider& p) {
+    for (const auto& c : p.session_credentials())
+      if (held->count(c)) return true;
+    return false;
+  };
+  for (const auto& [pk, pool] : providers_)
+    loop_.run_blocking<int>(
+        [pool = pool, idle, in_use] { return pool->trim(idle, in_use); },
+        [pk = pk](int ended) {
+          if (ended > 0)
+            kLog.info("idle source sessions logged out",
+                      {{"provider", pk.to_string()}, {"sessions", std::to_string(ended)}});
+        });
 }
 
 void Coordinator::target_volume(const Json& d, ferry::v1::TargetVolume* t) const {

@@ -52,7 +52,8 @@ struct CoordinatorOptions {
   int per_host_transfers = 10;  // ESXi NFC limit
   int max_vms_in_flight = 20;   // per migration
   int inventory_refresh_seconds = 300;
-  int sessions_per_provider = 8;  // parallel SOAP sessions per source
+  int sessions_per_provider = 8;      // parallel SOAP sessions per source
+  double session_idle_seconds = 600;  // a source session idle this long is logged out
   int js_replicas = 1;            // replicas of Ferry's streams and buckets (3 in a NATS cluster)
   std::string metrics_address;    // "" = no HTTP endpoint; ":9465", "127.0.0.1:0"
   std::string metrics_port_file;  // written with the bound port (tests)
@@ -231,6 +232,11 @@ class Coordinator {
   // Lookups.
   const Resource* find(const ResourceKey& k) const;
   std::shared_ptr<ProviderPool> provider_slot(const ResourceKey& provider_key, Error* err);
+  // Drops a Provider's session pool (its spec, Secret or the Provider itself
+  // changed); its sessions log out on a worker, never on the loop.
+  void drop_provider(const ResourceKey& provider_key);
+  // Logs out of sessions idle past --session-idle-timeout (on a worker).
+  void trim_sessions();
   model::Json secret_for(const Resource& provider) const;
   std::string host_address(const ResourceKey& provider_key, const std::string& host_id) const;
   std::set<std::string> transfer_networks() const;

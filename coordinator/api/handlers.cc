@@ -323,7 +323,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
     Json applied = Json::array();
     for (auto& [pk, i] : *inv) {
       set_inventory(pk, std::move(i));
-      providers_.erase(pk);  // re-created with the new spec/secret
+      drop_provider(pk);  // re-created with the new spec/secret
     }
     inv->clear();
     std::vector<ResourceKey> migrations, cutover_changed;
@@ -335,9 +335,10 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       resources_[k] = Resource{doc};
       if (k.kind == "Secret") {
         // Providers using this secret reconnect with it.
-        for (auto it = providers_.begin(); it != providers_.end();)
-          it = (find(it->first) && secret_for(*find(it->first)) == doc) ? providers_.erase(it)
-                                                                        : std::next(it);
+        std::vector<ResourceKey> using_it;
+        for (const auto& [pk, pool] : providers_)
+          if (find(pk) && secret_for(*find(pk)) == doc) using_it.push_back(pk);
+        for (const auto& pk : using_it) drop_provider(pk);
       }
       if (k.kind == "Provider") {
         Json& st = status_[k];
@@ -593,7 +594,7 @@ void Coordinator::forget_resource(const ResourceKey& k) {
   dirty_.erase(k);
   dirty_vms_.erase(k);
   vm_index_.erase(k);
-  providers_.erase(k);
+  drop_provider(k);
   if (k.kind == "Provider") {
     inventories_.erase(k);
     store_->erase_inventory(k);

@@ -75,7 +75,7 @@ void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
     not_ready_.insert(k);
     // The object stays as the user wrote it; its status says what is wrong.
     resources_[k] = Resource{doc};
-    providers_.erase(k);
+    drop_provider(k);
     Json& st = status_[k];
     if (!st.is_object()) st = Json::object();
     std::string why = answer.value("error", "");

@@ -66,6 +66,10 @@ class DiskSources {
   // coordinator hands them over with the claim only.
   virtual Result<std::vector<std::string>> source_credentials(
       const std::vector<std::string>& refused) = 0;
+  // What source_credentials would hand out from this session now, without
+  // I/O (empty: no session open). While an agent holds them, the session is
+  // in use even though no call runs on it: it must not be logged out.
+  virtual std::vector<std::string> session_credentials() const = 0;
 };
 
 // Snapshots and changed-block tracking (vSphere CBT; oVirt incremental backup

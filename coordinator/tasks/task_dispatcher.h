@@ -99,6 +99,12 @@ class TaskDispatcher {
     return it == credentials_.end() ? nullptr : &it->second;
   }
   void drop_credentials(const std::string& id) { credentials_.erase(id); }
+  // Every credential handed over (or to be) with a claim, for tasks not yet done.
+  std::set<std::string> credentials_held() const {
+    std::set<std::string> all;
+    for (const auto& [id, headers] : credentials_) all.insert(headers.begin(), headers.end());
+    return all;
+  }
   void set_node_limit(const std::string& node, int limit) { slots_.set_node_limit(node, limit); }
   const scheduler::Slots& slots() const { return slots_; }
 

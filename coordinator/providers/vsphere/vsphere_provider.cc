@@ -163,6 +163,11 @@ Status VsphereProvider::test_connection() {
   return ensure_session();
 }
 
+std::vector<std::string> VsphereProvider::session_credentials() const {
+  if (!logged_in_ || client_.session_cookie().empty()) return {};
+  return {"Cookie: " + client_.session_cookie()};
+}
+
 Result<std::vector<std::string>> VsphereProvider::source_credentials(
     const std::vector<std::string>& refused) {
   FERRY_TRY(ensure_session());

@@ -21,6 +21,7 @@ class VsphereProvider : public SourceProvider {
   Result<bool> is_powered_on(const std::string& vm_id) override;
   Status power_off(const std::string& vm_id) override;
   Status power_on(const std::string& vm_id) override;
+  std::vector<std::string> session_credentials() const override;
   Result<std::vector<std::string>> source_credentials(
       const std::vector<std::string>& refused) override;
   Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,

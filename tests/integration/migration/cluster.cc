@@ -231,6 +231,11 @@ void Cluster::stop_coordinator() {
   if (!coordinator_->wait(std::chrono::seconds(30)))
     throw std::runtime_error("the coordinator did not stop on SIGTERM in 30 s");
 }
+
+std::string Cluster::coordinator_log() const {
+  return coordinator_ ? coordinator_->stderr_text() : std::string();
+}
+
 bool Cluster::coordinator_alive() { return coordinator_ && coordinator_->alive(); }
 
 std::string Cluster::volume_root(const std::string& node) const {

@@ -81,6 +81,7 @@ class Cluster {
   void kill_coordinator();  // SIGKILL
   void stop_coordinator();  // SIGTERM, and waits (30 s) for it to exit
   bool coordinator_alive();
+  std::string coordinator_log() const;  // the running (or last) coordinator's stderr
   // Starts the agent of `node` with a volume root for storage class "local".
   void start_agent(const std::string& node, std::vector<std::string> extra_args = {});
   void kill_agent(const std::string& node);

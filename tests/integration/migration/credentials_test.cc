@@ -82,3 +82,62 @@ TEST_CASE(
   CHECK(stats["logouts"] == stats["logins"]);
   CHECK(stats["sessions"] == 0);
 }
+
+TEST_CASE(
+    "a canceled migration, a deleted Provider, idle sessions and a restart leave no vCenter "
+    "session open",
+    "[e2e][credentials]") {
+  Cluster c({{.name = "ses-02", .disk_mib = 48, .data_mib = 32}});
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(2 << 20)});
+  std::string manifests = c.write_manifests("p", {"ses-02"});
+  REQUIRE(c.ctl({"apply", "-f", manifests}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  auto done_bytes = [&](const std::string& m) {
+    Json vm = vm_status(c, m);
+    return vm.contains("disks") ? vm["disks"][0].value("bytesDone", uint64_t{0}) : 0;
+  };
+  REQUIRE(eventually(
+      120s, [&] { return done_bytes("m") >= (4u << 20); }, 100ms));
+  // Canceled mid-copy: the Provider's sessions stay pooled for its next use
+  // (fewer than the pool's 8), and go with the Provider.
+  REQUIRE(c.ctl({"cancel", "migration", "m"}).rc == 0);
+  REQUIRE(wait_migration(c, "m", 60) == "Canceled");
+  Json stats = c.sim_stats();
+  CHECK(stats["sessions"].get<int>() >= 1);
+  CHECK(stats["sessions"].get<int>() <= 8);
+  REQUIRE(c.ctl({"delete", "migration", "m"}).rc == 0);
+  REQUIRE(c.ctl({"delete", "plan", "p"}).rc == 0);
+  REQUIRE(c.ctl({"delete", "provider", "vsphere"}).rc == 0);
+  CHECK(eventually(
+      10s, [&] { return c.sim_stats()["sessions"] == 0; }, 100ms));
+  stats = c.sim_stats();
+  CHECK(stats["logouts"] == stats["logins"]);
+
+  // Restarted with a short idle limit: the sessions a migration used are
+  // logged out once idle, while the coordinator runs on.
+  c.stop_coordinator();
+  c.start_coordinator({"--session-idle-timeout", "2"});
+  REQUIRE(c.ctl({"apply", "-f", manifests}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m2", "p")}).rc == 0);
+  int most = 0;
+  REQUIRE(eventually(
+      180s,
+      [&] {
+        most = std::max(most, c.sim_stats()["sessions"].get<int>());
+        std::string phase = vm_status(c, "m2").value("phase", "");
+        return phase == "Completed" || phase == "Failed";
+      },
+      200ms));
+  REQUIRE(wait_migration(c, "m2", 60) == "Succeeded");
+  CHECK(most >= 1);
+  CHECK(most <= 8);  // never more than the pool's size
+  CHECK(eventually(
+      20s, [&] { return c.sim_stats()["sessions"] == 0; }, 200ms));
+  CHECK(c.coordinator_alive());
+  CHECK(c.coordinator_log().find("idle source sessions logged out") != std::string::npos);
+  c.stop_coordinator();
+  stats = c.sim_stats();
+  CHECK(stats["sessions"] == 0);
+  CHECK(stats["logouts"] == stats["logins"]);
+}
