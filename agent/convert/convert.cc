@@ -11,12 +11,15 @@
 #include <optional>
 #include <sstream>
 
-#include "agent/convert/process.h"
+#include "common/process/process.h"
 
 namespace ferry::agent::convert {
 namespace {
 
 namespace fs = std::filesystem;
+using process::ProcessOutcome;
+using process::ProcessSpec;
+using process::run_process;
 
 // A private temp dir for one virt-v2v run, removed on scope exit. virt-v2v and libguestfs put
 // their sockets, overlays and nbdkit dirs under TMPDIR; a killed run cannot clean up after

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "agent/convert/process.h"
+#include "common/process/process.h"
 #include "tests/support/test_support.h"
 
 namespace ferry::test::convert {
@@ -21,13 +21,13 @@ std::string ToolRun::text() const {
 
 ToolRun run_tool(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                  std::chrono::seconds limit) {
-  agent::convert::ProcessSpec ps;
+  process::ProcessSpec ps;
   ps.argv = argv;
   ps.env = env;
   ps.time_limit = limit;
   ToolRun out;
   ps.on_line = [&](const std::string& l) { out.lines.push_back(l); };
-  auto r = agent::convert::run_process(ps);
+  auto r = process::run_process(ps);
   if (!r.ok()) throw std::runtime_error(argv[0] + ": " + r.error().to_string());
   if (r->timed_out)
     throw std::runtime_error(argv[0] + " did not finish within " + std::to_string(limit.count()) +

@@ -5,11 +5,12 @@
 #include <iostream>
 
 #include "agent/convert/convert.h"
-#include "agent/convert/process.h"
+#include "common/process/process.h"
 #include "tests/integration/convert/convert_fixtures.h"
 #include "tests/support/test_support.h"
 
 using namespace ferry::agent::convert;
+using namespace ferry::process;
 using namespace ferry::test::convert;
 using namespace std::chrono_literals;
 

@@ -6,9 +6,9 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
-#include "agent/convert/process.h"
+#include "common/process/process.h"
 
-using namespace ferry::agent::convert;
+using namespace ferry::process;
 using namespace std::chrono_literals;
 
 namespace {

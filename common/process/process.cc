@@ -1,4 +1,4 @@
-#include "agent/convert/process.h"
+#include "common/process/process.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 
 extern char** environ;
 
-namespace ferry::agent::convert {
+namespace ferry::process {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -227,8 +227,16 @@ Result<ProcessOutcome> run_process(const ProcessSpec& spec) {
   }
 
   ProcessOutcome outcome;
+  uint64_t logged = 0;
   auto emit = [&](const std::string& line) {
-    if (log.is_open()) log << line << '\n';
+    if (log.is_open() && (spec.log_limit_bytes == 0 || logged < spec.log_limit_bytes)) {
+      logged += line.size() + 1;
+      log << line << '\n';
+      if (spec.log_limit_bytes && logged >= spec.log_limit_bytes) {
+        log << "[log cut at " << spec.log_limit_bytes << " bytes; the rest was not kept]\n";
+        outcome.log_cut = true;
+      }
+    }
     outcome.tail.push_back(line);
     if (outcome.tail.size() > spec.tail_lines) outcome.tail.pop_front();
     if (spec.on_line) spec.on_line(line);
@@ -308,4 +316,4 @@ Result<ProcessOutcome> run_process(const ProcessSpec& spec) {
   return outcome;
 }
 
-}  // namespace ferry::agent::convert
+}  // namespace ferry::process

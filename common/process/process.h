@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <string>
@@ -21,7 +22,7 @@
 
 #include "common/base/result.h"
 
-namespace ferry::agent::convert {
+namespace ferry::process {
 
 struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH unless it holds a '/'
@@ -31,8 +32,9 @@ struct ProcessSpec {
   // Every line of stdout+stderr (one pipe, so their order is kept), without the line end. A
   // '\r' also ends a line (progress bars). Called on the calling thread.
   std::function<void(const std::string& line)> on_line;
-  std::string log_path;     // every line is also appended here; "" = no log file
-  size_t tail_lines = 400;  // how many last lines ProcessOutcome::tail keeps
+  std::string log_path;          // every line is also appended here; "" = no log file
+  uint64_t log_limit_bytes = 0;  // the log file stops growing past this (0: no limit)
+  size_t tail_lines = 400;       // how many last lines ProcessOutcome::tail keeps
 };
 
 struct ProcessOutcome {
@@ -41,6 +43,7 @@ struct ProcessOutcome {
   int term_signal = 0;
   bool timed_out = false;
   bool canceled = false;
+  bool log_cut = false;   // log_limit_bytes was reached
   int strays_killed = 0;  // processes of the session still alive after the leader ended
   double seconds = 0;
   std::deque<std::string> tail;  // last lines of output
@@ -57,4 +60,4 @@ std::vector<pid_t> session_members(pid_t sid);
 // made); returns how many processes were signalled.
 int kill_session(pid_t sid, int rounds = 50);
 
-}  // namespace ferry::agent::convert
+}  // namespace ferry::process
