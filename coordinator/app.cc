@@ -40,6 +40,9 @@ void usage() {
          "                         sealed with in NATS (made if missing; default\n"
          "                         $XDG_DATA_HOME/ferry/secret.key, ~/.local/share/...);\n"
          "                         every coordinator sharing a NATS needs the same file\n"
+         "                         [--hook-dir DIR]  where Hook playbooks run, a directory\n"
+         "                         per run with its inputs and output (default\n"
+         "                         $XDG_DATA_HOME/ferry/hooks, ~/.local/share/...)\n"
          "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
          "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n";
 }
@@ -59,6 +62,8 @@ int app_main(int argc, char** argv) {
         o.manifest_dir = args.value();
       else if (a == "--secret-key-file")
         o.secret_key_file = args.value();
+      else if (a == "--hook-dir")
+        o.hook_dir = args.value();
       else if (a == "--per-host-transfers")
         o.per_host_transfers = args.number<int>();
       else if (a == "--max-vms-in-flight")
@@ -108,12 +113,14 @@ int app_main(int argc, char** argv) {
     usage();
     return 2;
   }
-  if (o.secret_key_file.empty()) {
+  {
     const char* xdg = std::getenv("XDG_DATA_HOME");
     const char* home = std::getenv("HOME");
-    o.secret_key_file = xdg && *xdg     ? std::string(xdg) + "/ferry/secret.key"
-                        : home && *home ? std::string(home) + "/.local/share/ferry/secret.key"
-                                        : "/var/lib/ferry/secret.key";
+    std::string data = xdg && *xdg     ? std::string(xdg) + "/ferry"
+                       : home && *home ? std::string(home) + "/.local/share/ferry"
+                                       : "/var/lib/ferry";
+    if (o.secret_key_file.empty()) o.secret_key_file = data + "/secret.key";
+    if (o.hook_dir.empty()) o.hook_dir = data + "/hooks";
   }
   setenv("UV_THREADPOOL_SIZE", "16", 0);  // provider calls run on libuv's pool
   std::signal(SIGTERM, on_signal);

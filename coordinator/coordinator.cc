@@ -42,10 +42,11 @@ const Logger kLog("coordinator");
 
 constexpr uint64_t kMiB = 1 << 20;
 
-Json new_pipeline(bool warm) {
+Json new_pipeline(bool warm, const Json& hooks) {
   Json steps = Json::array();
   for (const auto& s : migration::step_names(warm)) {
-    if (s == "PreHook" || s == "PostHook") continue;  // only listed when a hook is set
+    if ((s == "PreHook" || s == "PostHook") && !hooks.contains(s))
+      continue;  // only listed when a hook is set
     steps.push_back({{"name", s}, {"phase", "Pending"}});
   }
   return steps;
@@ -174,6 +175,8 @@ Status Coordinator::run() {
   }
   publisher_ = std::make_unique<bus::JsPublisher>(*bus_);
   FERRY_TRY(load_state());
+  hooks_ = std::make_unique<hooks::HookRunner>(hooks::HookRunner::Options{
+      .work_root = opts_.hook_dir, .ansible_playbook = opts_.ansible_playbook});
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
                                 subjects::kResultsConsumer, std::chrono::seconds(30));
   if (!rc.ok()) return rc.error();
@@ -262,6 +265,7 @@ Status Coordinator::run() {
   kLog.info("coordinator ready", {{"nats", opts_.nats.url}});
   loop_.run();
   stopping_ = true;
+  hooks_.reset();  // running hooks are killed; a VM in a hook phase runs it again at the next start
   if (results_thread_.joinable()) results_thread_.join();
   if (!lease_lost_.empty())  // another coordinator is active: write nothing more
     return Error(ErrorCode::kFailedPrecondition, "stopped: " + lease_lost_);
@@ -911,21 +915,32 @@ void Coordinator::api_retry(const api::RetryRequest& req, Reply reply) {
   Json retried = Json::array();
   for (auto& vm : status_[k]["vms"]) {
     if (vm.value("name", "") != req.vm && vm.value("id", "") != req.vm) continue;
-    if (vm.value("phase", "") != "Failed" || vm["error"].value("step", "") != "ImageConversion")
-      return reply(api::error_reply(
-          Error(ErrorCode::kFailedPrecondition,
-                k.to_string() + ": --vm: VM \"" + vm.value("name", "") +
-                    "\" did not fail at ImageConversion; only a conversion can be retried")));
-    // Back to ConvertGuest with the copied volumes as they are.
-    vm["phase"] = "ConvertGuest";
+    const std::string at = vm.value("phase", "") == "Failed" ? vm["error"].value("step", "") : "";
+    const bool hook =
+        (at == "PreHook" || at == "PostHook") && vm.contains("hooks") && vm["hooks"].contains(at);
+    if (at != "ImageConversion" && !hook)
+      return reply(api::error_reply(Error(
+          ErrorCode::kFailedPrecondition,
+          k.to_string() + ": --vm: VM \"" + vm.value("name", "") +
+              "\" did not fail at ImageConversion, PreHook or PostHook; only a conversion or a "
+              "hook can be retried")));
+    if (hook) {
+      // The hook runs again from its first attempt; what came before it stays.
+      vm["phase"] = at;
+      set_task_state(vm["hooks"][at], TaskState::kPending);
+    } else {
+      // Back to ConvertGuest with the copied volumes as they are.
+      vm["phase"] = "ConvertGuest";
+      set_task_state(vm["conversion"], TaskState::kFailed);
+    }
     vm.erase("error");
     vm.erase("completed");
-    set_task_state(vm["conversion"], TaskState::kFailed);
     for (auto& s : vm["pipeline"])
-      if (s["name"] == "ImageConversion") {
+      if (s["name"] == at) {
         s["phase"] = "Running";
         s.erase("error");
         s.erase("completed");
+        s.erase("output");
       } else if (s["phase"] == "Failed") {
         s["phase"] = "Pending";
       }
@@ -1023,12 +1038,20 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
     // plan carries a VMPoweredOff warning saying so).
     bool warm = (plan->spec().value("warm", false) || plan->spec().value("type", "") == "warm") &&
                 rv.inventory.value("powerState", "") == "On";
+    // The VM's hooks by step (validation allowed one per step).
+    Json hooks = Json::object();
+    for (const auto& h : plan->spec()["vms"][rv.index].value("hooks", Json::array()))
+      hooks[h.value("step", "")] = {{"hook",
+                                     {{"namespace", h["hook"].value("namespace", plan->key().ns)},
+                                      {"name", h["hook"].value("name", "")}}},
+                                    {"state", TaskState::kPending}};
     Json vm = {{"id", id},
                {"name", rv.inventory.value("name", "")},
                {"targetName", rv.target_name},
                {"phase", "Pending"},
-               {"pipeline", new_pipeline(warm)},
+               {"pipeline", new_pipeline(warm, hooks)},
                {"disks", Json::array()}};
+    if (!hooks.empty()) vm["hooks"] = hooks;
     if (warm)
       vm["warm"] = {{"stage", "initial"},
                     {"precopies", Json::array()},
@@ -1164,6 +1187,9 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
     (*s)["error"] = {{"phase", vm->value("phase", "")}, {"reasons", Json::array({message})}};
   kLog.error("VM failed",
              {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
+  if (hooks_ && vm->contains("hooks") && (*vm)["hooks"].is_object())
+    for (const auto& [hook_step, h] : (*vm)["hooks"].items())
+      hooks_->cancel(hook_run_id(mkey, vm_id, hook_step));
   // Stop this VM's other transfers; their volumes stay for a later retry.
   for (auto& d : (*vm)["disks"])
     if (stop_transfer(d)) set_task_state(d, TaskState::kCanceled);
@@ -1187,12 +1213,17 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
   Json* vm = vm_status(mkey, vm_id);
   if (!vm || vm_terminal(*vm)) return;
   bool started = vm->value("phase", "") != "Pending";
+  // Past CreateVM the volumes belong to the VM that was created.
+  bool created = vm->value("phase", "") == "PostHook";
+  if (hooks_ && vm->contains("hooks") && (*vm)["hooks"].is_object())
+    for (const auto& [hook_step, h] : (*vm)["hooks"].items())
+      hooks_->cancel(hook_run_id(mkey, vm_id, hook_step));
   for (auto& d : (*vm)["disks"]) {
     tasks_.release(d.value("taskId", ""));
     if (!d.value("node", "").empty() && d.contains("taskId")) {
       ferry::v1::CancelTask c;
       c.set_task_id(d.value("taskId", ""));
-      c.set_delete_volume(true);  // a canceled VM leaves no volume behind, partial or not
+      c.set_delete_volume(!created);  // a canceled VM leaves no volume behind, partial or not
       target_volume(d, c.mutable_volume());
       tasks_.cancel(d.value("node", ""), c);
     }
@@ -1398,7 +1429,8 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
   switch (phase) {
     case Phase::kStarted:
       return go_next();
-    case Phase::kPreHook:  // hooks are rejected by validation; nothing to run
+    case Phase::kPreHook:  // before anything of the VM is touched
+      if (!hook_finished(mkey, *vm, "PreHook", *plan, *inv_vm)) return;
       return go_next();
     case Phase::kPreflightInspection: {
       // Find a guest that cannot be converted before the VM is touched or a byte copied.
@@ -1825,7 +1857,8 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
           });
       return;
     }
-    case Phase::kPostHook:
+    case Phase::kPostHook:  // the VM was created; a failed hook fails it here, created
+      if (!hook_finished(mkey, *vm, "PostHook", *plan, *inv_vm)) return;
       if (!set_phase(mkey, *vm, Phase::kCompleted)) return;
       {
         auto plan_key = plan->key();

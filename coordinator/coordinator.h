@@ -29,6 +29,7 @@
 #include "common/model/resource.h"
 #include "coordinator/agents/agent_registry.h"
 #include "coordinator/api/requests.h"
+#include "coordinator/hooks/hook_runner.h"
 #include "coordinator/lease/kv_lease.h"
 #include "coordinator/metrics.h"
 #include "coordinator/migration/pipeline.h"
@@ -67,6 +68,9 @@ struct CoordinatorOptions {
   std::string identity;         // the Lease holder's name; "": host/pid/start time
   // Local mode: the key Secrets are sealed with in NATS KV (store/secret_box.h).
   std::string secret_key_file;
+  // Where Hook playbooks run (a directory per run, with its inputs and log).
+  std::string hook_dir;
+  std::string ansible_playbook = "ansible-playbook";
 };
 
 class Coordinator {
@@ -194,6 +198,16 @@ class Coordinator {
                      std::function<void(model::Json&)> then,
                      std::function<void(const Error&)> on_error = nullptr);
 
+  // Hooks (PreHook, PostHook). True when the VM's hook for `step` has run
+  // (or it has none); else it is started (or still running) and advance()
+  // runs again once it ends.
+  bool hook_finished(const ResourceKey& mkey, model::Json& vm, const std::string& hook_step,
+                     const Resource& plan, const model::Json& inv_vm);
+  void on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
+                      const std::string& hook_step, const hooks::HookResult& r);
+  static std::string hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
+                                 const std::string& hook_step);
+
   // Warm migration (warm.cc).
   struct WarmDiskQuery {  // one disk's changed areas for one precopy
     std::string vm_id, snapshot_id, base_change_id;
@@ -300,6 +314,9 @@ class Coordinator {
   std::unique_ptr<metrics::HttpEndpoint> http_;
   std::atomic<bool> ready_{false};
   void update_gauges();
+  // Hook playbooks (threads of their own; their ends are posted to loop_, so
+  // this goes first).
+  std::unique_ptr<hooks::HookRunner> hooks_;
 };
 
 }  // namespace ferry::coordinator

@@ -7,6 +7,8 @@
 #include <regex>
 #include <set>
 
+#include <yaml-cpp/yaml.h>
+
 #include "common/model/names.h"
 
 namespace ferry::model {
@@ -315,8 +317,19 @@ void check_hook(Checker& c, const Json& spec) {
   const Json* pb = c.string(spec, "spec", "playbook", false);
   if (pb) {
     bool ok = true;
-    base64_decode(pb->get<std::string>(), &ok);
-    if (!ok) c.error("spec.playbook", "must be base64-encoded");
+    std::string yaml = base64_decode(pb->get<std::string>(), &ok);
+    if (!ok) {
+      c.error("spec.playbook", "must be base64-encoded");
+    } else {
+      try {
+        YAML::Node plays = YAML::Load(yaml);
+        if (!plays.IsSequence() || plays.size() == 0)
+          c.error("spec.playbook", "is not an Ansible playbook (a YAML list of plays)");
+      } catch (const YAML::Exception& e) {
+        c.error("spec.playbook",
+                "is not YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+      }
+    }
   }
   if (spec.contains("deadline") && !spec["deadline"].is_number_integer())
     c.error("spec.deadline", "must be a whole number of seconds");

@@ -2,6 +2,7 @@
 // a decoded request (coordinator/api/requests.h) and answering through
 // `reply`, refusals in the one shape of api::error_reply. Loop thread.
 #include <prometheus/text_serializer.h>
+#include <fstream>
 
 #include <malloc.h>
 
@@ -530,6 +531,21 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
     }
     if (match) logs.push_back(line);
   }
+  // Every hook's whole output (capped by the runner), for the VMs gathered.
+  Json hook_logs = Json::object();
+  for (const auto& r : resources)
+    if (r.value("kind", "") == "Migration" && r.contains("status"))
+      for (const auto& v : r["status"].value("vms", Json::array())) {
+        if (!v.contains("hooks") || !v["hooks"].is_object()) continue;
+        for (const auto& [hook_step, h] : v["hooks"].items()) {
+          std::string path = h.value("log", "");
+          if (path.empty()) continue;
+          std::ifstream in(path);
+          std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          hook_logs[r["metadata"].value("namespace", "") + "." + r["metadata"].value("name", "") +
+                    "." + v.value("name", "") + "." + hook_step] = text;
+        }
+      }
   Json inv = Json::object();
   for (const auto& [k, i] : inventories_)
     if (keep.empty() || keep.count(k)) inv[k.ns + "." + k.name] = *i;
@@ -550,6 +566,7 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
          {"inventories", inv},
          {"agents", agents},
          {"logs", logs},
+         {"hookLogs", hook_logs},
          {"metrics", ser.Serialize(metrics_.registry->Collect())},
          {"gatheredAt", now_iso()}});
 }
@@ -570,6 +587,22 @@ void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
           return answer(api::error_reply(Error(
               ErrorCode::kFailedPrecondition, k.to_string() + " is being run by " + sk.to_string() +
                                                   "; cancel or delete the Migration first")));
+    if (k.kind == "Hook")  // a Plan would lose a step it was validated with
+      for (const auto& [pk, r] : resources_) {
+        if (pk.kind != "Plan") continue;
+        const Json& vms = r.spec().value("vms", Json::array());
+        for (size_t i = 0; vms.is_array() && i < vms.size(); i++) {
+          const Json& hs = vms[i].value("hooks", Json::array());
+          for (size_t j = 0; hs.is_array() && j < hs.size(); j++)
+            if (hs[j].is_object() && hs[j].contains("hook") &&
+                model::ref_key(hs[j]["hook"], "Hook", pk.ns) == k)
+              return answer(api::error_reply(Error(ErrorCode::kFailedPrecondition,
+                                                   k.to_string() + " is used by " + pk.to_string() +
+                                                       " (spec.vms[" + std::to_string(i) +
+                                                       "].hooks[" + std::to_string(j) +
+                                                       "]); remove it from the Plan first")));
+        }
+      }
     write_resources({{k, std::nullopt}}, [this, k, answer](Status s) {
       if (!s.ok()) return answer(api::error_reply(s.error().wrap("delete " + k.to_string())));
       forget_resource(k);

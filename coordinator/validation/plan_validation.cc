@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/model/names.h"
+#include "coordinator/hooks/hook.h"
 
 namespace ferry::coordinator::validation {
 
@@ -108,6 +109,10 @@ class Validator {
             "spec.transferNetwork: no agent offers a network named \"" + tn + "\"");
     }
     if (inv) check_vms(spec, *inv, netmap, stomap);
+    // Hooks depend on no inventory.
+    const Json& vms = spec.value("vms", Json::array());
+    for (size_t i = 0; vms.is_array() && i < vms.size(); i++)
+      if (vms[i].is_object()) check_hooks("spec.vms[" + std::to_string(i) + "]", vms[i]);
     return std::move(out_);
   }
 
@@ -282,12 +287,52 @@ class Validator {
               p + ": VM \"" + vm->value("name", "") + "\" has ISO " + cd.value("iso", "") +
                   " mounted on a CD-ROM; unmount it before migrating",
               {p});
-      for (const auto& h : sel.value("hooks", Json::array()))
-        add("HookNotValid", "Critical",
-            p + ".hooks: " + h.value("step", "") +
-                " hooks are not supported by this Ferry version yet; remove them to migrate",
-            {p});
       out_.vms.push_back({static_cast<int>(i), *vm, tname});
+    }
+  }
+
+  // A VM's hooks: at most one per step (PreHook, PostHook), each an existing
+  // Hook that Ferry can run.
+  void check_hooks(const std::string& p, const Json& sel) {
+    if (!sel.contains("hooks")) return;
+    const Json& hs = sel["hooks"];
+    if (!hs.is_array())
+      return add("HookStepNotValid", "Critical", p + ".hooks: must be a list", {p});
+    std::map<std::string, size_t> steps;
+    for (size_t j = 0; j < hs.size(); j++) {
+      std::string hp = p + ".hooks[" + std::to_string(j) + "]";
+      const Json& h = hs[j];
+      std::string step = h.is_object() ? h.value("step", "") : "";
+      if (step != "PreHook" && step != "PostHook")
+        add("HookStepNotValid", "Critical",
+            hp + ".step: \"" + step + "\" is not a hook step (PreHook or PostHook)", {p});
+      else if (auto [it, fresh] = steps.emplace(step, j); !fresh)
+        add("HookStepNotValid", "Critical",
+            hp + ".step: a second " + step + " hook (also " + p + ".hooks[" +
+                std::to_string(it->second) + "]); each step runs one hook",
+            {p});
+      if (!h.is_object() || !h.contains("hook") || !h["hook"].is_object() ||
+          h["hook"].value("name", "").empty()) {
+        add("HookNotValid", "Critical", hp + ".hook: needs the Hook's name", {p});
+        continue;
+      }
+      ResourceKey hk = model::ref_key(h["hook"], "Hook", plan_.key().ns);
+      const Resource* r = ctx_.find(hk);
+      if (!r) {
+        add("HookNotValid", "Critical", hp + ".hook: " + hk.to_string() + " not found", {p});
+        continue;
+      }
+      auto parsed = hooks::parse_hook(*r);
+      if (!parsed.ok()) {
+        add("HookNotValid", "Critical", hp + ".hook: " + parsed.error().message, {p});
+      } else if (parsed->playbook.empty() && !ctx_.image_hooks) {
+        add("HookNotValid", "Critical",
+            hp + ".hook: " + hk.to_string() + ": spec.image \"" + parsed->image +
+                "\" without a playbook needs a container runtime: image hooks run as Kubernetes "
+                "Jobs in cluster mode (ferry-coordinator --kubernetes); local mode runs playbooks "
+                "only",
+            {p});
+      }
     }
   }
 

@@ -32,6 +32,8 @@ struct Context {
   std::set<std::string> completed_vm_ids;     // this plan's VMs already migrated
   // Whether a NetworkAttachmentDefinition exists (cluster mode); null: not checked.
   std::function<bool(const ResourceKey&)> network_attachment;
+  // Hooks without a playbook (a custom image) can run: cluster mode, as Jobs.
+  bool image_hooks = false;
 };
 
 struct ResolvedVm {

@@ -692,6 +692,8 @@ int cmd_must_gather(const Args& a) {
   std::string logs;
   for (const auto& l : (*rep)["logs"]) logs += l.get<std::string>();
   write("logs/coordinator.log", logs);
+  for (auto it = (*rep)["hookLogs"].begin(); it != (*rep)["hookLogs"].end(); ++it)
+    write(fs::path("logs/hooks") / (it.key() + ".log"), it.value().get<std::string>());
   write("metrics/coordinator.prom", (*rep)["metrics"].get<std::string>());
   write("gather.yaml", model::to_yaml({{"gatheredAt", (*rep)["gatheredAt"]},
                                        {"plan", a.plan},

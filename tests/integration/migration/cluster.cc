@@ -193,13 +193,13 @@ std::vector<std::string> Cluster::env_for(const std::string& who) const {
 std::unique_ptr<Subprocess> Cluster::spawn_coordinator(const std::string& name,
                                                        std::vector<std::string> extra,
                                                        std::vector<std::string> env) {
-  std::vector<std::string> argv = {bin("coordinator/ferry-coordinator"), "--nats", nats_url_,
-                                   "--manifest-dir", dir_.file("cluster"),
-                                   // The --name=value form, as the Deployment passes flags.
-                                   "--metrics-address=127.0.0.1:0", "--metrics-port-file",
-                                   dir_.file(name + ".port"),
-                                   // Every coordinator of the test shares it, as they must.
-                                   "--secret-key-file", dir_.file("secret.key")};
+  std::vector<std::string> argv = {
+      bin("coordinator/ferry-coordinator"), "--nats", nats_url_, "--manifest-dir",
+      dir_.file("cluster"),
+      // The --name=value form, as the Deployment passes flags.
+      "--metrics-address=127.0.0.1:0", "--metrics-port-file", dir_.file(name + ".port"),
+      // Every coordinator of the test shares it, as they must.
+      "--secret-key-file", dir_.file("secret.key"), "--hook-dir", dir_.file("hooks")};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::vector<std::string> e = env_for("coordinator");
   e.insert(e.end(), env.begin(), env.end());

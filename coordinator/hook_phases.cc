@@ -1,0 +1,137 @@
+// The PreHook and PostHook phases: a VM's hook runs through the HookRunner
+// (coordinator/hooks), off the loop; its end comes back here, on the loop.
+#include <algorithm>
+
+#include "common/base/clock.h"
+#include "common/base/log.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/hooks/hook.h"
+
+namespace ferry::coordinator {
+namespace {
+
+using model::Json;
+using status::set_task_state;
+using status::task_state;
+using status::TaskState;
+
+const Logger kLog("coordinator");
+
+// hook-runner's workload.yml: the VM as the source inventory has it, with its
+// first IP address as `ipAddress` (what playbooks connect to).
+Json workload_of(const Json& inv_vm) {
+  Json vm = inv_vm;
+  if (!vm.contains("ipAddress"))
+    for (const auto& nic : inv_vm.value("nics", Json::array()))
+      for (const auto& ip : nic.value("ips", Json::array()))
+        if (!vm.contains("ipAddress") && ip.is_object() && !ip.value("ip", "").empty() &&
+            ip.value("ip", "").find(':') == std::string::npos)
+          vm["ipAddress"] = ip.value("ip", "");
+  return {{"vm", vm}};
+}
+
+Json* step_of(Json& vm, const std::string& name) {
+  for (auto& s : vm["pipeline"])
+    if (s["name"] == name) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string Coordinator::hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
+                                     const std::string& hook_step) {
+  return mkey.ns + "/" + mkey.name + "/" + vm_id + "/" + hook_step;
+}
+
+bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::string& hook_step,
+                                const Resource& plan, const Json& inv_vm) {
+  if (!vm.contains("hooks") || !vm["hooks"].contains(hook_step)) return true;
+  Json& h = vm["hooks"][hook_step];
+  if (task_state(h) == TaskState::kCompleted) return true;
+  const std::string vm_id = vm.value("id", "");
+  const std::string run_id = hook_run_id(mkey, vm_id, hook_step);
+  if (!hooks_ || hooks_->running(run_id)) return false;  // its end calls advance()
+  ResourceKey hk = model::ref_key(h["hook"], "Hook", plan.key().ns);
+  const Resource* r = find(hk);
+  if (!r) {
+    fail_vm(mkey, vm_id,
+            hook_step + " hook: " + hk.to_string() + " not found (deleted while " +
+                plan.key().to_string() + " uses it)");
+    return false;
+  }
+  auto parsed = hooks::parse_hook(*r);
+  if (!parsed.ok()) {
+    fail_vm(mkey, vm_id, hook_step + " hook: " + parsed.error().message);
+    return false;
+  }
+  if (parsed->playbook.empty()) {  // validation refuses these; the Hook changed since
+    fail_vm(mkey, vm_id,
+            hook_step + " hook: " + hk.to_string() + ": spec.image \"" + parsed->image +
+                "\" without a playbook cannot run here");
+    return false;
+  }
+  hooks::HookJob job;
+  job.id = run_id;
+  job.playbook = parsed->playbook;
+  Json plan_doc = plan.doc;
+  if (status_.count(plan.key())) plan_doc["status"] = status_[plan.key()];
+  job.plan_yaml = model::to_yaml(plan_doc);
+  job.workload_yaml = model::to_yaml(workload_of(inv_vm));
+  job.deadline_seconds = parsed->deadline_seconds;
+  job.attempts = hooks::kHookAttempts;
+  set_task_state(h, TaskState::kRunning);
+  h["started"] = now_iso();
+  h.erase("message");
+  save_status(mkey);
+  kLog.info("hook started", {{"migration", mkey.to_string()},
+                             {"vm", vm.value("name", "")},
+                             {"step", hook_step},
+                             {"hook", hk.to_string()}});
+  hooks_->start(std::move(job), [this, mkey, vm_id, hook_step](hooks::HookResult res) {
+    loop_.post([this, mkey, vm_id, hook_step, res = std::move(res)] {
+      on_hook_result(mkey, vm_id, hook_step, res);
+    });
+  });
+  return false;
+}
+
+void Coordinator::on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
+                                 const std::string& hook_step, const hooks::HookResult& r) {
+  Json* vm = vm_status(mkey, vm_id);
+  // Canceled or failed meanwhile: that VM's state already says so.
+  if (!vm || migration::is_terminal_name(vm->value("phase", "")) ||
+      vm->value("phase", "") != hook_step)
+    return;
+  Json& h = (*vm)["hooks"][hook_step];
+  h["attempts"] = r.attempts;
+  h["seconds"] = r.seconds;
+  h["log"] = r.log_path;
+  Json output = Json::array();
+  for (const auto& line : r.tail) output.push_back(line.substr(0, 400));
+  if (Json* s = step_of(*vm, hook_step)) (*s)["output"] = output;
+  ResourceKey hk = model::ref_key(h["hook"], "Hook", mkey.ns);
+  std::string hook = hk.ns + "/" + hk.name;
+  if (r.succeeded) {
+    set_task_state(h, TaskState::kCompleted);
+    kLog.info("hook succeeded", {{"migration", mkey.to_string()},
+                                 {"vm", vm->value("name", "")},
+                                 {"step", hook_step},
+                                 {"hook", hook},
+                                 {"attempts", std::to_string(r.attempts)}});
+    save_status(mkey);
+    return advance(mkey, vm_id);
+  }
+  set_task_state(h, r.canceled ? TaskState::kCanceled : TaskState::kFailed);
+  h["message"] = r.message;
+  std::string why = hook_step + " hook " + hook + ": " + r.message;
+  // The playbook's last words, usually its failing task.
+  for (auto it = r.tail.rbegin(); it != r.tail.rend(); ++it)
+    if (it->find("fatal:") != std::string::npos || it->find("FAILED") != std::string::npos ||
+        it->find("ERROR") != std::string::npos) {
+      why += ": " + it->substr(0, 400);
+      break;
+    }
+  fail_vm(mkey, vm_id, why);
+}
+
+}  // namespace ferry::coordinator
