@@ -175,8 +175,10 @@ Status Coordinator::run() {
   }
   publisher_ = std::make_unique<bus::JsPublisher>(*bus_);
   FERRY_TRY(load_state());
+  // Cluster mode: every hook is a Job (as MTV runs them); local mode:
+  // playbooks run here with ansible-playbook.
   hooks_ = std::make_unique<hooks::HookRunner>(hooks::HookRunner::Options{
-      .work_root = opts_.hook_dir, .ansible_playbook = opts_.ansible_playbook});
+      .work_root = opts_.hook_dir, .ansible_playbook = opts_.ansible_playbook, .kube = kube});
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
                                 subjects::kResultsConsumer, std::chrono::seconds(30));
   if (!rc.ok()) return rc.error();
@@ -1022,6 +1024,7 @@ void Coordinator::start_migration(const ResourceKey& mkey) {
   ctx.inventory = [this](const ResourceKey& k) -> const Json* { return inventory_of(k); };
   ctx.transfer_networks = transfer_networks();
   ctx.network_attachment = attachment_lookup();
+  ctx.image_hooks = opts_.kubernetes;  // as Jobs
   Json& plan_st = status_[pk];
   plan_st.erase("inspectionConditions");  // this run inspects again
   for (const auto& v : plan_st.value("completedVMs", Json::array()))

@@ -1,6 +1,8 @@
 // The PreHook and PostHook phases: a VM's hook runs through the HookRunner
 // (coordinator/hooks), off the loop; its end comes back here, on the loop.
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 
 #include "common/base/clock.h"
 #include "common/base/log.h"
@@ -28,6 +30,18 @@ Json workload_of(const Json& inv_vm) {
             ip.value("ip", "").find(':') == std::string::npos)
           vm["ipAddress"] = ip.value("ip", "");
   return {{"vm", vm}};
+}
+
+// A hook run's Job name: DNS-1123, under 63 characters, the same for the
+// same run (a restarted coordinator finds its Job again).
+std::string job_name(const std::string& run_id, int run) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : run_id) h = (h ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  std::string step = run_id.substr(run_id.rfind('/') + 1);
+  for (auto& c : step) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return "ferry-" + step + "-" + hex + "-" + std::to_string(run);
 }
 
 Json* step_of(Json& vm, const std::string& name) {
@@ -64,7 +78,7 @@ bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::st
     fail_vm(mkey, vm_id, hook_step + " hook: " + parsed.error().message);
     return false;
   }
-  if (parsed->playbook.empty()) {  // validation refuses these; the Hook changed since
+  if (parsed->playbook.empty() && !opts_.kubernetes) {  // validation refuses these locally
     fail_vm(mkey, vm_id,
             hook_step + " hook: " + hk.to_string() + ": spec.image \"" + parsed->image +
                 "\" without a playbook cannot run here");
@@ -79,6 +93,22 @@ bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::st
   job.workload_yaml = model::to_yaml(workload_of(inv_vm));
   job.deadline_seconds = parsed->deadline_seconds;
   job.attempts = hooks::kHookAttempts;
+  // A fresh start (not the same run followed again after a restart) is a
+  // new run: in cluster mode, a Job of its own.
+  if (task_state(h) != TaskState::kRunning) h["runs"] = h.value("runs", 0) + 1;
+  if (opts_.kubernetes) {
+    hooks::KubeHookJob k;
+    k.ns = plan.spec().value("targetNamespace", plan.key().ns);
+    k.name = job_name(run_id, h.value("runs", 1));
+    k.image = parsed->image;
+    k.service_account = parsed->service_account;
+    const Resource* m = find(mkey);
+    k.labels = {{"migration", m ? m->doc["metadata"].value("uid", mkey.name) : mkey.name},
+                {"plan", plan.doc["metadata"].value("uid", plan.key().name)},
+                {"vmID", vm_id},
+                {"step", hook_step}};
+    job.kube = k;
+  }
   set_task_state(h, TaskState::kRunning);
   h["started"] = now_iso();
   h.erase("message");

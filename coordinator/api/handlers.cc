@@ -252,6 +252,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       };
       ctx.transfer_networks = transfer_networks();
       ctx.network_attachment = attachment_lookup();
+      ctx.image_hooks = opts_.kubernetes;  // as Jobs
       if (status_.count(k))
         for (const auto& v : status_[k].value("completedVMs", Json::array()))
           ctx.completed_vm_ids.insert(v.get<std::string>());
@@ -397,6 +398,7 @@ void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
       ctx.inventory = [this](const ResourceKey& pk) { return inventory_of(pk); };
       ctx.transfer_networks = transfer_networks();
       ctx.network_attachment = attachment_lookup();
+      ctx.image_hooks = opts_.kubernetes;  // as Jobs
       for (const auto& v : doc["status"].value("completedVMs", Json::array()))
         ctx.completed_vm_ids.insert(v.get<std::string>());
       auto res = validation::validate_plan(r, ctx);

@@ -111,8 +111,142 @@ bool HookRunner::running(const std::string& id) const {
   return it != runs_.end() && !*it->second.finished;
 }
 
+HookResult HookRunner::execute_job(const HookJob& job, const std::atomic<bool>& cancel) {
+  using Clock = std::chrono::steady_clock;
+  using Json = kube::Json;
+  HookResult res;
+  const auto started = Clock::now();
+  auto finish = [&]() -> HookResult {
+    res.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    return res;
+  };
+  const KubeHookJob& k = *job.kube;
+  const kube::Client& api = *opts_.kube;
+  const std::string what = "hook Job " + k.ns + "/" + k.name;
+  const std::string job_path = kube::path_of("batch/v1", "jobs", k.ns, k.name);
+  const std::string cm_path = kube::path_of("v1", "configmaps", k.ns, k.name);
+  Json labels = Json::object();
+  for (const auto& [key, v] : k.labels) labels[key] = v;
+  labels["app.kubernetes.io/managed-by"] = "ferry";
+  Json pod = {{"restartPolicy", "Never"},
+              {"containers",
+               Json::array({{{"name", "hook"},
+                             {"image", k.image},
+                             {"volumeMounts",
+                              Json::array({{{"name", "hook"}, {"mountPath", "/tmp/hook"}}})}}})},
+              {"volumes", Json::array({{{"name", "hook"}, {"configMap", {{"name", k.name}}}}})}};
+  if (!k.service_account.empty()) pod["serviceAccountName"] = k.service_account;
+  Json spec = {{"backoffLimit", std::max(0, job.attempts - 1)},
+               {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod}}}};
+  if (job.deadline_seconds > 0) spec["activeDeadlineSeconds"] = job.deadline_seconds;
+  Json body = {{"apiVersion", "batch/v1"},
+               {"kind", "Job"},
+               {"metadata", {{"name", k.name}, {"namespace", k.ns}, {"labels", labels}}},
+               {"spec", spec}};
+  // A Job of this name is this run's (a restarted coordinator follows it).
+  auto made = api.request("POST", kube::path_of("batch/v1", "jobs", k.ns), &body);
+  if (!made.ok()) {
+    res.message = "creating " + what + ": " + made.error().message;
+    return finish();
+  }
+  Json created;
+  if (made->code == 409) {
+    auto got = api.get(job_path);
+    if (!got.ok() || !got->ok()) {
+      res.message = "reading " + what + ": " + (got.ok() ? got->message() : got.error().message);
+      return finish();
+    }
+    created = got->body;
+  } else if (!made->ok()) {
+    res.message = "creating " + what + ": " + made->message();
+    return finish();
+  } else {
+    created = made->body;
+  }
+  // The inputs, owned by the Job so that they go with it.
+  Json data = {{"plan.yml", job.plan_yaml}, {"workload.yml", job.workload_yaml}};
+  if (!job.playbook.empty()) data["playbook.yml"] = job.playbook;
+  Json cm = {
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata",
+       {{"name", k.name},
+        {"namespace", k.ns},
+        {"labels", labels},
+        {"ownerReferences", Json::array({{{"apiVersion", "batch/v1"},
+                                          {"kind", "Job"},
+                                          {"name", k.name},
+                                          {"uid", created["metadata"].value("uid", "")}}})}}},
+      {"data", data}};
+  auto cm_made = api.request("POST", kube::path_of("v1", "configmaps", k.ns), &cm);
+  if (!cm_made.ok() || (!cm_made->ok() && cm_made->code != 409)) {
+    res.message = "creating the ConfigMap of " + what + ": " +
+                  (cm_made.ok() ? cm_made->message() : cm_made.error().message);
+    Json opts = {{"propagationPolicy", "Background"}};
+    (void)api.request("DELETE", job_path, &opts);
+    return finish();
+  }
+  kLog.info("hook Job created", {{"hook", job.id}, {"job", k.ns + "/" + k.name}});
+  auto remove = [&] {
+    Json opts = {{"propagationPolicy", "Background"}};  // its pods and ConfigMap too
+    auto d = api.request("DELETE", job_path, &opts);
+    if (!d.ok() || (!d->ok() && d->code != 404))
+      kLog.warn("hook Job not deleted", {{"job", k.ns + "/" + k.name},
+                                         {"error", d.ok() ? d->message() : d.error().message}});
+    (void)api.request("DELETE", cm_path);
+  };
+  std::string last_error;
+  while (true) {
+    if (cancel) {
+      remove();
+      res.canceled = true;
+      res.message = "canceled while running; " + what + " deleted";
+      return finish();
+    }
+    auto got = api.get(job_path);
+    if (got.ok() && got->code == 404) {
+      res.message = what + " was deleted before it ended";
+      return finish();
+    }
+    if (!got.ok() || !got->ok()) {  // the API server is away: keep waiting
+      std::string e = got.ok() ? got->message() : got.error().message;
+      if (e != last_error) kLog.warn("hook Job not readable", {{"job", k.name}, {"error", e}});
+      last_error = e;
+    } else {
+      const Json& st = got->body.value("status", Json::object());
+      res.attempts = st.value("failed", 0) + st.value("succeeded", 0) + st.value("active", 0);
+      for (const auto& c : st.value("conditions", Json::array())) {
+        if (c.value("status", "") != "True") continue;
+        std::string type = c.value("type", "");
+        if (type == "Complete") {
+          res.succeeded = true;
+          res.attempts = std::max(1, st.value("failed", 0) + 1);
+          res.tail = {what + " completed"};
+          return finish();
+        }
+        if (type == "Failed") {
+          std::string reason = c.value("reason", "");
+          res.timed_out = reason == "DeadlineExceeded";
+          res.attempts = std::max(1, st.value("failed", 0));
+          res.message = what + " failed: " + reason +
+                        (c.value("message", "").empty() ? "" : ": " + c.value("message", ""));
+          res.tail = {res.message};
+          return finish();
+        }
+      }
+    }
+    std::this_thread::sleep_for(opts_.job_poll);
+  }
+}
+
 HookResult HookRunner::execute(const HookJob& job, const std::atomic<bool>& cancel) {
   using Clock = std::chrono::steady_clock;
+  if (job.kube) {
+    if (opts_.kube) return execute_job(job, cancel);
+    HookResult res;
+    res.message = "a Job hook needs cluster mode";
+    return res;
+  }
   HookResult res;
   const auto started = Clock::now();
   auto finish = [&]() -> HookResult {

@@ -13,17 +13,36 @@
 // attempts together); cancel, the deadline or the coordinator's end kill
 // every process of the session (common/process). A failed attempt is tried
 // again, up to kHookAttempts, as Forklift retries the hook's Job.
+//
+// In cluster mode every hook is a Kubernetes Job instead, as MTV runs them:
+// the inputs in a ConfigMap mounted at /tmp/hook (owned by the Job, so they go
+// with it), the Hook's image and service account, backoffLimit for the
+// retries and activeDeadlineSeconds for the deadline. The Job's conditions
+// (Complete, Failed) say how it ended; the pods' logs stay in the cluster.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/kube/client.h"
+
 namespace ferry::coordinator::hooks {
+
+// Cluster mode: the hook runs as a Kubernetes Job (MTV's way), any image.
+struct KubeHookJob {
+  std::string ns;     // where the Job and its ConfigMap go
+  std::string name;   // the Job's (and ConfigMap's) name
+  std::string image;  // hook-runner for a playbook, else the Hook's image
+  std::string service_account;
+  std::map<std::string, std::string> labels;
+};
 
 struct HookJob {
   std::string id;  // one run per id at a time: "<migration>/<vm id>/<step>"
@@ -32,6 +51,8 @@ struct HookJob {
   std::string workload_yaml;
   int64_t deadline_seconds = 0;  // 0: none
   int attempts = 3;
+  // Set: a Job in the cluster runs it (Options::kube), else ansible-playbook here.
+  std::optional<KubeHookJob> kube;
 };
 
 struct HookResult {
@@ -51,7 +72,9 @@ class HookRunner {
     std::string work_root;  // one directory per run below it
     std::string ansible_playbook = "ansible-playbook";
     size_t tail_lines = 15;
-    uint64_t log_limit_bytes = 4 << 20;  // per run: a hook writing gigabytes keeps 4 MiB
+    uint64_t log_limit_bytes = 4 << 20;        // per run: a hook writing gigabytes keeps 4 MiB
+    std::shared_ptr<const kube::Client> kube;  // cluster mode: for Job hooks
+    std::chrono::milliseconds job_poll{1000};
   };
   explicit HookRunner(Options o);
   ~HookRunner();  // cancels every run and waits for it
@@ -74,6 +97,9 @@ class HookRunner {
     std::shared_ptr<std::atomic<bool>> finished;
   };
   HookResult execute(const HookJob& job, const std::atomic<bool>& cancel);
+  // Creates (or, after a restart, finds) the Job and its ConfigMap, follows
+  // the Job's conditions until it ends; cancel deletes it with its pods.
+  HookResult execute_job(const HookJob& job, const std::atomic<bool>& cancel);
   void reap_locked();  // joins finished threads
 
   Options opts_;

@@ -112,6 +112,9 @@ expect yes ferry-coordinator create virtualmachines.kubevirt.io target
 expect yes ferry-coordinator create persistentvolumeclaims target
 expect no ferry-coordinator delete persistentvolumeclaims target
 expect no ferry-coordinator create pods
+expect yes ferry-coordinator create jobs.batch target
+expect yes ferry-coordinator delete jobs.batch target
+expect yes ferry-coordinator create configmaps target
 expect no ferry-coordinator list configmaps
 expect yes ferry-agent create persistentvolumes
 expect yes ferry-agent delete persistentvolumes

@@ -168,7 +168,8 @@ TEST_CASE("plans that cannot run are refused with Forklift's condition names", "
     CHECK(a.err.find(k.message) != std::string::npos);
     CHECK(c.ctl({"get", "plan", "bad"}).rc != 0);
   }
-  // A hook is refused clearly, by validation, not silently ignored.
+  // A hook that cannot run is refused clearly, by validation: hook-runner
+  // without a playbook.
   std::string y = read_file(c.write_manifests("hooked", {"vm-a"}));
   y.replace(
       y.find("    - name: vm-a\n"), 17,
@@ -178,8 +179,9 @@ TEST_CASE("plans that cannot run are refused with Forklift's condition names", "
   write_file(c.dir().file("hook.yaml"), y);
   auto a = c.ctl({"apply", "-f", c.dir().file("hook.yaml")});
   CHECK(a.rc != 0);
-  CHECK(a.err.find("HookNotValid: Plan openshift-mtv/hooked: spec.vms[0].hooks: PreHook hooks are "
-                   "not supported") != std::string::npos);
+  CHECK(a.err.find("HookNotValid: Plan openshift-mtv/hooked: spec.vms[0].hooks[0].hook: Hook "
+                   "openshift-mtv/h1: spec.playbook: the hook-runner image needs a playbook") !=
+        std::string::npos);
   // A name that is not DNS-1123 is renamed, with a warning, as Forklift does.
   auto w = c.ctl({"apply", "-f", c.write_manifests("renamed", {"Bad_Name"})});
   CHECK(w.rc == 0);

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/model/resource.h"
 #include "tests/integration/migration/cluster.h"
@@ -293,4 +294,145 @@ TEST_CASE("a Hook that cannot run is refused or a condition, and a used Hook is 
   CHECK(r.err.find("Hook openshift-mtv/ok is used by Plan openshift-mtv/p "
                    "(spec.vms[0].hooks[0]); remove it from the Plan first") != std::string::npos);
   CHECK(c.listed("hook") == 1);
+}
+
+namespace {
+
+// Plays the job controller's part for a hook Job (no kubelet runs its pod):
+// sets the status the controller would at the end of a successful or failed
+// run, through the status subresource.
+void finish_job(ControlPlane& k8s, const Json& job, bool success, const std::string& reason = "") {
+  std::string now = "2026-01-01T00:00:00Z";
+  Json st = {{"startTime", now}};
+  if (success) {
+    st["succeeded"] = 1;
+    st["completionTime"] = now;
+    st["conditions"] = Json::array(
+        {{{"type", "SuccessCriteriaMet"}, {"status", "True"}, {"lastTransitionTime", now}},
+         {{"type", "Complete"}, {"status", "True"}, {"lastTransitionTime", now}}});
+  } else {
+    st["failed"] = 3;
+    st["conditions"] = Json::array({{{"type", "FailureTarget"},
+                                     {"status", "True"},
+                                     {"reason", reason},
+                                     {"message", "Job has reached the specified backoff limit"},
+                                     {"lastTransitionTime", now}},
+                                    {{"type", "Failed"},
+                                     {"status", "True"},
+                                     {"reason", reason},
+                                     {"message", "Job has reached the specified backoff limit"},
+                                     {"lastTransitionTime", now}}});
+  }
+  auto r = k8s.kubectl({"patch", "job", job["metadata"]["name"], "-n", job["metadata"]["namespace"],
+                        "--subresource=status", "--type=merge", "-p", Json{{"status", st}}.dump()});
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+}
+
+// The hook Jobs of a step in namespace `target`.
+Json hook_jobs(ControlPlane& k8s, const std::string& step) {
+  auto r = k8s.kubectl({"get", "jobs", "-n", "target", "-l", "step=" + step, "-o", "json"});
+  return r.rc == 0 ? Json::parse(r.out)["items"] : Json::array();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "cluster mode: hooks run as Jobs with their image, service account, deadline and inputs, "
+    "and the Job's end decides the step",
+    "[e2e][k8s][hooks]") {
+  Cluster c({{.name = "kh-01", .disk_mib = 16, .data_mib = 4, .power_state = "poweredOn"},
+             {.name = "kh-02", .base = "DC0_H0_VM1", .disk_mib = 16, .data_mib = 4}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  c.start_agent("node-1", {"--kubeconfig", k8s.agent_kubeconfig()});
+  std::string manifests = c.write_manifests("p", {"kh-01", "kh-02"});
+  // kh-01: an image-only PreHook (allowed in cluster mode); kh-02: a playbook PostHook.
+  add_hooks(manifests, "kh-01",
+            "      - hook: {name: quiesce}\n"
+            "        step: PreHook\n",
+            "apiVersion: forklift.konveyor.io/v1beta1\nkind: Hook\nmetadata: {name: quiesce, "
+            "namespace: openshift-mtv}\nspec:\n  image: quay.io/acme/quiesce:1.2\n  "
+            "serviceAccount: hook-runner\n  deadline: 600\n---\n" +
+                hook_of("notify", "- hosts: localhost\n  tasks: []\n"));
+  add_hooks(manifests, "kh-02",
+            "      - hook: {name: notify}\n"
+            "        step: PostHook\n",
+            "");
+  auto applied = k8s.kubectl({"apply", "-f", manifests});
+  INFO(applied.err);
+  REQUIRE(applied.rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "p") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+
+  // The PreHook's Job: the Hook's image, service account and deadline, and
+  // hook-runner's inputs mounted at /tmp/hook from a ConfigMap it owns.
+  Json pre;
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json jobs = hook_jobs(k8s, "PreHook");
+        if (jobs.empty()) return false;
+        pre = jobs[0];
+        return true;
+      },
+      250ms));
+  INFO(pre.dump(1));
+  const Json& pod = pre["spec"]["template"]["spec"];
+  CHECK(pod["containers"][0]["image"] == "quay.io/acme/quiesce:1.2");
+  CHECK(pod["containers"][0]["volumeMounts"][0]["mountPath"] == "/tmp/hook");
+  CHECK(pod["serviceAccountName"] == "hook-runner");
+  CHECK(pod["restartPolicy"] == "Never");
+  CHECK(pre["spec"]["activeDeadlineSeconds"] == 600);
+  CHECK(pre["spec"]["backoffLimit"] == 2);
+  CHECK(pre["metadata"]["labels"]["vmID"] == c.vm_id("kh-01"));
+  Json cm = k8s.get_in("target", "configmap", pre["metadata"]["name"]);
+  REQUIRE(cm.is_object());
+  CHECK(cm["metadata"]["ownerReferences"][0]["uid"] == pre["metadata"]["uid"]);
+  CHECK(cm["data"]["workload.yml"].get<std::string>().find("name: kh-01") != std::string::npos);
+  CHECK(cm["data"]["plan.yml"].get<std::string>().find("kind: Plan") != std::string::npos);
+  CHECK_FALSE(cm["data"].contains("playbook.yml"));
+  // Until the Job ends, the VM waits in PreHook with its source untouched.
+  std::this_thread::sleep_for(2s);
+  Json st = k8s.get("migration", "m")["status"];
+  for (const auto& v : st["vms"])
+    if (v["name"] == "kh-01") CHECK(v["phase"] == "PreHook");
+  CHECK(c.sim_get("/ferry-sim/vm?name=kh-01")["power_state"] == "poweredOn");
+  finish_job(k8s, pre, true);
+
+  // kh-02's PostHook Job runs hook-runner with the playbook; it fails.
+  Json post;
+  REQUIRE(eventually(
+      120s,
+      [&] {
+        Json jobs = hook_jobs(k8s, "PostHook");
+        if (jobs.empty()) return false;
+        post = jobs[0];
+        return true;
+      },
+      250ms));
+  CHECK(post["spec"]["template"]["spec"]["containers"][0]["image"] ==
+        "quay.io/konveyor/hook-runner");
+  Json post_cm = k8s.get_in("target", "configmap", post["metadata"]["name"]);
+  CHECK(post_cm["data"]["playbook.yml"] == "- hosts: localhost\n  tasks: []\n");
+  finish_job(k8s, post, false, "BackoffLimitExceeded");
+
+  REQUIRE(eventually(
+      120s, [&] { return k8s.phase("migration", "m") == "Failed"; }, 500ms));
+  st = k8s.get("migration", "m")["status"];
+  INFO(st.dump(1));
+  for (const auto& v : st["vms"]) {
+    if (v["name"] == "kh-01") {
+      CHECK(v["phase"] == "Completed");
+    } else {
+      // Failed at PostHook, after its VirtualMachine was created.
+      CHECK(v["phase"] == "Failed");
+      CHECK(v["error"]["phase"] == "PostHook");
+      CHECK(v["error"]["reasons"][0].get<std::string>().find(
+                "failed: BackoffLimitExceeded: Job has reached the specified backoff limit") !=
+            std::string::npos);
+    }
+  }
+  CHECK(k8s.get_in("target", "virtualmachine", "kh-02").is_object());
 }

@@ -26,7 +26,7 @@ const std::string kPlaybook = "- hosts: localhost\n  tasks: []\n";
 
 }  // namespace
 
-TEST_CASE("a Hook's playbook is decoded; MTV's image rules hold", "[hooks]") {
+TEST_CASE("a Hook's playbook is decoded and MTV's image rules hold", "[hooks]") {
   auto ok = hooks::parse_hook(hook({{"playbook", model::base64_encode(kPlaybook)}}));
   REQUIRE(ok.ok());
   CHECK(ok->image == hooks::kHookRunnerImage);

@@ -57,7 +57,7 @@ TEST_CASE("a session pool reuses its sessions and never opens more than its size
   CHECK(FakeSession::ended == 2);  // the pool's end ends every session
 }
 
-TEST_CASE("a session idle past the limit is ended; one used since is kept", "[session_pool]") {
+TEST_CASE("a session idle past the limit is ended, one used since is kept", "[session_pool]") {
   FakeSession::made = 0;
   FakeSession::ended = 0;
   SessionPool<FakeSession> pool(factory(), 4);
