@@ -1190,9 +1190,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
     (*s)["error"] = {{"phase", vm->value("phase", "")}, {"reasons", Json::array({message})}};
   kLog.error("VM failed",
              {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
-  if (hooks_ && vm->contains("hooks") && (*vm)["hooks"].is_object())
-    for (const auto& [hook_step, h] : (*vm)["hooks"].items())
-      hooks_->cancel(hook_run_id(mkey, vm_id, hook_step));
+  stop_hooks(mkey, *vm);
   // Stop this VM's other transfers; their volumes stay for a later retry.
   for (auto& d : (*vm)["disks"])
     if (stop_transfer(d)) set_task_state(d, TaskState::kCanceled);
@@ -1218,9 +1216,7 @@ void Coordinator::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
   bool started = vm->value("phase", "") != "Pending";
   // Past CreateVM the volumes belong to the VM that was created.
   bool created = vm->value("phase", "") == "PostHook";
-  if (hooks_ && vm->contains("hooks") && (*vm)["hooks"].is_object())
-    for (const auto& [hook_step, h] : (*vm)["hooks"].items())
-      hooks_->cancel(hook_run_id(mkey, vm_id, hook_step));
+  stop_hooks(mkey, *vm);
   for (auto& d : (*vm)["disks"]) {
     tasks_.release(d.value("taskId", ""));
     if (!d.value("node", "").empty() && d.contains("taskId")) {

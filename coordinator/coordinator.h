@@ -205,6 +205,8 @@ class Coordinator {
                      const Resource& plan, const model::Json& inv_vm);
   void on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
                       const std::string& hook_step, const hooks::HookResult& r);
+  // Kills the VM's running hook (its end is then ignored); Running becomes Canceled.
+  void stop_hooks(const ResourceKey& mkey, model::Json& vm);
   static std::string hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
                                  const std::string& hook_step);
 

@@ -57,6 +57,14 @@ std::string Coordinator::hook_run_id(const ResourceKey& mkey, const std::string&
   return mkey.ns + "/" + mkey.name + "/" + vm_id + "/" + hook_step;
 }
 
+void Coordinator::stop_hooks(const ResourceKey& mkey, Json& vm) {
+  if (!vm.contains("hooks") || !vm["hooks"].is_object()) return;
+  for (auto& [hook_step, h] : vm["hooks"].items()) {
+    if (hooks_) hooks_->cancel(hook_run_id(mkey, vm.value("id", ""), hook_step));
+    if (task_state(h) == TaskState::kRunning) set_task_state(h, TaskState::kCanceled);
+  }
+}
+
 bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::string& hook_step,
                                 const Resource& plan, const Json& inv_vm) {
   if (!vm.contains("hooks") || !vm["hooks"].contains(hook_step)) return true;

@@ -233,6 +233,8 @@ TEST_CASE(
   CHECK(slow["error"]["reasons"][0].get<std::string>().find("killed at its deadline of 4 s") !=
         std::string::npos);
   CHECK(stuck["phase"] == "Canceled");
+  CHECK(stuck["hooks"]["PreHook"]["state"] == "Canceled");
+  CHECK(slow["hooks"]["PreHook"]["state"] == "Failed");
   // Nothing either hook started is left, the background child included.
   CHECK(eventually(
       10s, [] { return processes_with("sleep 3001.5") + processes_with("sleep 3002.5") == 0; },
@@ -329,10 +331,19 @@ void finish_job(ControlPlane& k8s, const Json& job, bool success, const std::str
   REQUIRE(r.rc == 0);
 }
 
-// The hook Jobs of a step in namespace `target`.
-Json hook_jobs(ControlPlane& k8s, const std::string& step) {
-  auto r = k8s.kubectl({"get", "jobs", "-n", "target", "-l", "step=" + step, "-o", "json"});
-  return r.rc == 0 ? Json::parse(r.out)["items"] : Json::array();
+// The first hook Job of a step in namespace `target` (null if none came in time).
+Json wait_hook_job(ControlPlane& k8s, const std::string& step, std::chrono::seconds limit) {
+  Json job;
+  eventually(
+      limit,
+      [&] {
+        auto r = k8s.kubectl({"get", "jobs", "-n", "target", "-l", "step=" + step, "-o", "json"});
+        if (r.rc != 0 || Json::parse(r.out)["items"].empty()) return false;
+        job = Json::parse(r.out)["items"][0];
+        return true;
+      },
+      std::chrono::milliseconds(250));
+  return job;
 }
 
 }  // namespace
@@ -368,16 +379,8 @@ TEST_CASE(
 
   // The PreHook's Job: the Hook's image, service account and deadline, and
   // hook-runner's inputs mounted at /tmp/hook from a ConfigMap it owns.
-  Json pre;
-  REQUIRE(eventually(
-      60s,
-      [&] {
-        Json jobs = hook_jobs(k8s, "PreHook");
-        if (jobs.empty()) return false;
-        pre = jobs[0];
-        return true;
-      },
-      250ms));
+  Json pre = wait_hook_job(k8s, "PreHook", 60s);
+  REQUIRE(pre.is_object());
   INFO(pre.dump(1));
   const Json& pod = pre["spec"]["template"]["spec"];
   CHECK(pod["containers"][0]["image"] == "quay.io/acme/quiesce:1.2");
@@ -402,16 +405,8 @@ TEST_CASE(
   finish_job(k8s, pre, true);
 
   // kh-02's PostHook Job runs hook-runner with the playbook; it fails.
-  Json post;
-  REQUIRE(eventually(
-      120s,
-      [&] {
-        Json jobs = hook_jobs(k8s, "PostHook");
-        if (jobs.empty()) return false;
-        post = jobs[0];
-        return true;
-      },
-      250ms));
+  Json post = wait_hook_job(k8s, "PostHook", 120s);
+  REQUIRE(post.is_object());
   CHECK(post["spec"]["template"]["spec"]["containers"][0]["image"] ==
         "quay.io/konveyor/hook-runner");
   Json post_cm = k8s.get_in("target", "configmap", post["metadata"]["name"]);

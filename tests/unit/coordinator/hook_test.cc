@@ -97,19 +97,19 @@ TEST_CASE("a Plan's hooks are checked: one per step, each an existing Hook that 
   auto ref = [](const char* name, const char* step) {
     return Json{{"hook", {{"name", name}}}, {"step", step}};
   };
-  CHECK(check({ref("h", "PreHook"), ref("h", "PostHook")}).empty());
-  auto two = check({ref("h", "PreHook"), ref("h", "PreHook")});
+  CHECK(check(Json::array({ref("h", "PreHook"), ref("h", "PostHook")})).empty());
+  auto two = check(Json::array({ref("h", "PreHook"), ref("h", "PreHook")}));
   REQUIRE(two.count("HookStepNotValid"));
   CHECK(two["HookStepNotValid"].find("spec.vms[0].hooks[1].step: a second PreHook hook (also "
                                      "spec.vms[0].hooks[0])") != std::string::npos);
-  auto missing = check({ref("nope", "PostHook")});
+  auto missing = check(Json::array({ref("nope", "PostHook")}));
   REQUIRE(missing.count("HookNotValid"));
   CHECK(missing["HookNotValid"].find("spec.vms[0].hooks[0].hook: Hook ns/nope not found") !=
         std::string::npos);
   // An image-only hook runs only where Jobs can (cluster mode).
-  auto img = check({ref("img", "PreHook")});
+  auto img = check(Json::array({ref("img", "PreHook")}));
   REQUIRE(img.count("HookNotValid"));
   CHECK(img["HookNotValid"].find("needs a container runtime") != std::string::npos);
   ctx.image_hooks = true;
-  CHECK(check({ref("img", "PreHook")}).empty());
+  CHECK(check(Json::array({ref("img", "PreHook")})).empty());
 }

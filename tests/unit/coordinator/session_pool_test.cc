@@ -22,6 +22,20 @@ struct FakeSession {
 SessionPool<FakeSession>::Factory factory() {
   return []() -> Result<std::unique_ptr<FakeSession>> { return std::make_unique<FakeSession>(); };
 }
+// Fresh counters, and two sessions opened at once (then idle).
+void open_two(SessionPool<FakeSession>& pool) {
+  FakeSession::made = 0;
+  FakeSession::ended = 0;
+  auto slow = [&] {
+    (void)pool.with<Result<int>>([](FakeSession&) {
+      std::this_thread::sleep_for(30ms);
+      return 0;
+    });
+  };
+  std::thread a(slow), b(slow);
+  a.join();
+  b.join();
+}
 }  // namespace
 
 TEST_CASE("a session pool reuses its sessions and never opens more than its size",
@@ -58,18 +72,8 @@ TEST_CASE("a session pool reuses its sessions and never opens more than its size
 }
 
 TEST_CASE("a session idle past the limit is ended, one used since is kept", "[session_pool]") {
-  FakeSession::made = 0;
-  FakeSession::ended = 0;
   SessionPool<FakeSession> pool(factory(), 4);
-  auto slow = [&] {
-    (void)pool.with<Result<int>>([](FakeSession&) {
-      std::this_thread::sleep_for(30ms);
-      return 0;
-    });
-  };
-  std::thread a(slow), b(slow);
-  a.join();
-  b.join();
+  open_two(pool);
   REQUIRE(pool.open() == 2);
   CHECK(pool.trim(10s) == 0);
   std::this_thread::sleep_for(60ms);
@@ -89,18 +93,8 @@ TEST_CASE("a session idle past the limit is ended, one used since is kept", "[se
 
 TEST_CASE("a session someone still holds a credential of is not ended while idle",
           "[session_pool]") {
-  FakeSession::made = 0;
-  FakeSession::ended = 0;
   SessionPool<FakeSession> pool(factory(), 4);
-  auto slow = [&] {
-    (void)pool.with<Result<int>>([](FakeSession&) {
-      std::this_thread::sleep_for(30ms);
-      return 0;
-    });
-  };
-  std::thread a(slow), b(slow);
-  a.join();
-  b.join();
+  open_two(pool);
   std::this_thread::sleep_for(50ms);
   // Session 1's cookie is with an agent's running copy.
   auto held = [](const FakeSession& s) { return s.id == 1; };
