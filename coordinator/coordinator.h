@@ -134,6 +134,8 @@ class Coordinator {
   // been what they lacked).
   void check_observed(const ResourceKey& k, const model::Json& doc);
   std::set<ResourceKey> not_ready_;  // observed resources with a Critical condition
+  // A Hook changed or went: the Plans that use it are checked again.
+  void recheck_plans_using(const ResourceKey& hook);
   // A Migration already running whose spec changed: cutover and cancel apply.
   void observe_migration_spec(const ResourceKey& k, const model::Json& doc);
   // Resource changes (apply, delete, a Migration's cutover) run one at a time,

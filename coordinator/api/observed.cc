@@ -22,6 +22,7 @@ void Coordinator::observe(const ResourceKey& k, std::optional<Json> doc) {
       if (find(k)) {
         kLog.info("deleted in the Kubernetes API", {{"resource", k.to_string()}});
         forget_resource(k);
+        if (k.kind == "Hook") recheck_plans_using(k);
       }
       // The canceled VMs are stored before the object may go (if storing
       // fails, the finalizer stays: the next start sees the deletion again).
@@ -36,6 +37,24 @@ void Coordinator::observe(const ResourceKey& k, std::optional<Json> doc) {
   if (old && old->doc == *doc) return;  // our own write coming back, or only its status changed
   kLog.info("changed in the Kubernetes API", {{"resource", k.to_string()}});
   check_observed(k, *doc);
+  if (k.kind == "Hook") recheck_plans_using(k);
+}
+
+void Coordinator::recheck_plans_using(const ResourceKey& hook) {
+  for (const auto& [pk, r] : resources_) {
+    if (pk.kind != "Plan") continue;
+    bool uses = false;
+    for (const auto& vm : r.spec().value("vms", Json::array()))
+      for (const auto& h : vm.is_object() ? vm.value("hooks", Json::array()) : Json::array())
+        uses = uses || (h.is_object() && h.contains("hook") &&
+                        model::ref_key(h["hook"], "Hook", pk.ns) == hook);
+    if (!uses) continue;
+    ResourceKey plan = pk;
+    Json doc = r.doc;
+    loop_.post([this, plan, doc] {
+      if (find(plan) && find(plan)->doc == doc) check_observed(plan, doc);
+    });
+  }
 }
 
 void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {

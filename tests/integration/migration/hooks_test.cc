@@ -430,4 +430,18 @@ TEST_CASE(
     }
   }
   CHECK(k8s.get_in("target", "virtualmachine", "kh-02").is_object());
+
+  // A Hook deleted with kubectl while a Plan uses it: the Plan says so.
+  REQUIRE(k8s.kubectl({"delete", "hook", "quiesce", "-n", "openshift-mtv"}).rc == 0);
+  CHECK(eventually(
+      30s,
+      [&] {
+        for (const auto& cond : k8s.get("plan", "p")["status"].value("conditions", Json::array()))
+          if (cond.value("type", "") == "HookNotValid" &&
+              cond.value("message", "").find("Hook openshift-mtv/quiesce not found") !=
+                  std::string::npos)
+            return true;
+        return false;
+      },
+      500ms));
 }
