@@ -110,9 +110,9 @@ bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::st
     k.name = job_name(run_id, h.value("runs", 1));
     k.image = parsed->image;
     k.service_account = parsed->service_account;
-    const Resource* m = find(mkey);
-    k.labels = {{"migration", m ? m->doc["metadata"].value("uid", mkey.name) : mkey.name},
-                {"plan", plan.doc["metadata"].value("uid", plan.key().name)},
+    // Forklift's labels: the Migration's and Plan's uids, as on the VM's PVCs.
+    k.labels = {{"migration", store_->uid(mkey)},
+                {"plan", store_->uid(plan.key())},
                 {"vmID", vm_id},
                 {"step", hook_step}};
     job.kube = k;

@@ -331,13 +331,15 @@ void finish_job(ControlPlane& k8s, const Json& job, bool success, const std::str
   REQUIRE(r.rc == 0);
 }
 
-// The first hook Job of a step in namespace `target` (null if none came in time).
-Json wait_hook_job(ControlPlane& k8s, const std::string& step, std::chrono::seconds limit) {
+// The hook Job of a VM's step in namespace `target` (null if none came in time).
+Json wait_hook_job(ControlPlane& k8s, const std::string& vm_id, const std::string& step,
+                   std::chrono::seconds limit) {
   Json job;
   eventually(
       limit,
       [&] {
-        auto r = k8s.kubectl({"get", "jobs", "-n", "target", "-l", "step=" + step, "-o", "json"});
+        auto r = k8s.kubectl(
+            {"get", "jobs", "-n", "target", "-l", "step=" + step + ",vmID=" + vm_id, "-o", "json"});
         if (r.rc != 0 || Json::parse(r.out)["items"].empty()) return false;
         job = Json::parse(r.out)["items"][0];
         return true;
@@ -353,11 +355,12 @@ TEST_CASE(
     "and the Job's end decides the step",
     "[e2e][k8s][hooks]") {
   Cluster c({{.name = "kh-01", .disk_mib = 16, .data_mib = 4, .power_state = "poweredOn"},
-             {.name = "kh-02", .base = "DC0_H0_VM1", .disk_mib = 16, .data_mib = 4}});
+             {.name = "kh-02", .base = "DC0_H0_VM1", .disk_mib = 16, .data_mib = 4},
+             {.name = "kh-03", .base = "DC0_C0_RP0_VM0", .disk_mib = 16, .data_mib = 4}});
   ControlPlane k8s(c);
   c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
   c.start_agent("node-1", {"--kubeconfig", k8s.agent_kubeconfig()});
-  std::string manifests = c.write_manifests("p", {"kh-01", "kh-02"});
+  std::string manifests = c.write_manifests("p", {"kh-01", "kh-02", "kh-03"});
   // kh-01: an image-only PreHook (allowed in cluster mode); kh-02: a playbook PostHook.
   add_hooks(manifests, "kh-01",
             "      - hook: {name: quiesce}\n"
@@ -370,6 +373,10 @@ TEST_CASE(
             "      - hook: {name: notify}\n"
             "        step: PostHook\n",
             "");
+  add_hooks(manifests, "kh-03",
+            "      - hook: {name: quiesce}\n"
+            "        step: PreHook\n",
+            "");
   auto applied = k8s.kubectl({"apply", "-f", manifests});
   INFO(applied.err);
   REQUIRE(applied.rc == 0);
@@ -379,7 +386,7 @@ TEST_CASE(
 
   // The PreHook's Job: the Hook's image, service account and deadline, and
   // hook-runner's inputs mounted at /tmp/hook from a ConfigMap it owns.
-  Json pre = wait_hook_job(k8s, "PreHook", 60s);
+  Json pre = wait_hook_job(k8s, c.vm_id("kh-01"), "PreHook", 60s);
   REQUIRE(pre.is_object());
   INFO(pre.dump(1));
   const Json& pod = pre["spec"]["template"]["spec"];
@@ -390,6 +397,8 @@ TEST_CASE(
   CHECK(pre["spec"]["activeDeadlineSeconds"] == 600);
   CHECK(pre["spec"]["backoffLimit"] == 2);
   CHECK(pre["metadata"]["labels"]["vmID"] == c.vm_id("kh-01"));
+  CHECK(pre["metadata"]["labels"]["migration"] == k8s.get("migration", "m")["metadata"]["uid"]);
+  CHECK(pre["metadata"]["labels"]["plan"] == k8s.get("plan", "p")["metadata"]["uid"]);
   Json cm = k8s.get_in("target", "configmap", pre["metadata"]["name"]);
   REQUIRE(cm.is_object());
   CHECK(cm["metadata"]["ownerReferences"][0]["uid"] == pre["metadata"]["uid"]);
@@ -404,8 +413,22 @@ TEST_CASE(
   CHECK(c.sim_get("/ferry-sim/vm?name=kh-01")["power_state"] == "poweredOn");
   finish_job(k8s, pre, true);
 
+  // kh-03 is canceled while its PreHook Job runs: the Job and its ConfigMap go.
+  Json pre3 = wait_hook_job(k8s, c.vm_id("kh-03"), "PreHook", 60s);
+  REQUIRE(pre3.is_object());
+  REQUIRE(k8s.kubectl({"patch", "migration", "m", "-n", "openshift-mtv", "--type=merge", "-p",
+                       R"({"spec":{"cancel":[{"name":"kh-03"}]}})"})
+              .rc == 0);
+  CHECK(eventually(
+      30s,
+      [&] {
+        return k8s.get_in("target", "job", pre3["metadata"]["name"]).is_null() &&
+               k8s.get_in("target", "configmap", pre3["metadata"]["name"]).is_null();
+      },
+      250ms));
+
   // kh-02's PostHook Job runs hook-runner with the playbook; it fails.
-  Json post = wait_hook_job(k8s, "PostHook", 120s);
+  Json post = wait_hook_job(k8s, c.vm_id("kh-02"), "PostHook", 120s);
   REQUIRE(post.is_object());
   CHECK(post["spec"]["template"]["spec"]["containers"][0]["image"] ==
         "quay.io/konveyor/hook-runner");
@@ -420,6 +443,9 @@ TEST_CASE(
   for (const auto& v : st["vms"]) {
     if (v["name"] == "kh-01") {
       CHECK(v["phase"] == "Completed");
+    } else if (v["name"] == "kh-03") {
+      CHECK(v["phase"] == "Canceled");
+      CHECK(step_named(v, "PreHook")["phase"] == "Canceled");
     } else {
       // Failed at PostHook, after its VirtualMachine was created.
       CHECK(v["phase"] == "Failed");
