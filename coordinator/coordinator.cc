@@ -59,12 +59,6 @@ std::string space_owner(const ResourceKey& mkey, const std::string& vm_id) {
 
 bool vm_terminal(const Json& vm) { return migration::is_terminal_name(vm.value("phase", "")); }
 
-Json* step(Json& vm, const std::string& name) {
-  for (auto& s : vm["pipeline"])
-    if (s["name"] == name) return &s;
-  return nullptr;
-}
-
 // The user-facing step a phase of this VM runs in (warm VMs show a Cutover step).
 std::string step_for(const Json& vm, Phase p) {
   if (!vm.contains("warm")) return migration::step_of(p);
@@ -624,7 +618,7 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
   Json* vm = vm_status(ref->migration, ref->vm_id);
   if (!vm) return;
   if (ref->disk_key == kConversionTask) {  // conversion: virt-v2v's latest status line
-    if (Json* s = step(*vm, "ImageConversion")) (*s)["message"] = p.message();
+    if (Json* s = pipeline_step(*vm, "ImageConversion")) (*s)["message"] = p.message();
     dirty_.insert(ref->migration);
     return;
   }
@@ -653,7 +647,7 @@ void Coordinator::on_progress(const std::string& subject, const std::string& dat
     done += d.value("bytesDone", uint64_t{0});
     total += d.value("capacity", uint64_t{0});
   }
-  if (Json* s = step(*vm, "DiskTransfer"))
+  if (Json* s = pipeline_step(*vm, "DiskTransfer"))
     s->operator[]("progress") = {{"completed", done / kMiB}, {"total", total / kMiB}};
   dirty_.insert(ref->migration);
 }
@@ -839,7 +833,7 @@ void Coordinator::on_conversion_result(const TaskRef& ref, Json& vm,
     const auto& c = r.conversion();
     set_task_state(conv, TaskState::kCompleted);
     conv["report"] = status::ConversionReport::from(c);
-    if (Json* s = step(vm, "ImageConversion")) s->erase("message");
+    if (Json* s = pipeline_step(vm, "ImageConversion")) s->erase("message");
     kLog.info("guest converted", {{"vm", vm.value("name", "")}, {"os", c.os_product()}});
     save_status(ref.migration);
     return advance(ref.migration, ref.vm_id);
@@ -961,6 +955,12 @@ void Coordinator::api_retry(const api::RetryRequest& req, Reply reply) {
 }
 
 // ---------------------------------------------------------------- migrations
+
+Json* Coordinator::pipeline_step(Json& vm, const std::string& name) {
+  for (auto& s : vm["pipeline"])
+    if (s["name"] == name) return &s;
+  return nullptr;
+}
 
 Json* Coordinator::vm_status(const ResourceKey& mkey, const std::string& vm_id) {
   auto it = status_.find(mkey);
@@ -1186,7 +1186,7 @@ void Coordinator::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
       step_for(*vm, migration::phase_from_name(vm->value("phase", "")).value_or(Phase::kStarted));
   (*vm)["error"] = {
       {"phase", vm->value("phase", "")}, {"step", at}, {"reasons", Json::array({message})}};
-  if (Json* s = step(*vm, at))
+  if (Json* s = pipeline_step(*vm, at))
     (*s)["error"] = {{"phase", vm->value("phase", "")}, {"reasons", Json::array({message})}};
   kLog.error("VM failed",
              {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
@@ -1694,7 +1694,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
         if (vm->contains("warm")) return warm_copy_done(mkey, *vm);
         return go_next();
       }
-      if (Json* s = step(*vm, "DiskTransfer")) {
+      if (Json* s = pipeline_step(*vm, "DiskTransfer")) {
         uint64_t total = 0;
         for (auto& d : (*vm)["disks"]) total += d.value("capacity", uint64_t{0});
         if (!s->contains("progress"))
@@ -1704,7 +1704,7 @@ void Coordinator::advance(const ResourceKey& mkey, const std::string& vm_id) {
       return;
     }
     case Phase::kConvertGuest: {
-      Json* s = step(*vm, "ImageConversion");
+      Json* s = pipeline_step(*vm, "ImageConversion");
       if (pspec.value("skipGuestConversion", false)) {
         // Raw copy mode: no conversion process at all.
         if (s && (*s)["phase"] != "Skipped") {

@@ -188,6 +188,8 @@ class Coordinator {
   void dispatch();  // hands queued disk tasks to JetStream while slots allow
   void maybe_finish_migration(const ResourceKey& mkey);
   model::Json* vm_status(const ResourceKey& mkey, const std::string& vm_id);
+  // A VM status's pipeline step by name (null if it is not listed).
+  static model::Json* pipeline_step(model::Json& vm, const std::string& name);
   // Moves a live VM to `to`, saves, and runs the new phase.
   void go(const ResourceKey& mkey, const std::string& vm_id, migration::Phase to);
   // The session pool of the Migration's source provider (null + err if gone).

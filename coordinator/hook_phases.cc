@@ -44,12 +44,6 @@ std::string job_name(const std::string& run_id, int run) {
   return "ferry-" + step + "-" + hex + "-" + std::to_string(run);
 }
 
-Json* step_of(Json& vm, const std::string& name) {
-  for (auto& s : vm["pipeline"])
-    if (s["name"] == name) return &s;
-  return nullptr;
-}
-
 }  // namespace
 
 std::string Coordinator::hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
@@ -146,7 +140,7 @@ void Coordinator::on_hook_result(const ResourceKey& mkey, const std::string& vm_
   h["log"] = r.log_path;
   Json output = Json::array();
   for (const auto& line : r.tail) output.push_back(line.substr(0, 400));
-  if (Json* s = step_of(*vm, hook_step)) (*s)["output"] = output;
+  if (Json* s = pipeline_step(*vm, hook_step)) (*s)["output"] = output;
   ResourceKey hk = model::ref_key(h["hook"], "Hook", mkey.ns);
   std::string hook = hk.ns + "/" + hk.name;
   if (r.succeeded) {

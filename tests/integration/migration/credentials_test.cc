@@ -25,7 +25,9 @@ TEST_CASE(
   REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   auto done_bytes = [&] {
     Json vm = vm_status(c, "m");
-    return vm.contains("disks") ? vm["disks"][0].value("bytesDone", uint64_t{0}) : 0;
+    return vm.contains("disks") && !vm["disks"].empty()
+               ? vm["disks"][0].value("bytesDone", uint64_t{0})
+               : 0;
   };
   REQUIRE(eventually(
       120s, [&] { return done_bytes() >= (8u << 20); }, 100ms));
@@ -95,7 +97,9 @@ TEST_CASE(
   REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   auto done_bytes = [&](const std::string& m) {
     Json vm = vm_status(c, m);
-    return vm.contains("disks") ? vm["disks"][0].value("bytesDone", uint64_t{0}) : 0;
+    return vm.contains("disks") && !vm["disks"].empty()
+               ? vm["disks"][0].value("bytesDone", uint64_t{0})
+               : 0;
   };
   REQUIRE(eventually(
       120s, [&] { return done_bytes("m") >= (4u << 20); }, 100ms));

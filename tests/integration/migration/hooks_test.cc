@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "common/model/resource.h"
@@ -56,7 +57,9 @@ int processes_with(const std::string& marker) {
   DIR* d = opendir("/proc");
   while (dirent* e = d ? readdir(d) : nullptr) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::string cmd = read_file(std::string("/proc/") + e->d_name + "/cmdline");
+    // A process may end between readdir and open: then it reads as empty.
+    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     for (auto& ch : cmd)
       if (ch == '\0') ch = ' ';
     if (cmd.find(marker) != std::string::npos && cmd.find("pgrep") == std::string::npos) n++;
