@@ -53,17 +53,13 @@ HookRunner::HookRunner(Options o) : opts_(std::move(o)) {}
 
 HookRunner::~HookRunner() {
   std::map<std::string, Run> runs;
-  std::vector<std::thread> ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, r] : runs_) *r.cancel = true;
     runs.swap(runs_);
-    ended.swap(ended_);
   }
   for (auto& [id, r] : runs)
     if (r.thread.joinable()) r.thread.join();
-  for (auto& t : ended)
-    if (t.joinable()) t.join();
 }
 
 std::string HookRunner::dir_of(const std::string& id) const {
@@ -73,14 +69,11 @@ std::string HookRunner::dir_of(const std::string& id) const {
 void HookRunner::reap_locked() {
   for (auto it = runs_.begin(); it != runs_.end();)
     if (*it->second.finished) {
-      ended_.push_back(std::move(it->second.thread));
+      it->second.thread.join();  // finished: returns at once
       it = runs_.erase(it);
     } else {
       ++it;
     }
-  for (auto& t : ended_)
-    if (t.joinable()) t.join();  // finished: returns at once
-  ended_.clear();
 }
 
 bool HookRunner::start(HookJob job, std::function<void(HookResult)> done) {

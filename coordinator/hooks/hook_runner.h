@@ -105,7 +105,6 @@ class HookRunner {
   Options opts_;
   mutable std::mutex mu_;
   std::map<std::string, Run> runs_;
-  std::vector<std::thread> ended_;
 };
 
 }  // namespace ferry::coordinator::hooks
