@@ -1,5 +1,7 @@
 #include "coordinator/metrics.h"
 
+#include "common/base/log.h"
+
 namespace ferry::coordinator {
 
 using prometheus::BuildCounter;
@@ -41,5 +43,11 @@ CoordinatorMetrics::CoordinatorMetrics()
                     .Name("ferry_coordinator_bad_input_total")
                     .Help("Malformed requests, messages and stored entries refused, by source")
                     .Register(*registry)) {}
+
+void count_bad_input(CoordinatorMetrics& m, const char* source, const std::string& why) {
+  static const Logger log("coordinator");
+  m.bad_input.Add({{"source", source}}).Increment();
+  log.warn("input refused", {{"source", source}, {"error", why}});
+}
 
 }  // namespace ferry::coordinator

@@ -9,6 +9,7 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <string>
 
 namespace ferry::coordinator {
 
@@ -28,5 +29,8 @@ struct CoordinatorMetrics {
   // Input refused and logged: source = api, heartbeat, progress, claim, result, stored.
   prometheus::Family<prometheus::Counter>& bad_input;  // ferry_coordinator_bad_input_total{source}
 };
+
+// Logs input that is refused and counts it under `source`.
+void count_bad_input(CoordinatorMetrics& m, const char* source, const std::string& why);
 
 }  // namespace ferry::coordinator

@@ -46,7 +46,7 @@ void Coordinator::handle_api(const api::Request& req, Reply reply) {
         if constexpr (std::is_same_v<T, api::CancelRequest>) api_cancel(r, reply);
         if constexpr (std::is_same_v<T, api::InventoryRequest>) api_inventory(r, reply);
         if constexpr (std::is_same_v<T, api::GatherRequest>) api_gather(r, reply);
-        if constexpr (std::is_same_v<T, api::RetryRequest>) api_retry(r, reply);
+        if constexpr (std::is_same_v<T, api::RetryRequest>) runner_->retry(r, reply);
         if constexpr (std::is_same_v<T, api::CutoverRequest>) api_cutover(r, reply);
         if constexpr (std::is_same_v<T, api::StatusRequest>) api_status(reply);
         if constexpr (std::is_same_v<T, api::PartRequest>) {
@@ -245,14 +245,11 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       need(spec["provider"]["source"], "Provider", "spec.provider.source");
       need(spec["provider"]["destination"], "Provider", "spec.provider.destination");
     } else if (k.kind == "Plan") {
-      validation::Context ctx;
+      validation::Context ctx = validation_context();
       ctx.find = lookup;
       ctx.inventory = [&](const ResourceKey& pk) -> const Json* {
         return new_inv.count(pk) ? &new_inv[pk] : inventory_of(pk);
       };
-      ctx.transfer_networks = transfer_networks();
-      ctx.network_attachment = attachment_lookup();
-      ctx.image_hooks = opts_.kubernetes;  // as Jobs
       if (status_.count(k))
         for (const auto& v : status_[k].value("completedVMs", Json::array()))
           ctx.completed_vm_ids.insert(v.get<std::string>());
@@ -350,7 +347,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
              {{"type", "InventoryCreated"}, {"status", "True"}, {"category", "Required"}},
              {{"type", "Ready"}, {"status", "True"}, {"category", "Required"}}});
         if (const Json* i = inventory_of(k)) st["vmCount"] = i->value("vms", Json::array()).size();
-        save_status(k);
+        status_.save(k);
       }
       if (k.kind == "Plan") {
         Json& st = status_[k];
@@ -360,7 +357,7 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
           if (c.value("category", "") == "Critical") ready = false;
         if (!st.contains("phase") || st["phase"] == "Not ready" || st["phase"] == "Ready")
           st["phase"] = ready ? "Ready" : "Not ready";
-        save_status(k);
+        status_.save(k);
       }
       if (k.kind == "Migration" && changed) {
         if (status_.count(k))
@@ -371,8 +368,8 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
       applied.push_back(
           {{"resource", k.to_string()}, {"result", changed ? "configured" : "unchanged"}});
     }
-    for (const auto& k : migrations) start_migration(k);
-    for (const auto& k : cutover_changed) pump(k);  // warm VMs re-check their cutover time
+    for (const auto& k : migrations) runner_->start_migration(k);
+    for (const auto& k : cutover_changed) runner_->pump(k);  // warm VMs re-check their cutover time
     answer({{"ok", true}, {"applied", applied}, {"warnings", notes}});
     // An inventory's apply frees several transient copies of it (the loaded
     // one, the store's queued one, its serialized chunks); give the pages back.
@@ -393,12 +390,7 @@ void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
     if (k.kind == "Plan") {
       if (!doc["status"].is_object()) doc["status"] = Json::object();
       // The plan's conditions are recomputed against the current inventory.
-      validation::Context ctx;
-      ctx.find = [this](const ResourceKey& x) { return find(x); };
-      ctx.inventory = [this](const ResourceKey& pk) { return inventory_of(pk); };
-      ctx.transfer_networks = transfer_networks();
-      ctx.network_attachment = attachment_lookup();
-      ctx.image_hooks = opts_.kubernetes;  // as Jobs
+      validation::Context ctx = validation_context();
       for (const auto& v : doc["status"].value("completedVMs", Json::array()))
         ctx.completed_vm_ids.insert(v.get<std::string>());
       auto res = validation::validate_plan(r, ctx);
@@ -533,20 +525,19 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
     }
     if (match) logs.push_back(line);
   }
-  // Every hook's whole output (capped by the runner), for the VMs gathered.
-  Json hook_logs = Json::object();
+  // Every hook's whole output (capped by the runner), for the VMs gathered:
+  // read on a worker, never on the loop.
+  std::vector<std::pair<std::string, std::string>> hook_log_paths;  // name, file
   for (const auto& r : resources)
     if (r.value("kind", "") == "Migration" && r.contains("status"))
       for (const auto& v : r["status"].value("vms", Json::array())) {
         if (!v.contains("hooks") || !v["hooks"].is_object()) continue;
-        for (const auto& [hook_step, h] : v["hooks"].items()) {
-          std::string path = h.value("log", "");
-          if (path.empty()) continue;
-          std::ifstream in(path);
-          std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-          hook_logs[r["metadata"].value("namespace", "") + "." + r["metadata"].value("name", "") +
-                    "." + v.value("name", "") + "." + hook_step] = text;
-        }
+        for (const auto& [hook_step, h] : v["hooks"].items())
+          if (!h.value("log", "").empty())
+            hook_log_paths.emplace_back(r["metadata"].value("namespace", "") + "." +
+                                            r["metadata"].value("name", "") + "." +
+                                            v.value("name", "") + "." + hook_step,
+                                        h.value("log", ""));
       }
   Json inv = Json::object();
   for (const auto& [k, i] : inventories_)
@@ -563,14 +554,28 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
                       {"tasksRunning", a.hb.tasks_running()}});
   }
   prometheus::TextSerializer ser;
-  reply({{"ok", true},
-         {"resources", resources},
-         {"inventories", inv},
-         {"agents", agents},
-         {"logs", logs},
-         {"hookLogs", hook_logs},
-         {"metrics", ser.Serialize(metrics_.registry->Collect())},
-         {"gatheredAt", now_iso()}});
+  auto answer =
+      std::make_shared<Json>(Json{{"ok", true},
+                                  {"resources", std::move(resources)},
+                                  {"inventories", std::move(inv)},
+                                  {"agents", std::move(agents)},
+                                  {"logs", std::move(logs)},
+                                  {"metrics", ser.Serialize(metrics_.registry->Collect())},
+                                  {"gatheredAt", now_iso()}});
+  loop_.run_blocking<Json>(
+      [paths = std::move(hook_log_paths)] {
+        Json hook_logs = Json::object();
+        for (const auto& [name, path] : paths) {
+          std::ifstream in(path);
+          hook_logs[name] =
+              std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        }
+        return hook_logs;
+      },
+      [answer, reply](Json hook_logs) {
+        (*answer)["hookLogs"] = std::move(hook_logs);
+        reply(*answer);
+      });
 }
 
 void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
@@ -616,19 +621,12 @@ void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
 void Coordinator::forget_resource(const ResourceKey& k) {
   if (k.kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
     // MTV: deleting a running Migration cancels it.
-    for (auto& vm : status_[k]["vms"]) cancel_vm(k, vm.value("id", ""));
-    maybe_finish_migration(k);
-    flush_dirty();
+    for (auto& vm : status_[k]["vms"]) runner_->cancel_vm(k, vm.value("id", ""));
+    runner_->maybe_finish_migration(k);
+    status_.flush();
   }
-  if (status_.count(k)) {
-    const Json& vms = status_[k]["vms"];
-    store_->erase_status(k, vms.is_array() ? vms.size() : 0);
-  }
-  resources_.erase(k);
   status_.erase(k);
-  dirty_.erase(k);
-  dirty_vms_.erase(k);
-  vm_index_.erase(k);
+  resources_.erase(k);
   drop_provider(k);
   if (k.kind == "Provider") {
     inventories_.erase(k);
@@ -649,7 +647,7 @@ void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {
       if (vm.value("name", "") == n || vm.value("id", "") == n) {
         found = true;
         if (!vm_terminal(vm)) {
-          cancel_vm(k, vm.value("id", ""));
+          runner_->cancel_vm(k, vm.value("id", ""));
           canceled.push_back(vm.value("name", ""));
         }
       }
@@ -661,11 +659,74 @@ void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {
   if (names.empty())
     for (auto& vm : st["vms"])
       if (!vm_terminal(vm)) {
-        cancel_vm(k, vm.value("id", ""));
+        runner_->cancel_vm(k, vm.value("id", ""));
         canceled.push_back(vm.value("name", ""));
       }
-  maybe_finish_migration(k);
+  runner_->maybe_finish_migration(k);
   reply({{"ok", true}, {"canceled", canceled}});
+}
+
+void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
+  ResourceKey k{"Migration", req.migration.ns, req.migration.name};
+  auto err = [&](ErrorCode c, const std::string& m) { reply(api::error_reply(Error(c, m))); };
+  auto it = status_.find(k);
+  if (!find(k) || it == status_.end())
+    return err(ErrorCode::kNotFound, k.to_string() + " not found");
+  if (it->second.value("phase", "") != "Running")
+    return err(ErrorCode::kFailedPrecondition,
+               k.to_string() + " is " + it->second.value("phase", "") + "; nothing to cut over");
+  std::string at = req.at;
+  if (at.empty()) at = now_iso();
+  if (!model::parse_rfc3339(at))
+    return err(
+        ErrorCode::kInvalidArgument,
+        k.to_string() + ": --at: \"" + at + "\" is not an RFC 3339 time (2021-04-04T01:23:45Z)");
+  const std::string& sel = req.vm;
+  Json vms = Json::array();
+  for (auto& vm : it->second["vms"]) {
+    if (!sel.empty() && vm.value("name", "") != sel && vm.value("id", "") != sel) continue;
+    if (!vm.contains("warm")) {
+      if (!sel.empty())
+        return err(ErrorCode::kFailedPrecondition,
+                   k.to_string() + ": --vm: VM \"" + sel + "\" is not migrating warm");
+      continue;
+    }
+    if (!sel.empty()) {
+      vm["warm"]["cutover"] = at;
+      (void)status_.vm(k, vm.value("id", ""));  // marks it changed
+    }
+    vms.push_back(vm.value("name", ""));
+  }
+  if (!sel.empty() && vms.empty())
+    return err(ErrorCode::kNotFound,
+               k.to_string() + ": --vm: VM \"" + sel + "\" is not part of this migration");
+  if (vms.empty()) return err(ErrorCode::kFailedPrecondition, k.to_string() + " has no warm VMs");
+  auto scheduled = [this, k, at, vms, reply] {
+    status_.save(k);
+    kLog.info("cutover scheduled", {{"migration", k.to_string()}, {"at", at}});
+    runner_->pump(k);
+    reply({{"ok", true}, {"cutover", at}, {"vms", vms}});
+  };
+  if (!sel.empty()) return scheduled();
+  // Like `oc patch migration --type merge -p '{"spec":{"cutover":...}}'` in MTV.
+  resource_txn([this, k, at, reply, scheduled](std::function<void()> done) {
+    const Resource* r = find(k);
+    if (!r) {
+      reply(api::error_reply(Error(ErrorCode::kNotFound, k.to_string() + " was deleted")));
+      return done();
+    }
+    Json doc = r->doc;
+    doc["spec"]["cutover"] = at;
+    write_resources({{k, doc}}, [this, k, doc, reply, scheduled, done](Status s) {
+      if (s.ok()) {
+        resources_[k] = Resource{doc};
+        scheduled();
+      } else {
+        reply(api::error_reply(s.error().wrap("cutover " + k.to_string())));
+      }
+      done();
+    });
+  });
 }
 
 }  // namespace ferry::coordinator

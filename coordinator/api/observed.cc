@@ -60,7 +60,7 @@ void Coordinator::recheck_plans_using(const ResourceKey& hook) {
 void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
   if (k.kind == "Migration" && find(k) && status_.count(k)) {
     if (status_[k].value("phase", "") != "Not ready") return observe_migration_spec(k, doc);
-    status_.erase(k);  // it never ran: checked again as if new
+    status_.drop(k);  // it never ran: checked again as if new
     resources_.erase(k);
   }
   apply_batch({Resource{doc}}, true, [this, k, doc](const Json& answer) {
@@ -78,7 +78,7 @@ void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
         status::clear_condition(st, "NotReady");
         status::set_condition(st, "Ready", "Required", "The resource is ready.", now_iso());
         st["phase"] = "Ready";
-        save_status(k);
+        status_.save(k);
       }
       // Something became usable: what was waiting for it is checked again.
       if (not_ready_.erase(k) || !not_ready_.empty())
@@ -113,7 +113,7 @@ void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
     kLog.warn("resource not usable", {{"resource", k.to_string()}, {"why", why}});
     store_->record_event(k, "Warning", k.kind == "Provider" ? "ConnectionTestFailed" : "NotReady",
                          why);
-    save_status(k);
+    status_.save(k);
   });
 }
 
@@ -138,11 +138,11 @@ void Coordinator::observe_migration_spec(const ResourceKey& k, const Json& doc) 
         !migration::is_terminal_name(vm.value("phase", ""))) {
       kLog.info("VM canceled through spec.cancel",
                 {{"migration", k.to_string()}, {"vm", vm.value("name", "")}});
-      cancel_vm(k, vm.value("id", ""));
+      runner_->cancel_vm(k, vm.value("id", ""));
     }
-  maybe_finish_migration(k);
+  runner_->maybe_finish_migration(k);
   // spec.cutover: warm VMs look at their cutover time again.
-  if (before.value("cutover", Json()) != after.value("cutover", Json())) pump(k);
+  if (before.value("cutover", Json()) != after.value("cutover", Json())) runner_->pump(k);
 }
 
 }  // namespace ferry::coordinator

@@ -6,10 +6,10 @@
 
 #include "common/base/clock.h"
 #include "common/base/log.h"
-#include "coordinator/coordinator.h"
 #include "coordinator/hooks/hook.h"
+#include "coordinator/runner/migration_runner.h"
 
-namespace ferry::coordinator {
+namespace ferry::coordinator::runner {
 namespace {
 
 using model::Json;
@@ -46,12 +46,12 @@ std::string job_name(const std::string& run_id, int run) {
 
 }  // namespace
 
-std::string Coordinator::hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
-                                     const std::string& hook_step) {
+std::string MigrationRunner::hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
+                                         const std::string& hook_step) {
   return mkey.ns + "/" + mkey.name + "/" + vm_id + "/" + hook_step;
 }
 
-void Coordinator::stop_hooks(const ResourceKey& mkey, Json& vm) {
+void MigrationRunner::stop_hooks(const ResourceKey& mkey, Json& vm) {
   if (!vm.contains("hooks") || !vm["hooks"].is_object()) return;
   for (auto& [hook_step, h] : vm["hooks"].items()) {
     if (hooks_) hooks_->cancel(hook_run_id(mkey, vm.value("id", ""), hook_step));
@@ -59,8 +59,8 @@ void Coordinator::stop_hooks(const ResourceKey& mkey, Json& vm) {
   }
 }
 
-bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::string& hook_step,
-                                const Resource& plan, const Json& inv_vm) {
+bool MigrationRunner::hook_finished(const ResourceKey& mkey, Json& vm, const std::string& hook_step,
+                                    const Resource& plan, const Json& inv_vm) {
   if (!vm.contains("hooks") || !vm["hooks"].contains(hook_step)) return true;
   Json& h = vm["hooks"][hook_step];
   if (task_state(h) == TaskState::kCompleted) return true;
@@ -127,8 +127,8 @@ bool Coordinator::hook_finished(const ResourceKey& mkey, Json& vm, const std::st
   return false;
 }
 
-void Coordinator::on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
-                                 const std::string& hook_step, const hooks::HookResult& r) {
+void MigrationRunner::on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
+                                     const std::string& hook_step, const hooks::HookResult& r) {
   Json* vm = vm_status(mkey, vm_id);
   // Canceled or failed meanwhile: that VM's state already says so.
   if (!vm || migration::is_terminal_name(vm->value("phase", "")) ||
@@ -166,4 +166,4 @@ void Coordinator::on_hook_result(const ResourceKey& mkey, const std::string& vm_
   fail_vm(mkey, vm_id, why);
 }
 
-}  // namespace ferry::coordinator
+}  // namespace ferry::coordinator::runner

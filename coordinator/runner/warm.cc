@@ -1,5 +1,5 @@
 // Warm migration: the precopy loop and the cutover of a VM whose source keeps
-// running (vSphere CBT). The Coordinator's cold pipeline runs the shared phases
+// running (vSphere CBT). The runner's cold pipeline runs the shared phases
 // (volumes, power, conversion, VM creation); this file owns the snapshot
 // phases. Order per cycle, never changed: create the snapshot -> record each
 // disk's change ID from it -> copy what changed since the last recorded IDs
@@ -12,11 +12,11 @@
 #include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/model/validate.h"
-#include "coordinator/coordinator.h"
 #include "coordinator/migration/warm.h"
+#include "coordinator/runner/migration_runner.h"
 #include "coordinator/status/reports.h"
 
-namespace ferry::coordinator {
+namespace ferry::coordinator::runner {
 
 using migration::Phase;
 using migration::WarmStage;
@@ -49,14 +49,14 @@ std::vector<migration::CycleSample> samples(const Json& w) {
 
 }  // namespace
 
-double Coordinator::precopy_interval(const Resource& plan) const {
+double MigrationRunner::precopy_interval(const Resource& plan) const {
   double s = opts_.precopy_interval_seconds;
   model::parse_duration(plan.spec().value("precopyInterval", ""), &s);
   return s;
 }
 
-Status Coordinator::query_changes(SourceProvider& p, WarmDiskQuery& q,
-                                  ferry::v1::TransferTask& task) {
+Status MigrationRunner::query_changes(SourceProvider& p, WarmDiskQuery& q,
+                                      ferry::v1::TransferTask& task) {
   std::string base = q.base_change_id.empty() ? "*" : q.base_change_id;
   auto r = p.changed_areas(q.vm_id, q.snapshot_id, q.disk_key, q.capacity, base);
   if (!r.ok()) return r.error();
@@ -82,7 +82,7 @@ Status Coordinator::query_changes(SourceProvider& p, WarmDiskQuery& q,
   return {};
 }
 
-void Coordinator::wake_at(const ResourceKey& mkey, const std::string& vm_id, double when) {
+void MigrationRunner::wake_at(const ResourceKey& mkey, const std::string& vm_id, double when) {
   std::string key = mkey.to_string() + vm_id;
   double now = now_seconds();
   when = std::min(when, now + 60);  // re-checked at least every minute
@@ -98,7 +98,7 @@ void Coordinator::wake_at(const ResourceKey& mkey, const std::string& vm_id, dou
   });
 }
 
-void Coordinator::update_prediction(Json& vm, const Resource& plan) {
+void MigrationRunner::update_prediction(Json& vm, const Resource& plan) {
   Json& w = vm["warm"];
   auto p = migration::predict_downtime(samples(w), now_seconds());
   if (!p.available) {
@@ -121,7 +121,7 @@ void Coordinator::update_prediction(Json& vm, const Resource& plan) {
   w["predictedDowntime"] = pd;
 }
 
-bool Coordinator::cutover_due(const ResourceKey& mkey, Json& vm, const Resource& plan) {
+bool MigrationRunner::cutover_due(const ResourceKey& mkey, Json& vm, const Resource& plan) {
   Json& w = vm["warm"];
   double now = now_seconds();
   std::string at = w.value("cutover", "");
@@ -153,8 +153,8 @@ bool Coordinator::cutover_due(const ResourceKey& mkey, Json& vm, const Resource&
   return false;
 }
 
-void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id, Phase phase,
-                               const Resource& plan, const Json& inv_vm) {
+void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& vm_id, Phase phase,
+                                   const Resource& plan, const Json& inv_vm) {
   Json* vmp = vm_status(mkey, vm_id);
   Json& w = (*vmp)["warm"];
   double now = now_seconds();
@@ -353,7 +353,7 @@ void Coordinator::advance_warm(const ResourceKey& mkey, const std::string& vm_id
   }
 }
 
-void Coordinator::warm_copy_done(const ResourceKey& mkey, Json& vm) {
+void MigrationRunner::warm_copy_done(const ResourceKey& mkey, Json& vm) {
   Json& w = vm["warm"];
   uint64_t changed = 0, read = 0;
   bool full = false;
@@ -378,8 +378,8 @@ void Coordinator::warm_copy_done(const ResourceKey& mkey, Json& vm) {
   go(mkey, vm_id, migration::next_warm_phase(Phase::kCopyDisks, stage_of(vm), false));
 }
 
-void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
-                                    const std::string& message) {
+void MigrationRunner::warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
+                                        const std::string& message) {
   Json* vm = vm_status(mkey, vm_id);
   if (!vm || migration::is_terminal_name(vm->value("phase", ""))) return;
   Json& w = (*vm)["warm"];
@@ -422,12 +422,12 @@ void Coordinator::warm_cycle_failed(const ResourceKey& mkey, const std::string& 
   warm_retry(mkey, vm_id);
 }
 
-const Resource* Coordinator::plan_of(const ResourceKey& mkey) const {
+const Resource* MigrationRunner::plan_of(const ResourceKey& mkey) const {
   const Resource* mig = find(mkey);
   return mig ? find(model::ref_key(mig->spec()["plan"], "Plan", mkey.ns)) : nullptr;
 }
 
-void Coordinator::warm_retry(const ResourceKey& mkey, const std::string& vm_id) {
+void MigrationRunner::warm_retry(const ResourceKey& mkey, const std::string& vm_id) {
   Json* vm = vm_status(mkey, vm_id);
   const Resource* planp = plan_of(mkey);
   if (!vm || migration::is_terminal_name(vm->value("phase", ""))) return;
@@ -456,8 +456,8 @@ void Coordinator::warm_retry(const ResourceKey& mkey, const std::string& vm_id) 
   advance(mkey, vm_id);
 }
 
-void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
-                                         std::shared_ptr<ProviderPool> slot, int attempt) {
+void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
+                                             std::shared_ptr<ProviderPool> slot, int attempt) {
   std::string key = mkey.to_string() + vm_id;
   Json* vm = vm_status(mkey, vm_id);
   if (vm && vm->contains("warm")) {
@@ -521,67 +521,4 @@ void Coordinator::cleanup_warm_snapshots(const ResourceKey& mkey, const std::str
       });
 }
 
-void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
-  ResourceKey k{"Migration", req.migration.ns, req.migration.name};
-  auto err = [&](ErrorCode c, const std::string& m) { reply(api::error_reply(Error(c, m))); };
-  auto it = status_.find(k);
-  if (!find(k) || it == status_.end())
-    return err(ErrorCode::kNotFound, k.to_string() + " not found");
-  if (it->second.value("phase", "") != "Running")
-    return err(ErrorCode::kFailedPrecondition,
-               k.to_string() + " is " + it->second.value("phase", "") + "; nothing to cut over");
-  std::string at = req.at;
-  if (at.empty()) at = now_iso();
-  if (!model::parse_rfc3339(at))
-    return err(
-        ErrorCode::kInvalidArgument,
-        k.to_string() + ": --at: \"" + at + "\" is not an RFC 3339 time (2021-04-04T01:23:45Z)");
-  const std::string& sel = req.vm;
-  Json vms = Json::array();
-  for (auto& vm : it->second["vms"]) {
-    if (!sel.empty() && vm.value("name", "") != sel && vm.value("id", "") != sel) continue;
-    if (!vm.contains("warm")) {
-      if (!sel.empty())
-        return err(ErrorCode::kFailedPrecondition,
-                   k.to_string() + ": --vm: VM \"" + sel + "\" is not migrating warm");
-      continue;
-    }
-    if (!sel.empty()) {
-      vm["warm"]["cutover"] = at;
-      (void)vm_status(k, vm.value("id", ""));  // marks it changed
-    }
-    vms.push_back(vm.value("name", ""));
-  }
-  if (!sel.empty() && vms.empty())
-    return err(ErrorCode::kNotFound,
-               k.to_string() + ": --vm: VM \"" + sel + "\" is not part of this migration");
-  if (vms.empty()) return err(ErrorCode::kFailedPrecondition, k.to_string() + " has no warm VMs");
-  auto scheduled = [this, k, at, vms, reply] {
-    save_status(k);
-    kLog.info("cutover scheduled", {{"migration", k.to_string()}, {"at", at}});
-    pump(k);
-    reply({{"ok", true}, {"cutover", at}, {"vms", vms}});
-  };
-  if (!sel.empty()) return scheduled();
-  // Like `oc patch migration --type merge -p '{"spec":{"cutover":...}}'` in MTV.
-  resource_txn([this, k, at, reply, scheduled](std::function<void()> done) {
-    const Resource* r = find(k);
-    if (!r) {
-      reply(api::error_reply(Error(ErrorCode::kNotFound, k.to_string() + " was deleted")));
-      return done();
-    }
-    Json doc = r->doc;
-    doc["spec"]["cutover"] = at;
-    write_resources({{k, doc}}, [this, k, doc, reply, scheduled, done](Status s) {
-      if (s.ok()) {
-        resources_[k] = Resource{doc};
-        scheduled();
-      } else {
-        reply(api::error_reply(s.error().wrap("cutover " + k.to_string())));
-      }
-      done();
-    });
-  });
-}
-
-}  // namespace ferry::coordinator
+}  // namespace ferry::coordinator::runner
