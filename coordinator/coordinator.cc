@@ -253,11 +253,7 @@ Status Coordinator::load_state() {
   std::vector<ResourceKey> running;
   for (const auto& [k, st] : status_)
     if (k.kind == "Migration" && st.value("phase", "") == "Running") running.push_back(k);
-  for (const auto& k : running)
-    if (auto s = runner_->restore(k); !s.ok()) {
-      dropped(k, s.error());
-      status_.drop(k);
-    }
+  for (const auto& k : running) runner_->restore(k);
   kLog.info("state loaded", {{"resources", std::to_string(resources_.size())},
                              {"tasks", std::to_string(tasks_.size())}});
   return {};
@@ -469,9 +465,9 @@ void Coordinator::update_gauges() {
     states[status::task_state_name(s)] = 0;
   for (const auto& [k, st] : status_)
     if (k.kind == "Migration" && st.value("phase", "") == "Running")
-      for (const auto& vm : st["vms"])
-        for (const auto& d : vm.value("disks", Json::array())) {
-          std::string s = status::task_state_name(task_state(d));
+      for (const auto& vm : status_.vms(k))
+        for (const auto& d : vm.disks) {
+          std::string s = status::task_state_name(d.state);
           if (states.count(s)) states[s]++;
         }
   for (const auto& [s, n] : states) metrics_.disk_tasks.Add({{"state", s}}).Set(n);

@@ -30,8 +30,6 @@ Json redact_secret(Json doc) {
   return doc;
 }
 
-bool vm_terminal(const Json& vm) { return migration::is_terminal_name(vm.value("phase", "")); }
-
 }  // namespace
 
 // ---------------------------------------------------------------- API
@@ -386,7 +384,7 @@ void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
     if (k.kind != kind || (!ns.empty() && k.ns != ns) || (!name.empty() && k.name != name))
       continue;
     Json doc = k.kind == "Secret" ? redact_secret(r.doc) : r.doc;
-    if (status_.count(k)) doc["status"] = status_[k];
+    if (status_.count(k)) doc["status"] = status_.document(k);
     if (k.kind == "Plan") {
       if (!doc["status"].is_object()) doc["status"] = Json::object();
       // The plan's conditions are recomputed against the current inventory.
@@ -486,7 +484,7 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
     if (!keep.empty() && !keep.count(k)) continue;
     Json doc = k.kind == "Secret" ? redact_secret(r.doc) : r.doc;
     if (status_.count(k)) {
-      doc["status"] = status_[k];
+      doc["status"] = status_.document(k);
       if (!vm.empty() && k.kind == "Migration") {
         Json vms = Json::array();
         for (const auto& v : doc["status"].value("vms", Json::array()))
@@ -621,7 +619,9 @@ void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
 void Coordinator::forget_resource(const ResourceKey& k) {
   if (k.kind == "Migration" && status_.count(k) && status_[k].value("phase", "") == "Running") {
     // MTV: deleting a running Migration cancels it.
-    for (auto& vm : status_[k]["vms"]) runner_->cancel_vm(k, vm.value("id", ""));
+    std::vector<std::string> ids;
+    for (const auto& vm : status_.vms(k)) ids.push_back(vm.id);
+    for (const auto& id : ids) runner_->cancel_vm(k, id);
     runner_->maybe_finish_migration(k);
     status_.flush();
   }
@@ -638,18 +638,17 @@ void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {
   ResourceKey k{"Migration", req.migration.ns, req.migration.name};
   if (!find(k) || !status_.count(k))
     return reply(api::error_reply(Error(ErrorCode::kNotFound, k.to_string() + " not found")));
-  Json& st = status_[k];
   const std::vector<std::string>& names = req.vms;
-  Json canceled = Json::array();
+  // (name, id) of the VMs to cancel, chosen before any is.
+  std::vector<std::pair<std::string, std::string>> chosen;
   for (const auto& n : names) {
     bool found = false;
-    for (auto& vm : st["vms"])
-      if (vm.value("name", "") == n || vm.value("id", "") == n) {
+    for (const auto& vm : status_.vms(k))
+      if (vm.name == n || vm.id == n) {
         found = true;
-        if (!vm_terminal(vm)) {
-          runner_->cancel_vm(k, vm.value("id", ""));
-          canceled.push_back(vm.value("name", ""));
-        }
+        std::pair<std::string, std::string> c{vm.name, vm.id};
+        if (!vm.terminal() && std::find(chosen.begin(), chosen.end(), c) == chosen.end())
+          chosen.push_back(c);
       }
     if (!found)
       return reply(
@@ -657,11 +656,13 @@ void Coordinator::api_cancel(const api::CancelRequest& req, Reply reply) {
                                                            "\" is not part of this migration")));
   }
   if (names.empty())
-    for (auto& vm : st["vms"])
-      if (!vm_terminal(vm)) {
-        runner_->cancel_vm(k, vm.value("id", ""));
-        canceled.push_back(vm.value("name", ""));
-      }
+    for (const auto& vm : status_.vms(k))
+      if (!vm.terminal()) chosen.emplace_back(vm.name, vm.id);
+  Json canceled = Json::array();
+  for (const auto& [name, id] : chosen) {
+    runner_->cancel_vm(k, id);
+    canceled.push_back(name);
+  }
   runner_->maybe_finish_migration(k);
   reply({{"ok", true}, {"canceled", canceled}});
 }
@@ -683,19 +684,16 @@ void Coordinator::api_cutover(const api::CutoverRequest& req, Reply reply) {
         k.to_string() + ": --at: \"" + at + "\" is not an RFC 3339 time (2021-04-04T01:23:45Z)");
   const std::string& sel = req.vm;
   Json vms = Json::array();
-  for (auto& vm : it->second["vms"]) {
-    if (!sel.empty() && vm.value("name", "") != sel && vm.value("id", "") != sel) continue;
-    if (!vm.contains("warm")) {
+  for (const auto& vm : status_.vms(k)) {
+    if (!sel.empty() && vm.name != sel && vm.id != sel) continue;
+    if (!vm.warm) {
       if (!sel.empty())
         return err(ErrorCode::kFailedPrecondition,
                    k.to_string() + ": --vm: VM \"" + sel + "\" is not migrating warm");
       continue;
     }
-    if (!sel.empty()) {
-      vm["warm"]["cutover"] = at;
-      (void)status_.vm(k, vm.value("id", ""));  // marks it changed
-    }
-    vms.push_back(vm.value("name", ""));
+    if (!sel.empty()) status_.vm(k, vm.id)->warm->cutover = at;  // marked changed
+    vms.push_back(vm.name);
   }
   if (!sel.empty() && vms.empty())
     return err(ErrorCode::kNotFound,

@@ -133,13 +133,13 @@ void Coordinator::observe_migration_spec(const ResourceKey& k, const Json& doc) 
       if (!c.value("id", "").empty()) sel.insert(c.value("id", ""));
       if (!c.value("name", "").empty()) sel.insert(c.value("name", ""));
     }
-  for (auto& vm : st["vms"])
-    if ((sel.count(vm.value("id", "")) || sel.count(vm.value("name", ""))) &&
-        !migration::is_terminal_name(vm.value("phase", ""))) {
-      kLog.info("VM canceled through spec.cancel",
-                {{"migration", k.to_string()}, {"vm", vm.value("name", "")}});
-      runner_->cancel_vm(k, vm.value("id", ""));
+  std::vector<std::string> ids;
+  for (const auto& vm : status_.vms(k))
+    if ((sel.count(vm.id) || sel.count(vm.name)) && !vm.terminal()) {
+      kLog.info("VM canceled through spec.cancel", {{"migration", k.to_string()}, {"vm", vm.name}});
+      ids.push_back(vm.id);
     }
+  for (const auto& id : ids) runner_->cancel_vm(k, id);
   runner_->maybe_finish_migration(k);
   // spec.cutover: warm VMs look at their cutover time again.
   if (before.value("cutover", Json()) != after.value("cutover", Json())) runner_->pump(k);

@@ -13,9 +13,8 @@ namespace ferry::coordinator::runner {
 namespace {
 
 using model::Json;
-using status::set_task_state;
-using status::task_state;
 using status::TaskState;
+using status::VmStatus;
 
 const Logger kLog("coordinator");
 
@@ -51,23 +50,24 @@ std::string MigrationRunner::hook_run_id(const ResourceKey& mkey, const std::str
   return mkey.ns + "/" + mkey.name + "/" + vm_id + "/" + hook_step;
 }
 
-void MigrationRunner::stop_hooks(const ResourceKey& mkey, Json& vm) {
-  if (!vm.contains("hooks") || !vm["hooks"].is_object()) return;
-  for (auto& [hook_step, h] : vm["hooks"].items()) {
-    if (hooks_) hooks_->cancel(hook_run_id(mkey, vm.value("id", ""), hook_step));
-    if (task_state(h) == TaskState::kRunning) set_task_state(h, TaskState::kCanceled);
+void MigrationRunner::stop_hooks(const ResourceKey& mkey, VmStatus& vm) {
+  for (auto& [hook_step, h] : vm.hooks) {
+    if (hooks_) hooks_->cancel(hook_run_id(mkey, vm.id, hook_step));
+    if (h.state == TaskState::kRunning) h.state = TaskState::kCanceled;
   }
 }
 
-bool MigrationRunner::hook_finished(const ResourceKey& mkey, Json& vm, const std::string& hook_step,
-                                    const Resource& plan, const Json& inv_vm) {
-  if (!vm.contains("hooks") || !vm["hooks"].contains(hook_step)) return true;
-  Json& h = vm["hooks"][hook_step];
-  if (task_state(h) == TaskState::kCompleted) return true;
-  const std::string vm_id = vm.value("id", "");
+bool MigrationRunner::hook_finished(const ResourceKey& mkey, VmStatus& vm,
+                                    const std::string& hook_step, const Resource& plan,
+                                    const Json& inv_vm) {
+  auto found = vm.hooks.find(hook_step);
+  if (found == vm.hooks.end()) return true;
+  status::HookStatus& h = found->second;
+  if (h.state == TaskState::kCompleted) return true;
+  const std::string vm_id = vm.id;
   const std::string run_id = hook_run_id(mkey, vm_id, hook_step);
   if (!hooks_ || hooks_->running(run_id)) return false;  // its end calls advance()
-  ResourceKey hk = model::ref_key(h["hook"], "Hook", plan.key().ns);
+  ResourceKey hk{"Hook", h.hook.ns.empty() ? plan.key().ns : h.hook.ns, h.hook.name};
   const Resource* r = find(hk);
   if (!r) {
     fail_vm(mkey, vm_id,
@@ -97,11 +97,11 @@ bool MigrationRunner::hook_finished(const ResourceKey& mkey, Json& vm, const std
   job.attempts = hooks::kHookAttempts;
   // A fresh start (not the same run followed again after a restart) is a
   // new run: in cluster mode, a Job of its own.
-  if (task_state(h) != TaskState::kRunning) h["runs"] = h.value("runs", 0) + 1;
+  if (h.state != TaskState::kRunning) h.runs++;
   if (opts_.kubernetes) {
     hooks::KubeHookJob k;
     k.ns = plan.spec().value("targetNamespace", plan.key().ns);
-    k.name = job_name(run_id, h.value("runs", 1));
+    k.name = job_name(run_id, std::max(h.runs, 1));
     k.image = parsed->image;
     k.service_account = parsed->service_account;
     // Forklift's labels: the Migration's and Plan's uids, as on the VM's PVCs.
@@ -111,12 +111,12 @@ bool MigrationRunner::hook_finished(const ResourceKey& mkey, Json& vm, const std
                 {"step", hook_step}};
     job.kube = k;
   }
-  set_task_state(h, TaskState::kRunning);
-  h["started"] = now_iso();
-  h.erase("message");
+  h.state = TaskState::kRunning;
+  h.started = now_iso();
+  h.message.clear();
   save_status(mkey);
   kLog.info("hook started", {{"migration", mkey.to_string()},
-                             {"vm", vm.value("name", "")},
+                             {"vm", vm.name},
                              {"step", hook_step},
                              {"hook", hk.to_string()}});
   hooks_->start(std::move(job), [this, mkey, vm_id, hook_step](hooks::HookResult res) {
@@ -129,32 +129,30 @@ bool MigrationRunner::hook_finished(const ResourceKey& mkey, Json& vm, const std
 
 void MigrationRunner::on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
                                      const std::string& hook_step, const hooks::HookResult& r) {
-  Json* vm = vm_status(mkey, vm_id);
+  VmStatus* vm = vm_status(mkey, vm_id);
   // Canceled or failed meanwhile: that VM's state already says so.
-  if (!vm || migration::is_terminal_name(vm->value("phase", "")) ||
-      vm->value("phase", "") != hook_step)
-    return;
-  Json& h = (*vm)["hooks"][hook_step];
-  h["attempts"] = r.attempts;
-  h["seconds"] = r.seconds;
-  h["log"] = r.log_path;
-  Json output = Json::array();
+  if (!vm || vm->terminal() || vm->phase != hook_step || !vm->hooks.count(hook_step)) return;
+  status::HookStatus& h = vm->hooks[hook_step];
+  h.attempts = r.attempts;
+  h.seconds = r.seconds;
+  h.log = r.log_path;
+  std::vector<std::string> output;
   for (const auto& line : r.tail) output.push_back(line.substr(0, 400));
-  if (Json* s = pipeline_step(*vm, hook_step)) (*s)["output"] = output;
-  ResourceKey hk = model::ref_key(h["hook"], "Hook", mkey.ns);
+  if (auto* s = vm->step(hook_step)) s->output = output;
+  ResourceKey hk{"Hook", h.hook.ns.empty() ? mkey.ns : h.hook.ns, h.hook.name};
   std::string hook = hk.ns + "/" + hk.name;
   if (r.succeeded) {
-    set_task_state(h, TaskState::kCompleted);
+    h.state = TaskState::kCompleted;
     kLog.info("hook succeeded", {{"migration", mkey.to_string()},
-                                 {"vm", vm->value("name", "")},
+                                 {"vm", vm->name},
                                  {"step", hook_step},
                                  {"hook", hook},
                                  {"attempts", std::to_string(r.attempts)}});
     save_status(mkey);
     return advance(mkey, vm_id);
   }
-  set_task_state(h, r.canceled ? TaskState::kCanceled : TaskState::kFailed);
-  h["message"] = r.message;
+  h.state = r.canceled ? TaskState::kCanceled : TaskState::kFailed;
+  h.message = r.message;
   std::string why = hook_step + " hook " + hook + ": " + r.message;
   // The playbook's last words, usually its failing task.
   for (auto it = r.tail.rbegin(); it != r.tail.rend(); ++it)

@@ -20,21 +20,24 @@ namespace ferry::coordinator::runner {
 
 using migration::Phase;
 using model::Json;
-using status::set_task_state;
-using status::task_state;
+using status::DiskStatus;
 using status::TaskState;
+using status::VmStatus;
 
 namespace {
 const Logger kLog("coordinator");
 
 constexpr uint64_t kMiB = 1 << 20;
 
-Json new_pipeline(bool warm, const Json& hooks) {
-  Json steps = Json::array();
+std::vector<status::PipelineStep> new_pipeline(
+    bool warm, const std::map<std::string, status::HookStatus>& hooks) {
+  std::vector<status::PipelineStep> steps;
   for (const auto& s : migration::step_names(warm)) {
-    if ((s == "PreHook" || s == "PostHook") && !hooks.contains(s))
+    if ((s == "PreHook" || s == "PostHook") && !hooks.count(s))
       continue;  // only listed when a hook is set
-    steps.push_back({{"name", s}, {"phase", "Pending"}});
+    status::PipelineStep step;
+    step.name = s;
+    steps.push_back(std::move(step));
   }
   return steps;
 }
@@ -44,12 +47,10 @@ std::string space_owner(const ResourceKey& mkey, const std::string& vm_id) {
   return mkey.to_string() + "/" + vm_id;
 }
 
-bool vm_terminal(const Json& vm) { return migration::is_terminal_name(vm.value("phase", "")); }
-
 // The user-facing step a phase of this VM runs in (warm VMs show a Cutover step).
-std::string step_for(const Json& vm, Phase p) {
-  if (!vm.contains("warm")) return migration::step_of(p);
-  auto stage = migration::stage_from_name(vm["warm"].value("stage", "initial"));
+std::string step_for(const VmStatus& vm, Phase p) {
+  if (!vm.warm) return migration::step_of(p);
+  auto stage = migration::stage_from_name(vm.warm->stage);
   return migration::warm_step_of(p, stage.value_or(migration::WarmStage::kInitial));
 }
 
@@ -72,77 +73,67 @@ MigrationRunner::~MigrationRunner() = default;
 
 void MigrationRunner::stop_hooks() { hooks_.reset(); }
 
-Status MigrationRunner::restore(const ResourceKey& k) {
-  auto it = status_.find(k);
-  if (it == status_.end()) return {};
-  try {
-    for (auto& vm : it->second["vms"]) {
-      if (vm.contains("conversion") && vm["conversion"].contains("taskId"))
-        tasks_.track(vm["conversion"]["taskId"], TaskRef{k, vm.value("id", ""), kConversionTask});
-      if (vm.contains("inspection") && vm["inspection"].contains("taskId"))
-        tasks_.track(vm["inspection"]["taskId"], TaskRef{k, vm.value("id", ""), kInspectionTask});
-      for (auto& d : vm["disks"]) {
-        TaskState state = task_state(d);
-        if (d.contains("taskId"))
-          tasks_.track(d["taskId"], TaskRef{k, vm.value("id", ""), d.value("key", 0)});
-        if (status::in_agent(state))
-          tasks_.hold(d.value("taskId", ""), d.value("sourceHost", ""), d.value("node", ""));
-        if (state == TaskState::kWaiting || state == TaskState::kResolving)
-          set_task_state(d, TaskState::kPending);  // in-memory task lost
-      }
+void MigrationRunner::restore(const ResourceKey& k) {
+  auto* vms = status_.vms_for_update(k);
+  if (!vms) return;
+  for (auto& vm : *vms) {
+    if (vm.conversion && !vm.conversion->taskId.empty())
+      tasks_.track(vm.conversion->taskId, TaskRef{k, vm.id, kConversionTask});
+    if (vm.inspection && !vm.inspection->taskId.empty())
+      tasks_.track(vm.inspection->taskId, TaskRef{k, vm.id, kInspectionTask});
+    for (auto& d : vm.disks) {
+      if (!d.taskId.empty()) tasks_.track(d.taskId, TaskRef{k, vm.id, d.key});
+      if (status::in_agent(d.state)) tasks_.hold(d.taskId, d.sourceHost, d.node);
+      if (d.state == TaskState::kWaiting || d.state == TaskState::kResolving)
+        d.state = TaskState::kPending;  // in-memory task lost
     }
-  } catch (const std::exception& e) {
-    return Error(ErrorCode::kInvalidArgument, e.what());
   }
-  status_.mark_all_vms(k);
-  return {};
 }
 
 void MigrationRunner::resume() {
   started_at_ = now_seconds();
   // Nodes holding live VMs' work get the whole --agent-timeout to say hello.
-  for (const auto& [k, st] : status_)
-    if (k.kind == "Migration" && st.contains("vms"))
-      for (const auto& vm : st["vms"])
-        if (!vm_terminal(vm)) {
-          std::string node = vm.value("node", "");
-          if (!node.empty()) agents_.expect(node, now_seconds());
-          std::map<std::string, uint64_t> uncopied;  // its reservation, as placement made it
-          for (const auto& d : vm.value("disks", Json::array()))
-            if (task_state(d) != TaskState::kCompleted)
-              uncopied[d.value("storageClass", "")] += d.value("capacity", uint64_t{0});
-          if (!node.empty() && !uncopied.empty() && vm.value("phase", "") != "CopyingPaused")
-            agents_.reserve(space_owner(k, vm.value("id", "")), node, uncopied);
-          const Json& ins = vm.value("inspection", Json::object());
-          if (ins.is_object() && !ins.value("node", "").empty())
-            agents_.expect(ins.value("node", ""), now_seconds());
-        }
+  for (const auto& [k, st] : status_) {
+    if (k.kind != "Migration") continue;
+    for (const auto& vm : status_.vms(k)) {
+      if (vm.terminal()) continue;
+      if (!vm.node.empty()) agents_.expect(vm.node, now_seconds());
+      std::map<std::string, uint64_t> uncopied;  // its reservation, as placement made it
+      for (const auto& d : vm.disks)
+        if (d.state != TaskState::kCompleted) uncopied[d.storageClass] += d.capacity;
+      if (!vm.node.empty() && !uncopied.empty() && vm.phase != "CopyingPaused")
+        agents_.reserve(space_owner(k, vm.id), vm.node, uncopied);
+      if (vm.inspection && !vm.inspection->node.empty())
+        agents_.expect(vm.inspection->node, now_seconds());
+    }
+  }
   for (const auto& [k, st] : status_)
     if (k.kind == "Migration" && st.value("phase", "") == "Running") {
       kLog.info("resuming migration", {{"migration", k.to_string()}});
       pump(k);
     }
   // Precopy snapshots of failed or canceled warm VMs not yet removed.
-  for (auto& [k, st] : status_) {
+  std::vector<std::pair<ResourceKey, std::string>> cleanup;
+  for (const auto& [k, st] : status_) {
     if (k.kind != "Migration") continue;
-    for (const auto& vm : st.value("vms", Json::array()))
-      if (vm_terminal(vm) && vm.contains("warm") &&
-          vm["warm"].value("snapshotCleanup", "Completed") != "Completed")
-        cleanup_warm_snapshots(k, vm.value("id", ""));
+    for (const auto& vm : status_.vms(k))
+      if (vm.terminal() && vm.warm && !vm.warm->snapshotCleanup.empty() &&
+          vm.warm->snapshotCleanup != "Completed")
+        cleanup.emplace_back(k, vm.id);
   }
+  for (const auto& [k, id] : cleanup) cleanup_warm_snapshots(k, id);
 }
 
-void MigrationRunner::target_volume(const Json& d, ferry::v1::TargetVolume* t) const {
-  t->set_storage_class(d.value("storageClass", ""));
-  t->set_path(d.value("relativePath", ""));
-  t->set_size_bytes(d.value("capacity", uint64_t{0}));
-  t->set_block(d.value("volumeMode", "") == "Block");
+void MigrationRunner::target_volume(const DiskStatus& d, ferry::v1::TargetVolume* t) const {
+  t->set_storage_class(d.storageClass);
+  t->set_path(d.relativePath);
+  t->set_size_bytes(d.capacity);
+  t->set_block(d.volumeMode == "Block");
   if (opts_.kubernetes) {  // the PVC the VM will use: <targetNamespace>/<volume>
-    const std::string rel = d.value("relativePath", "");
     auto* c = t->mutable_claim();
-    c->set_namespace_(rel.substr(0, rel.find('/')));
-    c->set_name(d.value("volume", ""));
-    c->set_request_bytes(d.value("requestedSize", uint64_t{0}));
+    c->set_namespace_(d.relativePath.substr(0, d.relativePath.find('/')));
+    c->set_name(d.volume);
+    c->set_request_bytes(d.requestedSize);
   }
 }
 
@@ -176,18 +167,17 @@ void MigrationRunner::node_lost(const std::string& node) {
   // cancels wait in JetStream in case the agent ever comes back.
   std::vector<std::pair<ResourceKey, std::string>> lost;
   for (const auto& [k, st] : status_) {
-    if (k.kind != "Migration" || !st.contains("vms")) continue;
-    for (const auto& vm : st["vms"]) {
-      if (vm_terminal(vm) || vm.value("phase", "Pending") == "Pending") continue;
-      const Json& ins = vm.value("inspection", Json::object());
+    if (k.kind != "Migration") continue;
+    for (const auto& vm : status_.vms(k)) {
+      if (vm.terminal() || vm.phase == "Pending") continue;
       bool inspecting =
-          ins.is_object() && ins.value("node", "") == node && status::in_agent(task_state(ins));
-      if (vm.value("node", "") == node || inspecting) lost.emplace_back(k, vm.value("id", ""));
+          vm.inspection && vm.inspection->node == node && status::in_agent(vm.inspection->state);
+      if (vm.node == node || inspecting) lost.emplace_back(k, vm.id);
     }
   }
   for (const auto& [mkey, vm_id] : lost) {
-    Json* vm = vm_status(mkey, vm_id);
-    bool volumes = vm && vm->value("node", "") == node;
+    VmStatus* vm = vm_status(mkey, vm_id);
+    bool volumes = vm && vm->node == node;
     fail_vm(mkey, vm_id,
             why + (volumes ? "; the VM's volumes are on that node" : "; the inspection ran there"));
   }
@@ -200,40 +190,35 @@ void MigrationRunner::on_progress(const std::string& subject, const std::string&
     return bad_input("progress", "not a TaskProgress (" + subject + ")");
   const TaskRef* ref = tasks_.find(p.task_id());
   if (!ref) return;  // a task of a finished or deleted migration
-  Json* vm = vm_status(ref->migration, ref->vm_id);
+  VmStatus* vm = vm_status(ref->migration, ref->vm_id);
   if (!vm) return;
   if (ref->disk_key == kConversionTask) {  // conversion: virt-v2v's latest status line
-    if (Json* s = pipeline_step(*vm, "ImageConversion")) (*s)["message"] = p.message();
+    if (auto* s = vm->step("ImageConversion")) s->message = p.message();
     status_.touch(ref->migration);
     return;
   }
   uint64_t done = 0, total = 0;
-  for (auto& d : (*vm)["disks"]) {
-    if (d.value("taskId", "") == p.task_id() && !d.value("node", "").empty() &&
-        subject != subjects::progress(d.value("node", "")))
+  for (auto& d : vm->disks) {
+    if (d.taskId == p.task_id() && !d.node.empty() && subject != subjects::progress(d.node))
       return bad_input("progress", "progress of task " + p.task_id() + " sent on " + subject);
-    if (d.value("taskId", "") == p.task_id() &&
-        (p.bytes_done() > d.value("capacity", uint64_t{0}) ||
-         p.bytes_total() > d.value("capacity", uint64_t{0})))
-      return bad_input(
-          "progress", "task " + p.task_id() + " claims " + std::to_string(p.bytes_done()) + " of " +
-                          std::to_string(p.bytes_total()) + " bytes of a " +
-                          std::to_string(d.value("capacity", uint64_t{0})) + "-byte disk");
-    if (d.value("taskId", "") == p.task_id() && task_state(d) != TaskState::kCompleted) {
-      uint64_t before = d.value("bytesDone", uint64_t{0});
-      if (p.bytes_done() > before)
+    if (d.taskId == p.task_id() && (p.bytes_done() > d.capacity || p.bytes_total() > d.capacity))
+      return bad_input("progress", "task " + p.task_id() + " claims " +
+                                       std::to_string(p.bytes_done()) + " of " +
+                                       std::to_string(p.bytes_total()) + " bytes of a " +
+                                       std::to_string(d.capacity) + "-byte disk");
+    if (d.taskId == p.task_id() && d.state != TaskState::kCompleted) {
+      if (p.bytes_done() > d.bytesDone)
         metrics_.data_transferred.Add({{"plan", status_[ref->migration].value("plan", "")}})
-            .Increment(static_cast<double>(p.bytes_done() - before));
-      d["bytesDone"] = p.bytes_done();
-      d["bytesTotal"] = p.bytes_total();
-      d["rate"] = p.bytes_per_second();
-      if (task_state(d) == TaskState::kQueued) set_task_state(d, TaskState::kRunning);
+            .Increment(static_cast<double>(p.bytes_done() - d.bytesDone));
+      d.bytesDone = p.bytes_done();
+      d.bytesTotal = p.bytes_total();
+      d.rate = p.bytes_per_second();
+      if (d.state == TaskState::kQueued) d.state = TaskState::kRunning;
     }
-    done += d.value("bytesDone", uint64_t{0});
-    total += d.value("capacity", uint64_t{0});
+    done += d.bytesDone;
+    total += d.capacity;
   }
-  if (Json* s = pipeline_step(*vm, "DiskTransfer"))
-    s->operator[]("progress") = {{"completed", done / kMiB}, {"total", total / kMiB}};
+  if (auto* s = vm->step("DiskTransfer")) s->progress = {done / kMiB, total / kMiB};
   status_.touch(ref->migration);
 }
 
@@ -284,14 +269,14 @@ ferry::v1::ClaimReply MigrationRunner::on_claim(const bus::Message& msg) {
     const TaskRef* ref = tasks_.find(req.task_id());
     // Handed to JetStream, its ack not yet back: the agent was quicker.
     bool publishing = tasks_.publishing(req.task_id());
-    Json* vm = ref ? vm_status(ref->migration, ref->vm_id) : nullptr;
+    VmStatus* vm = ref ? vm_status(ref->migration, ref->vm_id) : nullptr;
     if (!vm) {
       rep.set_reason("unknown task");
-    } else if (vm_terminal(*vm)) {
-      rep.set_reason("VM is " + vm->value("phase", ""));
-    } else if (std::string owner = ref->disk_key == kInspectionTask
-                                       ? vm->value("inspection", Json::object()).value("node", "")
-                                       : vm->value("node", "");
+    } else if (vm->terminal()) {
+      rep.set_reason("VM is " + vm->phase);
+    } else if (std::string owner = ref->disk_key != kInspectionTask ? vm->node
+                                   : vm->inspection                 ? vm->inspection->node
+                                                                    : "";
                !owner.empty() && msg.subject != subjects::claim(owner)) {
       // Subject permissions already keep a node to its own claim subject;
       // this keeps another node's task, and its credential, from it anyway.
@@ -303,46 +288,51 @@ ferry::v1::ClaimReply MigrationRunner::on_claim(const bus::Message& msg) {
       rep.set_reason("getting a fresh source credential");
     } else if (ref->disk_key < 0) {
       const char* what = ref->disk_key == kInspectionTask ? "inspection" : "conversion";
-      Json& conv = (*vm)[what];
-      if (publishing && (!conv.is_object() || conv.value("taskId", "") != req.task_id()))
-        conv = {{"taskId", req.task_id()},
-                {"state", TaskState::kQueued}};  // the ack fills in the rest
-      TaskState st = task_state(conv);
-      if (conv.value("taskId", "") == req.task_id() && status::in_agent(st)) {
-        rep.set_proceed(true);
-        set_task_state(conv, TaskState::kRunning);
-        status_.touch(ref->migration);
-      } else {
-        rep.set_reason(
-            std::string(what) + " is " +
-            (st == TaskState::kUnknown ? std::string("not wanted") : status::task_state_name(st)));
-      }
-    } else {
-      for (auto& d : (*vm)["disks"])
-        if (d.value("taskId", "") == req.task_id()) {
-          TaskState st = task_state(d);
-          if (status::in_agent(st) || (st == TaskState::kWaiting && publishing)) {
-            rep.set_proceed(true);
-            set_task_state(d, TaskState::kRunning);
-            status_.touch(ref->migration);
-          } else if (st == TaskState::kPending || st == TaskState::kResolving ||
-                     st == TaskState::kWaiting) {
-            // A message stored before a restart; this coordinator stores the
-            // task again under the same dedupe id, so this message must stay.
-            rep.set_later(true);
-            rep.set_reason(std::string("disk is ") + status::task_state_name(st) +
-                           "; not handed over yet");
-          } else if (st == TaskState::kAborting) {  // a failed warm precopy's task: it will not run
-            rep.set_reason("disk is Aborted");
-            set_task_state(d, TaskState::kAborted);
-            status_.touch(ref->migration);
-            ResourceKey mk = ref->migration;
-            std::string vid = ref->vm_id;
-            loop_.post([this, mk, vid] { advance(mk, vid); });
-          } else {
-            rep.set_reason(std::string("disk is ") + status::task_state_name(st));
-          }
+      // The VM's conversion or inspection, whichever the task is.
+      auto claim = [&](auto& work) {
+        if (publishing && (!work || work->taskId != req.task_id())) {
+          work.emplace();  // the ack fills in the rest
+          work->taskId = req.task_id();
+          work->state = TaskState::kQueued;
         }
+        TaskState st = work ? work->state : TaskState::kUnknown;
+        if (work && work->taskId == req.task_id() && status::in_agent(st)) {
+          rep.set_proceed(true);
+          work->state = TaskState::kRunning;
+          status_.touch(ref->migration);
+        } else {
+          rep.set_reason(std::string(what) + " is " +
+                         (st == TaskState::kUnknown ? std::string("not wanted")
+                                                    : status::task_state_name(st)));
+        }
+      };
+      if (ref->disk_key == kInspectionTask)
+        claim(vm->inspection);
+      else
+        claim(vm->conversion);
+    } else if (DiskStatus* d = vm->disk_by_task(req.task_id())) {
+      TaskState st = d->state;
+      if (status::in_agent(st) || (st == TaskState::kWaiting && publishing)) {
+        rep.set_proceed(true);
+        d->state = TaskState::kRunning;
+        status_.touch(ref->migration);
+      } else if (st == TaskState::kPending || st == TaskState::kResolving ||
+                 st == TaskState::kWaiting) {
+        // A message stored before a restart; this coordinator stores the
+        // task again under the same dedupe id, so this message must stay.
+        rep.set_later(true);
+        rep.set_reason(std::string("disk is ") + status::task_state_name(st) +
+                       "; not handed over yet");
+      } else if (st == TaskState::kAborting) {  // a failed warm precopy's task: it will not run
+        rep.set_reason("disk is Aborted");
+        d->state = TaskState::kAborted;
+        status_.touch(ref->migration);
+        ResourceKey mk = ref->migration;
+        std::string vid = ref->vm_id;
+        loop_.post([this, mk, vid] { advance(mk, vid); });
+      } else {
+        rep.set_reason(std::string("disk is ") + status::task_state_name(st));
+      }
     }
   }
   if (rep.proceed() && req.needs_credentials())
@@ -356,24 +346,22 @@ void MigrationRunner::on_result(const ferry::v1::TaskResult& r) {
   if (!found) return;
   TaskRef ref = *found;
   tasks_.drop_credentials(r.task_id());  // its claim is over
-  Json* vm = vm_status(ref.migration, ref.vm_id);
+  VmStatus* vm = vm_status(ref.migration, ref.vm_id);
   if (!vm) return;
   if (ref.disk_key == kInspectionTask) return on_inspection_result(ref, *vm, r);
   if (ref.disk_key == kConversionTask) return on_conversion_result(ref, *vm, r);
-  Json* disk = nullptr;
-  for (auto& d : (*vm)["disks"])
-    if (d.value("taskId", "") == r.task_id()) disk = &d;
+  DiskStatus* disk = vm->disk_by_task(r.task_id());
   if (!disk) return;
-  TaskState state = task_state(*disk);
+  TaskState state = disk->state;
   tasks_.release(r.task_id());
   if (state == TaskState::kAborting) {
     // A task of a failed warm precopy has stopped: its snapshot may go now.
-    set_task_state((*disk), TaskState::kAborted);
+    disk->state = TaskState::kAborted;
     save_status(ref.migration);
     advance(ref.migration, ref.vm_id);
     return dispatch();
   }
-  if (vm_terminal(*vm) || state == TaskState::kCompleted || state == TaskState::kCanceled ||
+  if (vm->terminal() || state == TaskState::kCompleted || state == TaskState::kCanceled ||
       state == TaskState::kAborted) {
     save_status(ref.migration);
     dispatch();
@@ -381,28 +369,26 @@ void MigrationRunner::on_result(const ferry::v1::TaskResult& r) {
   }
   if (r.has_success()) {
     const auto& s = r.success();
-    set_task_state((*disk), TaskState::kCompleted);
-    uint64_t before = disk->value("bytesDone", uint64_t{0}),
-             cap = disk->value("capacity", uint64_t{0});
+    disk->state = TaskState::kCompleted;
+    uint64_t before = disk->bytesDone, cap = disk->capacity;
     // Warm precopies move deltas: count what was read, not the disk size.
-    uint64_t moved = vm->contains("warm") ? s.bytes_read() : (cap > before ? cap - before : 0);
+    uint64_t moved = vm->warm ? s.bytes_read() : (cap > before ? cap - before : 0);
     if (moved > 0)
       metrics_.data_transferred.Add({{"plan", status_[ref.migration].value("plan", "")}})
           .Increment(static_cast<double>(moved));
-    (*disk)["bytesDone"] = cap;
-    (*disk)["result"] = status::DiskResult::from(s);
-    (*disk)["path"] = s.volume_path();
-    kLog.info("disk transferred", {{"vm", vm->value("name", "")},
-                                   {"disk", disk->value("file", "")},
+    disk->bytesDone = cap;
+    disk->result = status::DiskResult::from(s);
+    disk->path = s.volume_path();
+    kLog.info("disk transferred", {{"vm", vm->name},
+                                   {"disk", disk->file},
                                    {"node", r.node()},
                                    {"seconds", std::to_string(s.seconds())}});
     save_status(ref.migration);
     advance(ref.migration, ref.vm_id);
   } else {
-    set_task_state((*disk), TaskState::kFailed);
-    std::string msg =
-        "disk " + disk->value("file", "") + " on node " + r.node() + ": " + r.failure().message();
-    if (vm->contains("warm"))
+    disk->state = TaskState::kFailed;
+    std::string msg = "disk " + disk->file + " on node " + r.node() + ": " + r.failure().message();
+    if (vm->warm)
       warm_cycle_failed(ref.migration, ref.vm_id, msg);  // retried with the next snapshot
     else
       fail_vm(ref.migration, ref.vm_id, msg);
@@ -410,47 +396,47 @@ void MigrationRunner::on_result(const ferry::v1::TaskResult& r) {
   dispatch();
 }
 
-void MigrationRunner::on_conversion_result(const TaskRef& ref, Json& vm,
+void MigrationRunner::on_conversion_result(const TaskRef& ref, VmStatus& vm,
                                            const ferry::v1::TaskResult& r) {
-  Json& conv = vm["conversion"];
-  if (!conv.is_object() || conv.value("taskId", "") != r.task_id() || vm_terminal(vm)) return;
+  auto& conv = vm.conversion;
+  if (!conv || conv->taskId != r.task_id() || vm.terminal()) return;
   if (r.has_conversion()) {
     const auto& c = r.conversion();
-    set_task_state(conv, TaskState::kCompleted);
-    conv["report"] = status::ConversionReport::from(c);
-    if (Json* s = pipeline_step(vm, "ImageConversion")) s->erase("message");
-    kLog.info("guest converted", {{"vm", vm.value("name", "")}, {"os", c.os_product()}});
+    conv->state = TaskState::kCompleted;
+    conv->report = status::ConversionReport::from(c);
+    if (auto* s = vm.step("ImageConversion")) s->message.clear();
+    kLog.info("guest converted", {{"vm", vm.name}, {"os", c.os_product()}});
     save_status(ref.migration);
     return advance(ref.migration, ref.vm_id);
   }
-  set_task_state(conv, r.state() == ferry::v1::TASK_STATE_CANCELED ? TaskState::kCanceled
-                                                                   : TaskState::kFailed);
+  conv->state =
+      r.state() == ferry::v1::TASK_STATE_CANCELED ? TaskState::kCanceled : TaskState::kFailed;
   // The copied volumes stay: `ferryctl retry` runs only the conversion again.
   fail_vm(ref.migration, ref.vm_id,
           "guest conversion on node " + r.node() + " failed: " + r.failure().message());
 }
 
-void MigrationRunner::on_inspection_result(const TaskRef& ref, Json& vm,
+void MigrationRunner::on_inspection_result(const TaskRef& ref, VmStatus& vm,
                                            const ferry::v1::TaskResult& r) {
-  Json& ins = vm["inspection"];
-  if (!ins.is_object() || ins.value("taskId", "") != r.task_id() || vm_terminal(vm)) return;
+  auto& ins = vm.inspection;
+  if (!ins || ins->taskId != r.task_id() || vm.terminal()) return;
   const Resource* plan = plan_of(ref.migration);
-  std::string name = vm.value("name", "");
+  std::string name = vm.name;
   if (!r.has_inspection()) {
     // Could not inspect (e.g. the source refused the reads): no verdict on the
     // guest, so no reason to stop; conversion will check it. Said in the status.
-    set_task_state(ins, TaskState::kCompleted);
-    ins["warning"] = "preflight inspection on node " + r.node() +
-                     " could not run: " + r.failure().message() +
-                     "; the guest is checked at conversion instead";
+    ins->state = TaskState::kCompleted;
+    ins->warning = "preflight inspection on node " + r.node() +
+                   " could not run: " + r.failure().message() +
+                   "; the guest is checked at conversion instead";
     kLog.warn("preflight inspection could not run",
               {{"vm", name}, {"error", r.failure().message()}});
     save_status(ref.migration);
     return advance(ref.migration, ref.vm_id);
   }
   const auto& x = r.inspection();
-  set_task_state(ins, TaskState::kCompleted);
-  ins["report"] = status::InspectionReport::from(x);
+  ins->state = TaskState::kCompleted;
+  ins->report = status::InspectionReport::from(x);
   if (x.found_os() && x.concerns_size() == 0) {
     kLog.info("preflight inspection passed", {{"vm", name}, {"os", x.os_product()}});
     save_status(ref.migration);
@@ -494,43 +480,45 @@ void MigrationRunner::retry(const api::RetryRequest& req, Reply reply) {
           api::error_reply(Error(ErrorCode::kFailedPrecondition,
                                  st.value("plan", "") + " is being run by " + sk.to_string())));
   Json retried = Json::array();
-  for (auto& vm : status_[k]["vms"]) {
-    if (vm.value("name", "") != req.vm && vm.value("id", "") != req.vm) continue;
-    const std::string at = vm.value("phase", "") == "Failed" ? vm["error"].value("step", "") : "";
-    const bool hook =
-        (at == "PreHook" || at == "PostHook") && vm.contains("hooks") && vm["hooks"].contains(at);
+  std::vector<std::string> ids;
+  for (const auto& vm : status_.vms(k))
+    if (vm.name == req.vm || vm.id == req.vm) ids.push_back(vm.id);
+  for (const auto& id : ids) {
+    VmStatus& vm = *vm_status(k, id);
+    const std::string at = vm.phase == "Failed" && vm.error ? vm.error->step : "";
+    const bool hook = (at == "PreHook" || at == "PostHook") && vm.hooks.count(at);
     if (at != "ImageConversion" && !hook)
       return reply(api::error_reply(Error(
           ErrorCode::kFailedPrecondition,
-          k.to_string() + ": --vm: VM \"" + vm.value("name", "") +
+          k.to_string() + ": --vm: VM \"" + vm.name +
               "\" did not fail at ImageConversion, PreHook or PostHook; only a conversion or a "
               "hook can be retried")));
     if (hook) {
       // The hook runs again from its first attempt; what came before it stays.
-      vm["phase"] = at;
-      set_task_state(vm["hooks"][at], TaskState::kPending);
+      vm.phase = at;
+      vm.hooks[at].state = TaskState::kPending;
     } else {
       // Back to ConvertGuest with the copied volumes as they are.
-      vm["phase"] = "ConvertGuest";
-      set_task_state(vm["conversion"], TaskState::kFailed);
+      vm.phase = "ConvertGuest";
+      if (!vm.conversion) vm.conversion.emplace();
+      vm.conversion->state = TaskState::kFailed;
     }
-    vm.erase("error");
-    vm.erase("completed");
-    for (auto& s : vm["pipeline"])
-      if (s["name"] == at) {
-        s["phase"] = "Running";
-        s.erase("error");
-        s.erase("completed");
-        s.erase("output");
-      } else if (s["phase"] == "Failed") {
-        s["phase"] = "Pending";
+    vm.error.reset();
+    vm.completed.clear();
+    for (auto& s : vm.pipeline)
+      if (s.name == at) {
+        s.phase = "Running";
+        s.error.reset();
+        s.completed.clear();
+        s.output.reset();
+      } else if (s.phase == "Failed") {
+        s.phase = "Pending";
       }
     status_[k]["phase"] = "Running";
     status_[k].erase("completed");
-    (void)vm_status(k, vm.value("id", ""));  // marks it changed
-    retried.push_back(vm.value("name", ""));
+    retried.push_back(vm.name);
     save_status(k);
-    advance(k, vm.value("id", ""));
+    advance(k, id);
   }
   if (retried.empty())
     return reply(
@@ -540,12 +528,6 @@ void MigrationRunner::retry(const api::RetryRequest& req, Reply reply) {
 }
 
 // ---------------------------------------------------------------- migrations
-
-Json* MigrationRunner::pipeline_step(Json& vm, const std::string& name) {
-  for (auto& s : vm["pipeline"])
-    if (s["name"] == name) return &s;
-  return nullptr;
-}
 
 void MigrationRunner::start_migration(const ResourceKey& mkey) {
   const Resource* m = find(mkey);
@@ -557,7 +539,7 @@ void MigrationRunner::start_migration(const ResourceKey& mkey) {
   for (const auto& v : plan_st.value("completedVMs", Json::array()))
     ctx.completed_vm_ids.insert(v.get<std::string>());
   auto res = validation::validate_plan(*plan, ctx);
-  Json vms = Json::array();
+  std::vector<VmStatus> vms;
   std::set<std::string> cancel_sel;
   for (const auto& c : m->spec().value("cancel", Json::array()))
     cancel_sel.insert(c.value("id", c.value("name", "")));
@@ -568,33 +550,22 @@ void MigrationRunner::start_migration(const ResourceKey& mkey) {
     // plan carries a VMPoweredOff warning saying so).
     bool warm = (plan->spec().value("warm", false) || plan->spec().value("type", "") == "warm") &&
                 rv.inventory.value("powerState", "") == "On";
+    VmStatus vm;
+    vm.id = id;
+    vm.name = rv.inventory.value("name", "");
+    vm.targetName = rv.target_name;
     // The VM's hooks by step (validation allowed one per step).
-    Json hooks = Json::object();
     for (const auto& h : plan->spec()["vms"][rv.index].value("hooks", Json::array()))
-      hooks[h.value("step", "")] = {{"hook",
-                                     {{"namespace", h["hook"].value("namespace", plan->key().ns)},
-                                      {"name", h["hook"].value("name", "")}}},
-                                    {"state", TaskState::kPending}};
-    Json vm = {{"id", id},
-               {"name", rv.inventory.value("name", "")},
-               {"targetName", rv.target_name},
-               {"phase", "Pending"},
-               {"pipeline", new_pipeline(warm, hooks)},
-               {"disks", Json::array()}};
-    if (!hooks.empty()) vm["hooks"] = hooks;
-    if (warm)
-      vm["warm"] = {{"stage", "initial"},
-                    {"precopies", Json::array()},
-                    {"failures", 0},
-                    {"snapshotSeq", 0},
-                    {"changeIds", Json::object()}};
-    if (cancel_sel.count(id) || cancel_sel.count(rv.inventory.value("name", ""))) {
-      vm["phase"] = "Canceled";
-    }
-    vms.push_back(vm);
+      vm.hooks[h.value("step", "")].hook = {h["hook"].value("namespace", plan->key().ns),
+                                            h["hook"].value("name", "")};
+    vm.pipeline = new_pipeline(warm, vm.hooks);
+    if (warm) vm.warm.emplace();
+    if (cancel_sel.count(id) || cancel_sel.count(vm.name)) vm.phase = "Canceled";
+    vms.push_back(std::move(vm));
   }
-  Json st = {{"phase", "Running"}, {"plan", pk.to_string()}, {"started", now_iso()}, {"vms", vms}};
-  status_.start_migration(mkey, std::move(st));
+  size_t vm_count = vms.size();
+  Json st = {{"phase", "Running"}, {"plan", pk.to_string()}, {"started", now_iso()}};
+  status_.start_migration(mkey, std::move(st), std::move(vms));
   plan_st["phase"] = "Executing";
   plan_st["migration"] = mkey.to_string();
   status::plan_started(plan_st, now_iso());
@@ -602,46 +573,45 @@ void MigrationRunner::start_migration(const ResourceKey& mkey) {
   save_status(pk);
   save_status(mkey);
   store_->record_event(mkey, "Normal", "Started",
-                       "Migrating " + std::to_string(vms.size()) + " VMs of " + pk.to_string());
+                       "Migrating " + std::to_string(vm_count) + " VMs of " + pk.to_string());
   kLog.info("migration started", {{"migration", mkey.to_string()},
                                   {"plan", pk.to_string()},
-                                  {"vms", std::to_string(vms.size())}});
+                                  {"vms", std::to_string(vm_count)}});
   pump(mkey);
   maybe_finish_migration(mkey);
 }
 
 void MigrationRunner::pump(const ResourceKey& mkey) {
-  auto it = status_.find(mkey);
-  if (it == status_.end()) return;
+  if (status_.find(mkey) == status_.end()) return;
   int running = 0;
   std::vector<std::string> resume, start;
-  for (auto& vm : it->second["vms"]) {
-    std::string ph = vm.value("phase", "");
-    if (ph == "Pending") {
-      start.push_back(vm.value("id", ""));
-    } else if (!vm_terminal(vm)) {
+  for (const auto& vm : status_.vms(mkey)) {
+    if (vm.phase == "Pending") {
+      start.push_back(vm.id);
+    } else if (!vm.terminal()) {
       running++;
-      resume.push_back(vm.value("id", ""));
+      resume.push_back(vm.id);
     }
   }
   for (const auto& id : resume) advance(mkey, id);  // idempotent: re-enters the current phase
   for (const auto& id : start) {
     if (running >= opts_.max_vms_in_flight) break;
-    Json* vm = vm_status(mkey, id);
-    (*vm)["phase"] = "Started";
-    (*vm)["started"] = now_iso();
+    VmStatus* vm = vm_status(mkey, id);
+    if (!vm || vm->phase != "Pending") continue;
+    vm->phase = "Started";
+    vm->started = now_iso();
     running++;
     advance(mkey, id);
   }
 }
 
-bool MigrationRunner::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
+bool MigrationRunner::set_phase(const ResourceKey& mkey, VmStatus& vm, Phase to) {
   // Every change goes through the transition table; anything else is a bug
   // in the runner, and the VM fails saying so rather than run on from a state
   // nobody designed.
-  std::string from_name = vm.value("phase", "Pending");
+  const std::string from_name = vm.phase;
   auto from = migration::phase_from_name(from_name);
-  bool legal = from ? migration::can_transition(*from, to, vm.contains("warm"))
+  bool legal = from ? migration::can_transition(*from, to, vm.warm.has_value())
                     : (from_name == "Pending" &&
                        (to == Phase::kStarted || to == Phase::kFailed || to == Phase::kCanceled));
   if (!legal) {
@@ -649,22 +619,22 @@ bool MigrationRunner::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
                       " -> " + migration::phase_name(to);
     metrics_.bad_input.Add({{"source", "transition"}}).Increment();
     kLog.error("illegal phase transition",
-               {{"migration", mkey.to_string()}, {"vm", vm.value("name", "")}, {"error", why}});
+               {{"migration", mkey.to_string()}, {"vm", vm.name}, {"error", why}});
     if (!from || migration::is_terminal(*from)) return false;
-    fail_vm(mkey, vm.value("id", ""), why);
+    fail_vm(mkey, vm.id, why);
     return false;
   }
   // Past the (initial) copy, the data is on the node: its free space says the rest.
   if (to == Phase::kConvertGuest || to == Phase::kCreateVM || to == Phase::kCopyingPaused ||
       migration::is_terminal(to))
-    agents_.release(space_owner(mkey, vm.value("id", "")));
+    agents_.release(space_owner(mkey, vm.id));
   std::string now = now_iso();
-  vm["phase"] = migration::phase_name(to);
+  vm.phase = migration::phase_name(to);
   if (to == Phase::kCompleted || to == Phase::kFailed || to == Phase::kCanceled) {
-    vm["completed"] = now;
+    vm.completed = now;
     store_->record_event(mkey, to == Phase::kCompleted ? "Normal" : "Warning",
                          std::string("VM") + migration::phase_name(to),
-                         "VM " + vm.value("name", "") + " " +
+                         "VM " + vm.name + " " +
                              (to == Phase::kCompleted ? "migrated"
                               : to == Phase::kFailed  ? "failed"
                                                       : "canceled"));
@@ -673,31 +643,31 @@ bool MigrationRunner::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
                          : to == Phase::kFailed  ? "failed"
                                                  : "canceled"}})
         .Increment();
-    for (auto& s : vm["pipeline"]) {
-      if (to == Phase::kCompleted && s["phase"] != "Skipped") {
-        if (!s.contains("started")) s["started"] = now;
-        if (!s.contains("completed")) s["completed"] = now;
-        s["phase"] = "Completed";
-      } else if (s["phase"] == "Running") {
-        s["phase"] = to == Phase::kFailed ? "Failed" : "Canceled";
-        s["completed"] = now;
+    for (auto& s : vm.pipeline) {
+      if (to == Phase::kCompleted && s.phase != "Skipped") {
+        if (s.started.empty()) s.started = now;
+        if (s.completed.empty()) s.completed = now;
+        s.phase = "Completed";
+      } else if (s.phase == "Running") {
+        s.phase = to == Phase::kFailed ? "Failed" : "Canceled";
+        s.completed = now;
       }
     }
     return true;
   }
   std::string cur = step_for(vm, to);
   bool before = true;
-  for (auto& s : vm["pipeline"]) {
-    if (s["name"] == cur) {
+  for (auto& s : vm.pipeline) {
+    if (s.name == cur) {
       before = false;
-      if (s["phase"] == "Pending") {
-        s["phase"] = "Running";
-        s["started"] = now;
+      if (s.phase == "Pending") {
+        s.phase = "Running";
+        s.started = now;
       }
-    } else if (before && s["phase"] != "Completed" && s["phase"] != "Skipped") {
-      if (!s.contains("started")) s["started"] = now;
-      s["phase"] = "Completed";
-      s["completed"] = now;
+    } else if (before && s.phase != "Completed" && s.phase != "Skipped") {
+      if (s.started.empty()) s.started = now;
+      s.phase = "Completed";
+      s.completed = now;
     }
   }
   return true;
@@ -705,73 +675,69 @@ bool MigrationRunner::set_phase(const ResourceKey& mkey, Json& vm, Phase to) {
 
 void MigrationRunner::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
                               const std::string& message) {
-  Json* vm = vm_status(mkey, vm_id);
-  if (!vm || vm_terminal(*vm)) return;
-  std::string at =
-      step_for(*vm, migration::phase_from_name(vm->value("phase", "")).value_or(Phase::kStarted));
-  (*vm)["error"] = {
-      {"phase", vm->value("phase", "")}, {"step", at}, {"reasons", Json::array({message})}};
-  if (Json* s = pipeline_step(*vm, at))
-    (*s)["error"] = {{"phase", vm->value("phase", "")}, {"reasons", Json::array({message})}};
-  kLog.error("VM failed",
-             {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}, {"error", message}});
+  VmStatus* vm = vm_status(mkey, vm_id);
+  if (!vm || vm->terminal()) return;
+  std::string at = step_for(*vm, migration::phase_from_name(vm->phase).value_or(Phase::kStarted));
+  vm->error = status::VmError{vm->phase, at, {message}};
+  if (auto* s = vm->step(at)) s->error = status::StepError{vm->phase, {message}};
+  kLog.error("VM failed", {{"migration", mkey.to_string()}, {"vm", vm->name}, {"error", message}});
   stop_hooks(mkey, *vm);
   // Stop this VM's other transfers; their volumes stay for a later retry.
-  for (auto& d : (*vm)["disks"])
-    if (stop_transfer(d)) set_task_state(d, TaskState::kCanceled);
+  for (auto& d : vm->disks)
+    if (stop_transfer(d)) d.state = TaskState::kCanceled;
   if (!set_phase(mkey, *vm, Phase::kFailed)) return;
   save_status(mkey);
-  if (vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
+  if (vm->warm) cleanup_warm_snapshots(mkey, vm_id);
   maybe_finish_migration(mkey);
   pump(mkey);
 }
 
-bool MigrationRunner::stop_transfer(const Json& disk) {
-  if (!status::in_agent(task_state(disk))) return false;
+bool MigrationRunner::stop_transfer(const DiskStatus& disk) {
+  if (!status::in_agent(disk.state)) return false;
   ferry::v1::CancelTask c;
-  c.set_task_id(disk.value("taskId", ""));
-  tasks_.cancel(disk.value("node", ""), c);
-  tasks_.release(disk.value("taskId", ""));
+  c.set_task_id(disk.taskId);
+  tasks_.cancel(disk.node, c);
+  tasks_.release(disk.taskId);
   return true;
 }
 
 void MigrationRunner::cancel_vm(const ResourceKey& mkey, const std::string& vm_id) {
-  Json* vm = vm_status(mkey, vm_id);
-  if (!vm || vm_terminal(*vm)) return;
-  bool started = vm->value("phase", "") != "Pending";
+  VmStatus* vm = vm_status(mkey, vm_id);
+  if (!vm || vm->terminal()) return;
+  bool started = vm->phase != "Pending";
   // Past CreateVM the volumes belong to the VM that was created.
-  bool created = vm->value("phase", "") == "PostHook";
+  bool created = vm->phase == "PostHook";
   stop_hooks(mkey, *vm);
-  for (auto& d : (*vm)["disks"]) {
-    tasks_.release(d.value("taskId", ""));
-    if (!d.value("node", "").empty() && d.contains("taskId")) {
+  for (auto& d : vm->disks) {
+    tasks_.release(d.taskId);
+    if (!d.node.empty() && !d.taskId.empty()) {
       ferry::v1::CancelTask c;
-      c.set_task_id(d.value("taskId", ""));
+      c.set_task_id(d.taskId);
       c.set_delete_volume(!created);  // a canceled VM leaves no volume behind, partial or not
       target_volume(d, c.mutable_volume());
-      tasks_.cancel(d.value("node", ""), c);
+      tasks_.cancel(d.node, c);
     }
-    set_task_state(d, TaskState::kCanceled);
+    d.state = TaskState::kCanceled;
   }
   tasks_.drop_vm(mkey, vm_id);
-  for (const char* what : {"conversion", "inspection"}) {
-    if (!vm->contains(what)) continue;
-    Json& t = (*vm)[what];
-    if (!t.is_object() || task_state(t) == TaskState::kCompleted) continue;
+  auto cancel_work = [&](auto& work) {
+    if (!work || work->state == TaskState::kCompleted) return;
     ferry::v1::CancelTask c;
-    c.set_task_id(t.value("taskId", ""));
-    tasks_.cancel(t.value("node", ""), c);
-    set_task_state(t, TaskState::kCanceled);
-  }
+    c.set_task_id(work->taskId);
+    tasks_.cancel(work->node, c);
+    work->state = TaskState::kCanceled;
+  };
+  cancel_work(vm->conversion);
+  cancel_work(vm->inspection);
   if (!set_phase(mkey, *vm, Phase::kCanceled)) return;
-  if (!started) vm->erase("completed");
-  if (started && vm->contains("warm")) cleanup_warm_snapshots(mkey, vm_id);
-  kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
+  if (!started) vm->completed.clear();
+  if (started && vm->warm) cleanup_warm_snapshots(mkey, vm_id);
+  kLog.info("VM canceled", {{"migration", mkey.to_string()}, {"vm", vm->name}});
   // Restore the source's power state if we turned it off.
   // (Cluster mode: the Plan may have been deleted with kubectl meanwhile; then
   // there is no source to power on.)
   const Resource* plan = plan_of(mkey);
-  if (plan && vm->value("sourcePowerState", "") == "On" && vm->value("poweredOff", false)) {
+  if (plan && vm->sourcePowerState == "On" && vm->poweredOff) {
     auto pk = model::ref_key(
         plan->spec().value("provider", Json::object()).value("source", Json::object()), "Provider",
         plan->key().ns);
@@ -794,7 +760,7 @@ void MigrationRunner::cancel_vm(const ResourceKey& mkey, const std::string& vm_i
 void MigrationRunner::maybe_finish_migration(const ResourceKey& mkey) {
   auto it = status_.find(mkey);
   if (it == status_.end() || it->second.value("phase", "") != "Running") return;
-  auto outcome = status::migration_outcome(it->second["vms"]);
+  auto outcome = status::migration_outcome(status_.vms(mkey));
   if (!outcome) return;
   std::string phase = *outcome;
   it->second["phase"] = phase;
@@ -823,17 +789,11 @@ void MigrationRunner::maybe_finish_migration(const ResourceKey& mkey) {
 
 void MigrationRunner::dispatch() {
   // A queued transfer is still wanted while its disk waits.
-  auto disk_of = [this](const std::string& id) -> Json* {
-    const TaskRef* ref = tasks_.find(id);
-    Json* vm = ref ? vm_status(ref->migration, ref->vm_id) : nullptr;
-    if (vm)
-      for (auto& d : (*vm)["disks"])
-        if (d.value("taskId", "") == id) return &d;
-    return nullptr;
-  };
   tasks_.dispatch([&](const std::string& id) {
-    Json* d = disk_of(id);
-    return d && task_state(*d) == TaskState::kWaiting;
+    const TaskRef* ref = tasks_.find(id);
+    VmStatus* vm = ref ? vm_status(ref->migration, ref->vm_id) : nullptr;
+    DiskStatus* d = vm ? vm->disk_by_task(id) : nullptr;
+    return d && d->state == TaskState::kWaiting;
   });
 }
 
@@ -878,8 +838,8 @@ bool MigrationRunner::placement_given_up(const ResourceKey& mkey, const std::str
 }
 
 void MigrationRunner::go(const ResourceKey& mkey, const std::string& vm_id, Phase to) {
-  Json* v = vm_status(mkey, vm_id);
-  if (!v || vm_terminal(*v)) return;
+  VmStatus* v = vm_status(mkey, vm_id);
+  if (!v || v->terminal()) return;
   if (!set_phase(mkey, *v, to)) return;
   save_status(mkey);
   advance(mkey, vm_id);
@@ -897,7 +857,7 @@ std::shared_ptr<ProviderPool> MigrationRunner::source_pool(const ResourceKey& mk
 
 void MigrationRunner::provider_call(const ResourceKey& mkey, const std::string& vm_id, Phase phase,
                                     std::function<Status(SourceProvider&)> call,
-                                    std::function<void(Json&)> then,
+                                    std::function<void(VmStatus&)> then,
                                     std::function<void(const Error&)> on_error) {
   std::string key = mkey.to_string() + vm_id;
   if (inflight_.count(key)) return;  // already waiting for this phase's call
@@ -908,9 +868,8 @@ void MigrationRunner::provider_call(const ResourceKey& mkey, const std::string& 
   loop_.run_blocking<Status>([slot, call] { return slot->with<Status>(call); },
                              [this, mkey, vm_id, phase, then, on_error, key](Status s) {
                                inflight_.erase(key);
-                               Json* v = vm_status(mkey, vm_id);
-                               if (!v || v->value("phase", "") != migration::phase_name(phase))
-                                 return;
+                               VmStatus* v = vm_status(mkey, vm_id);
+                               if (!v || v->phase != migration::phase_name(phase)) return;
                                if (!s.ok())
                                  return on_error ? on_error(s.error())
                                                  : fail_vm(mkey, vm_id, s.error().message);
@@ -919,8 +878,8 @@ void MigrationRunner::provider_call(const ResourceKey& mkey, const std::string& 
 }
 
 void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id) {
-  Json* vm = vm_status(mkey, vm_id);
-  if (!vm || vm_terminal(*vm) || vm->value("phase", "") == "Pending") return;
+  VmStatus* vm = vm_status(mkey, vm_id);
+  if (!vm || vm->terminal() || vm->phase == "Pending") return;
   const Resource* plan = plan_of(mkey);
   if (!plan) return fail_vm(mkey, vm_id, "the Plan of " + mkey.to_string() + " was deleted");
   const Json& pspec = plan->spec();
@@ -932,22 +891,22 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
   Error err;
   auto slot = provider_slot(pk, &err);
   if (!slot) return fail_vm(mkey, vm_id, err.message);
-  Phase phase = *migration::phase_from_name(vm->value("phase", "Started"));
+  Phase phase = migration::phase_from_name(vm->phase).value_or(Phase::kStarted);
   if (migration::is_warm_phase(phase)) return advance_warm(mkey, vm_id, phase, *plan, *inv_vm);
   // The next phase of this VM's itinerary (cold, or warm outside its loop).
   auto go_next = [this, mkey, vm_id, phase] {
-    Json* v = vm_status(mkey, vm_id);
+    VmStatus* v = vm_status(mkey, vm_id);
     if (!v) return;
     Phase to = migration::next_phase(phase);
-    if (v->contains("warm"))
-      to = migration::next_warm_phase(phase,
-                                      migration::stage_from_name((*v)["warm"].value("stage", ""))
-                                          .value_or(migration::WarmStage::kInitial),
-                                      false);
+    if (v->warm)
+      to = migration::next_warm_phase(
+          phase,
+          migration::stage_from_name(v->warm->stage).value_or(migration::WarmStage::kInitial),
+          false);
     go(mkey, vm_id, to);
   };
   auto blocking = [this, mkey, vm_id, phase](std::function<Status(SourceProvider&)> call,
-                                             std::function<void(Json&)> then) {
+                                             std::function<void(VmStatus&)> then) {
     provider_call(mkey, vm_id, phase, std::move(call), std::move(then));
   };
   switch (phase) {
@@ -961,8 +920,7 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
       if (pspec.value("skipGuestConversion", false) ||
           pspec.value("skipPreflightInspection", false))
         return go_next();
-      Json& ins = (*vm)["inspection"];
-      TaskState st = task_state(ins);
+      TaskState st = vm->inspection ? vm->inspection->state : TaskState::kUnknown;
       if (st == TaskState::kCompleted) return go_next();
       if (status::in_agent(st)) return;  // waiting for the agent's result
       std::string node = agents_.least_busy(now_seconds()).value_or("");
@@ -977,7 +935,7 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
       std::string task_id = mkey.ns + "." + mkey.name + "." + vm_id + ".inspect";
       it->set_task_id(task_id);
       it->set_plan(plan->key().ns + "/" + plan->key().name);
-      it->set_vm(vm->value("name", ""));
+      it->set_vm(vm->name);
       if (tasks_.publishing(task_id)) return;  // its ack comes back to here
       Json vmrec = *inv_vm;
       std::string haddr = host_address(pk, inv_vm->value("host", ""));
@@ -991,27 +949,28 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
             }
             return {};
           },
-          [this, mkey, vm_id, any, task_id, node](Json&) {
+          [this, mkey, vm_id, any, task_id, node](VmStatus&) {
             tasks_.track(task_id, TaskRef{mkey, vm_id, kInspectionTask});
             keep_credentials(task_id, *any);
-            tasks_.publish(node, task_id, any->SerializeAsString(),
-                           [this, mkey, vm_id, task_id, node](Status pub) {
-                             Json* v = vm_status(mkey, vm_id);
-                             if (!v || v->value("phase", "") !=
-                                           migration::phase_name(Phase::kPreflightInspection))
-                               return;
-                             if (!pub.ok()) {
-                               loop_.after(std::chrono::seconds(2),
-                                           [this, mkey, vm_id] { advance(mkey, vm_id); });
-                               return;
-                             }
-                             Json& ins = (*v)["inspection"];
-                             if (!ins.is_object() ||
-                                 ins.value("taskId", "") != task_id)  // else claimed already
-                               ins = {{"taskId", task_id}, {"state", TaskState::kQueued}};
-                             ins["node"] = node;
-                             save_status(mkey);
-                           });
+            tasks_.publish(
+                node, task_id, any->SerializeAsString(),
+                [this, mkey, vm_id, task_id, node](Status pub) {
+                  VmStatus* v = vm_status(mkey, vm_id);
+                  if (!v || v->phase != migration::phase_name(Phase::kPreflightInspection)) return;
+                  if (!pub.ok()) {
+                    loop_.after(std::chrono::seconds(2),
+                                [this, mkey, vm_id] { advance(mkey, vm_id); });
+                    return;
+                  }
+                  auto& ins = v->inspection;
+                  if (!ins || ins->taskId != task_id) {  // else claimed already
+                    ins.emplace();
+                    ins->taskId = task_id;
+                    ins->state = TaskState::kQueued;
+                  }
+                  ins->node = node;
+                  save_status(mkey);
+                });
           });
     }
     case Phase::kStorePowerState: {
@@ -1023,15 +982,15 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
             *on = *r;
             return {};
           },
-          [go_next, on](Json& v) {
-            if (!v.contains("sourcePowerState")) v["sourcePowerState"] = *on ? "On" : "Off";
+          [go_next, on](VmStatus& v) {
+            if (v.sourcePowerState.empty()) v.sourcePowerState = *on ? "On" : "Off";
             go_next();
           });
     }
     case Phase::kPowerOffSource:
       return blocking([vm_id](SourceProvider& p) { return p.power_off(vm_id); },
-                      [go_next](Json& v) {
-                        if (v.value("sourcePowerState", "") == "On") v["poweredOff"] = true;
+                      [go_next](VmStatus& v) {
+                        if (v.sourcePowerState == "On") v.poweredOff = true;
                         go_next();
                       });
     case Phase::kWaitForPowerOff:  // power_off waited for the task
@@ -1077,77 +1036,73 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
       agents_.reserve(space_owner(mkey, vm_id), best, need);
       std::string migration_uid = mkey.ns + "." + mkey.name;
       // Warm: one task per disk and snapshot (each precopy is its own copy).
-      std::string warm_suffix =
-          vm->contains("warm")
-              ? ".s" + std::to_string((*vm)["warm"].value("snapshotSeq", 0)) + "-" +
-                    (*vm)["warm"].value("snapshot", Json::object()).value("id", "")
-              : "";
-      Json disks = Json::array();
+      std::string warm_suffix = vm->warm ? ".s" + std::to_string(vm->warm->snapshotSeq) + "-" +
+                                               (vm->warm->snapshot ? vm->warm->snapshot->id : "")
+                                         : "";
+      std::vector<DiskStatus> disks;
       int i = 0;
       for (const auto& d : (*inv_vm)["disks"]) {
-        std::string vol = target::volume_name(pspec.value("pvcNameTemplate", ""),
-                                              vm->value("targetName", ""), plan->key().name, i);
-        disks.push_back(
-            {{"key", d.value("key", 0)},
-             {"file", d.value("file", "")},
-             {"capacity", d.value("capacity", uint64_t{0})},
-             {"storageClass", classes[i]},
-             {"volume", vol},
-             {"requestedSize", target::requested_size(d.value("capacity", uint64_t{0}), !block[i])},
-             {"volumeMode", block[i] ? "Block" : "Filesystem"},
-             // Cluster mode: a directory per claim, the disk in it as KubeVirt
-             // expects it on a Filesystem PVC (the agent makes it a PersistentVolume).
-             // Block: the directory holds the device node (a loop device).
-             {"relativePath", pspec.value("targetNamespace", "") + "/" + vol +
-                                  (block[i]           ? "/block"
-                                   : opts_.kubernetes ? "/disk.img"
-                                                      : ".img")},
-             {"node", best},
-             {"sourceHost", inv_vm->value("host", "")},
-             {"taskId",
-              migration_uid + "." + vm_id + "." + std::to_string(d.value("key", 0)) + warm_suffix},
-             {"state", TaskState::kPending},
-             {"bytesDone", 0}});
-        tasks_.track(disks.back()["taskId"], TaskRef{mkey, vm_id, d.value("key", 0)});
+        DiskStatus x;
+        x.key = d.value("key", 0);
+        x.file = d.value("file", "");
+        x.capacity = d.value("capacity", uint64_t{0});
+        x.storageClass = classes[i];
+        x.volume = target::volume_name(pspec.value("pvcNameTemplate", ""), vm->targetName,
+                                       plan->key().name, i);
+        x.requestedSize = target::requested_size(x.capacity, !block[i]);
+        x.volumeMode = block[i] ? "Block" : "Filesystem";
+        // Cluster mode: a directory per claim, the disk in it as KubeVirt
+        // expects it on a Filesystem PVC (the agent makes it a PersistentVolume).
+        // Block: the directory holds the device node (a loop device).
+        x.relativePath = pspec.value("targetNamespace", "") + "/" + x.volume +
+                         (block[i]           ? "/block"
+                          : opts_.kubernetes ? "/disk.img"
+                                             : ".img");
+        x.node = best;
+        x.sourceHost = inv_vm->value("host", "");
+        x.taskId = migration_uid + "." + vm_id + "." + std::to_string(x.key) + warm_suffix;
+        tasks_.track(x.taskId, TaskRef{mkey, vm_id, x.key});
+        disks.push_back(std::move(x));
         i++;
       }
-      (*vm)["disks"] = disks;
-      (*vm)["node"] = best;
+      vm->disks = std::move(disks);
+      vm->node = best;
       return go_next();
     }
     case Phase::kCopyDisks: {
       bool all_done = true;
-      for (auto& d : (*vm)["disks"]) {
-        TaskState st = task_state(d);
+      for (auto& d : vm->disks) {
+        TaskState st = d.state;
         if (st != TaskState::kCompleted) all_done = false;
         if (st != TaskState::kPending) continue;
-        set_task_state(d, TaskState::kResolving);
+        d.state = TaskState::kResolving;
         Json disk_inv;
         for (const auto& x : (*inv_vm)["disks"])
-          if (x.value("key", 0) == d.value("key", 0)) disk_inv = x;
+          if (x.value("key", 0) == d.key) disk_inv = x;
         auto task = std::make_shared<ferry::v1::TransferTask>();
-        task->set_task_id(d.value("taskId", ""));
+        task->set_task_id(d.taskId);
         task->set_plan(plan->key().ns + "/" + plan->key().name);
-        task->set_vm(vm->value("name", ""));
-        task->set_disk(d.value("file", ""));
+        task->set_vm(vm->name);
+        task->set_disk(d.file);
         target_volume(d, task->mutable_target());
         if (pspec.contains("transferNetwork"))
           task->set_transfer_network(pspec["transferNetwork"].value("name", ""));
         task->set_verify(true);
         std::string haddr = host_address(pk, inv_vm->value("host", ""));
         Json vmrec = *inv_vm;
-        std::string task_id = d.value("taskId", "");
+        std::string task_id = d.taskId;
         // Warm: only what changed since the last copied snapshot (or every
         // allocated area for a full copy), read while this cycle's snapshot holds the base.
         std::shared_ptr<WarmDiskQuery> wq;
-        if (vm->contains("warm")) {
-          const Json& w = (*vm)["warm"];
+        if (vm->warm) {
+          const auto& w = *vm->warm;
           wq = std::make_shared<WarmDiskQuery>();
           wq->vm_id = vm_id;
-          wq->snapshot_id = w.value("snapshot", Json::object()).value("id", "");
-          wq->disk_key = d.value("key", 0);
-          wq->capacity = d.value("capacity", uint64_t{0});
-          wq->base_change_id = w["changeIds"].value(std::to_string(wq->disk_key), "");
+          wq->snapshot_id = w.snapshot ? w.snapshot->id : "";
+          wq->disk_key = d.key;
+          wq->capacity = d.capacity;
+          auto base = w.changeIds.find(std::to_string(wq->disk_key));
+          if (base != w.changeIds.end()) wq->base_change_id = base->second;
         }
         loop_.run_blocking<Status>(
             [slot, vmrec, disk_inv, haddr, task, wq] {
@@ -1158,11 +1113,10 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
               });
             },
             [this, mkey, vm_id, task, task_id, wq](Status s) {
-              Json* v = vm_status(mkey, vm_id);
-              if (!v || vm_terminal(*v)) return;
-              for (auto& x : (*v)["disks"]) {
-                if (x.value("taskId", "") != task_id || task_state(x) != TaskState::kResolving)
-                  continue;
+              VmStatus* v = vm_status(mkey, vm_id);
+              if (!v || v->terminal()) return;
+              DiskStatus* x = v->disk_by_task(task_id);
+              if (x && x->state == TaskState::kResolving) {
                 if (!s.ok()) {
                   if (wq) return warm_cycle_failed(mkey, vm_id, s.error().message);
                   return fail_vm(mkey, vm_id, s.error().message);
@@ -1170,97 +1124,89 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
                 if (wq) {
                   // A full copy empties the volume first: the old base is
                   // meaningless from now until this copy commits.
-                  if (wq->full &&
-                      (*v)["warm"]["changeIds"].contains(std::to_string(wq->disk_key))) {
-                    (*v)["warm"]["changeIds"].erase(std::to_string(wq->disk_key));
+                  if (wq->full && v->warm->changeIds.erase(std::to_string(wq->disk_key)))
                     save_status(mkey);
-                  }
-                  x["copy"] = {{"base", wq->base_change_id.empty() ? "*" : wq->base_change_id},
-                               {"changedBytes", wq->changed_bytes},
-                               {"full", wq->full}};
+                  x->copy = status::WarmCopy{
+                      .base = wq->base_change_id.empty() ? "*" : wq->base_change_id,
+                      .changedBytes = wq->changed_bytes,
+                      .full = wq->full,
+                      .warning = wq->warning};
                   if (!wq->warning.empty()) {
-                    x["copy"]["warning"] = wq->warning;
-                    (*v)["warm"]["warnings"].push_back(wq->warning);
-                    kLog.warn("full copy forced",
-                              {{"vm", v->value("name", "")}, {"warning", wq->warning}});
+                    v->warm->warnings.push_back(wq->warning);
+                    kLog.warn("full copy forced", {{"vm", v->name}, {"warning", wq->warning}});
                   }
                   if (!wq->full && task->ranges().empty()) {  // nothing changed on this disk
-                    set_task_state(x, TaskState::kCompleted);
-                    x["result"] = status::DiskResult{};
+                    x->state = TaskState::kCompleted;
+                    x->result = status::DiskResult{};
                     save_status(mkey);
                     return advance(mkey, vm_id);
                   }
                 }
-                set_task_state(x, TaskState::kWaiting);
+                x->state = TaskState::kWaiting;
                 ferry::v1::AgentTask any;
                 *any.mutable_transfer() = *task;
                 keep_credentials(task_id, any);
                 tasks_.enqueue({.id = task_id,
-                                .source_host = x.value("sourceHost", ""),
-                                .node = x.value("node", ""),
+                                .source_host = x->sourceHost,
+                                .node = x->node,
                                 .wire = any.SerializeAsString(),
-                                .msg_id = task_id + "." + std::to_string(x.value("attempt", 0)),
+                                // The stream's dedupe id (".0" since the first release).
+                                .msg_id = task_id + ".0",
                                 .stored = [this, mkey, vm_id, task_id] {
-                                  Json* v = vm_status(mkey, vm_id);
-                                  if (!v) return;
-                                  for (auto& y : (*v)["disks"])
-                                    if (y.value("taskId", "") == task_id &&
-                                        task_state(y) == TaskState::kWaiting) {
-                                      // A claim may already have made it Running.
-                                      set_task_state(y, TaskState::kQueued);
-                                      save_status(mkey);
-                                    }
+                                  VmStatus* v = vm_status(mkey, vm_id);
+                                  DiskStatus* y = v ? v->disk_by_task(task_id) : nullptr;
+                                  // A claim may already have made it Running.
+                                  if (y && y->state == TaskState::kWaiting) {
+                                    y->state = TaskState::kQueued;
+                                    save_status(mkey);
+                                  }
                                 }});
               }
               dispatch();
             });
       }
       if (all_done) {
-        if (vm->contains("warm")) return warm_copy_done(mkey, *vm);
+        if (vm->warm) return warm_copy_done(mkey, *vm);
         return go_next();
       }
-      if (Json* s = pipeline_step(*vm, "DiskTransfer")) {
+      if (auto* s = vm->step("DiskTransfer")) {
         uint64_t total = 0;
-        for (auto& d : (*vm)["disks"]) total += d.value("capacity", uint64_t{0});
-        if (!s->contains("progress"))
-          (*s)["progress"] = {{"completed", 0}, {"total", total / kMiB}};
+        for (const auto& d : vm->disks) total += d.capacity;
+        if (!s->progress) s->progress = status::StepProgress{0, total / kMiB};
       }
       save_status(mkey);
       return;
     }
     case Phase::kConvertGuest: {
-      Json* s = pipeline_step(*vm, "ImageConversion");
+      auto* s = vm->step("ImageConversion");
       if (pspec.value("skipGuestConversion", false)) {
         // Raw copy mode: no conversion process at all.
-        if (s && (*s)["phase"] != "Skipped") {
-          (*s)["phase"] = "Skipped";
-          (*s)["reason"] = "skipGuestConversion is set (raw copy mode)";
+        if (s && s->phase != "Skipped") {
+          s->phase = "Skipped";
+          s->reason = "skipGuestConversion is set (raw copy mode)";
         }
         return go_next();
       }
-      Json& conv = (*vm)["conversion"];
-      TaskState cst = task_state(conv);
+      TaskState cst = vm->conversion ? vm->conversion->state : TaskState::kUnknown;
       if (cst == TaskState::kCompleted) return go_next();
       if (status::in_agent(cst)) return;  // waiting for the agent's result
       // Convert in place on the node that holds the volumes.
-      int attempt = conv.is_object() ? conv.value("attempt", 0) + 1 : 1;
+      int attempt = vm->conversion ? vm->conversion->attempt + 1 : 1;
       std::string task_id =
           mkey.ns + "." + mkey.name + "." + vm_id + ".convert." + std::to_string(attempt);
       ferry::v1::AgentTask any;
       auto* ct = any.mutable_convert();
       ct->set_task_id(task_id);
       ct->set_plan(plan->key().ns + "/" + plan->key().name);
-      ct->set_vm(vm->value("targetName", ""));
-      for (const auto& d : (*vm)["disks"]) {
-        target_volume(d, ct->add_volumes());
-      }
+      ct->set_vm(vm->targetName);
+      for (const auto& d : vm->disks) target_volume(d, ct->add_volumes());
       ct->set_firmware(inv_vm->value("firmware", "bios"));
       ct->set_cpus(static_cast<uint32_t>(inv_vm->value("cpus", 1)));
       ct->set_memory_mb(static_cast<uint32_t>(inv_vm->value("memoryMB", 1024)));
       for (const auto& nic : (*inv_vm)["nics"]) ct->add_macs(nic.value("mac", ""));
       // preserveStaticIPs: each NIC's first IPv4 address as the guest reported it,
       // in virt-v2v's --mac MAC:ip:IP[,GW,PREFIX] form (no gateway known: the address alone).
-      Json mac_ips = Json::object();
+      std::map<std::string, std::string> mac_ips;
       if (pspec.value("preserveStaticIPs", false))
         for (const auto& nic : (*inv_vm)["nics"])
           for (const auto& a : nic.value("ips", Json::array())) {
@@ -1273,38 +1219,41 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
             mac_ips[nic.value("mac", "")] = v;
             break;
           }
-      std::string node = vm->value("node", "");
+      std::string node = vm->node;
       if (tasks_.publishing(task_id)) return;  // its ack comes back to here
       tasks_.track(task_id, TaskRef{mkey, vm_id, kConversionTask});
-      tasks_.publish(
-          node, task_id, any.SerializeAsString(),
-          [this, mkey, vm_id, task_id, node, attempt, mac_ips](Status pub) {
-            Json* v = vm_status(mkey, vm_id);
-            if (!v || v->value("phase", "") != migration::phase_name(Phase::kConvertGuest)) return;
-            if (!pub.ok()) {
-              loop_.after(std::chrono::seconds(2), [this, mkey, vm_id] { advance(mkey, vm_id); });
-              return;
-            }
-            Json& c = (*v)["conversion"];
-            if (!c.is_object() || c.value("taskId", "") != task_id)  // else claimed already
-              c = {{"taskId", task_id}, {"state", TaskState::kQueued}};
-            c["node"] = node;
-            c["attempt"] = attempt;
-            if (!mac_ips.empty()) c["macIPs"] = mac_ips;
-            save_status(mkey);
-          });
+      tasks_.publish(node, task_id, any.SerializeAsString(),
+                     [this, mkey, vm_id, task_id, node, attempt, mac_ips](Status pub) {
+                       VmStatus* v = vm_status(mkey, vm_id);
+                       if (!v || v->phase != migration::phase_name(Phase::kConvertGuest)) return;
+                       if (!pub.ok()) {
+                         loop_.after(std::chrono::seconds(2),
+                                     [this, mkey, vm_id] { advance(mkey, vm_id); });
+                         return;
+                       }
+                       auto& c = v->conversion;
+                       if (!c || c->taskId != task_id) {  // else claimed already
+                         c.emplace();
+                         c->taskId = task_id;
+                         c->state = TaskState::kQueued;
+                       }
+                       c->node = node;
+                       c->attempt = attempt;
+                       c->macIPs = mac_ips;
+                       save_status(mkey);
+                     });
       return;
     }
     case Phase::kCreateVM: {
       const Resource* nmap =
           find(model::ref_key(pspec["map"]["network"], "NetworkMap", plan->key().ns));
       target::VmManifestInput in;
-      in.name = vm->value("targetName", "");
+      in.name = vm->targetName;
       in.ns = pspec.value("targetNamespace", "");
       in.source_vm = *inv_vm;
       in.volumes = Json::array();
-      for (const auto& d : (*vm)["disks"])
-        in.volumes.push_back({{"name", d.value("volume", "")}, {"disk_key", d.value("key", 0)}});
+      for (const auto& d : vm->disks)
+        in.volumes.push_back({{"name", d.volume}, {"disk_key", d.key}});
       in.networks = Json::array();
       for (const auto& nic : (*inv_vm)["nics"]) {
         Json dst = {{"type", "pod"}};
@@ -1320,12 +1269,11 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
         in.networks.push_back(dst);
       }
       std::string tps = pspec.value("targetPowerState", "auto");
-      in.running = tps == "on" || (tps == "auto" && vm->value("sourcePowerState", "") == "On");
+      in.running = tps == "on" || (tps == "auto" && vm->sourcePowerState == "On");
       // Converted guests get virtio (as virt-v2v reports it); without conversion the
       // guest may lack virtio drivers: SATA + e1000e unless useCompatibilityMode is false.
-      const Json conv = vm->value("conversion", Json::object());
-      if (task_state(conv) == TaskState::kCompleted) {
-        auto rep = conv.value("report", Json::object()).get<status::ConversionReport>();
+      if (vm->conversion && vm->conversion->state == TaskState::kCompleted) {
+        auto rep = vm->conversion->report.value_or(status::ConversionReport{});
         in.compatibility_devices = !rep.virtioDisk;
         if (!rep.firmware.empty()) in.source_vm["firmware"] = rep.firmware;
         // e.g. "linux debian 12.15" (libguestfs' product name for Debian is just the version).
@@ -1334,16 +1282,14 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
         in.compatibility_devices = pspec.value("useCompatibilityMode", true);
       }
       Json manifest = target::virtual_machine(in);
-      (*vm)["vmManifest"] = manifest;
+      vm->vmManifest = manifest;
       target::VmRequest req;
       req.vm = manifest;
       req.vm_id = vm_id;
       req.migration = store_->uid(mkey);
       req.plan = store_->uid(plan->key());
-      for (const auto& d : (*vm)["disks"])
-        req.claims.push_back({d.value("volume", ""), d.value("storageClass", ""),
-                              d.value("requestedSize", uint64_t{0}),
-                              d.value("volumeMode", "") == "Block"});
+      for (const auto& d : vm->disks)
+        req.claims.push_back({d.volume, d.storageClass, d.requestedSize, d.volumeMode == "Block"});
       std::string key = mkey.to_string() + vm_id;
       if (inflight_.count(key)) return;  // already being created
       inflight_.insert(key);
@@ -1351,8 +1297,8 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
           [sink = vm_sink_, req] { return sink->create(req); },
           [this, mkey, vm_id, key, go_next](Result<std::string> where) {
             inflight_.erase(key);
-            Json* v = vm_status(mkey, vm_id);
-            if (!v || v->value("phase", "") != migration::phase_name(Phase::kCreateVM)) return;
+            VmStatus* v = vm_status(mkey, vm_id);
+            if (!v || v->phase != migration::phase_name(Phase::kCreateVM)) return;
             if (!where.ok()) {
               // The API server away or busy (restarting, 5xx, 429): again in 2 s, for
               // up to 10 minutes; forbidden (RBAC is loaded a moment after a restart):
@@ -1373,9 +1319,9 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
             }
             vm_create_retries_.erase(key);
             if (opts_.kubernetes)
-              (*v)["vmRef"] = *where;
+              v->vmRef = *where;
             else if (!where->empty())
-              (*v)["vmManifestPath"] = *where;
+              v->vmManifestPath = *where;
             save_status(mkey);
             go_next();
           });
@@ -1392,7 +1338,7 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
         save_status(plan_key);
       }
       save_status(mkey);
-      kLog.info("VM migrated", {{"migration", mkey.to_string()}, {"vm", vm->value("name", "")}});
+      kLog.info("VM migrated", {{"migration", mkey.to_string()}, {"vm", vm->name}});
       maybe_finish_migration(mkey);
       pump(mkey);
       return;

@@ -33,6 +33,7 @@
 #include "coordinator/providers/provider_pool.h"
 #include "coordinator/status/status_book.h"
 #include "coordinator/status/task_state.h"
+#include "coordinator/status/vm_status.h"
 #include "coordinator/store/state_store.h"
 #include "coordinator/target/vm_sink.h"
 #include "coordinator/tasks/task_dispatcher.h"
@@ -62,6 +63,8 @@ class RunnerHost {
 class MigrationRunner {
  public:
   using Json = model::Json;
+  using VmStatus = status::VmStatus;
+  using DiskStatus = status::DiskStatus;
   using Reply = std::function<void(const Json&)>;
   struct Deps {
     RunnerHost& host;
@@ -79,9 +82,8 @@ class MigrationRunner {
   ~MigrationRunner();
 
   // At start: rebuilds a loaded Running Migration's task bookkeeping and
-  // slots (its in-memory-only work goes back to Pending). Fails on a status
-  // of the wrong shape, which the caller drops.
-  Status restore(const ResourceKey& mkey);
+  // slots (its in-memory-only work goes back to Pending).
+  void restore(const ResourceKey& mkey);
   // Once loaded: nodes holding live work get --agent-timeout to come back,
   // running Migrations resume, warm snapshots not yet removed are removed.
   void resume();
@@ -123,7 +125,7 @@ class MigrationRunner {
   std::string host_address(const ResourceKey& pk, const std::string& host_id) const {
     return host_.host_address(pk, host_id);
   }
-  Json* vm_status(const ResourceKey& mkey, const std::string& vm_id) {
+  VmStatus* vm_status(const ResourceKey& mkey, const std::string& vm_id) {
     return status_.vm(mkey, vm_id);
   }
   void save_status(const ResourceKey& k) { status_.save(k); }
@@ -131,10 +133,8 @@ class MigrationRunner {
     count_bad_input(metrics_, source, why);
   }
   const Resource* plan_of(const ResourceKey& mkey) const;
-  // A VM status's pipeline step by name (null if it is not listed).
-  static Json* pipeline_step(Json& vm, const std::string& name);
   // A disk's volume as its agent sees it (cluster mode: with the claim it is for).
-  void target_volume(const Json& disk, ferry::v1::TargetVolume* t) const;
+  void target_volume(const DiskStatus& disk, ferry::v1::TargetVolume* t) const;
 
   // Agents and tasks.
   void node_lost(const std::string& node);
@@ -144,26 +144,27 @@ class MigrationRunner {
   // True if the claim can get the task's credential now; else a fresh one is
   // being fetched (the agent asks again) or the VM failed.
   bool credentials_ready(const TaskRef& ref, const ferry::v1::ClaimRequest& req);
-  void on_conversion_result(const TaskRef& ref, Json& vm, const ferry::v1::TaskResult& r);
-  void on_inspection_result(const TaskRef& ref, Json& vm, const ferry::v1::TaskResult& r);
+  void on_conversion_result(const TaskRef& ref, VmStatus& vm, const ferry::v1::TaskResult& r);
+  void on_inspection_result(const TaskRef& ref, VmStatus& vm, const ferry::v1::TaskResult& r);
 
   // The pipeline.
   void advance(const ResourceKey& mkey, const std::string& vm_id);
   // Moves the VM to `to` through the transition table and updates its pipeline steps; past its
   // (initial) copy, the space placement reserved for it on its node is released. False (and the VM
   // failed, loudly) if the transition table forbids it.
-  [[nodiscard]] bool set_phase(const ResourceKey& mkey, Json& vm, migration::Phase to);
+  [[nodiscard]] bool set_phase(const ResourceKey& mkey, VmStatus& vm, migration::Phase to);
   void fail_vm(const ResourceKey& mkey, const std::string& vm_id, const std::string& message);
   // Cancels a disk's Queued/Running transfer on its agent and frees its slot;
   // false if it was in no such state. The caller sets the disk's new state.
-  bool stop_transfer(const Json& disk);
+  bool stop_transfer(const DiskStatus& disk);
   // The session pool of the Migration's source provider (null + err if gone).
   std::shared_ptr<ProviderPool> source_pool(const ResourceKey& mkey, Error* err);
   // Runs a provider call off the loop for a VM in `phase`; `then` (or
   // `on_error`, default: fail the VM) runs on the loop if the VM is still in
   // that phase. At most one call per VM is under way.
   void provider_call(const ResourceKey& mkey, const std::string& vm_id, migration::Phase phase,
-                     std::function<Status(SourceProvider&)> call, std::function<void(Json&)> then,
+                     std::function<Status(SourceProvider&)> call,
+                     std::function<void(VmStatus&)> then,
                      std::function<void(const Error&)> on_error = nullptr);
   // A VM's record in a Provider's inventory, through an index by id that
   // advance() uses on every call (it re-enters a phase on every change).
@@ -174,12 +175,12 @@ class MigrationRunner {
   // Hooks (PreHook, PostHook; hooks.cc). True when the VM's hook for `step`
   // has run (or it has none); else it is started (or still running) and
   // advance() runs again once it ends.
-  bool hook_finished(const ResourceKey& mkey, Json& vm, const std::string& hook_step,
+  bool hook_finished(const ResourceKey& mkey, VmStatus& vm, const std::string& hook_step,
                      const Resource& plan, const Json& inv_vm);
   void on_hook_result(const ResourceKey& mkey, const std::string& vm_id,
                       const std::string& hook_step, const hooks::HookResult& r);
   // Kills the VM's running hook (its end is then ignored); Running becomes Canceled.
-  void stop_hooks(const ResourceKey& mkey, Json& vm);
+  void stop_hooks(const ResourceKey& mkey, VmStatus& vm);
   static std::string hook_run_id(const ResourceKey& mkey, const std::string& vm_id,
                                  const std::string& hook_step);
 
@@ -197,15 +198,15 @@ class MigrationRunner {
                     const Resource& plan, const Json& inv_vm);
   // Where a failed precopy goes once its snapshot is gone.
   void warm_retry(const ResourceKey& mkey, const std::string& vm_id);
-  void update_prediction(Json& vm, const Resource& plan);
-  void warm_copy_done(const ResourceKey& mkey, Json& vm);
+  void update_prediction(VmStatus& vm, const Resource& plan);
+  void warm_copy_done(const ResourceKey& mkey, VmStatus& vm);
   void warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
                          const std::string& message);
   // Removes every snapshot of the VM named with the Migration's prefix; retried
   // up to 5 times, and again at the next start while the status says Pending.
   void cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
                               std::shared_ptr<ProviderPool> slot = nullptr, int attempt = 1);
-  bool cutover_due(const ResourceKey& mkey, Json& vm, const Resource& plan);
+  bool cutover_due(const ResourceKey& mkey, VmStatus& vm, const Resource& plan);
   void wake_at(const ResourceKey& mkey, const std::string& vm_id, double when);
   double precopy_interval(const Resource& plan) const;
 

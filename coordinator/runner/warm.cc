@@ -21,27 +21,27 @@ namespace ferry::coordinator::runner {
 using migration::Phase;
 using migration::WarmStage;
 using model::Json;
-using status::set_task_state;
-using status::task_state;
 using status::TaskState;
+using status::VmStatus;
+using status::WarmStatus;
 
 namespace {
 
 const Logger kLog("coordinator");
 
-WarmStage stage_of(const Json& vm) {
-  return migration::stage_from_name(vm["warm"].value("stage", "")).value_or(WarmStage::kInitial);
+WarmStage stage_of(const VmStatus& vm) {
+  return migration::stage_from_name(vm.warm ? vm.warm->stage : "").value_or(WarmStage::kInitial);
 }
 
-std::vector<migration::CycleSample> samples(const Json& w) {
+std::vector<migration::CycleSample> samples(const WarmStatus& w) {
   std::vector<migration::CycleSample> out;
-  for (const auto& c : w.value("precopies", Json::array())) {
+  for (const auto& c : w.precopies) {
     migration::CycleSample s;
-    s.snapshot_at = c.value("snapshotAt", 0.0);
-    s.changed_bytes = c.value("changedBytes", uint64_t{0});
-    s.copy_seconds = c.value("copySeconds", 0.0);
-    s.snapshot_seconds = c.value("snapshotSeconds", 0.0);
-    s.full = c.value("full", false);
+    s.snapshot_at = c.snapshotAt;
+    s.changed_bytes = c.changedBytes.value_or(0);
+    s.copy_seconds = c.copySeconds.value_or(0);
+    s.snapshot_seconds = c.snapshotSeconds.value_or(0);
+    s.full = c.full.value_or(false);
     out.push_back(s);
   }
   return out;
@@ -98,33 +98,34 @@ void MigrationRunner::wake_at(const ResourceKey& mkey, const std::string& vm_id,
   });
 }
 
-void MigrationRunner::update_prediction(Json& vm, const Resource& plan) {
-  Json& w = vm["warm"];
+void MigrationRunner::update_prediction(VmStatus& vm, const Resource& plan) {
+  WarmStatus& w = *vm.warm;
   auto p = migration::predict_downtime(samples(w), now_seconds());
+  status::PredictedDowntime pd;
   if (!p.available) {
-    w["predictedDowntime"] = {{"available", false},
-                              {"reason", "needs the initial copy and one precopy after it"}};
+    pd.reason = "needs the initial copy and one precopy after it";
+    w.predictedDowntime = pd;
     return;
   }
-  Json pd = {{"available", true},
-             {"seconds", p.seconds},
-             {"changeRateBytesPerSecond", p.change_rate},
-             {"copyRateBytesPerSecond", p.copy_rate},
-             {"fixedSeconds", p.fixed_seconds},
-             {"snapshotSeconds", p.snapshot_seconds},
-             {"expectedBytes", p.expected_bytes},
-             {"asOf", now_iso()},
-             {"excludes", "source power-off and guest conversion"}};
+  pd.available = true;
+  pd.seconds = p.seconds;
+  pd.changeRateBytesPerSecond = p.change_rate;
+  pd.copyRateBytesPerSecond = p.copy_rate;
+  pd.fixedSeconds = p.fixed_seconds;
+  pd.snapshotSeconds = p.snapshot_seconds;
+  pd.expectedBytes = p.expected_bytes;
+  pd.asOf = now_iso();
+  pd.excludes = "source power-off and guest conversion";
   double max_dt = 0;
   if (model::parse_duration(plan.spec().value("maxDowntime", ""), &max_dt))
-    pd["maxDowntimeSeconds"] = max_dt;
-  w["predictedDowntime"] = pd;
+    pd.maxDowntimeSeconds = max_dt;
+  w.predictedDowntime = pd;
 }
 
-bool MigrationRunner::cutover_due(const ResourceKey& mkey, Json& vm, const Resource& plan) {
-  Json& w = vm["warm"];
+bool MigrationRunner::cutover_due(const ResourceKey& mkey, VmStatus& vm, const Resource& plan) {
+  WarmStatus& w = *vm.warm;
   double now = now_seconds();
-  std::string at = w.value("cutover", "");
+  std::string at = w.cutover;
   std::string source = "the VM's cutover time";
   if (at.empty()) {
     const Resource* mig = find(mkey);
@@ -134,10 +135,10 @@ bool MigrationRunner::cutover_due(const ResourceKey& mkey, Json& vm, const Resou
   double t = 0;
   if (!at.empty() && model::parse_rfc3339(at, &t)) {
     if (now >= t) {
-      w["cutoverReason"] = source + " " + at + " reached";
+      w.cutoverReason = source + " " + at + " reached";
       return true;
     }
-    wake_at(mkey, vm.value("id", ""), t);
+    wake_at(mkey, vm.id, t);
   }
   double max_dt = 0;
   if (model::parse_duration(plan.spec().value("maxDowntime", ""), &max_dt)) {
@@ -146,7 +147,7 @@ bool MigrationRunner::cutover_due(const ResourceKey& mkey, Json& vm, const Resou
       char buf[160];
       std::snprintf(buf, sizeof buf, "predicted downtime %.1f s is within spec.maxDowntime %.0f s",
                     p.seconds, max_dt);
-      w["cutoverReason"] = buf;
+      w.cutoverReason = buf;
       return true;
     }
   }
@@ -155,16 +156,17 @@ bool MigrationRunner::cutover_due(const ResourceKey& mkey, Json& vm, const Resou
 
 void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& vm_id, Phase phase,
                                    const Resource& plan, const Json& inv_vm) {
-  Json* vmp = vm_status(mkey, vm_id);
-  Json& w = (*vmp)["warm"];
+  VmStatus* vmp = vm_status(mkey, vm_id);
+  if (!vmp->warm) return fail_vm(mkey, vm_id, "internal error: a warm phase for a cold VM");
+  WarmStatus& w = *vmp->warm;
   double now = now_seconds();
-  if (phase != Phase::kCopyingPaused && w.value("notBefore", 0.0) > now)
-    return wake_at(mkey, vm_id, w.value("notBefore", 0.0));
+  if (phase != Phase::kCopyingPaused && w.notBefore.value_or(0) > now)
+    return wake_at(mkey, vm_id, *w.notBefore);
   auto on_error = [this, mkey, vm_id](const Error& e) {
     warm_cycle_failed(mkey, vm_id, e.message);
   };
   auto next = [this, mkey, vm_id, phase] {
-    Json* v = vm_status(mkey, vm_id);
+    VmStatus* v = vm_status(mkey, vm_id);
     if (v) go(mkey, vm_id, migration::next_warm_phase(phase, stage_of(*v), false));
   };
   std::string prefix = migration::warm_snapshot_prefix(mkey.ns, mkey.name);
@@ -172,10 +174,10 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
     case Phase::kCreateInitialSnapshot:
     case Phase::kCreateSnapshot:
     case Phase::kCreateFinalSnapshot: {
-      int seq = w.value("snapshotSeq", 0) + 1;
+      int seq = w.snapshotSeq + 1;
       std::string name = prefix + std::to_string(seq);
       std::string desc = "Ferry warm migration " + mkey.to_string() + ": precopy snapshot " +
-                         std::to_string(seq) + " of VM " + vmp->value("name", "") +
+                         std::to_string(seq) + " of VM " + vmp->name +
                          "; Ferry removes it when the copy is done";
       WarmStage stage = phase == Phase::kCreateInitialSnapshot ? WarmStage::kInitial
                         : phase == Phase::kCreateFinalSnapshot ? WarmStage::kFinal
@@ -198,17 +200,18 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
             *secs = now_seconds() - t0;
             return {};
           },
-          [this, mkey, vm_id, seq, name, id, secs, stage](Json& v) {
-            Json& w = v["warm"];
-            w["snapshotSeq"] = seq;
-            w["stage"] = migration::stage_name(stage);
-            w["snapshot"] = {{"id", *id}, {"name", name}, {"created", now_iso()}};
-            w["current"] = {{"snapshot", seq},
-                            {"stage", migration::stage_name(stage)},
-                            {"snapshotAt", now_seconds()},
-                            {"createSeconds", *secs}};
+          [this, mkey, vm_id, seq, name, id, secs, stage](VmStatus& v) {
+            WarmStatus& w = *v.warm;
+            w.snapshotSeq = seq;
+            w.stage = migration::stage_name(stage);
+            w.snapshot = status::Snapshot{*id, name, now_iso()};
+            w.current.emplace();
+            w.current->snapshot = seq;
+            w.current->stage = migration::stage_name(stage);
+            w.current->snapshotAt = now_seconds();
+            w.current->createSeconds = *secs;
             kLog.info("snapshot created", {{"migration", mkey.to_string()},
-                                           {"vm", v.value("name", "")},
+                                           {"vm", v.name},
                                            {"snapshot", *id},
                                            {"name", name}});
             go(mkey, vm_id,
@@ -219,11 +222,16 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
     }
     case Phase::kStoreInitialSnapshotDeltas:
     case Phase::kStoreSnapshotDeltas: {
-      std::string snap = w.value("snapshot", Json::object()).value("id", "");
+      std::string snap = w.snapshot ? w.snapshot->id : "";
       auto ids = std::make_shared<std::map<int, std::string>>();
-      Json disks = phase == Phase::kStoreInitialSnapshotDeltas
-                       ? inv_vm.value("disks", Json::array())
-                       : (*vmp)["disks"];
+      // The disks (key, file) whose change IDs this snapshot must have.
+      std::vector<std::pair<int, std::string>> disks;
+      if (phase == Phase::kStoreInitialSnapshotDeltas) {
+        for (const auto& d : inv_vm.value("disks", Json::array()))
+          disks.emplace_back(d.value("key", 0), d.value("file", ""));
+      } else {
+        for (const auto& d : vmp->disks) disks.emplace_back(d.key, d.file);
+      }
       return provider_call(
           mkey, vm_id, phase,
           [vm_id, snap, ids](SourceProvider& p) -> Status {
@@ -232,14 +240,13 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
             *ids = *r;
             return {};
           },
-          [this, mkey, vm_id, phase, ids, disks, next](Json& v) {
-            Json& w = v["warm"];
-            Json pending = Json::object();
-            for (const auto& d : disks) {
-              int key = d.value("key", 0);
+          [this, mkey, vm_id, phase, ids, disks, next](VmStatus& v) {
+            WarmStatus& w = *v.warm;
+            std::map<std::string, std::string> pending;
+            for (const auto& [key, file] : disks) {
               if (!ids->count(key))
                 return fail_vm(mkey, vm_id,
-                               "disk " + d.value("file", "") + " (key " + std::to_string(key) +
+                               "disk " + file + " (key " + std::to_string(key) +
                                    ") is no longer attached to the source VM; the migration "
                                    "cannot continue with a disk missing");
               pending[std::to_string(key)] = (*ids)[key];
@@ -250,25 +257,25 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
                                  std::to_string(disks.size()) +
                                  " when the migration started (a disk was added); start a new "
                                  "migration to include it");
-            w["pendingChangeIds"] = pending;
-            w["copyStartedAt"] = now_seconds();
+            w.pendingChangeIds = pending;
+            w.copyStartedAt = now_seconds();
             if (phase == Phase::kStoreSnapshotDeltas) {
               // A new copy task per disk for this snapshot. The snapshot's id
               // makes the task (and its agent checkpoint) unique even across a
               // Migration deleted and created again with the same name.
               std::string seq =
-                  std::to_string(w.value("snapshotSeq", 0)) + "-" + w["snapshot"].value("id", "");
-              for (auto& d : v["disks"]) {
+                  std::to_string(w.snapshotSeq) + "-" + (w.snapshot ? w.snapshot->id : "");
+              for (auto& d : v.disks) {
                 std::string id = mkey.ns + "." + mkey.name + "." + vm_id + "." +
-                                 std::to_string(d.value("key", 0)) + ".s" + seq;
-                d["taskId"] = id;
-                set_task_state(d, TaskState::kPending);
-                d["bytesDone"] = 0;
-                d.erase("bytesTotal");  // the agent reports this delta's size
-                d.erase("rate");
-                d.erase("result");
-                d.erase("copy");
-                tasks_.track(id, TaskRef{mkey, vm_id, d.value("key", 0)});
+                                 std::to_string(d.key) + ".s" + seq;
+                d.taskId = id;
+                d.state = TaskState::kPending;
+                d.bytesDone = 0;
+                d.bytesTotal.reset();  // the agent reports this delta's size
+                d.rate.reset();
+                d.result.reset();
+                d.copy.reset();
+                tasks_.track(id, TaskRef{mkey, vm_id, d.key});
               }
             }
             next();
@@ -279,9 +286,9 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
     case Phase::kRemoveFinalSnapshot: {
       // Tasks of an aborted cycle may still read the base disk: wait for them
       // (their result, or their refused claim, brings the VM back here).
-      for (const auto& d : (*vmp)["disks"])
-        if (task_state(d) == TaskState::kAborting) return save_status(mkey);
-      std::string snap = w.value("snapshot", Json::object()).value("id", "");
+      for (const auto& d : vmp->disks)
+        if (d.state == TaskState::kAborting) return save_status(mkey);
+      std::string snap = w.snapshot ? w.snapshot->id : "";
       auto secs = std::make_shared<double>(0);
       return provider_call(
           mkey, vm_id, phase,
@@ -292,14 +299,13 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
             *secs = now_seconds() - t0;
             return {};
           },
-          [this, mkey, vm_id, snap, secs, next](Json& v) {
-            Json& w = v["warm"];
-            w.erase("snapshot");
-            if (w.contains("current")) w["current"]["removeSeconds"] = *secs;
-            kLog.info(
-                "snapshot removed",
-                {{"migration", mkey.to_string()}, {"vm", v.value("name", "")}, {"snapshot", snap}});
-            if (w.value("retrying", false)) return warm_retry(mkey, vm_id);
+          [this, mkey, vm_id, snap, secs, next](VmStatus& v) {
+            WarmStatus& w = *v.warm;
+            w.snapshot.reset();
+            if (w.current) w.current->removeSeconds = *secs;
+            kLog.info("snapshot removed",
+                      {{"migration", mkey.to_string()}, {"vm", v.name}, {"snapshot", snap}});
+            if (w.retrying) return warm_retry(mkey, vm_id);
             next();
           },
           on_error);
@@ -307,42 +313,41 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
     case Phase::kAddCheckpoint:
     case Phase::kAddFinalCheckpoint: {
       // The copied snapshot's change IDs become the base of the next delta.
-      if (w.contains("pendingChangeIds")) {
-        w["changeIds"] = w["pendingChangeIds"];
-        w.erase("pendingChangeIds");
+      if (w.pendingChangeIds) {
+        w.changeIds = *w.pendingChangeIds;
+        w.pendingChangeIds.reset();
       }
-      if (w.contains("current")) {
-        Json c = w["current"];
-        c["snapshotSeconds"] = c.value("createSeconds", 0.0) + c.value("removeSeconds", 0.0);
-        c["completed"] = now_iso();
-        w["precopies"].push_back(c);
-        w.erase("current");
+      if (w.current) {
+        status::PrecopyCycle c = *w.current;
+        c.snapshotSeconds = c.createSeconds + c.removeSeconds.value_or(0);
+        c.completed = now_iso();
+        w.precopies.push_back(c);
+        w.current.reset();
       }
-      w["failures"] = 0;
-      w.erase("lastError");
+      w.failures = 0;
+      w.lastError.clear();
       if (phase == Phase::kAddFinalCheckpoint) {
-        double started = w.value("cutoverStartedAt", now);
-        w["downtime"] = {{"copySeconds", now - started},
-                         {"note",
-                          "source off from PowerOffSource to the end of the final copy; "
-                          "guest conversion follows"}};
+        double started = w.cutoverStartedAt.value_or(now);
+        w.downtime = status::Downtime{now - started,
+                                      "source off from PowerOffSource to the end of the final "
+                                      "copy; guest conversion follows"};
       } else {
-        const Json& last = w["precopies"].back();
-        w["nextPrecopyAt"] = last.value("snapshotAt", now) + precopy_interval(plan);
+        double last_at = w.precopies.empty() ? now : w.precopies.back().snapshotAt;
+        w.nextPrecopyAt = last_at + precopy_interval(plan);
         update_prediction(*vmp, plan);
       }
       return next();
     }
     case Phase::kCopyingPaused: {
       if (cutover_due(mkey, *vmp, plan)) {
-        if (w.contains("predictedDowntime")) w["predictedAtCutover"] = w["predictedDowntime"];
-        w["cutoverStartedAt"] = now;
-        kLog.info("cutover", {{"migration", mkey.to_string()},
-                              {"vm", vmp->value("name", "")},
-                              {"reason", w.value("cutoverReason", "")}});
+        if (w.predictedDowntime) w.predictedAtCutover = w.predictedDowntime;
+        w.cutoverStartedAt = now;
+        kLog.info(
+            "cutover",
+            {{"migration", mkey.to_string()}, {"vm", vmp->name}, {"reason", w.cutoverReason}});
         return go(mkey, vm_id, Phase::kStorePowerState);
       }
-      double at = w.value("nextPrecopyAt", now);
+      double at = w.nextPrecopyAt.value_or(now);
       if (now >= at) return go(mkey, vm_id, Phase::kCreateSnapshot);
       update_prediction(*vmp, plan);
       save_status(mkey);
@@ -353,53 +358,52 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
   }
 }
 
-void MigrationRunner::warm_copy_done(const ResourceKey& mkey, Json& vm) {
-  Json& w = vm["warm"];
+void MigrationRunner::warm_copy_done(const ResourceKey& mkey, VmStatus& vm) {
+  WarmStatus& w = *vm.warm;
   uint64_t changed = 0, read = 0;
   bool full = false;
-  for (const auto& d : vm["disks"]) {
-    const Json c = d.value("copy", Json::object());
-    changed += c.value("changedBytes", uint64_t{0});
-    full = full || c.value("full", false);
-    read += d.value("result", Json::object()).get<status::DiskResult>().bytesRead;
+  for (const auto& d : vm.disks) {
+    if (d.copy) {
+      changed += d.copy->changedBytes;
+      full = full || d.copy->full;
+    }
+    if (d.result) read += d.result->bytesRead;
   }
-  if (!w.contains("current")) w["current"] = Json::object();
-  Json& c = w["current"];
-  c["changedBytes"] = changed;
-  c["bytesRead"] = read;
-  c["full"] = full;
-  c["copySeconds"] = now_seconds() - w.value("copyStartedAt", now_seconds());
+  if (!w.current) w.current.emplace();
+  auto& c = *w.current;
+  c.changedBytes = changed;
+  c.bytesRead = read;
+  c.full = full;
+  c.copySeconds = now_seconds() - w.copyStartedAt.value_or(now_seconds());
   kLog.info("precopy copied", {{"migration", mkey.to_string()},
-                               {"vm", vm.value("name", "")},
-                               {"stage", w.value("stage", "")},
+                               {"vm", vm.name},
+                               {"stage", w.stage},
                                {"changedBytes", std::to_string(changed)},
                                {"bytesRead", std::to_string(read)}});
-  std::string vm_id = vm.value("id", "");
-  go(mkey, vm_id, migration::next_warm_phase(Phase::kCopyDisks, stage_of(vm), false));
+  go(mkey, vm.id, migration::next_warm_phase(Phase::kCopyDisks, stage_of(vm), false));
 }
 
 void MigrationRunner::warm_cycle_failed(const ResourceKey& mkey, const std::string& vm_id,
                                         const std::string& message) {
-  Json* vm = vm_status(mkey, vm_id);
-  if (!vm || migration::is_terminal_name(vm->value("phase", ""))) return;
-  Json& w = (*vm)["warm"];
-  int failures = w.value("failures", 0) + 1;
-  w["failures"] = failures;
-  w["lastError"] = message;
+  VmStatus* vm = vm_status(mkey, vm_id);
+  if (!vm || vm->terminal() || !vm->warm) return;
+  WarmStatus& w = *vm->warm;
+  int failures = ++w.failures;
+  w.lastError = message;
   kLog.warn("precopy failed", {{"migration", mkey.to_string()},
-                               {"vm", vm->value("name", "")},
+                               {"vm", vm->name},
                                {"failures", std::to_string(failures)},
                                {"error", message}});
   // Stop this cycle's other transfers; the next snapshot's delta covers them.
   // Their volumes stay ("Aborting", never "Canceled", which would delete them),
   // and the snapshot is removed only once they have stopped (see the Remove phases).
-  for (auto& d : (*vm)["disks"]) {
-    TaskState st = task_state(d);
+  for (auto& d : vm->disks) {
+    TaskState st = d.state;
     if (stop_transfer(d)) {
-      set_task_state(d, TaskState::kAborting);
+      d.state = TaskState::kAborting;
     } else if (st != TaskState::kCompleted && st != TaskState::kAborting &&
                st != TaskState::kFailed) {
-      set_task_state(d, TaskState::kAborted);  // the disk that failed keeps "Failed"
+      d.state = TaskState::kAborted;  // the disk that failed keeps "Failed"
     }
   }
   if (failures >= opts_.warm_failure_limit)
@@ -408,17 +412,17 @@ void MigrationRunner::warm_cycle_failed(const ResourceKey& mkey, const std::stri
   const Resource* plan = plan_of(mkey);
   if (!plan) return fail_vm(mkey, vm_id, message);
   double delay = std::min(precopy_interval(*plan), 60.0);
-  w["retrying"] = true;
-  Phase cur = *migration::phase_from_name(vm->value("phase", ""));
-  if (w.contains("snapshot")) {
+  w.retrying = true;
+  Phase cur = migration::phase_from_name(vm->phase).value_or(Phase::kStarted);
+  if (w.snapshot) {
     Phase rm = stage_of(*vm) == WarmStage::kFinal ? Phase::kRemoveFinalSnapshot
                                                   : Phase::kRemovePreviousSnapshot;
-    if (cur == rm) w["notBefore"] = now_seconds() + delay;  // removing it failed: wait, then again
+    if (cur == rm) w.notBefore = now_seconds() + delay;  // removing it failed: wait, then again
     if (!set_phase(mkey, *vm, rm)) return;
     save_status(mkey);
     return advance(mkey, vm_id);
   }
-  w["notBefore"] = now_seconds() + delay;
+  w.notBefore = now_seconds() + delay;
   warm_retry(mkey, vm_id);
 }
 
@@ -428,28 +432,28 @@ const Resource* MigrationRunner::plan_of(const ResourceKey& mkey) const {
 }
 
 void MigrationRunner::warm_retry(const ResourceKey& mkey, const std::string& vm_id) {
-  Json* vm = vm_status(mkey, vm_id);
+  VmStatus* vm = vm_status(mkey, vm_id);
   const Resource* planp = plan_of(mkey);
-  if (!vm || migration::is_terminal_name(vm->value("phase", ""))) return;
+  if (!vm || vm->terminal() || !vm->warm) return;
   if (!planp) return fail_vm(mkey, vm_id, "the Plan of " + mkey.to_string() + " was deleted");
   const Resource& plan = *planp;
-  Json& w = (*vm)["warm"];
-  w.erase("retrying");
-  w.erase("current");
-  w.erase("pendingChangeIds");
+  WarmStatus& w = *vm->warm;
+  w.retrying = false;
+  w.current.reset();
+  w.pendingChangeIds.reset();
   double at =
-      std::max(w.value("notBefore", 0.0), now_seconds() + std::min(precopy_interval(plan), 60.0));
+      std::max(w.notBefore.value_or(0), now_seconds() + std::min(precopy_interval(plan), 60.0));
   Phase to;
   if (stage_of(*vm) == WarmStage::kFinal) {
     to = Phase::kCreateFinalSnapshot;  // the source is off: try the final delta again
-    w["notBefore"] = at;
-  } else if ((*vm)["disks"].empty()) {
+    w.notBefore = at;
+  } else if (vm->disks.empty()) {
     to = Phase::kCreateInitialSnapshot;  // no volumes yet
-    w["notBefore"] = at;
+    w.notBefore = at;
   } else {
     to = Phase::kCopyingPaused;  // the next precopy's delta includes this one's
-    w["nextPrecopyAt"] = at;
-    w.erase("notBefore");
+    w.nextPrecopyAt = at;
+    w.notBefore.reset();
   }
   if (!set_phase(mkey, *vm, to)) return;
   save_status(mkey);
@@ -459,9 +463,9 @@ void MigrationRunner::warm_retry(const ResourceKey& mkey, const std::string& vm_
 void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
                                              std::shared_ptr<ProviderPool> slot, int attempt) {
   std::string key = mkey.to_string() + vm_id;
-  Json* vm = vm_status(mkey, vm_id);
-  if (vm && vm->contains("warm")) {
-    (*vm)["warm"]["snapshotCleanup"] = "Pending";  // a restart before the end does it again
+  VmStatus* vm = vm_status(mkey, vm_id);
+  if (vm && vm->warm) {
+    vm->warm->snapshotCleanup = "Pending";  // a restart before the end does it again
     save_status(mkey);
   }
   // The pool is taken now: the Migration (and its status) may be deleted
@@ -499,7 +503,7 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
       },
       [this, mkey, vm_id, key, removed, attempt, slot](Status s) {
         inflight_.erase(key);
-        Json* vm = vm_status(mkey, vm_id);
+        VmStatus* vm = vm_status(mkey, vm_id);
         if (s.ok()) {
           kLog.info("precopy snapshots cleaned up", {{"migration", mkey.to_string()},
                                                      {"vm", vm_id},
@@ -513,10 +517,10 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
               cleanup_warm_snapshots(mkey, vm_id, slot, attempt + 1);
             });
         }
-        if (!vm || !vm->contains("warm")) return;
-        Json& w = (*vm)["warm"];
-        w["snapshotCleanup"] = s.ok() ? std::string("Completed") : "Failed: " + s.error().message;
-        if (s.ok()) w.erase("snapshot");
+        if (!vm || !vm->warm) return;
+        WarmStatus& w = *vm->warm;
+        w.snapshotCleanup = s.ok() ? std::string("Completed") : "Failed: " + s.error().message;
+        if (s.ok()) w.snapshot.reset();
         save_status(mkey);
       });
 }

@@ -2,17 +2,14 @@
 
 namespace ferry::coordinator::status {
 
-std::optional<std::string> migration_outcome(const nlohmann::json& vms) {
+std::optional<std::string> migration_outcome(const std::vector<VmStatus>& vms) {
   int failed = 0, canceled = 0, done = 0;
   for (const auto& vm : vms) {
-    const auto it = vm.is_object() ? vm.find("phase") : vm.end();
-    if (!vm.is_object() || it == vm.end() || !it->is_string()) return std::nullopt;
-    const std::string& ph = it->get_ref<const std::string&>();
-    if (ph == "Failed")
+    if (vm.phase == "Failed")
       failed++;
-    else if (ph == "Canceled")
+    else if (vm.phase == "Canceled")
       canceled++;
-    else if (ph == "Completed")
+    else if (vm.phase == "Completed")
       done++;
     else
       return std::nullopt;

@@ -1,46 +1,80 @@
 #include "coordinator/status/status_book.h"
 
-#include "coordinator/store/layout.h"
-
 namespace ferry::coordinator::status {
 
 Status StatusBook::load(const ResourceKey& k, Json st) {
   if (!st.is_object()) return Error(ErrorCode::kInvalidArgument, "not an object");
-  if (k.kind == "Migration" && !st["vms"].is_array())
-    return Error(ErrorCode::kInvalidArgument, "vms is not a list");
+  std::vector<VmStatus> vms;
+  auto it = st.find("vms");
+  bool has_vms = k.kind == "Migration" && it != st.end();  // none before it runs
+  if (has_vms) {
+    if (!it->is_array()) return Error(ErrorCode::kInvalidArgument, "vms is not a list");
+    vms.reserve(it->size());
+    for (size_t i = 0; i < it->size(); i++) try {
+        vms.push_back((*it)[i].get<VmStatus>());
+      } catch (const std::exception& e) {
+        return Error(ErrorCode::kInvalidArgument,
+                     "vms[" + std::to_string(i) + "]: " + std::string(e.what()));
+      }
+    st.erase(it);
+  }
   docs_[k] = std::move(st);
-  if (k.kind == "Migration") index_vms(k);
+  if (has_vms) {
+    vms_[k] = std::move(vms);
+    index_vms(k);
+  }
   return {};
 }
 
-void StatusBook::start_migration(const ResourceKey& k, Json st) {
-  docs_[k] = std::move(st);
+void StatusBook::start_migration(const ResourceKey& k, Json summary, std::vector<VmStatus> vms) {
+  docs_[k] = std::move(summary);
+  vms_[k] = std::move(vms);
   index_vms(k);
   mark_all_vms(k);
 }
 
-model::Json* StatusBook::vm(const ResourceKey& mkey, const std::string& vm_id) {
-  auto it = docs_.find(mkey);
+VmStatus* StatusBook::vm(const ResourceKey& mkey, const std::string& vm_id) {
+  auto it = vms_.find(mkey);
   auto ix = vm_index_.find(mkey);
-  if (it == docs_.end() || ix == vm_index_.end()) return nullptr;
+  if (it == vms_.end() || ix == vm_index_.end()) return nullptr;
   auto i = ix->second.find(vm_id);
-  if (i == ix->second.end()) return nullptr;
+  if (i == ix->second.end() || i->second >= it->second.size()) return nullptr;
   dirty_vms_[mkey].insert(i->second);
-  return &it->second["vms"][i->second];
+  return &it->second[i->second];
+}
+
+const std::vector<VmStatus>& StatusBook::vms(const ResourceKey& mkey) const {
+  static const std::vector<VmStatus> none;
+  auto it = vms_.find(mkey);
+  return it == vms_.end() ? none : it->second;
+}
+
+std::vector<VmStatus>* StatusBook::vms_for_update(const ResourceKey& mkey) {
+  auto it = vms_.find(mkey);
+  if (it == vms_.end()) return nullptr;
+  mark_all_vms(mkey);
+  return &it->second;
+}
+
+model::Json StatusBook::document(const ResourceKey& k) const {
+  auto it = docs_.find(k);
+  if (it == docs_.end()) return Json();
+  Json doc = it->second;
+  if (auto v = vms_.find(k); v != vms_.end()) doc["vms"] = v->second;
+  return doc;
 }
 
 void StatusBook::index_vms(const ResourceKey& mkey) {
   auto& ix = vm_index_[mkey];
   ix.clear();
-  const Json& vms = docs_[mkey]["vms"];
-  if (!vms.is_array()) return;
-  for (size_t i = 0; i < vms.size(); i++) ix[vms[i].value("id", "")] = i;
+  const auto& vms = vms_[mkey];
+  for (size_t i = 0; i < vms.size(); i++) ix[vms[i].id] = i;
 }
 
 void StatusBook::mark_all_vms(const ResourceKey& mkey) {
   auto& d = dirty_vms_[mkey];
-  const Json& vms = docs_[mkey]["vms"];
-  for (size_t i = 0; vms.is_array() && i < vms.size(); i++) d.insert(i);
+  auto it = vms_.find(mkey);
+  for (size_t i = 0; it != vms_.end() && i < it->second.size(); i++) d.insert(i);
   save(mkey);
 }
 
@@ -55,35 +89,39 @@ void StatusBook::flush() {
   flush_posted_ = false;
   if (!store_) return;
   for (auto& [k, idx] : dirty_vms_) {
-    auto it = docs_.find(k);
-    if (it == docs_.end()) continue;
-    const Json& vms = it->second["vms"];
+    auto it = vms_.find(k);
+    if (it == vms_.end()) continue;
     for (size_t i : idx)
-      if (i < vms.size()) store_->put_vm_status(k, i, vms[i]);
+      if (i < it->second.size()) store_->put_vm_status(k, i, Json(it->second[i]));
     dirty_.insert(k);
   }
   dirty_vms_.clear();
   for (const auto& k : dirty_) {
     auto it = docs_.find(k);
     if (it == docs_.end()) continue;
-    store_->put_status(k,
-                       k.kind == "Migration" ? store::migration_summary(it->second) : it->second);
+    if (auto v = vms_.find(k); v != vms_.end()) {
+      Json summary = it->second;  // the VMs are stored under keys of their own
+      summary["vmCount"] = v->second.size();
+      store_->put_status(k, summary);
+    } else {
+      store_->put_status(k, it->second);
+    }
   }
   dirty_.clear();
 }
 
 void StatusBook::drop(const ResourceKey& k) {
   docs_.erase(k);
+  vms_.erase(k);
   vm_index_.erase(k);
   dirty_.erase(k);
   dirty_vms_.erase(k);
 }
 
 void StatusBook::erase(const ResourceKey& k) {
-  auto it = docs_.find(k);
-  if (it != docs_.end() && store_) {
-    auto vms = it->second.find("vms");
-    store_->erase_status(k, vms != it->second.end() && vms->is_array() ? vms->size() : 0);
+  if (docs_.count(k) && store_) {
+    auto v = vms_.find(k);
+    store_->erase_status(k, v == vms_.end() ? 0 : v->second.size());
   }
   drop(k);
 }

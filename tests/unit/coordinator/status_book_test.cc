@@ -10,6 +10,7 @@
 
 using ferry::Status;
 using ferry::coordinator::status::StatusBook;
+using ferry::coordinator::status::VmStatus;
 using ferry::model::Json;
 using ferry::model::ResourceKey;
 
@@ -48,12 +49,14 @@ class RecordingStore : public ferry::coordinator::store::StateStore {
   ferry::coordinator::store::StoreStats stats() const override { return {}; }
 };
 
-Json migration_status(int vms) {
-  Json list = Json::array();
-  for (int i = 0; i < vms; i++)
-    list.push_back({{"id", "vm-" + std::to_string(i)}, {"phase", "Pending"}});
-  return {{"phase", "Running"}, {"vms", list}};
+std::vector<VmStatus> vm_list(int n) {
+  std::vector<VmStatus> vms(n);
+  for (int i = 0; i < n; i++) vms[i].id = "vm-" + std::to_string(i);
+  return vms;
 }
+
+// A Migration's status as the store gives it back: summary and VMs joined.
+Json migration_status(int n) { return {{"phase", "Running"}, {"vms", Json(vm_list(n))}}; }
 
 }  // namespace
 
@@ -64,7 +67,7 @@ TEST_CASE("the status book writes a changed VM alone, beside the Migration's sum
   StatusBook book(loop);
   book.attach(&store);
   ResourceKey m{"Migration", "ns", "m"};
-  book.start_migration(m, migration_status(500));
+  book.start_migration(m, {{"phase", "Running"}}, vm_list(500));
   book.flush();
   CHECK(store.vm_puts == 500);  // a new run: every VM
   REQUIRE(store.statuses.count(m.to_string()));
@@ -73,9 +76,9 @@ TEST_CASE("the status book writes a changed VM alone, beside the Migration's sum
 
   store.vm_puts = 0;
   store.status_puts = 0;
-  Json* vm = book.vm(m, "vm-42");
+  VmStatus* vm = book.vm(m, "vm-42");
   REQUIRE(vm);
-  (*vm)["phase"] = "Started";
+  vm->phase = "Started";
   CHECK(book.vm(m, "no-such-vm") == nullptr);
   book.flush();
   CHECK(store.vm_puts == 1);
@@ -111,7 +114,18 @@ TEST_CASE("a stored status of the wrong shape is refused and nothing of it kept"
   CHECK(book.count(m) == 0);
   REQUIRE(book.load(m, migration_status(3)).ok());
   REQUIRE(book.vm(m, "vm-2"));
-  CHECK((*book.vm(m, "vm-2"))["id"] == "vm-2");
+  CHECK(book.vm(m, "vm-2")->id == "vm-2");
+  CHECK(book.vms(m).size() == 3);
+  // The API's view joins them again.
+  CHECK(book.document(m)["vms"].size() == 3);
+  CHECK(book.document(m)["vms"][2]["id"] == "vm-2");
+  // A VM whose fields have the wrong types refuses the whole status.
+  Json bad = migration_status(2);
+  bad["vms"][1]["disks"] = "none";
+  CHECK_FALSE(book.load(ResourceKey{"Migration", "ns", "bad"}, bad).ok());
+  CHECK(book.count(ResourceKey{"Migration", "ns", "bad"}) == 0);
+  // A Migration that never ran has no VMs, and that is not an error.
+  CHECK(book.load(ResourceKey{"Migration", "ns", "new"}, Json{{"phase", "Not ready"}}).ok());
   ResourceKey p{"Plan", "ns", "p"};
   CHECK_FALSE(book.load(p, "text").ok());
   CHECK(book.load(p, Json::object()).ok());

@@ -34,9 +34,13 @@ TEST_CASE("a task status without a state, or with one that is not a state, is Un
 }
 
 TEST_CASE("a Migration's outcome once every VM has ended") {
+  using ferry::coordinator::status::VmStatus;
   auto vms = [](std::initializer_list<const char*> phases) {
-    json a = json::array();
-    for (const char* p : phases) a.push_back({{"phase", p}});
+    std::vector<VmStatus> a;
+    for (const char* p : phases) {
+      a.emplace_back();
+      a.back().phase = p;
+    }
     return a;
   };
   CHECK(migration_outcome(vms({"Completed", "Completed"})) == "Succeeded");
@@ -45,8 +49,8 @@ TEST_CASE("a Migration's outcome once every VM has ended") {
   CHECK(migration_outcome(vms({"Completed", "Failed", "Canceled"})) == "Failed");
   CHECK_FALSE(migration_outcome(vms({"Completed", "CopyDisks"})).has_value());
   CHECK_FALSE(migration_outcome(vms({"Pending"})).has_value());
-  CHECK_FALSE(migration_outcome(json::array({json::object()})).has_value());
-  CHECK(migration_outcome(json::array()) == "Succeeded");  // a Plan whose VMs all ran before
+  CHECK_FALSE(migration_outcome(vms({""})).has_value());
+  CHECK(migration_outcome({}) == "Succeeded");  // a Plan whose VMs all ran before
 }
 
 TEST_CASE("Plan and Migration execution conditions follow a run, as Forklift's do") {
