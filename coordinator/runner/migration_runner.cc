@@ -47,6 +47,19 @@ std::string space_owner(const ResourceKey& mkey, const std::string& vm_id) {
   return mkey.to_string() + "/" + vm_id;
 }
 
+// A VM's conversion or inspection as the task `task_id` handed to an agent's
+// queue: kept if it is that task already (a claim may beat the stream's ack),
+// else started afresh as Queued.
+template <class Work>
+Work& queued_work(std::optional<Work>& work, const std::string& task_id) {
+  if (!work || work->taskId != task_id) {
+    work.emplace();
+    work->taskId = task_id;
+    work->state = TaskState::kQueued;
+  }
+  return *work;
+}
+
 // The user-facing step a phase of this VM runs in (warm VMs show a Cutover step).
 std::string step_for(const VmStatus& vm, Phase p) {
   if (!vm.warm) return migration::step_of(p);
@@ -290,11 +303,7 @@ ferry::v1::ClaimReply MigrationRunner::on_claim(const bus::Message& msg) {
       const char* what = ref->disk_key == kInspectionTask ? "inspection" : "conversion";
       // The VM's conversion or inspection, whichever the task is.
       auto claim = [&](auto& work) {
-        if (publishing && (!work || work->taskId != req.task_id())) {
-          work.emplace();  // the ack fills in the rest
-          work->taskId = req.task_id();
-          work->state = TaskState::kQueued;
-        }
+        if (publishing) queued_work(work, req.task_id());  // the ack fills in the rest
         TaskState st = work ? work->state : TaskState::kUnknown;
         if (work && work->taskId == req.task_id() && status::in_agent(st)) {
           rep.set_proceed(true);
@@ -837,6 +846,24 @@ bool MigrationRunner::placement_given_up(const ResourceKey& mkey, const std::str
   return false;
 }
 
+void MigrationRunner::publish_vm_task(const ResourceKey& mkey, const std::string& vm_id,
+                                      Phase phase, const std::string& node,
+                                      const std::string& task_id, std::string wire,
+                                      std::function<void(VmStatus&)> stored) {
+  tasks_.publish(node, task_id, std::move(wire),
+                 [this, mkey, vm_id, phase, stored = std::move(stored)](Status pub) {
+                   VmStatus* v = vm_status(mkey, vm_id);
+                   if (!v || v->phase != migration::phase_name(phase)) return;
+                   if (!pub.ok()) {  // the stream refused it: again in a moment
+                     loop_.after(std::chrono::seconds(2),
+                                 [this, mkey, vm_id] { advance(mkey, vm_id); });
+                     return;
+                   }
+                   stored(*v);
+                   save_status(mkey);
+                 });
+}
+
 void MigrationRunner::go(const ResourceKey& mkey, const std::string& vm_id, Phase to) {
   VmStatus* v = vm_status(mkey, vm_id);
   if (!v || v->terminal()) return;
@@ -952,25 +979,9 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
           [this, mkey, vm_id, any, task_id, node](VmStatus&) {
             tasks_.track(task_id, TaskRef{mkey, vm_id, kInspectionTask});
             keep_credentials(task_id, *any);
-            tasks_.publish(
-                node, task_id, any->SerializeAsString(),
-                [this, mkey, vm_id, task_id, node](Status pub) {
-                  VmStatus* v = vm_status(mkey, vm_id);
-                  if (!v || v->phase != migration::phase_name(Phase::kPreflightInspection)) return;
-                  if (!pub.ok()) {
-                    loop_.after(std::chrono::seconds(2),
-                                [this, mkey, vm_id] { advance(mkey, vm_id); });
-                    return;
-                  }
-                  auto& ins = v->inspection;
-                  if (!ins || ins->taskId != task_id) {  // else claimed already
-                    ins.emplace();
-                    ins->taskId = task_id;
-                    ins->state = TaskState::kQueued;
-                  }
-                  ins->node = node;
-                  save_status(mkey);
-                });
+            publish_vm_task(
+                mkey, vm_id, Phase::kPreflightInspection, node, task_id, any->SerializeAsString(),
+                [task_id, node](VmStatus& v) { queued_work(v.inspection, task_id).node = node; });
           });
     }
     case Phase::kStorePowerState: {
@@ -1222,26 +1233,13 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
       std::string node = vm->node;
       if (tasks_.publishing(task_id)) return;  // its ack comes back to here
       tasks_.track(task_id, TaskRef{mkey, vm_id, kConversionTask});
-      tasks_.publish(node, task_id, any.SerializeAsString(),
-                     [this, mkey, vm_id, task_id, node, attempt, mac_ips](Status pub) {
-                       VmStatus* v = vm_status(mkey, vm_id);
-                       if (!v || v->phase != migration::phase_name(Phase::kConvertGuest)) return;
-                       if (!pub.ok()) {
-                         loop_.after(std::chrono::seconds(2),
-                                     [this, mkey, vm_id] { advance(mkey, vm_id); });
-                         return;
-                       }
-                       auto& c = v->conversion;
-                       if (!c || c->taskId != task_id) {  // else claimed already
-                         c.emplace();
-                         c->taskId = task_id;
-                         c->state = TaskState::kQueued;
-                       }
-                       c->node = node;
-                       c->attempt = attempt;
-                       c->macIPs = mac_ips;
-                       save_status(mkey);
-                     });
+      publish_vm_task(mkey, vm_id, Phase::kConvertGuest, node, task_id, any.SerializeAsString(),
+                      [task_id, node, attempt, mac_ips](VmStatus& v) {
+                        auto& c = queued_work(v.conversion, task_id);
+                        c.node = node;
+                        c.attempt = attempt;
+                        c.macIPs = mac_ips;
+                      });
       return;
     }
     case Phase::kCreateVM: {

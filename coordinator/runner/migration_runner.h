@@ -166,6 +166,12 @@ class MigrationRunner {
                      std::function<Status(SourceProvider&)> call,
                      std::function<void(VmStatus&)> then,
                      std::function<void(const Error&)> on_error = nullptr);
+  // Hands a VM-level task (inspection, conversion) to `node`'s queue; once
+  // the stream has it, `stored` records it in the VM (still in `phase`), or
+  // the phase runs again in 2 s if the stream refused it.
+  void publish_vm_task(const ResourceKey& mkey, const std::string& vm_id, migration::Phase phase,
+                       const std::string& node, const std::string& task_id, std::string wire,
+                       std::function<void(VmStatus&)> stored);
   // A VM's record in a Provider's inventory, through an index by id that
   // advance() uses on every call (it re-enters a phase on every change).
   const Json* inventory_vm(const ResourceKey& provider, const std::string& vm_id);
