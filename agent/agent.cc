@@ -740,6 +740,7 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       for (const auto& h : task.http().headers()) src.http_headers.push_back(h);
       src.tls_sha1_thumbprint = task.http().tls_sha1_thumbprint();
       src.insecure_skip_verify = task.http().insecure_skip_verify();
+      src.imageio = task.http().imageio();
       break;
     case ferry::v1::TransferTask::kNbd:
       src.uri = task.nbd().uri();

@@ -33,6 +33,9 @@ struct SourceSpec {
   // for nbd:// (TCP) the socket is bound before connect. Unsupported for unix sockets.
   std::string bind_address;
   uint64_t size = 0;  // known size (0 = ask the source)
+  // http(s): the URL is an ovirt-imageio ticket (https://HOST:54322/images/TICKET): its
+  // OPTIONS and extents are read first, so holes and zeros are never fetched.
+  bool imageio = false;
 };
 
 struct Progress {

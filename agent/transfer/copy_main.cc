@@ -35,6 +35,7 @@ const char kUsage[] =
     "  --insecure            https without certificate verification\n"
     "  --thumbprint X        pin the server certificate's SHA-1 (AA:BB:...)\n"
     "  --header H            extra HTTP header (repeatable)\n"
+    "  --imageio             the http(s) URL is an ovirt-imageio ticket (reads its extents)\n"
     "  --bind ADDR           local address (or interface for http) for source connections\n"
     "On success prints the copy statistics as one JSON line on stdout.\n";
 
@@ -98,6 +99,8 @@ int copy_main(int argc, char** argv) {
       progress = true;
     } else if (a == "--insecure") {
       src.insecure_skip_verify = true;
+    } else if (a == "--imageio") {
+      src.imageio = true;
     } else if (a == "--checkpoint") {
       if (!value(&opts.checkpoint_path)) return usage_error("--checkpoint needs a file");
     } else if (a == "--connections") {

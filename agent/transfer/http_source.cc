@@ -3,6 +3,12 @@
 // is read, and zero blocks are detected in the data. One worker thread drives
 // a curl multi handle with `connections` ranged GETs in flight, each on its
 // own keep-alive connection.
+//
+// The ovirt-imageio HTTP API (SourceSpec::imageio) is the same ranged GETs
+// plus what its daemon tells: OPTIONS gives the ticket's features and how
+// many readers it takes, and GET .../extents?context=zero the allocation
+// map, so holes and zero areas never cross the wire. A 403 means the ticket
+// expired or was revoked: said so, and never retried.
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -10,6 +16,8 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+
+#include <nlohmann/json.hpp>
 
 #include "agent/transfer/source.h"
 
@@ -183,6 +191,44 @@ size_t on_header(char* p, size_t sz, size_t n, void* ud) noexcept {
   return len;
 }
 
+size_t on_small_body(char* p, size_t sz, size_t n, void* ud) noexcept {
+  auto* body = static_cast<std::string*>(ud);
+  size_t len = sz * n;
+  if (body->size() + len > (256u << 20)) return 0;  // an answer this big is not an imageio one
+  body->append(p, len);
+  return len;
+}
+
+struct SmallAnswer {
+  long status = 0;
+  std::string body;
+};
+
+// One request whose whole answer is wanted (imageio's OPTIONS and extents).
+Result<SmallAnswer> small_request(const HttpConfig& cfg, const std::string& url,
+                                  const char* method) {
+  std::unique_ptr<CURL, EasyFree> e(curl_easy_init());
+  if (!e) return Error(ErrorCode::kInternal, "curl_easy_init failed");
+  configure(e.get(), cfg);
+  SmallAnswer a;
+  char errbuf[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(e.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e.get(), CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(e.get(), CURLOPT_WRITEFUNCTION, &on_small_body);
+  curl_easy_setopt(e.get(), CURLOPT_WRITEDATA, &a.body);
+  curl_easy_setopt(e.get(), CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(e.get());
+  if (rc != CURLE_OK) {
+    ErrorCode code = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR
+                         ? ErrorCode::kPermissionDenied
+                         : ErrorCode::kUnavailable;
+    return Error(code, std::string(method) + " " + redact_uri(url) + ": " + curl_easy_strerror(rc) +
+                           (errbuf[0] ? ": " : "") + errbuf);
+  }
+  curl_easy_getinfo(e.get(), CURLINFO_RESPONSE_CODE, &a.status);
+  return a;
+}
+
 class HttpReader : public SourceReader {
  public:
   HttpReader(const HttpConfig& cfg, std::string identity)
@@ -287,7 +333,9 @@ class HttpReader : public SourceReader {
                     std::to_string(t.length) + " bytes";
       } else if (status == 401 || status == 403) {
         c.code = ErrorCode::kPermissionDenied;
-        c.message = "HTTP " + std::to_string(status) + " (session cookie rejected?)";
+        c.message = "HTTP " + std::to_string(status) +
+                    (cfg_.spec.imageio ? " (the imageio ticket expired or was revoked)"
+                                       : " (session cookie rejected?)");
       } else if (status == 404) {
         c.code = ErrorCode::kNotFound;
         c.message = "HTTP 404";
@@ -330,6 +378,7 @@ class HttpSource : public Source {
 
   Result<SourceInfo> open(const CopyOptions& opts) override {
     global_init();
+    if (cfg_.spec.imageio) return open_imageio(opts);
     SourceInfo info;
     info.identity = redact_uri(cfg_.spec.uri);
     info.has_extents = false;
@@ -385,7 +434,18 @@ class HttpSource : public Source {
   }
 
   Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override {
-    return std::vector<Extent>{{offset, length, false}};
+    if (!cfg_.spec.imageio) return std::vector<Extent>{{offset, length, false}};
+    // The map read at open(), clipped to what is asked.
+    std::vector<Extent> out;
+    uint64_t end = offset + length;
+    for (const auto& x : map_) {
+      uint64_t a = std::max(offset, x.offset), b = std::min(end, x.offset + x.length);
+      if (a < b) out.push_back({a, b - a, x.zero});
+    }
+    if (out.empty() || out.front().offset != offset)
+      return Error(ErrorCode::kIo, "imageio source " + redact_uri(cfg_.spec.uri) +
+                                       ": no extent covers offset " + std::to_string(offset));
+    return out;
   }
 
   Result<std::unique_ptr<SourceReader>> new_reader() override {
@@ -393,7 +453,80 @@ class HttpSource : public Source {
   }
 
  private:
+  // OPTIONS for the ticket's features and readers, then the zero extents
+  // (they also give the size: they cover the whole image).
+  Result<SourceInfo> open_imageio(const CopyOptions& opts) {
+    SourceInfo info;
+    info.identity = redact_uri(cfg_.spec.uri);
+    std::string who = "imageio source " + info.identity;
+    auto refused = [&](long status, const std::string& what) -> Error {
+      if (status == 401 || status == 403)
+        return Error(ErrorCode::kPermissionDenied,
+                     who + ": " + what + ": HTTP " + std::to_string(status) +
+                         " (the imageio ticket expired, was revoked or never existed)");
+      if (status == 404) return Error(ErrorCode::kNotFound, who + ": " + what + ": HTTP 404");
+      return Error(status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kIo,
+                   who + ": " + what + ": HTTP " + std::to_string(status));
+    };
+    auto opt = small_request(cfg_, cfg_.spec.uri, "OPTIONS");
+    if (!opt.ok()) return opt.error();
+    if (opt->status != 200) return refused(opt->status, "OPTIONS");
+    auto features = nlohmann::json::parse(opt->body, nullptr, false);
+    if (!features.is_object())
+      return Error(ErrorCode::kIo, who + ": OPTIONS answered something that is not JSON");
+    bool has_extents = false;
+    for (const auto& f : features.value("features", nlohmann::json::array()))
+      has_extents = has_extents || (f.is_string() && f.get<std::string>() == "extents");
+    int readers = 1;
+    if (auto r = features.find("max_readers"); r != features.end() && r->is_number_integer())
+      readers = std::max(1, r->get<int>());
+    info.workers = 1;
+    info.parallel = std::max(1, std::min(opts.connections, readers));
+    if (!has_extents) {
+      // An older daemon (or a file backend without it): read everything.
+      SourceSpec plain = cfg_.spec;
+      plain.imageio = false;
+      HttpSource fallback(plain);
+      auto r = fallback.open(opts);
+      if (!r.ok()) return r.error();
+      info.size = r->size;
+      map_ = {{0, info.size, false}};
+      info.has_extents = false;
+      return info;
+    }
+    auto ext = small_request(cfg_, cfg_.spec.uri + "/extents?context=zero", "GET");
+    if (!ext.ok()) return ext.error();
+    if (ext->status != 200) return refused(ext->status, "GET extents");
+    auto list = nlohmann::json::parse(ext->body, nullptr, false);
+    if (!list.is_array())
+      return Error(ErrorCode::kIo, who + ": the extents answer is not a JSON list");
+    uint64_t at = 0;
+    map_.clear();
+    for (const auto& x : list) {
+      if (!x.is_object() || !x.contains("start") || !x.contains("length") ||
+          !x["start"].is_number_unsigned() || !x["length"].is_number_unsigned() ||
+          x["start"].get<uint64_t>() != at)
+        return Error(ErrorCode::kIo, who + ": extents are not contiguous from 0 at " +
+                                         std::to_string(at) + ": " + x.dump().substr(0, 200));
+      uint64_t len = x["length"].get<uint64_t>();
+      bool zero = x.value("zero", false);
+      if (!map_.empty() && map_.back().zero == zero)
+        map_.back().length += len;
+      else
+        map_.push_back({at, len, zero});
+      at += len;
+    }
+    info.size = cfg_.spec.size ? cfg_.spec.size : at;
+    if (info.size != at)
+      return Error(ErrorCode::kFailedPrecondition,
+                   who + ": the extents cover " + std::to_string(at) + " bytes, the disk has " +
+                       std::to_string(info.size));
+    info.has_extents = true;
+    return info;
+  }
+
   HttpConfig cfg_;
+  std::vector<Extent> map_;  // imageio: the zero extents, merged
 };
 
 }  // namespace

@@ -39,12 +39,19 @@ Nbdkit::Nbdkit(const ferry::test::TempDir& dir, std::vector<std::string> args,
 }
 
 QemuNbd::QemuNbd(const ferry::test::TempDir& dir, const std::string& image,
-                 const std::string& format)
+                 const std::string& format, const std::vector<std::string>& extra)
     : sock_(dir.file("qemu-nbd.sock")) {
-  proc_ = start_socket_server(dir,
-                              {ferry::test::require_program("qemu-nbd"), "-r", "-t", "--shared=4",
-                               "-f", format, "-k", sock_, image},
-                              sock_, "qemu-nbd");
+  std::vector<std::string> argv = {ferry::test::require_program("qemu-nbd"),
+                                   "-r",
+                                   "-t",
+                                   "--shared=8",
+                                   "-f",
+                                   format,
+                                   "-k",
+                                   sock_};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back(image);
+  proc_ = start_socket_server(dir, argv, sock_, "qemu-nbd");
 }
 
 SourceSpec QemuNbd::source() const { return SourceSpec{.uri = "nbd+unix:///?socket=" + sock_}; }

@@ -31,7 +31,9 @@ class Nbdkit {
 // engine's probe connection and its workers are separate clients).
 class QemuNbd {
  public:
-  QemuNbd(const ferry::test::TempDir& dir, const std::string& image, const std::string& format);
+  // `extra`: more qemu-nbd options (e.g. "-A": report allocation depth, so holes show).
+  QemuNbd(const ferry::test::TempDir& dir, const std::string& image, const std::string& format,
+          const std::vector<std::string>& extra = {});
   SourceSpec source() const;
 
  private:
