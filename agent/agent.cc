@@ -34,11 +34,16 @@ void set_now(google::protobuf::Timestamp* ts) {
 
 std::string checkpoint_of(const std::string& volume) { return volume + ".ferry-checkpoint"; }
 
-// A range (warm delta) task gets a checkpoint of its own: every precopy cycle
+// A delta task: given ranges (a vSphere precopy), or an imageio backup's dirty extents.
+bool is_delta(const ferry::v1::TransferTask& task) {
+  return !task.ranges().empty() || (task.has_http() && task.http().dirty_extents());
+}
+
+// A delta task gets a checkpoint of its own: every precopy cycle
 // reads the same source URL, so a checkpoint left by an interrupted earlier
 // cycle must never let a later one skip ranges it has not copied.
 std::string checkpoint_for(const std::string& volume, const ferry::v1::TransferTask& task) {
-  if (task.ranges().empty()) return checkpoint_of(volume);
+  if (!is_delta(task)) return checkpoint_of(volume);
   char hex[17];
   std::snprintf(
       hex, sizeof hex, "%016llx",
@@ -741,6 +746,7 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       src.tls_sha1_thumbprint = task.http().tls_sha1_thumbprint();
       src.insecure_skip_verify = task.http().insecure_skip_verify();
       src.imageio = task.http().imageio();
+      src.changed_only = task.http().dirty_extents();
       break;
     case ferry::v1::TransferTask::kNbd:
       src.uri = task.nbd().uri();
@@ -771,11 +777,12 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   remove_checkpoints(*path, co.checkpoint_path);
   for (const auto& r : task.ranges()) co.ranges.push_back({r.offset(), r.length()});
   co.fresh_target = task.fresh_target();
-  if (!co.ranges.empty()) {
+  if (is_delta(task)) {
     struct stat st {};
     bool exists = ::stat(path->c_str(), &st) == 0;
     if (co.fresh_target && exists && S_ISBLK(st.st_mode)) {
       co.ranges.clear();  // truncation cannot empty a block device: copy the whole disk
+      src.changed_only = false;
     } else if (!co.fresh_target &&
                (!exists || (S_ISREG(st.st_mode) &&
                             static_cast<uint64_t>(st.st_size) != task.target().size_bytes()))) {

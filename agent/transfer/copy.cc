@@ -410,17 +410,27 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
                      " bytes but the expected size is " + std::to_string(src.size));
   const uint64_t size = src.size ? src.size : info.size;
 
-  // What to copy.
+  // What to copy: everything, the given ranges, or what the source says changed.
+  std::vector<ByteRange> ranges = opts.ranges;
+  const bool ranges_mode = !ranges.empty() || src.changed_only;
+  if (src.changed_only) {
+    if (!ranges.empty())
+      return Error(ErrorCode::kInvalidArgument,
+                   "source " + info.identity + ": ranges and changed-only cannot be combined");
+    auto changed = source.changed_ranges();
+    if (!changed.ok()) return changed.error();
+    ranges = std::move(*changed);
+  }
   std::vector<ByteRange> want;
-  if (opts.ranges.empty()) {
+  if (!ranges_mode) {
     if (size) want.push_back({0, size});
   } else {
-    for (const auto& r : opts.ranges)
+    for (const auto& r : ranges)
       if (r.offset + r.length > size || r.offset + r.length < r.offset)
         return Error(ErrorCode::kInvalidArgument,
                      "range " + std::to_string(r.offset) + ":" + std::to_string(r.length) +
                          " is beyond the end of the source (" + std::to_string(size) + " bytes)");
-    want = normalize_ranges(opts.ranges);
+    want = normalize_ranges(ranges);
   }
   if (opts.verify) want = align_out(want, kDigestBlock, size);
 
@@ -446,8 +456,8 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
                    "checkpoint " + opts.checkpoint_path + " exists but target " + target_path +
                        " is missing or has the wrong size; remove the checkpoint to start over");
   }
-  auto target_r = Target::open(
-      target_path, size, loaded.found || (!opts.ranges.empty() && !opts.fresh_target), opts.direct);
+  auto target_r = Target::open(target_path, size,
+                               loaded.found || (ranges_mode && !opts.fresh_target), opts.direct);
   if (!target_r.ok()) return target_r.error();
   Target& target = *target_r.value();
 

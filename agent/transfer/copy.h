@@ -36,6 +36,10 @@ struct SourceSpec {
   // http(s): the URL is an ovirt-imageio ticket (https://HOST:54322/images/TICKET): its
   // OPTIONS and extents are read first, so holes and zeros are never fetched.
   bool imageio = false;
+  // Copy only what the source reports changed (imageio: the dirty extents of an
+  // incremental-backup ticket) into the target as it is: ranges mode, the ranges
+  // asked of the source.
+  bool changed_only = false;
 };
 
 struct Progress {

@@ -36,6 +36,7 @@ const char kUsage[] =
     "  --thumbprint X        pin the server certificate's SHA-1 (AA:BB:...)\n"
     "  --header H            extra HTTP header (repeatable)\n"
     "  --imageio             the http(s) URL is an ovirt-imageio ticket (reads its extents)\n"
+    "  --changed-only        copy only what the source reports changed (imageio: dirty extents)\n"
     "  --bind ADDR           local address (or interface for http) for source connections\n"
     "On success prints the copy statistics as one JSON line on stdout.\n";
 
@@ -101,6 +102,8 @@ int copy_main(int argc, char** argv) {
       src.insecure_skip_verify = true;
     } else if (a == "--imageio") {
       src.imageio = true;
+    } else if (a == "--changed-only") {
+      src.changed_only = true;
     } else if (a == "--checkpoint") {
       if (!value(&opts.checkpoint_path)) return usage_error("--checkpoint needs a file");
     } else if (a == "--connections") {

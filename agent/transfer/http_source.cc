@@ -452,6 +452,39 @@ class HttpSource : public Source {
     return std::unique_ptr<SourceReader>(new HttpReader(cfg_, redact_uri(cfg_.spec.uri)));
   }
 
+  // imageio: the dirty extents of a backup's ticket (the daemon answers 404
+  // for a ticket that has none).
+  Result<std::vector<ByteRange>> changed_ranges() override {
+    std::string who = "imageio source " + redact_uri(cfg_.spec.uri);
+    if (!cfg_.spec.imageio)
+      return Error(ErrorCode::kFailedPrecondition, who + ": only an imageio ticket tells changes");
+    auto ext = small_request(cfg_, cfg_.spec.uri + "/extents?context=dirty", "GET");
+    if (!ext.ok()) return ext.error();
+    if (ext->status == 404)
+      return Error(ErrorCode::kFailedPrecondition,
+                   who + ": the ticket has no dirty extents (not a backup's, or not dirty)");
+    if (ext->status != 200)
+      return Error(ext->status == 403 ? ErrorCode::kPermissionDenied : ErrorCode::kIo,
+                   who + ": GET dirty extents: HTTP " + std::to_string(ext->status));
+    auto list = nlohmann::json::parse(ext->body, nullptr, false);
+    if (!list.is_array())
+      return Error(ErrorCode::kIo, who + ": the dirty extents answer is not a JSON list");
+    std::vector<ByteRange> out;
+    for (const auto& x : list) {
+      if (!x.is_object() || !x.contains("start") || !x.contains("length") ||
+          !x["start"].is_number_unsigned() || !x["length"].is_number_unsigned())
+        return Error(ErrorCode::kIo,
+                     who + ": a dirty extent is malformed: " + x.dump().substr(0, 200));
+      if (!x.value("dirty", false)) continue;
+      uint64_t start = x["start"].get<uint64_t>(), len = x["length"].get<uint64_t>();
+      if (!out.empty() && out.back().offset + out.back().length == start)
+        out.back().length += len;
+      else
+        out.push_back({start, len});
+    }
+    return out;
+  }
+
  private:
   // OPTIONS for the ticket's features and readers, then the zero extents
   // (they also give the size: they cover the whole image).

@@ -54,6 +54,10 @@ class Source {
   // offset; may cover only a prefix (call again from where it ends).
   virtual Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) = 0;
   virtual Result<std::unique_ptr<SourceReader>> new_reader() = 0;
+  // What changed since the source's base (SourceSpec::changed_only), sorted.
+  virtual Result<std::vector<ByteRange>> changed_ranges() {
+    return Error(ErrorCode::kFailedPrecondition, "this source cannot tell what changed");
+  }
   // Releases probe-time resources (e.g. the NBD control connection).
   virtual void close_probe() {}
 };

@@ -107,11 +107,11 @@ std::string ImageioDaemon::control(const std::string& method, const std::string&
 }
 
 void ImageioDaemon::add_ticket(const std::string& ticket, uint64_t size,
-                               const std::string& backend_url, int timeout_seconds) {
+                               const std::string& backend_url, int timeout_seconds, bool dirty) {
   control("PUT", "/tickets/" + ticket,
           R"({"uuid":")" + ticket + R"(","size":)" + std::to_string(size) + R"(,"url":")" +
               backend_url + R"(","timeout":)" + std::to_string(timeout_seconds) +
-              R"(,"ops":["read"]})");
+              R"(,"ops":["read"],"dirty":)" + (dirty ? "true" : "false") + "}");
 }
 
 std::string ImageioDaemon::ticket_info(const std::string& ticket) const {

@@ -21,8 +21,9 @@ class ImageioDaemon {
   // The server certificate's SHA-1 ("AA:BB:..."), to pin.
   const std::string& thumbprint() const { return thumbprint_; }
   // Adds a read ticket for `backend_url` ("nbd:unix:/path/sock", "file:///path").
+  // `dirty`: the ticket serves dirty extents (the backend exports a dirty bitmap).
   void add_ticket(const std::string& ticket, uint64_t size, const std::string& backend_url,
-                  int timeout_seconds = 300);
+                  int timeout_seconds = 300, bool dirty = false);
   // The ticket as the control service reports it (JSON text; "" if none).
   std::string ticket_info(const std::string& ticket) const;
   // Bytes the daemon has served under the ticket (its "transferred": distinct ranges).

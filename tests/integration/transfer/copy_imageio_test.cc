@@ -134,3 +134,49 @@ TEST_CASE("imageio source: the certificate is pinned", "[imageio][faults]") {
   CHECK(r.error().code == ErrorCode::kPermissionDenied);
   CHECK(disk.daemon.transferred("t") == 0);
 }
+
+TEST_CASE("imageio source: a backup ticket's dirty extents update the earlier copy", "[imageio]") {
+  TempDir dir;
+  const uint64_t size = 32 * MiB;
+  std::string q = dir.file("disk.qcow2"), raw = dir.file("disk.raw");
+  make_sparse_image(raw, size, {{0, 8 * MiB}, {20 * MiB, 4 * MiB}});
+  auto sh = [&](std::vector<std::string> argv, const std::string& name) {
+    Subprocess p(std::move(argv), {.log_dir = dir.path(), .name = name});
+    auto rc = p.wait(std::chrono::seconds(60));
+    if (!rc || *rc != 0) throw std::runtime_error(name + " failed: " + p.stderr_text());
+  };
+  std::string qemu_img = require_program("qemu-img"), qemu_io = require_program("qemu-io");
+  sh({qemu_img, "convert", "-f", "raw", "-O", "qcow2", raw, q}, "convert");
+  // The first copy: the disk as it is when the bitmap starts recording.
+  std::string dst = dir.file("dst.img");
+  sh({qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, dst}, "first-copy");
+  sh({qemu_img, "bitmap", "--add", q, "backup-1"}, "bitmap");
+  // The guest writes: over data, into a hole, and zeroes a data area.
+  sh({qemu_io, "-f", "qcow2", "-c", "write -P 0xab 1M 256k", "-c", "write -P 0xcd 12M 1M", "-c",
+      "write -z 21M 512k", q},
+     "guest-writes");
+  const uint64_t dirty = 256 * KiB + 1 * MiB + 512 * KiB;
+  QemuNbd nbd(dir, q, "qcow2", {"-A", "-B", "backup-1"});
+  ImageioDaemon daemon(dir);
+  daemon.add_ticket("backup", size, "nbd:unix:" + dir.file("qemu-nbd.sock"), 300, /*dirty=*/true);
+  SourceSpec s;
+  s.uri = daemon.image_url("backup");
+  s.tls_sha1_thumbprint = daemon.thumbprint();
+  s.imageio = true;
+  s.changed_only = true;
+  auto r = copy_disk(s, dst, test_options());
+  REQUIRE(r.ok());
+  CHECK(r->bytes_read == dirty - 512 * KiB);  // the zeroed area is dirty but not read
+  CHECK(daemon.transferred("backup") == r->bytes_read);
+  std::string now = dir.file("now.raw");
+  sh({qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, now}, "now");
+  CHECK_FALSE(first_difference(now, dst));
+
+  // A ticket that is not a backup's has no dirty extents: said, nothing copied.
+  daemon.add_ticket("plain", size, "nbd:unix:" + dir.file("qemu-nbd.sock"));
+  s.uri = daemon.image_url("plain");
+  auto p = copy_disk(s, dst, test_options());
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.error().code == ErrorCode::kFailedPrecondition);
+  CHECK_THAT(p.error().message, Catch::Contains("no dirty extents"));
+}
