@@ -241,7 +241,11 @@ Status Coordinator::load_state() {
   FERRY_TRY(store_->load_status(
       [&](const ResourceKey& k, Json st) {
         if (!resources_.count(k)) return;
-        if (auto s = status_.load(k, std::move(st)); !s.ok()) dropped(k, s.error());
+        auto bad_vm = [&](const std::string& what) {
+          bad_input("stored",
+                    std::string(subjects::kStatusBucket) + "/" + k.kv_key() + ": " + what);
+        };
+        if (auto s = status_.load(k, std::move(st), bad_vm); !s.ok()) dropped(k, s.error());
       },
       [this](const std::string& what) { bad_input("stored", what); }));
   FERRY_TRY(store_->load_inventories(

@@ -37,7 +37,7 @@ std::vector<migration::CycleSample> samples(const WarmStatus& w) {
   std::vector<migration::CycleSample> out;
   for (const auto& c : w.precopies) {
     migration::CycleSample s;
-    s.snapshot_at = c.snapshotAt;
+    s.snapshot_at = c.snapshotAt.value_or(0);
     s.changed_bytes = c.changedBytes.value_or(0);
     s.copy_seconds = c.copySeconds.value_or(0);
     s.snapshot_seconds = c.snapshotSeconds.value_or(0);
@@ -319,7 +319,7 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
       }
       if (w.current) {
         status::PrecopyCycle c = *w.current;
-        c.snapshotSeconds = c.createSeconds + c.removeSeconds.value_or(0);
+        c.snapshotSeconds = c.createSeconds.value_or(0) + c.removeSeconds.value_or(0);
         c.completed = now_iso();
         w.precopies.push_back(c);
         w.current.reset();
@@ -332,7 +332,7 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
                                       "source off from PowerOffSource to the end of the final "
                                       "copy; guest conversion follows"};
       } else {
-        double last_at = w.precopies.empty() ? now : w.precopies.back().snapshotAt;
+        double last_at = w.precopies.empty() ? now : w.precopies.back().snapshotAt.value_or(now);
         w.nextPrecopyAt = last_at + precopy_interval(plan);
         update_prediction(*vmp, plan);
       }

@@ -2,7 +2,8 @@
 
 namespace ferry::coordinator::status {
 
-Status StatusBook::load(const ResourceKey& k, Json st) {
+Status StatusBook::load(const ResourceKey& k, Json st,
+                        const std::function<void(const std::string&)>& bad) {
   if (!st.is_object()) return Error(ErrorCode::kInvalidArgument, "not an object");
   std::vector<VmStatus> vms;
   auto it = st.find("vms");
@@ -10,13 +11,28 @@ Status StatusBook::load(const ResourceKey& k, Json st) {
   if (has_vms) {
     if (!it->is_array()) return Error(ErrorCode::kInvalidArgument, "vms is not a list");
     vms.reserve(it->size());
-    for (size_t i = 0; i < it->size(); i++) try {
-        vms.push_back((*it)[i].get<VmStatus>());
+    std::vector<size_t> unreadable;
+    for (size_t i = 0; i < it->size(); i++) {
+      const Json& j = (*it)[i];
+      try {
+        vms.push_back(j.get<VmStatus>());
       } catch (const std::exception& e) {
-        return Error(ErrorCode::kInvalidArgument,
-                     "vms[" + std::to_string(i) + "]: " + std::string(e.what()));
+        // Kept in its place (the VMs' keys are their indexes), ended, and saying why.
+        VmStatus v;
+        if (j.is_object()) {
+          if (auto id = j.find("id"); id != j.end() && id->is_string()) v.id = *id;
+          if (auto n = j.find("name"); n != j.end() && n->is_string()) v.name = *n;
+        }
+        std::string why = "its stored status could not be read (" + std::string(e.what()) + ")";
+        v.phase = "Failed";
+        v.error = VmError{"", "", {why}};
+        vms.push_back(std::move(v));
+        unreadable.push_back(i);
+        if (bad) bad("vms[" + std::to_string(i) + "]: " + why + "; kept as Failed");
       }
+    }
     st.erase(it);
+    for (size_t i : unreadable) dirty_vms_[k].insert(i);  // stored as it now reads
   }
   docs_[k] = std::move(st);
   if (has_vms) {
@@ -99,9 +115,10 @@ void StatusBook::flush() {
   for (const auto& k : dirty_) {
     auto it = docs_.find(k);
     if (it == docs_.end()) continue;
-    if (auto v = vms_.find(k); v != vms_.end()) {
+    if (k.kind == "Migration") {
       Json summary = it->second;  // the VMs are stored under keys of their own
-      summary["vmCount"] = v->second.size();
+      auto v = vms_.find(k);
+      summary["vmCount"] = v == vms_.end() ? 0 : v->second.size();
       store_->put_status(k, summary);
     } else {
       store_->put_status(k, it->second);

@@ -7,6 +7,7 @@
 //
 // Loop thread only. Reading and changing go through the map-like calls; a
 // change is stored only once it is marked.
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -30,9 +31,11 @@ class StatusBook {
   void attach(store::StateStore* store) { store_ = store; }
 
   // A stored status, at load: a Migration's VMs are read into VmStatus and
-  // indexed by id; a status or VM of the wrong shape is refused and nothing
-  // of it kept.
-  Status load(const ResourceKey& k, Json st);
+  // indexed by id. A status of the wrong shape is refused and nothing of it
+  // kept; a VM whose stored status cannot be read is kept as Failed, saying
+  // so, and `bad` is told (the rest of the Migration and its history stay).
+  Status load(const ResourceKey& k, Json st,
+              const std::function<void(const std::string&)>& bad = nullptr);
   // A new run of a Migration: its summary and VMs replaced, every VM written.
   void start_migration(const ResourceKey& k, Json summary, std::vector<VmStatus> vms);
 

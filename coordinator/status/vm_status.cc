@@ -33,7 +33,7 @@ struct Writer {
     if constexpr (std::is_same_v<T, Json>)
       return v.is_null();
     else if constexpr (std::is_same_v<T, TaskState>)
-      return false;
+      return v == TaskState::kUnknown;  // never a null state
     else if constexpr (std::is_arithmetic_v<T>)
       return p == kOmitZero && v == T{};
     else if constexpr (requires { v.empty(); })
@@ -48,7 +48,11 @@ struct Reader {
   template <class T>
   void operator()(const char* k, T& v, Presence = kDefault) {
     auto it = j.find(k);
-    if (it == j.end() || it->is_null()) return;
+    if (it == j.end() || it->is_null()) {
+      // A stored task without a state is not Pending: it is not known.
+      if constexpr (std::is_same_v<T, TaskState>) v = TaskState::kUnknown;
+      return;
+    }
     if constexpr (std::is_same_v<T, Json>)
       v = *it;
     else if constexpr (is_optional<T>::value)
@@ -86,13 +90,14 @@ FERRY_STATUS_JSON(PipelineStep, f("name", v.name, kAlways); f("phase", v.phase, 
 FERRY_STATUS_JSON(VmError, f("phase", v.phase); f("step", v.step); f("reasons", v.reasons, kAlways))
 FERRY_STATUS_JSON(WarmCopy, f("base", v.base); f("changedBytes", v.changedBytes); f("full", v.full);
                   f("warning", v.warning))
-FERRY_STATUS_JSON(DiskStatus, f("key", v.key); f("file", v.file); f("capacity", v.capacity);
-                  f("storageClass", v.storageClass, kAlways); f("volume", v.volume);
-                  f("requestedSize", v.requestedSize); f("volumeMode", v.volumeMode);
-                  f("relativePath", v.relativePath); f("node", v.node);
-                  f("sourceHost", v.sourceHost); f("taskId", v.taskId); f("state", v.state);
-                  f("bytesDone", v.bytesDone); f("bytesTotal", v.bytesTotal); f("rate", v.rate);
-                  f("result", v.result); f("path", v.path); f("copy", v.copy))
+FERRY_STATUS_JSON(DiskStatus, f("key", v.key); f("file", v.file, kAlways);
+                  f("capacity", v.capacity); f("storageClass", v.storageClass, kAlways);
+                  f("volume", v.volume, kAlways); f("requestedSize", v.requestedSize);
+                  f("volumeMode", v.volumeMode, kAlways);
+                  f("relativePath", v.relativePath, kAlways); f("node", v.node, kAlways);
+                  f("sourceHost", v.sourceHost, kAlways); f("taskId", v.taskId, kAlways);
+                  f("state", v.state); f("bytesDone", v.bytesDone); f("bytesTotal", v.bytesTotal);
+                  f("rate", v.rate); f("result", v.result); f("path", v.path); f("copy", v.copy))
 FERRY_STATUS_JSON(ConversionStatus, f("taskId", v.taskId); f("state", v.state); f("node", v.node);
                   f("attempt", v.attempt, kOmitZero); f("macIPs", v.macIPs); f("report", v.report))
 FERRY_STATUS_JSON(InspectionStatus, f("taskId", v.taskId); f("state", v.state); f("node", v.node);
@@ -100,7 +105,7 @@ FERRY_STATUS_JSON(InspectionStatus, f("taskId", v.taskId); f("state", v.state); 
 FERRY_STATUS_JSON(HookRef, f("namespace", v.ns, kAlways); f("name", v.name, kAlways))
 FERRY_STATUS_JSON(HookStatus, f("hook", v.hook); f("state", v.state); f("runs", v.runs, kOmitZero);
                   f("started", v.started); f("message", v.message); f("log", v.log);
-                  f("attempts", v.attempts, kOmitZero); f("seconds", v.seconds, kOmitZero))
+                  f("attempts", v.attempts); f("seconds", v.seconds))
 FERRY_STATUS_JSON(Snapshot, f("id", v.id, kAlways); f("name", v.name); f("created", v.created))
 FERRY_STATUS_JSON(PrecopyCycle, f("snapshot", v.snapshot); f("stage", v.stage);
                   f("snapshotAt", v.snapshotAt); f("createSeconds", v.createSeconds);
@@ -132,7 +137,7 @@ FERRY_STATUS_JSON(WarmStatus, f("stage", v.stage, kAlways); f("precopies", v.pre
                   f("warnings", v.warnings); f("snapshotCleanup", v.snapshotCleanup);
                   f("downtime", v.downtime))
 FERRY_STATUS_JSON(VmStatus, f("id", v.id, kAlways); f("name", v.name, kAlways);
-                  f("targetName", v.targetName); f("phase", v.phase, kAlways);
+                  f("targetName", v.targetName, kAlways); f("phase", v.phase, kAlways);
                   f("started", v.started); f("completed", v.completed);
                   f("pipeline", v.pipeline, kAlways); f("disks", v.disks, kAlways);
                   f("hooks", v.hooks); f("warm", v.warm); f("conversion", v.conversion);

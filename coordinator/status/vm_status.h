@@ -104,9 +104,11 @@ struct HookStatus {
   HookRef hook;
   TaskState state = TaskState::kPending;
   int runs = 0;  // fresh starts (cluster mode: one Job each)
-  std::string started, message, log;
-  int attempts = 0;
-  double seconds = 0;
+  std::string started, message;
+  // Set by a run's end (attempts made, seconds, its log file: "" when it ran as a Job).
+  std::optional<int> attempts;
+  std::optional<double> seconds;
+  std::optional<std::string> log;
 };
 
 struct Snapshot {
@@ -115,9 +117,9 @@ struct Snapshot {
 
 // A precopy cycle: the one under way (warm.current), then kept in warm.precopies.
 struct PrecopyCycle {
-  int snapshot = 0;   // its snapshot's sequence number
-  std::string stage;  // initial, precopy, final
-  double snapshotAt = 0, createSeconds = 0;
+  std::optional<int> snapshot;                      // its snapshot's sequence number
+  std::string stage;                                // initial, precopy, final
+  std::optional<double> snapshotAt, createSeconds;  // when it was taken (epoch s), how long
   std::optional<double> removeSeconds, snapshotSeconds, copySeconds;
   std::optional<uint64_t> changedBytes, bytesRead;
   std::optional<bool> full;

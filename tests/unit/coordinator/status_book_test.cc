@@ -119,11 +119,21 @@ TEST_CASE("a stored status of the wrong shape is refused and nothing of it kept"
   // The API's view joins them again.
   CHECK(book.document(m)["vms"].size() == 3);
   CHECK(book.document(m)["vms"][2]["id"] == "vm-2");
-  // A VM whose fields have the wrong types refuses the whole status.
+  // A VM whose fields have the wrong types is kept, Failed, saying why; the
+  // rest of the Migration loads, and the complaint is told.
   Json bad = migration_status(2);
   bad["vms"][1]["disks"] = "none";
-  CHECK_FALSE(book.load(ResourceKey{"Migration", "ns", "bad"}, bad).ok());
-  CHECK(book.count(ResourceKey{"Migration", "ns", "bad"}) == 0);
+  bad["vms"][1]["name"] = "db";
+  std::vector<std::string> told;
+  ResourceKey bk{"Migration", "ns", "bad"};
+  REQUIRE(book.load(bk, bad, [&](const std::string& w) { told.push_back(w); }).ok());
+  REQUIRE(book.vms(bk).size() == 2);
+  CHECK(book.vms(bk)[0].phase == "Pending");
+  CHECK(book.vms(bk)[1].phase == "Failed");
+  CHECK(book.vms(bk)[1].name == "db");
+  CHECK(book.vm(bk, "vm-1") != nullptr);
+  REQUIRE(told.size() == 1);
+  CHECK_THAT(told[0], Catch::Contains("vms[1]") && Catch::Contains("kept as Failed"));
   // A Migration that never ran has no VMs, and that is not an error.
   CHECK(book.load(ResourceKey{"Migration", "ns", "new"}, Json{{"phase", "Not ready"}}).ok());
   ResourceKey p{"Plan", "ns", "p"};

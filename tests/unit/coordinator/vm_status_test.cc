@@ -11,11 +11,13 @@ TEST_CASE("a new VM's status has only what is set", "[vm_status]") {
   VmStatus vm;
   vm.id = "vm-1";
   vm.name = "web";
+  vm.targetName = "web";
   PipelineStep s;
   s.name = "Initialize";
   vm.pipeline.push_back(s);
   Json j = vm;
-  CHECK(j == Json::parse(R"({"id":"vm-1","name":"web","phase":"Pending","disks":[],
+  CHECK(j ==
+        Json::parse(R"({"id":"vm-1","name":"web","targetName":"web","phase":"Pending","disks":[],
                              "pipeline":[{"name":"Initialize","phase":"Pending"}]})"));
   CHECK(j.get<VmStatus>().pipeline.at(0).name == "Initialize");
 }
@@ -49,6 +51,9 @@ TEST_CASE("a VM's status reads back what it wrote, field by field", "[vm_status]
   vm.hooks["PreHook"].hook = {"ns", "h"};
   vm.hooks["PreHook"].state = TaskState::kCompleted;
   vm.hooks["PreHook"].runs = 1;
+  vm.hooks["PreHook"].attempts = 1;
+  vm.hooks["PreHook"].seconds = 0;  // a run's end writes these even when zero
+  vm.hooks["PreHook"].log = "";
   vm.warm.emplace();
   vm.warm->snapshotSeq = 3;
   vm.warm->changeIds["2000"] = "52 aa/4";
@@ -72,6 +77,8 @@ TEST_CASE("a VM's status reads back what it wrote, field by field", "[vm_status]
   CHECK(j["disks"][0]["copy"]["full"] == true);
   CHECK_FALSE(j["disks"][0].contains("rate"));  // not set: left out
   CHECK(j["hooks"]["PreHook"]["hook"] == Json{{"namespace", "ns"}, {"name", "h"}});
+  CHECK(j["hooks"]["PreHook"]["seconds"] == 0);
+  CHECK(j["hooks"]["PreHook"]["log"] == "");
   CHECK(j["warm"]["changeIds"]["2000"] == "52 aa/4");
   CHECK(j["warm"]["predictedDowntime"] ==
         Json{{"available", false}, {"reason", "needs the initial copy"}});
@@ -94,7 +101,11 @@ TEST_CASE("a stored VM of the wrong shape does not load", "[vm_status]") {
   CHECK_THROWS(Json{{"id", "x"}, {"disks", "none"}}.get<VmStatus>());
   CHECK_THROWS(Json{{"id", "x"}, {"disks", Json::array({{{"capacity", "big"}}})}}.get<VmStatus>());
   CHECK_THROWS(Json{{"id", 5}}.get<VmStatus>());
-  // A state that is not one is read as Unknown, not refused.
-  auto vm = Json{{"id", "x"}, {"disks", Json::array({{{"state", "Sleeping"}}})}}.get<VmStatus>();
+  // A state that is not one, or none, is read as Unknown, not refused, and an
+  // unknown state is never written as null.
+  auto vm = Json{{"id", "x"}, {"disks", Json::array({{{"state", "Sleeping"}}, {{"key", 1}}})}}
+                .get<VmStatus>();
   CHECK(vm.disks.at(0).state == TaskState::kUnknown);
+  CHECK(vm.disks.at(1).state == TaskState::kUnknown);
+  CHECK_FALSE(Json(vm)["disks"][0].contains("state"));
 }
