@@ -414,9 +414,11 @@ Result<CopyStats> copy_disk_with_hooks(const SourceSpec& src, const std::string&
   std::vector<ByteRange> ranges = opts.ranges;
   const bool ranges_mode = !ranges.empty() || src.changed_only;
   if (src.changed_only) {
-    if (!ranges.empty())
+    if (!ranges.empty() || opts.fresh_target)
       return Error(ErrorCode::kInvalidArgument,
-                   "source " + info.identity + ": ranges and changed-only cannot be combined");
+                   "source " + info.identity +
+                       ": changed-only updates the earlier copy; it cannot be combined with " +
+                       (opts.fresh_target ? "a fresh target" : "ranges"));
     auto changed = source.changed_ranges();
     if (!changed.ok()) return changed.error();
     ranges = std::move(*changed);

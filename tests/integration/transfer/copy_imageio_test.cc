@@ -172,6 +172,14 @@ TEST_CASE("imageio source: a backup ticket's dirty extents update the earlier co
   sh({qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, now}, "now");
   CHECK_FALSE(first_difference(now, dst));
 
+  // Changed-only updates the earlier copy: never an emptied one.
+  auto fresh = test_options();
+  fresh.fresh_target = true;
+  auto f = copy_disk(s, dst, fresh);
+  REQUIRE_FALSE(f.ok());
+  CHECK(f.error().code == ErrorCode::kInvalidArgument);
+  CHECK_FALSE(first_difference(now, dst));  // untouched
+
   // A ticket that is not a backup's has no dirty extents: said, nothing copied.
   daemon.add_ticket("plain", size, "nbd:unix:" + dir.file("qemu-nbd.sock"));
   s.uri = daemon.image_url("plain");
