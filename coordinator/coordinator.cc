@@ -412,11 +412,6 @@ void Coordinator::trim_sessions() {
         });
 }
 
-std::function<bool(const ResourceKey&)> Coordinator::attachment_lookup() const {
-  if (!opts_.kubernetes) return nullptr;  // local mode: no API to ask
-  return [this](const ResourceKey& k) { return find(k) != nullptr; };
-}
-
 std::string Coordinator::host_address(const ResourceKey& pk, const std::string& host_id) const {
   for (const auto& [k, r] : resources_) {
     if (k.kind != "Host") continue;
@@ -426,14 +421,15 @@ std::string Coordinator::host_address(const ResourceKey& pk, const std::string& 
   return "";
 }
 
-std::set<std::string> Coordinator::transfer_networks() const { return agents_.networks(); }
-
 validation::Context Coordinator::validation_context() const {
   validation::Context ctx;
   ctx.find = [this](const ResourceKey& x) { return find(x); };
   ctx.inventory = [this](const ResourceKey& k) -> const Json* { return inventory_of(k); };
-  ctx.transfer_networks = transfer_networks();
-  ctx.network_attachment = attachment_lookup();
+  ctx.transfer_networks = agents_.networks();
+  // Cluster mode: a NetworkAttachmentDefinition is a followed resource; local
+  // mode has no API to ask (not checked).
+  if (opts_.kubernetes)
+    ctx.network_attachment = [this](const ResourceKey& k) { return find(k) != nullptr; };
   ctx.image_hooks = opts_.kubernetes;  // as Jobs
   return ctx;
 }

@@ -142,10 +142,6 @@ class Coordinator : private runner::RunnerHost {
   std::string host_address(const ResourceKey& provider_key,
                            const std::string& host_id) const override;
   validation::Context validation_context() const override;
-  std::set<std::string> transfer_networks() const;
-  // Cluster mode: whether a NetworkAttachmentDefinition exists (the store
-  // follows them like resources); local mode: null (not checked).
-  std::function<bool(const ResourceKey&)> attachment_lookup() const;
 
   CoordinatorOptions opts_;
   event::UvEventLoop loop_;

@@ -10,19 +10,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Runs a short command, returns its stdout; throws if it fails.
-std::string run(const TempDir& dir, std::vector<std::string> argv, const std::string& name) {
-  SubprocessOptions o;
-  o.log_dir = dir.path();
-  o.name = name;
-  Subprocess p(std::move(argv), o);
-  auto rc = p.wait(30s);
-  if (!rc || *rc != 0)
-    throw std::runtime_error(name + " failed (" + (rc ? std::to_string(*rc) : "timeout") +
-                             "): " + p.stderr_text());
-  return p.stdout_text();
-}
-
 }  // namespace
 
 std::string imageio_program(const std::string& name) {
@@ -39,17 +26,17 @@ ImageioDaemon::ImageioDaemon(const TempDir& dir)
     : dir_(dir), control_sock_(dir.file("imageio-control.sock")) {
   std::string key = dir.file("imageio-key.pem"), cert = dir.file("imageio-cert.pem");
   std::string openssl = require_program("openssl");
-  run(dir,
-      {openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-       "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
-      "imageio-cert");
-  std::string fp = run(dir, {openssl, "x509", "-in", cert, "-noout", "-fingerprint", "-sha1"},
-                       "imageio-fingerprint");
+  run_ok(dir,
+         {openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+          "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+         "imageio-cert");
+  std::string fp = run_ok(dir, {openssl, "x509", "-in", cert, "-noout", "-fingerprint", "-sha1"},
+                          "imageio-fingerprint");
   thumbprint_ = fp.substr(fp.find('=') + 1);
   while (!thumbprint_.empty() && (thumbprint_.back() == '\n' || thumbprint_.back() == '\r'))
     thumbprint_.pop_back();
   std::string conf = dir.file("imageio-conf");
-  run(dir, {"/bin/mkdir", "-p", conf + "/conf.d", dir.file("imageio-run")}, "imageio-mkdir");
+  run_ok(dir, {"/bin/mkdir", "-p", conf + "/conf.d", dir.file("imageio-run")}, "imageio-mkdir");
   // Port 0: the kernel picks one, the log says which. Logs go to stderr.
   write_file(conf + "/conf.d/50-ferry-test.conf",
              "[daemon]\nrun_dir = " + dir.file("imageio-run") +
@@ -103,7 +90,7 @@ std::string ImageioDaemon::control(const std::string& method, const std::string&
                                    method};
   if (!body.empty()) argv.insert(argv.end(), {"--data-binary", body});
   argv.push_back("http://localhost" + path);
-  return run(dir_, argv, "imageio-control");
+  return run_ok(dir_, argv, "imageio-control");
 }
 
 void ImageioDaemon::add_ticket(const std::string& ticket, uint64_t size,
@@ -132,10 +119,10 @@ void ImageioDaemon::remove_ticket(const std::string& ticket) {
 }
 
 std::string ImageioDaemon::extents(const std::string& ticket) const {
-  return run(dir_,
-             {require_program("curl"), "-sS", "--fail-with-body", "-k",
-              image_url(ticket) + "/extents?context=zero"},
-             "imageio-extents");
+  return run_ok(dir_,
+                {require_program("curl"), "-sS", "--fail-with-body", "-k",
+                 image_url(ticket) + "/extents?context=zero"},
+                "imageio-extents");
 }
 
 }  // namespace ferry::test

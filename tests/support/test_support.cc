@@ -362,4 +362,17 @@ int listen_loopback(int* port) {
   return fd;
 }
 
+std::string run_ok(const TempDir& dir, std::vector<std::string> argv, const std::string& name,
+                   std::chrono::milliseconds timeout) {
+  SubprocessOptions o;
+  o.log_dir = dir.path();
+  o.name = name;
+  Subprocess p(std::move(argv), o);
+  auto rc = p.wait(timeout);
+  if (!rc || *rc != 0)
+    throw std::runtime_error(name + " failed (" + (rc ? std::to_string(*rc) : "timeout") +
+                             "): " + p.stderr_text());
+  return p.stdout_text();
+}
+
 }  // namespace ferry::test

@@ -80,6 +80,11 @@ class Subprocess {
   std::string stdout_path_, stderr_path_;
 };
 
+// Runs a short command to its end (logs in `dir`, named `name`) and returns
+// its stdout; throws if it fails or runs longer than `timeout`.
+std::string run_ok(const TempDir& dir, std::vector<std::string> argv, const std::string& name,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // Polls `pred` every `interval` until it returns true (-> true) or `timeout` passes (-> false).
 bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& pred,
                 std::chrono::milliseconds interval = std::chrono::milliseconds(20));

@@ -37,15 +37,11 @@ struct ImageioDisk {
                           const std::string& zero_cluster) {
     std::string raw = d.file("disk.raw"), q = d.file("disk.qcow2");
     make_sparse_image(raw, sz, runs);
-    auto sh = [&](std::vector<std::string> argv, const std::string& name) {
-      Subprocess p(std::move(argv), {.log_dir = d.path(), .name = name});
-      auto rc = p.wait(std::chrono::seconds(60));
-      if (!rc || *rc != 0) throw std::runtime_error(name + " failed: " + p.stderr_text());
-    };
-    sh({require_program("qemu-img"), "convert", "-f", "raw", "-O", "qcow2", raw, q}, "convert");
+    run_ok(d, {require_program("qemu-img"), "convert", "-f", "raw", "-O", "qcow2", raw, q},
+           "convert");
     if (!zero_cluster.empty())  // "OFFSET LENGTH" of a hole in `raw`: the content stays zeros
-      sh({require_program("qemu-io"), "-f", "qcow2", "-c", "write -z " + zero_cluster, q},
-         "qemu-io");
+      run_ok(d, {require_program("qemu-io"), "-f", "qcow2", "-c", "write -z " + zero_cluster, q},
+             "qemu-io");
     return q;
   }
   std::string backend() const { return "nbd:unix:" + dir.file("qemu-nbd.sock"); }
@@ -140,21 +136,17 @@ TEST_CASE("imageio source: a backup ticket's dirty extents update the earlier co
   const uint64_t size = 32 * MiB;
   std::string q = dir.file("disk.qcow2"), raw = dir.file("disk.raw");
   make_sparse_image(raw, size, {{0, 8 * MiB}, {20 * MiB, 4 * MiB}});
-  auto sh = [&](std::vector<std::string> argv, const std::string& name) {
-    Subprocess p(std::move(argv), {.log_dir = dir.path(), .name = name});
-    auto rc = p.wait(std::chrono::seconds(60));
-    if (!rc || *rc != 0) throw std::runtime_error(name + " failed: " + p.stderr_text());
-  };
   std::string qemu_img = require_program("qemu-img"), qemu_io = require_program("qemu-io");
-  sh({qemu_img, "convert", "-f", "raw", "-O", "qcow2", raw, q}, "convert");
+  run_ok(dir, {qemu_img, "convert", "-f", "raw", "-O", "qcow2", raw, q}, "convert");
   // The first copy: the disk as it is when the bitmap starts recording.
   std::string dst = dir.file("dst.img");
-  sh({qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, dst}, "first-copy");
-  sh({qemu_img, "bitmap", "--add", q, "backup-1"}, "bitmap");
+  run_ok(dir, {qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, dst}, "first-copy");
+  run_ok(dir, {qemu_img, "bitmap", "--add", q, "backup-1"}, "bitmap");
   // The guest writes: over data, into a hole, and zeroes a data area.
-  sh({qemu_io, "-f", "qcow2", "-c", "write -P 0xab 1M 256k", "-c", "write -P 0xcd 12M 1M", "-c",
-      "write -z 21M 512k", q},
-     "guest-writes");
+  run_ok(dir,
+         {qemu_io, "-f", "qcow2", "-c", "write -P 0xab 1M 256k", "-c", "write -P 0xcd 12M 1M", "-c",
+          "write -z 21M 512k", q},
+         "guest-writes");
   const uint64_t dirty = 256 * KiB + 1 * MiB + 512 * KiB;
   QemuNbd nbd(dir, q, "qcow2", {"-A", "-B", "backup-1"});
   ImageioDaemon daemon(dir);
@@ -169,7 +161,7 @@ TEST_CASE("imageio source: a backup ticket's dirty extents update the earlier co
   CHECK(r->bytes_read == dirty - 512 * KiB);  // the zeroed area is dirty but not read
   CHECK(daemon.transferred("backup") == r->bytes_read);
   std::string now = dir.file("now.raw");
-  sh({qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, now}, "now");
+  run_ok(dir, {qemu_img, "convert", "-f", "qcow2", "-O", "raw", q, now}, "now");
   CHECK_FALSE(first_difference(now, dst));
 
   // Changed-only updates the earlier copy: never an emptied one.
