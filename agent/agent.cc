@@ -369,6 +369,7 @@ void Agent::fetch_loop() {
       // The source's credential comes with the claim, never with the stored task.
       if (cr.source_headers_size() > 0)
         protocol::put_source_headers(any, {cr.source_headers().begin(), cr.source_headers().end()});
+      if (!cr.source_url().empty()) protocol::put_source_url(any, cr.source_url());
       auto running = std::make_shared<Running>();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -745,6 +746,8 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       for (const auto& h : task.http().headers()) src.http_headers.push_back(h);
       src.tls_sha1_thumbprint = task.http().tls_sha1_thumbprint();
       src.insecure_skip_verify = task.http().insecure_skip_verify();
+      src.ca_pem = task.http().ca_pem();
+      src.identity = task.http().source_id();
       src.imageio = task.http().imageio();
       src.changed_only = task.http().dirty_extents();
       break;

@@ -52,6 +52,7 @@ Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& di
   for (const auto& x : h.headers()) spec.http_headers.push_back(x);
   spec.tls_sha1_thumbprint = h.tls_sha1_thumbprint();
   spec.insecure_skip_verify = h.insecure_skip_verify();
+  spec.ca_pem = h.ca_pem();
   spec.size = disk.target().size_bytes();
   auto src = transfer::make_source(spec);
   if (!src.ok()) return src.error().wrap("disk " + disk.disk());
@@ -83,8 +84,18 @@ Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& di
   argv.push_back("followlocation=false");
   // The pin was checked above on the same server; nbdkit cannot pin a SHA-1,
   // so its own connection is not verified (see docs/guest-conversion.md).
-  if (!h.tls_sha1_thumbprint().empty() || h.insecure_skip_verify())
+  if (!h.tls_sha1_thumbprint().empty() || h.insecure_skip_verify()) {
     argv.push_back("sslverify=false");
+  } else if (!h.ca_pem().empty()) {
+    std::string ca_file = dir + "/ca-" + n + ".pem";
+    int fd = ::open(ca_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Error(ErrorCode::kIo, "writing " + ca_file + ": " + strerror(errno));
+    bool ok = ::write(fd, h.ca_pem().data(), h.ca_pem().size()) ==
+              static_cast<ssize_t>(h.ca_pem().size());
+    ::close(fd);
+    if (!ok) return Error(ErrorCode::kIo, "writing " + ca_file);
+    argv.push_back("cainfo=" + ca_file);
+  }
 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);

@@ -29,6 +29,10 @@ struct SourceSpec {
   std::string
       tls_sha1_thumbprint;  // "AA:BB:.." pins the server cert's SHA-1 (https), case-insensitive
   bool insecure_skip_verify = false;  // https without verification
+  std::string ca_pem;                 // https: verify against this CA (PEM) instead of the system's
+  // The source's stable name for checkpoints and logs, when the URL is not one
+  // (an imageio ticket URL changes with every claim and is a credential).
+  std::string identity;
   // Local address/interface for source connections: CURLOPT_INTERFACE for http(s);
   // for nbd:// (TCP) the socket is bound before connect. Unsupported for unix sockets.
   std::string bind_address;

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "agent/transfer/copy.h"
@@ -34,6 +36,7 @@ const char kUsage[] =
     "  --size BYTES          known source size\n"
     "  --insecure            https without certificate verification\n"
     "  --thumbprint X        pin the server certificate's SHA-1 (AA:BB:...)\n"
+    "  --cacert FILE         verify https against this CA (PEM) instead of the system's\n"
     "  --header H            extra HTTP header (repeatable)\n"
     "  --imageio             the http(s) URL is an ovirt-imageio ticket (reads its extents)\n"
     "  --changed-only        copy only what the source reports changed (imageio: dirty extents)\n"
@@ -121,6 +124,13 @@ int copy_main(int argc, char** argv) {
         return usage_error("bad --max-in-flight");
     } else if (a == "--size") {
       if (!value(&v) || !parse_size(v, &src.size)) return usage_error("bad --size");
+    } else if (a == "--cacert") {
+      if (!value(&v)) return usage_error("--cacert needs a file");
+      std::ifstream in(v);
+      std::stringstream pem;
+      pem << in.rdbuf();
+      if (!in || pem.str().empty()) return usage_error("--cacert: cannot read " + v);
+      src.ca_pem = pem.str();
     } else if (a == "--thumbprint") {
       if (!value(&src.tls_sha1_thumbprint)) return usage_error("--thumbprint needs a value");
     } else if (a == "--header") {

@@ -112,6 +112,9 @@ void configure(CURL* e, const HttpConfig& cfg) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &ssl_ctx_callback);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, const_cast<std::string*>(&cfg.thumbprint));
+  } else if (!cfg.spec.ca_pem.empty()) {
+    curl_blob ca{const_cast<char*>(cfg.spec.ca_pem.data()), cfg.spec.ca_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
   }
 }
 
@@ -380,7 +383,7 @@ class HttpSource : public Source {
     global_init();
     if (cfg_.spec.imageio) return open_imageio(opts);
     SourceInfo info;
-    info.identity = redact_uri(cfg_.spec.uri);
+    info.identity = cfg_.spec.identity.empty() ? redact_uri(cfg_.spec.uri) : cfg_.spec.identity;
     info.has_extents = false;
     info.workers = 1;
     info.parallel = std::max(1, opts.connections);
@@ -490,7 +493,7 @@ class HttpSource : public Source {
   // (they also give the size: they cover the whole image).
   Result<SourceInfo> open_imageio(const CopyOptions& opts) {
     SourceInfo info;
-    info.identity = redact_uri(cfg_.spec.uri);
+    info.identity = cfg_.spec.identity.empty() ? redact_uri(cfg_.spec.uri) : cfg_.spec.identity;
     std::string who = "imageio source " + info.identity;
     auto refused = [&](long status, const std::string& what) -> Error {
       if (status == 401 || status == 403)

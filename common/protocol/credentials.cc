@@ -31,6 +31,10 @@ void put_source_headers(ferry::v1::AgentTask& task, const std::vector<std::strin
   });
 }
 
+void put_source_url(ferry::v1::AgentTask& task, const std::string& url) {
+  each_http(task, [&](ferry::v1::HttpSource& h) { h.set_url(url); });
+}
+
 bool reads_http(const ferry::v1::AgentTask& task) {
   if (task.has_transfer()) return task.transfer().has_http();
   if (task.has_inspect())

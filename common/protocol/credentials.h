@@ -3,7 +3,8 @@
 // to copy, never the credential to read it with. The coordinator takes the
 // headers (the source session's cookie) out of a task before storing it and
 // hands them over in the ClaimReply; the agent puts them back into its copy
-// of the task in memory. Pure; any thread.
+// of the task in memory. A source whose URL is the credential (an imageio
+// ticket) is stored without it and gets its URL the same way. Pure; any thread.
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ namespace ferry::protocol {
 std::vector<std::string> take_source_headers(ferry::v1::AgentTask& task);
 // Sets `headers` on every HttpSource of the task.
 void put_source_headers(ferry::v1::AgentTask& task, const std::vector<std::string>& headers);
+// Sets `url` as the URL of every HttpSource of the task (a source whose URL
+// is the credential, handed over with the claim).
+void put_source_url(ferry::v1::AgentTask& task, const std::string& url);
 // Whether the task reads any source over HTTP (and so needs a credential).
 bool reads_http(const ferry::v1::AgentTask& task);
 
