@@ -53,20 +53,47 @@ class PowerControl {
   virtual Status power_on(const std::string& vm_id) = 0;
 };
 
+// What an agent reads one task's sources with besides the stored task. It is
+// handed over with the claim only, never written to a stream.
+struct SourceAccess {
+  std::vector<std::string> headers;  // vSphere: the session cookie
+  // Replaces the URL of the task's sources when set: a source whose URL is
+  // itself the credential (oVirt: the image transfer's imageio ticket URL).
+  std::string url;
+  // A source opened for this claim, to close when the task ends (oVirt: the
+  // image transfer's id); "" when nothing was opened.
+  std::string handle;
+};
+
+struct SourceRequest {
+  Json vm;                   // the VM's inventory record
+  Json disk;                 // the disk's inventory record; null for a task that reads every disk
+  std::string host_address;  // as for disk_source
+  // Headers the agent's source refused (401/403) with the last claim.
+  std::vector<std::string> refused;
+  // The handle opened for an earlier claim of the same task (an expired
+  // ticket, a restarted coordinator): closed before a new one is opened.
+  std::string previous;
+};
+
 class DiskSources {
  public:
   virtual ~DiskSources() = default;
   // Fills `task`'s source (one of the protocol's source kinds) for a disk.
   // host_address: the Host resource's ipAddress for the VM's host, or "".
+  // Opens nothing that must be closed: that is source_access's job.
   virtual Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,
                              ferry::v1::TransferTask& task) = 0;
-  // The headers an agent reads a disk source with (vSphere: the session
-  // cookie) from this session. If they are among `refused` (an agent's
-  // source answered 401/403 to them) the session is renewed first. The
-  // coordinator hands them over with the claim only.
-  virtual Result<std::vector<std::string>> source_credentials(
-      const std::vector<std::string>& refused) = 0;
-  // What source_credentials would hand out from this session now, without
+  // What the agent that claims a task reads its source with (vSphere: the
+  // session's cookie, renewed first if it is among `refused`; oVirt: a new
+  // image transfer's ticket URL). The coordinator hands it over with the
+  // claim only, and closes `handle` when the task ends.
+  virtual Result<SourceAccess> source_access(const SourceRequest& req) = 0;
+  // Ends a source opened by source_access: `completed` when the agent copied
+  // all of it (oVirt: finalize the transfer), otherwise it is abandoned
+  // (oVirt: cancel). One already ended or gone is success.
+  virtual Status close_source(const std::string& handle, bool completed) = 0;
+  // What source_access would hand out from this session now, without
   // I/O (empty: no session open). While an agent holds them, the session is
   // in use even though no call runs on it: it must not be logged out.
   virtual std::vector<std::string> session_credentials() const = 0;

@@ -135,6 +135,17 @@ void MigrationRunner::resume() {
         cleanup.emplace_back(k, vm.id);
   }
   for (const auto& [k, id] : cleanup) cleanup_warm_snapshots(k, id);
+  // Sources opened for claims whose tasks ended while no coordinator ran.
+  std::vector<std::pair<ResourceKey, std::string>> open;
+  for (const auto& [k, st] : status_)
+    if (k.kind == "Migration")
+      for (const auto& vm : status_.vms(k))
+        for (const auto& d : vm.disks)
+          if (!d.sourceHandle.empty()) {
+            open.emplace_back(k, vm.id);
+            break;
+          }
+  for (const auto& [k, id] : open) close_sources(k, id);
 }
 
 void MigrationRunner::target_volume(const DiskStatus& d, ferry::v1::TargetVolume* t) const {
@@ -237,7 +248,7 @@ void MigrationRunner::on_progress(const std::string& subject, const std::string&
 
 void MigrationRunner::keep_credentials(const std::string& task_id, ferry::v1::AgentTask& task) {
   auto headers = protocol::take_source_headers(task);
-  if (!headers.empty()) tasks_.set_credentials(task_id, std::move(headers));
+  if (!headers.empty()) tasks_.set_credentials(task_id, {std::move(headers), ""});
 }
 
 bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::ClaimRequest& req) {
@@ -245,31 +256,94 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
   const auto* have = tasks_.credentials(id);
   if (have && !req.credentials_refused()) return true;
   if (fetching_credentials_.count(id)) return false;
-  // None here (the task was stored by an earlier coordinator), or refused
-  // (the session behind it ended): one from the source's session pool.
-  std::vector<std::string> refused = have ? *have : std::vector<std::string>{};
+  // None here (the task was stored by an earlier coordinator, or its source
+  // is opened per claim), or refused (the session behind it ended, the
+  // ticket expired): one from the source's session pool.
+  SourceRequest sreq;
+  if (have) sreq.refused = have->headers;
   tasks_.drop_credentials(id);
   Error err;
   auto slot = source_pool(ref.migration, &err);
-  if (!slot) {
-    fail_vm(ref.migration, ref.vm_id, err.message);
+  VmStatus* vm = vm_status(ref.migration, ref.vm_id);
+  const Resource* plan = plan_of(ref.migration);
+  const Json* inv_vm = nullptr;
+  if (plan) {
+    auto pk = model::ref_key(plan->spec()["provider"]["source"], "Provider", plan->key().ns);
+    inv_vm = inventory_vm(pk, ref.vm_id);
+    if (inv_vm) sreq.host_address = host_address(pk, inv_vm->value("host", ""));
+  }
+  if (!slot || !vm || !inv_vm) {
+    fail_vm(ref.migration, ref.vm_id,
+            !slot ? err.message : "VM " + ref.vm_id + " is no longer in its source's inventory");
     return false;
   }
+  sreq.vm = *inv_vm;
+  if (DiskStatus* d = vm->disk_by_task(id)) {
+    sreq.previous = d->sourceHandle;
+    for (const auto& x : (*inv_vm)["disks"])
+      if (x.value("key", 0) == d->key) sreq.disk = x;
+  }
   fetching_credentials_.insert(id);
-  using Headers = Result<std::vector<std::string>>;
-  loop_.run_blocking<Headers>(
-      [slot, refused] {
-        return slot->with<Headers>(
-            [&](SourceProvider& p) -> Headers { return p.source_credentials(refused); });
+  using Access = Result<SourceAccess>;
+  loop_.run_blocking<Access>(
+      [slot, sreq] {
+        return slot->with<Access>(
+            [&](SourceProvider& p) -> Access { return p.source_access(sreq); });
       },
-      [this, ref, id](Headers h) {
+      [this, ref, id, previous = sreq.previous](Access a) {
         fetching_credentials_.erase(id);
-        if (!h.ok())
+        VmStatus* v = vm_status(ref.migration, ref.vm_id);
+        DiskStatus* d = v ? v->disk_by_task(id) : nullptr;
+        // The earlier handle was closed by source_access (or is being replaced).
+        if (d && d->sourceHandle == previous && (a.ok() || previous.empty())) {
+          d->sourceHandle = a.ok() ? a->handle : "";
+          save_status(ref.migration);
+        }
+        if (!a.ok())
           return fail_vm(ref.migration, ref.vm_id,
-                         "getting a source credential: " + h.error().message);
-        tasks_.set_credentials(id, std::move(*h));
+                         "getting a source credential: " + a.error().message);
+        if (v && v->terminal() && !a->handle.empty())
+          return close_sources(ref.migration, ref.vm_id);  // ended meanwhile
+        tasks_.set_credentials(id, {std::move(a->headers), std::move(a->url)});
       });
   return false;
+}
+
+void MigrationRunner::close_sources(const ResourceKey& mkey, const std::string& vm_id) {
+  VmStatus* vm = vm_status(mkey, vm_id);
+  if (!vm) return;
+  std::vector<std::pair<std::string, bool>> closing;
+  for (const auto& d : vm->disks)
+    if (!d.sourceHandle.empty() && !status::in_agent(d.state) &&
+        !fetching_credentials_.count(d.taskId) && closing_sources_.insert(d.sourceHandle).second)
+      closing.emplace_back(d.sourceHandle, d.state == TaskState::kCompleted);
+  if (closing.empty()) return;
+  Error err;
+  auto slot = source_pool(mkey, &err);
+  if (!slot) {  // the Plan or Provider is gone: nothing to close them with
+    kLog.warn("source handles left open", {{"vm", vm->name}, {"error", err.message}});
+    for (const auto& [h, done] : closing) closing_sources_.erase(h);
+    return;
+  }
+  for (const auto& [handle, completed] : closing)
+    loop_.run_blocking<Status>(
+        [slot, handle, completed] {
+          return slot->with<Status>(
+              [&](SourceProvider& p) { return p.close_source(handle, completed); });
+        },
+        [this, mkey, vm_id, handle](Status s) {
+          closing_sources_.erase(handle);
+          if (!s.ok()) {  // kept: tried again when the VM next changes or at restart
+            kLog.warn("closing a source failed",
+                      {{"handle", handle}, {"error", s.error().message}});
+            return;
+          }
+          VmStatus* v = vm_status(mkey, vm_id);
+          if (!v) return;
+          for (auto& d : v->disks)
+            if (d.sourceHandle == handle) d.sourceHandle.clear();
+          save_status(mkey);
+        });
 }
 
 ferry::v1::ClaimReply MigrationRunner::on_claim(const bus::Message& msg) {
@@ -345,8 +419,10 @@ ferry::v1::ClaimReply MigrationRunner::on_claim(const bus::Message& msg) {
     }
   }
   if (rep.proceed() && req.needs_credentials())
-    if (const auto* c = tasks_.credentials(req.task_id()))
-      for (const auto& h : *c) rep.add_source_headers(h);
+    if (const auto* c = tasks_.credentials(req.task_id())) {
+      for (const auto& h : c->headers) rep.add_source_headers(h);
+      rep.set_source_url(c->url);
+    }
   return rep;
 }
 
@@ -361,6 +437,11 @@ void MigrationRunner::on_result(const ferry::v1::TaskResult& r) {
   if (ref.disk_key == kConversionTask) return on_conversion_result(ref, *vm, r);
   DiskStatus* disk = vm->disk_by_task(r.task_id());
   if (!disk) return;
+  // Whatever the outcome, the source opened for this task's claim ends with it.
+  struct CloseAfter {
+    std::function<void()> fn;
+    ~CloseAfter() { fn(); }
+  } close_after{[this, ref] { close_sources(ref.migration, ref.vm_id); }};
   TaskState state = disk->state;
   tasks_.release(r.task_id());
   if (state == TaskState::kAborting) {
@@ -694,6 +775,7 @@ void MigrationRunner::fail_vm(const ResourceKey& mkey, const std::string& vm_id,
   // Stop this VM's other transfers; their volumes stay for a later retry.
   for (auto& d : vm->disks)
     if (stop_transfer(d)) d.state = TaskState::kCanceled;
+  close_sources(mkey, vm_id);
   if (!set_phase(mkey, *vm, Phase::kFailed)) return;
   save_status(mkey);
   if (vm->warm) cleanup_warm_snapshots(mkey, vm_id);
@@ -728,6 +810,7 @@ void MigrationRunner::cancel_vm(const ResourceKey& mkey, const std::string& vm_i
     }
     d.state = TaskState::kCanceled;
   }
+  close_sources(mkey, vm_id);
   tasks_.drop_vm(mkey, vm_id);
   auto cancel_work = [&](auto& work) {
     if (!work || work->state == TaskState::kCompleted) return;
@@ -804,6 +887,12 @@ void MigrationRunner::dispatch() {
     DiskStatus* d = vm ? vm->disk_by_task(id) : nullptr;
     return d && d->state == TaskState::kWaiting;
   });
+}
+
+bool MigrationRunner::converts_guests(const ResourceKey& pk) const {
+  const Json* inv = inventory_of(pk);
+  if (!inv || !inv->contains("capabilities")) return true;
+  return (*inv)["capabilities"].value("guestConversion", true);
 }
 
 const Json* MigrationRunner::inventory_vm(const ResourceKey& pk, const std::string& vm_id) {
@@ -945,7 +1034,7 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
     case Phase::kPreflightInspection: {
       // Find a guest that cannot be converted before the VM is touched or a byte copied.
       if (pspec.value("skipGuestConversion", false) ||
-          pspec.value("skipPreflightInspection", false))
+          pspec.value("skipPreflightInspection", false) || !converts_guests(pk))
         return go_next();
       TaskState st = vm->inspection ? vm->inspection->state : TaskState::kUnknown;
       if (st == TaskState::kCompleted) return go_next();
@@ -1190,11 +1279,14 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
     }
     case Phase::kConvertGuest: {
       auto* s = vm->step("ImageConversion");
-      if (pspec.value("skipGuestConversion", false)) {
-        // Raw copy mode: no conversion process at all.
+      if (pspec.value("skipGuestConversion", false) || !converts_guests(pk)) {
+        // Raw copy mode, or a source whose guests already run on KVM (oVirt,
+        // as in MTV): no conversion process at all.
         if (s && s->phase != "Skipped") {
           s->phase = "Skipped";
-          s->reason = "skipGuestConversion is set (raw copy mode)";
+          s->reason = pspec.value("skipGuestConversion", false)
+                          ? "skipGuestConversion is set (raw copy mode)"
+                          : "the source's guests already run on KVM: no conversion needed";
         }
         return go_next();
       }
@@ -1277,7 +1369,8 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
         // e.g. "linux debian 12.15" (libguestfs' product name for Debian is just the version).
         in.guest_os = rep.os + " " + rep.distro + " " + rep.version;
       } else {
-        in.compatibility_devices = pspec.value("useCompatibilityMode", true);
+        // A source whose guests already run on KVM (oVirt) has virtio drivers.
+        in.compatibility_devices = pspec.value("useCompatibilityMode", converts_guests(pk));
       }
       Json manifest = target::virtual_machine(in);
       vm->vmManifest = manifest;

@@ -144,6 +144,10 @@ class MigrationRunner {
   // True if the claim can get the task's credential now; else a fresh one is
   // being fetched (the agent asks again) or the VM failed.
   bool credentials_ready(const TaskRef& ref, const ferry::v1::ClaimRequest& req);
+  // Closes the sources the provider opened for this VM's claims (oVirt image
+  // transfers) whose tasks are no longer with an agent: finalized when the
+  // disk completed, cancelled otherwise. Each handle is closed once.
+  void close_sources(const ResourceKey& mkey, const std::string& vm_id);
   void on_conversion_result(const TaskRef& ref, VmStatus& vm, const ferry::v1::TaskResult& r);
   void on_inspection_result(const TaskRef& ref, VmStatus& vm, const ferry::v1::TaskResult& r);
 
@@ -175,6 +179,9 @@ class MigrationRunner {
   // A VM's record in a Provider's inventory, through an index by id that
   // advance() uses on every call (it re-enters a phase on every change).
   const Json* inventory_vm(const ResourceKey& provider, const std::string& vm_id);
+  // Whether the source's guests need converting (its inventory's
+  // capabilities.guestConversion; vSphere's do, oVirt's already run on KVM).
+  bool converts_guests(const ResourceKey& provider) const;
   // True once the VM has waited too long for a node; else arms one retry in 2 s.
   bool placement_given_up(const ResourceKey& mkey, const std::string& vm_id);
 
@@ -229,6 +236,7 @@ class MigrationRunner {
 
   std::set<std::string> inflight_;              // migration+vm with a provider call under way
   std::set<std::string> fetching_credentials_;  // task ids
+  std::set<std::string> closing_sources_;       // handles being closed
   std::map<std::string, int>
       vm_create_retries_;  // migration+vm -> attempts while the target is away
   // VMs waiting for a node (DiskAllocation, PreflightInspection): since when,

@@ -97,7 +97,8 @@ FERRY_STATUS_JSON(DiskStatus, f("key", v.key); f("file", v.file, kAlways);
                   f("relativePath", v.relativePath, kAlways); f("node", v.node, kAlways);
                   f("sourceHost", v.sourceHost, kAlways); f("taskId", v.taskId, kAlways);
                   f("state", v.state); f("bytesDone", v.bytesDone); f("bytesTotal", v.bytesTotal);
-                  f("rate", v.rate); f("result", v.result); f("path", v.path); f("copy", v.copy))
+                  f("rate", v.rate); f("result", v.result); f("path", v.path); f("copy", v.copy);
+                  f("sourceHandle", v.sourceHandle))
 FERRY_STATUS_JSON(ConversionStatus, f("taskId", v.taskId); f("state", v.state); f("node", v.node);
                   f("attempt", v.attempt, kOmitZero); f("macIPs", v.macIPs); f("report", v.report))
 FERRY_STATUS_JSON(InspectionStatus, f("taskId", v.taskId); f("state", v.state); f("node", v.node);

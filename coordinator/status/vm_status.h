@@ -74,6 +74,9 @@ struct DiskStatus {
   std::optional<DiskResult> result;
   std::string path;  // the volume as the agent wrote it
   std::optional<WarmCopy> copy;
+  // A source the provider opened for the task's claim (oVirt: an image
+  // transfer), stored so that it is closed once, whoever ends the task.
+  std::string sourceHandle;
 };
 
 // The guest's conversion on the node holding the volumes.

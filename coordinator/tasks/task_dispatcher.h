@@ -89,12 +89,15 @@ class TaskDispatcher {
   void release(const std::string& id);
   size_t holding() const { return held_.size(); }
 
-  // A task's source credential (HTTP headers): memory only, handed over with
-  // its claim, never stored in the stream. Dropped with the task's result.
-  void set_credentials(const std::string& id, std::vector<std::string> headers) {
-    credentials_[id] = std::move(headers);
-  }
-  const std::vector<std::string>* credentials(const std::string& id) const {
+  // A task's source credential (HTTP headers, or a URL that is one): memory
+  // only, handed over with its claim, never stored in the stream. Dropped
+  // with the task's result.
+  struct Credential {
+    std::vector<std::string> headers;
+    std::string url;  // "" keeps the task's own
+  };
+  void set_credentials(const std::string& id, Credential c) { credentials_[id] = std::move(c); }
+  const Credential* credentials(const std::string& id) const {
     auto it = credentials_.find(id);
     return it == credentials_.end() ? nullptr : &it->second;
   }
@@ -102,7 +105,7 @@ class TaskDispatcher {
   // Every credential handed over (or to be) with a claim, for tasks not yet done.
   std::set<std::string> credentials_held() const {
     std::set<std::string> all;
-    for (const auto& [id, headers] : credentials_) all.insert(headers.begin(), headers.end());
+    for (const auto& [id, c] : credentials_) all.insert(c.headers.begin(), c.headers.end());
     return all;
   }
   void set_node_limit(const std::string& node, int limit) { slots_.set_node_limit(node, limit); }
@@ -115,7 +118,7 @@ class TaskDispatcher {
   std::deque<Transfer> queue_;
   std::set<std::string> publishing_;
   std::map<std::string, std::pair<std::string, std::string>> held_;  // id -> source host, node
-  std::map<std::string, std::vector<std::string>> credentials_;
+  std::map<std::string, Credential> credentials_;
   scheduler::Slots slots_;
 };
 

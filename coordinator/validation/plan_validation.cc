@@ -82,6 +82,10 @@ class Validator {
     if (src && !inv)
       add("SourceProviderNotReady", "Critical",
           "spec.provider.source: " + src_key.to_string() + " has no inventory yet");
+    if (inv && warm_ && !inv->value("capabilities", Json::object()).value("warm", true))
+      add("WarmMigrationNotSupported", "Critical",
+          "spec.warm: warm migration from " + src_key.to_string() + " (type " +
+              src->spec().value("type", "") + ") is not supported yet; use a cold plan");
     // Maps.
     const Json& map = spec.value("map", Json::object());
     auto net_key = model::ref_key(map.value("network", Json::object()), "NetworkMap", key_.ns);
@@ -280,6 +284,7 @@ class Validator {
           add("VMCriticalConcerns", "Critical",
               p + ": disk " + d.value("file", "") + " is not on a datastore", {p});
       }
+      check_concerns(p, *vm);
       if (warm_) check_warm_vm(p, *vm);
       for (const auto& cd : vm->value("cdroms", Json::array()))
         if (cd.value("connected", false))
@@ -333,6 +338,23 @@ class Validator {
                 "only",
             {p});
       }
+    }
+  }
+
+  // The concerns the provider found in the VM's configuration (Forklift's
+  // oVirt list): Critical ones block the plan, the others are reported.
+  void check_concerns(const std::string& p, const Json& vm) {
+    for (const auto& c : vm.value("concerns", Json::array())) {
+      if (!c.is_object()) continue;
+      std::string cat = c.value("category", "");
+      std::string text = p + ": VM \"" + vm.value("name", "") + "\": " + c.value("label", "") +
+                         ": " + c.value("assessment", "");
+      if (cat == "Critical")
+        add("VMCriticalConcerns", "Critical", text, {p});
+      else if (cat == "Warning")
+        add("VMWarningConcerns", "Warn", text, {p});
+      else
+        add("VMInformationConcerns", "Advisory", text, {p});
     }
   }
 

@@ -168,18 +168,20 @@ std::vector<std::string> VsphereProvider::session_credentials() const {
   return {"Cookie: " + client_.session_cookie()};
 }
 
-Result<std::vector<std::string>> VsphereProvider::source_credentials(
-    const std::vector<std::string>& refused) {
+Result<SourceAccess> VsphereProvider::source_access(const SourceRequest& req) {
   FERRY_TRY(ensure_session());
   std::string mine = "Cookie: " + client_.session_cookie();
-  for (const auto& r : refused)
+  for (const auto& r : req.refused)
     if (r == mine) {  // this session ended on the server: a new one
       logged_in_ = false;
       FERRY_TRY(ensure_session());
       mine = "Cookie: " + client_.session_cookie();
     }
-  return std::vector<std::string>{mine};
+  return SourceAccess{.headers = {mine}, .url = "", .handle = ""};
 }
+
+// Datastore reads open nothing on the server: the session serves them all.
+Status VsphereProvider::close_source(const std::string&, bool) { return {}; }
 
 Result<Inventory> VsphereProvider::load_inventory() {
   FERRY_TRY(ensure_session());

@@ -22,8 +22,8 @@ class VsphereProvider : public SourceProvider {
   Status power_off(const std::string& vm_id) override;
   Status power_on(const std::string& vm_id) override;
   std::vector<std::string> session_credentials() const override;
-  Result<std::vector<std::string>> source_credentials(
-      const std::vector<std::string>& refused) override;
+  Result<SourceAccess> source_access(const SourceRequest& req) override;
+  Status close_source(const std::string& handle, bool completed) override;
   Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,
                      ferry::v1::TransferTask& task) override;
   Result<std::string> create_snapshot(const std::string& vm_id, const std::string& name,

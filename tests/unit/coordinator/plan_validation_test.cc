@@ -193,3 +193,29 @@ TEST_CASE("cluster mode: a multus destination must name an existing NetworkAttac
   nads.insert("t/vlan-10");
   CHECK(w.check(Json::array({{{"name", "web-01"}}})).ready());
 }
+
+TEST_CASE("a provider's VM concerns become Forklift's concern conditions; warm needs the source") {
+  World w;
+  w.inv["vms"][0]["concerns"] = {
+      {{"category", "Critical"}, {"label", "Direct LUN disk"}, {"assessment", "Disk x is a LUN."}},
+      {{"category", "Warning"}, {"label", "USB"}, {"assessment", "USB is not kept."}},
+      {{"category", "Information"}, {"label", "SPICE display"}, {"assessment", "It becomes VNC."}}};
+  auto r = w.check({{{"id", "vm-1"}}});
+  CHECK(types(r) ==
+        std::set<std::string>{"VMCriticalConcerns", "VMWarningConcerns", "VMInformationConcerns"});
+  CHECK_FALSE(r.ready());
+  CHECK(r.summary() ==
+        "VMCriticalConcerns: Plan ns/p: spec.vms[0]: VM \"web-01\": Direct LUN disk: Disk x is a "
+        "LUN.");
+  w.inv["vms"][0]["concerns"].erase(0);
+  CHECK(w.check({{{"id", "vm-1"}}}).ready());  // warnings are reported, not blocking
+  // A source that cannot do warm migration says so in its inventory.
+  w.inv["capabilities"] = {{"warm", false}, {"guestConversion", false}};
+  w.inv["vms"][0]["changeTrackingEnabled"] = true;
+  w.inv["vms"][0]["powerState"] = "On";
+  auto warm = w.check({{{"id", "vm-1"}}}, {{"warm", true}});
+  CHECK(types(warm).count("WarmMigrationNotSupported"));
+  CHECK(warm.summary().find("spec.warm: warm migration from Provider ns/vs (type vsphere) is not "
+                            "supported yet") != std::string::npos);
+  CHECK(w.check({{{"id", "vm-1"}}}).ready());
+}

@@ -1,0 +1,370 @@
+#include "coordinator/providers/ovirt/ovirt_provider.h"
+
+#include <regex>
+#include <thread>
+
+#include "coordinator/providers/ovirt/inventory.h"
+
+namespace ferry::coordinator::ovirt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+// Image transfer phases after which the engine does nothing more with it.
+bool transfer_over(const std::string& phase) {
+  return starts_with(phase, "finished_") || starts_with(phase, "cancelled");
+}
+
+// scheme://HOST:port/... with HOST replaced (the Host resource's migration
+// network address for the VM's host).
+std::string with_host(const std::string& url, const std::string& host) {
+  static const std::regex re(R"(^(https?://)([^/:]+|\[[^\]]+\])(.*)$)");
+  std::smatch m;
+  if (host.empty() || !std::regex_match(url, m, re)) return url;
+  std::string h =
+      host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
+  return m[1].str() + h + m[3].str();
+}
+
+}  // namespace
+
+OvirtProvider::OvirtProvider(std::string provider_name, std::string secret_name, std::string url,
+                             std::string user, std::string password, EngineTls tls)
+    : provider_name_(std::move(provider_name)),
+      secret_name_(std::move(secret_name)),
+      url_(std::move(url)),
+      user_(std::move(user)),
+      password_(std::move(password)),
+      tls_(tls),
+      client_(url_, tls) {}
+
+OvirtProvider::~OvirtProvider() { client_.logout(); }
+
+Result<std::unique_ptr<SourceProvider>> OvirtProvider::create(const model::Resource& provider,
+                                                              const Json& secret) {
+  auto key = provider.key();
+  std::string url = provider.spec().value("url", "");
+  static const std::regex api(R"(^https://[^/]+/ovirt-engine/api/?$)");
+  if (!std::regex_match(url, api))
+    return Error(ErrorCode::kInvalidArgument,
+                 key.to_string() + ": spec.url: \"" + url +
+                     "\" is not an oVirt engine API URL (https://ENGINE/ovirt-engine/api)");
+  auto sref = model::ref_key(provider.spec().value("secret", Json::object()), "Secret", key.ns);
+  std::string sname = "Secret " + sref.ns + "/" + sref.name;
+  if (secret.is_null())
+    return Error(ErrorCode::kNotFound, key.to_string() + ": spec.secret: " + sname + " not found");
+  std::string user = model::secret_value(secret, "user");
+  std::string password = model::secret_value(secret, "password");
+  if (user.empty()) return Error(ErrorCode::kInvalidArgument, sname + ": user: is required");
+  if (password.empty())
+    return Error(ErrorCode::kInvalidArgument, sname + ": password: is required");
+  EngineTls tls;
+  tls.ca_pem = model::secret_value(secret, "cacert");
+  std::string insecure = model::secret_value(secret, "insecureSkipVerify");
+  tls.insecure_skip_verify = insecure == "true" || insecure == "True" || insecure == "1";
+  if (!tls.ca_pem.empty() && tls.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+    return Error(ErrorCode::kInvalidArgument,
+                 sname +
+                     ": cacert: is not a PEM certificate (the engine's CA, from "
+                     "/ovirt-engine/services/pki-resource?resource=ca-certificate&"
+                     "format=X509-PEM-CA)");
+  return std::unique_ptr<SourceProvider>(
+      new OvirtProvider(key.to_string(), sname, url, user, password, tls));
+}
+
+Error OvirtProvider::explain(const Error& e) const {
+  if (e.code == ErrorCode::kPermissionDenied) {
+    bool cert = e.message.find("certificate") != std::string::npos;
+    return Error(e.code, secret_name_ + ": " + (cert ? "cacert" : "user/password") + ": " +
+                             e.message + " (used by " + provider_name_ + ")");
+  }
+  return Error(e.code, provider_name_ + ": spec.url: " + e.message);
+}
+
+Error OvirtProvider::failed(const std::string& what, const EngineReply& r) const {
+  ErrorCode code = r.code == 404   ? ErrorCode::kNotFound
+                   : r.code == 409 ? ErrorCode::kFailedPrecondition
+                   : r.code >= 500 ? ErrorCode::kUnavailable
+                                   : ErrorCode::kInvalidArgument;
+  return Error(code, provider_name_ + ": " + what + ": " + r.fault());
+}
+
+Status OvirtProvider::ensure_session() {
+  if (client_.logged_in()) return {};
+  Status s = client_.login(user_, password_);
+  if (!s.ok()) return explain(s.error());
+  return {};
+}
+
+Status OvirtProvider::test_connection() {
+  client_.logout();
+  FERRY_TRY(ensure_session());
+  auto r = client_.get("");
+  if (!r.ok()) return explain(r.error());
+  if (!r->ok()) return failed("GET " + url_, *r);
+  return {};
+}
+
+Result<Json> OvirtProvider::get_json(const std::string& path) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    FERRY_TRY(ensure_session());
+    auto r = client_.get(path);
+    if (!r.ok()) return explain(r.error());
+    if (r->code == 401) continue;  // the token expired: log in once more
+    if (!r->ok()) return failed("GET " + path, *r);
+    return std::move(r->body);
+  }
+  return Error(ErrorCode::kPermissionDenied,
+               secret_name_ + ": user/password: the engine refused a fresh token for GET " + path);
+}
+
+Result<EngineReply> OvirtProvider::post(const std::string& path, const Json& body) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    FERRY_TRY(ensure_session());
+    auto r = client_.post(path, body);
+    if (!r.ok()) return explain(r.error());
+    if (r->code == 401) continue;
+    return r;
+  }
+  return Error(ErrorCode::kPermissionDenied,
+               secret_name_ + ": user/password: the engine refused a fresh token for POST " + path);
+}
+
+Result<Inventory> OvirtProvider::load_inventory() {
+  // Nothing happened since the last read: the engine logs every change of a
+  // VM, disk or host as an event (Forklift's inventory polls them likewise).
+  if (cached_ && !last_event_.empty()) {
+    auto ev = get_json("/events?from=" + last_event_);
+    if (!ev.ok()) return ev.error();
+    if (items(*ev, "event").empty()) return *cached_;
+  }
+  // The newest event before the reads: whatever comes later is seen next time.
+  auto latest = get_json("/events?max=1");
+  if (!latest.ok()) return latest.error();
+  std::string newest;
+  for (const auto& e : items(*latest, "event")) newest = as_str(e.value("id", Json()));
+  EngineCollections c;
+  struct Read {
+    Json* into;
+    const char* path;
+  };
+  const Read reads[] = {
+      {&c.datacenters, "/datacenters"},
+      {&c.clusters, "/clusters"},
+      {&c.hosts, "/hosts?follow=network_attachments,nics"},
+      {&c.networks, "/networks?follow=vnic_profiles"},
+      {&c.vnicprofiles, "/vnicprofiles"},
+      {&c.storagedomains, "/storagedomains"},
+      {&c.vms, "/vms?follow=disk_attachments,nics,cdroms,snapshots,watchdogs,host_devices"},
+      {&c.disks, "/disks"},
+  };
+  for (const auto& r : reads) {
+    auto j = get_json(r.path);
+    if (!j.ok()) return j.error();
+    *r.into = std::move(*j);
+  }
+  auto inv = std::make_shared<const Inventory>(to_inventory(c));
+  cached_ = inv;
+  last_event_ = newest.empty() ? "0" : newest;
+  return *inv;
+}
+
+Result<std::string> OvirtProvider::vm_status(const std::string& vm_id) {
+  auto vm = get_json("/vms/" + url_escape(vm_id));
+  if (!vm.ok()) return vm.error();
+  return as_str(vm->value("status", Json()));
+}
+
+Result<bool> OvirtProvider::is_powered_on(const std::string& vm_id) {
+  auto s = vm_status(vm_id);
+  if (!s.ok()) return s.error();
+  return *s != "down";
+}
+
+Status OvirtProvider::wait_down(const std::string& vm_id, std::chrono::seconds limit, bool* down) {
+  auto until = Clock::now() + limit;
+  while (true) {
+    auto s = vm_status(vm_id);
+    if (!s.ok()) return s.error();
+    if (*s == "down") {
+      *down = true;
+      return {};
+    }
+    if (Clock::now() >= until) return {};
+    std::this_thread::sleep_for(waits_.poll);
+  }
+}
+
+Status OvirtProvider::power_off(const std::string& vm_id) {
+  bool down = false;
+  FERRY_TRY(wait_down(vm_id, std::chrono::seconds(0), &down));
+  if (down) return {};
+  // A guest shutdown first, as MTV does; a guest that ignores it is stopped.
+  for (const char* action : {"shutdown", "stop"}) {
+    auto r = post("/vms/" + url_escape(vm_id) + "/" + action, Json::object());
+    if (!r.ok()) return r.error();
+    if (!r->ok()) {
+      FERRY_TRY(wait_down(vm_id, std::chrono::seconds(0), &down));
+      if (down) return {};  // it went down meanwhile
+      return failed(std::string("VM ") + vm_id + ": " + action, *r);
+    }
+    FERRY_TRY(wait_down(vm_id, action[1] == 'h' ? waits_.shutdown : waits_.stop, &down));
+    if (down) return {};
+  }
+  return Error(ErrorCode::kTimeout,
+               provider_name_ + ": VM " + vm_id + " did not power off (shutdown, then stop)");
+}
+
+Status OvirtProvider::power_on(const std::string& vm_id) {
+  auto r = post("/vms/" + url_escape(vm_id) + "/start", Json::object());
+  if (!r.ok()) return r.error();
+  if (!r->ok()) return failed("VM " + vm_id + ": start", *r);
+  return {};
+}
+
+Status OvirtProvider::disk_source(const Json&, const Json& disk, const std::string&,
+                                  ferry::v1::TransferTask& task) {
+  if (disk.value("id", "").empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 provider_name_ + ": disk " + disk.value("file", "") + " has no engine id");
+  // The URL comes with the claim: it is an image transfer's ticket, opened then.
+  auto* http = task.mutable_http();
+  http->set_imageio(true);
+  http->set_source_id(url_ + "/disks/" + disk.value("id", ""));
+  http->set_ca_pem(tls_.ca_pem);
+  http->set_insecure_skip_verify(tls_.insecure_skip_verify);
+  return {};
+}
+
+Result<SourceAccess> OvirtProvider::source_access(const SourceRequest& req) {
+  std::string disk_id = req.disk.is_object() ? req.disk.value("id", "") : "";
+  if (disk_id.empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 provider_name_ +
+                     ": a task reading every disk of a VM at once is not supported "
+                     "for oVirt (each disk is its own image transfer)");
+  if (!req.previous.empty()) FERRY_TRY(close_source(req.previous, false));
+  return open_transfer(req);
+}
+
+Result<SourceAccess> OvirtProvider::open_transfer(const SourceRequest& req) {
+  std::string disk_id = req.disk.value("id", "");
+  std::string what = "disk " + req.disk.value("file", disk_id) + " of VM \"" +
+                     req.vm.value("name", "") + "\": image transfer";
+  Json body = {{"disk", {{"id", disk_id}}},
+               {"direction", "download"},
+               {"format", "raw"},
+               {"inactivity_timeout", std::to_string(waits_.inactivity_timeout_seconds)}};
+  // The engine locks a disk while a snapshot, another transfer or a move
+  // holds it: retried for a while, as CDI does.
+  auto until = Clock::now() + waits_.disk_locked;
+  Json transfer;
+  while (true) {
+    auto r = post("/imagetransfers", body);
+    if (!r.ok()) return r.error();
+    if (r->ok()) {
+      transfer = std::move(r->body);
+      break;
+    }
+    if (r->fault().find("Disk is locked") == std::string::npos || Clock::now() >= until)
+      return failed(what, *r);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  std::string id = as_str(transfer.value("id", Json()));
+  if (id.empty())
+    return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + ": no id in the answer");
+  // Until the host's imageio has the ticket, the transfer is "initializing".
+  auto ready_by = Clock::now() + waits_.transfer;
+  while (true) {
+    std::string phase = as_str(transfer.value("phase", Json()));
+    if (phase == "transferring") break;
+    if (transfer_over(phase) || starts_with(phase, "finalizing") || starts_with(phase, "paused") ||
+        Clock::now() >= ready_by) {
+      (void)close_source(id, false);
+      return Error(
+          ErrorCode::kUnavailable,
+          provider_name_ + ": " + what + " " + id + " is " + phase +
+              (Clock::now() >= ready_by ? " after " + std::to_string(waits_.transfer.count()) + " s"
+                                        : ""));
+    }
+    std::this_thread::sleep_for(waits_.poll);
+    auto t = get_json("/imagetransfers/" + url_escape(id));
+    if (!t.ok()) {
+      (void)close_source(id, false);
+      return t.error();
+    }
+    transfer = std::move(*t);
+  }
+  std::string url = as_str(transfer.value("transfer_url", Json()));
+  if (url.empty()) url = as_str(transfer.value("proxy_url", Json()));
+  if (url.empty()) {
+    (void)close_source(id, false);
+    return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + " " + id +
+                                              " has neither transfer_url nor proxy_url");
+  }
+  return SourceAccess{.headers = {}, .url = with_host(url, req.host_address), .handle = id};
+}
+
+Status OvirtProvider::close_source(const std::string& handle, bool completed) {
+  std::string path = "/imagetransfers/" + url_escape(handle);
+  auto until = Clock::now() + waits_.close;
+  bool asked = false;
+  while (true) {
+    auto t = get_json(path);
+    if (!t.ok()) {
+      if (t.error().code == ErrorCode::kNotFound) return {};  // the engine removed it: over
+      return t.error();
+    }
+    std::string phase = as_str(t->value("phase", Json()));
+    if (phase == "finished_success") return {};
+    if (transfer_over(phase)) {
+      if (completed && asked)
+        return Error(ErrorCode::kUnavailable,
+                     provider_name_ + ": image transfer " + handle + " ended " + phase);
+      return {};
+    }
+    if (!asked && !starts_with(phase, "finalizing")) {
+      // Finalize only what was read to the end; anything else is cancelled.
+      const char* action = completed && phase == "transferring" ? "finalize" : "cancel";
+      auto r = post(path + "/" + action, Json::object());
+      if (!r.ok()) return r.error();
+      if (!r->ok() && r->code != 404)
+        return failed(std::string("image transfer ") + handle + ": " + action, *r);
+      if (r->code == 404) return {};
+      asked = true;
+    }
+    if (Clock::now() >= until)
+      return Error(ErrorCode::kTimeout, provider_name_ + ": image transfer " + handle + " still " +
+                                            phase + " after " +
+                                            std::to_string(waits_.close.count()) + " s");
+    std::this_thread::sleep_for(waits_.poll);
+  }
+}
+
+namespace {
+Error warm_not_built(const std::string& provider) {
+  return Error(ErrorCode::kFailedPrecondition,
+               provider + ": warm migration from oVirt (incremental backup) is not built yet");
+}
+}  // namespace
+
+Result<std::string> OvirtProvider::create_snapshot(const std::string&, const std::string&,
+                                                   const std::string&) {
+  return warm_not_built(provider_name_);
+}
+Result<std::map<int, std::string>> OvirtProvider::snapshot_change_ids(const std::string&,
+                                                                      const std::string&) {
+  return warm_not_built(provider_name_);
+}
+Result<std::vector<SnapshotRef>> OvirtProvider::list_snapshots(const std::string&) {
+  return std::vector<SnapshotRef>{};  // Ferry made none
+}
+Status OvirtProvider::remove_snapshot(const std::string&, const std::string&) { return {}; }
+Result<ChangedAreas> OvirtProvider::changed_areas(const std::string&, const std::string&, int,
+                                                  uint64_t, const std::string&) {
+  return warm_not_built(provider_name_);
+}
+
+}  // namespace ferry::coordinator::ovirt
