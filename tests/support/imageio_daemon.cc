@@ -22,14 +22,42 @@ std::string imageio_program(const std::string& name) {
   throw std::runtime_error(name + " not found in $PATH or " + p + ": run tools/install-deps");
 }
 
-ImageioDaemon::ImageioDaemon(const TempDir& dir)
+TestCa::TestCa(const TempDir& d) : dir(d) {
+  run_ok(dir,
+         {require_program("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+          dir.file("test-ca-key.pem"), "-out", ca_file(), "-days", "2", "-subj",
+          "/CN=Ferry test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+          "keyUsage=critical,keyCertSign,cRLSign"},
+         "test-ca");
+}
+
+void TestCa::issue(const std::string& name) const {
+  std::string openssl = require_program("openssl");
+  std::string csr = dir.file(name + ".csr"), ext = dir.file(name + ".ext");
+  run_ok(dir,
+         {openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key(name), "-out", csr,
+          "-subj", "/CN=127.0.0.1"},
+         name + "-csr");
+  write_file(ext, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  run_ok(
+      dir,
+      {openssl, "x509", "-req", "-in", csr, "-CA", ca_file(), "-CAkey", dir.file("test-ca-key.pem"),
+       "-CAcreateserial", "-out", cert(name), "-days", "2", "-extfile", ext},
+      name + "-sign");
+}
+
+ImageioDaemon::ImageioDaemon(const TempDir& dir, const TestCa* ca)
     : dir_(dir), control_sock_(dir.file("imageio-control.sock")) {
   std::string key = dir.file("imageio-key.pem"), cert = dir.file("imageio-cert.pem");
   std::string openssl = require_program("openssl");
-  run_ok(dir,
-         {openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-          "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
-         "imageio-cert");
+  if (ca) {
+    ca->issue("imageio");
+  } else {
+    run_ok(dir,
+           {openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+           "imageio-cert");
+  }
   std::string fp = run_ok(dir, {openssl, "x509", "-in", cert, "-noout", "-fingerprint", "-sha1"},
                           "imageio-fingerprint");
   thumbprint_ = fp.substr(fp.find('=') + 1);
@@ -42,7 +70,7 @@ ImageioDaemon::ImageioDaemon(const TempDir& dir)
              "[daemon]\nrun_dir = " + dir.file("imageio-run") +
                  "\ndrop_privileges = false\nsystemd_enable = false\npoll_interval = 0.1\n"
                  "\n[tls]\nenable = true\nkey_file = " +
-                 key + "\ncert_file = " + cert + "\nca_file = " + cert +
+                 key + "\ncert_file = " + cert + "\nca_file = " + (ca ? ca->ca_file() : cert) +
                  "\n\n[remote]\nhost = 127.0.0.1\nport = 0\n"
                  "\n[local]\nenable = false\n"
                  "\n[control]\ntransport = unix\nsocket = " +
@@ -75,8 +103,10 @@ ImageioDaemon::~ImageioDaemon() {
   }
 }
 
+std::string ImageioDaemon::base_url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+
 std::string ImageioDaemon::image_url(const std::string& ticket) const {
-  return "https://127.0.0.1:" + std::to_string(port_) + "/images/" + ticket;
+  return base_url() + "/images/" + ticket;
 }
 
 std::string ImageioDaemon::control(const std::string& method, const std::string& path,

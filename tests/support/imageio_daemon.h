@@ -11,9 +11,26 @@
 
 namespace ferry::test {
 
+// A CA made for one test and certificates it signs for 127.0.0.1, as an oVirt
+// engine's CA signs the engine's and every host's imageio certificate.
+struct TestCa {
+  explicit TestCa(const TempDir& dir);
+  // Writes DIR/<name>-cert.pem and DIR/<name>-key.pem for IP 127.0.0.1.
+  void issue(const std::string& name) const;
+  std::string cert(const std::string& name) const { return dir.file(name + "-cert.pem"); }
+  std::string key(const std::string& name) const { return dir.file(name + "-key.pem"); }
+  std::string ca_file() const { return dir.file("test-ca.pem"); }
+  const TempDir& dir;
+};
+
 class ImageioDaemon {
  public:
-  explicit ImageioDaemon(const TempDir& dir);
+  // ca: serve a certificate this CA signs ("imageio"); null: a self-signed one.
+  explicit ImageioDaemon(const TempDir& dir, const TestCa* ca = nullptr);
+  // The control service's unix socket (the engine stand-in adds tickets there).
+  const std::string& control_socket() const { return control_sock_; }
+  // https://127.0.0.1:PORT
+  std::string base_url() const;
   ~ImageioDaemon();
 
   // https://127.0.0.1:PORT/images/TICKET
