@@ -16,9 +16,12 @@ OvirtEngineSim::OvirtEngineSim(const TempDir& dir, const TestCa& ca, const Image
                                nlohmann::json config)
     : dir_(dir), ca_(ca) {
   ca.issue("engine");
-  config["imageio"] = {{"control_socket", imageio.control_socket()},
-                       {"url", imageio.base_url()},
-                       {"proxy_url", imageio.base_url()}};
+  // The daemon's address unless the test names another for it (a host name
+  // its certificate does not carry, say).
+  auto& io = config["imageio"];
+  io["control_socket"] = imageio.control_socket();
+  if (!io.contains("url")) io["url"] = imageio.base_url();
+  if (!io.contains("proxy_url")) io["proxy_url"] = io["url"];
   std::string conf = dir.file("engine-sim.json"), port_file = dir.file("engine-sim.port");
   write_file(conf, config.dump(2));
   SubprocessOptions o;

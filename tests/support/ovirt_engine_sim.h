@@ -18,7 +18,7 @@ namespace ferry::test {
 class OvirtEngineSim {
  public:
   // `config`: the stand-in's config (users, objects, backends...); the
-  // imageio section is filled in from `imageio`.
+  // imageio section is filled in from `imageio` (its url only if not given).
   OvirtEngineSim(const TempDir& dir, const TestCa& ca, const ImageioDaemon& imageio,
                  nlohmann::json config);
   ~OvirtEngineSim();

@@ -26,7 +26,7 @@ struct OvirtSource {
   // dirty_backend: the first disk also has an incremental-backup export, a
   // qcow2 copy whose dirty bitmap marks what was written after it was added.
   explicit OvirtSource(const TempDir& d, uint64_t disk1_mib = 64, uint64_t disk2_mib = 32,
-                       bool dirty_backend = false)
+                       bool dirty_backend = false, bool imageio_by_name = false)
       : dir(d), ca(d), imageio(d, &ca) {
     images = {d.file("rhel-web-disk1.raw"), d.file("rhel-web-disk2.raw")};
     sizes = {disk1_mib << 20, disk2_mib << 20};
@@ -53,6 +53,12 @@ struct OvirtSource {
     }
     auto conf = config(backends);
     if (dirty_backend) conf["backup_backends"] = dirty;
+    // The engine names the host by a name imageio's certificate does not
+    // carry: only the Host resource's ipAddress (manifests(.., host)) reaches it.
+    if (imageio_by_name) {
+      std::string url = imageio.base_url();
+      conf["imageio"]["url"] = "https://localhost" + url.substr(url.rfind(':'));
+    }
     engine = std::make_unique<OvirtEngineSim>(d, ca, imageio, conf);
   }
 
@@ -162,8 +168,9 @@ struct OvirtSource {
   }
 
   // Secret, Providers, maps and a Plan for rhel-web, in MTV's shapes.
+  // host: a Host resource giving the VM's host this migration address.
   std::string manifests(const std::string& plan, const std::string& password = "engine-pass",
-                        const std::string& plan_extra = "") const {
+                        const std::string& plan_extra = "", const std::string& host = "") const {
     std::string y = R"(apiVersion: v1
 kind: Secret
 metadata: {name: ovirt-credentials, namespace: openshift-mtv}
@@ -188,6 +195,16 @@ kind: Provider
 metadata: {name: host, namespace: openshift-mtv}
 spec: {type: openshift}
 ---
+)" +
+                    (host.empty() ? "" : R"(apiVersion: forklift.konveyor.io/v1beta1
+kind: Host
+metadata: {name: host1, namespace: openshift-mtv}
+spec:
+  provider: {name: rhv, namespace: openshift-mtv}
+  id: )" + std::string(kHost) + R"(
+  ipAddress: )" + host + R"(
+---
+)") + R"(
 apiVersion: forklift.konveyor.io/v1beta1
 kind: NetworkMap
 metadata: {name: rhv-net, namespace: openshift-mtv}
@@ -251,12 +268,13 @@ std::multiset<std::string> phases(const nlohmann::json& transfers) {
 TEST_CASE("ovirt: a cold migration copies both disks through imageio and closes every transfer",
           "[e2e][ovirt]") {
   Cluster c({});
-  OvirtSource src(c.dir());
+  OvirtSource src(c.dir(), 64, 32, false, /*imageio_by_name=*/true);
   // The engine holds the first disk for a moment (a snapshot elsewhere, say).
   src.engine->post("/sim/fault", {{"kind", "disk_locked"}, {"disk", kDisk1}, {"times", 2}});
   c.start_coordinator();
   c.start_agent("node-1");
-  REQUIRE(c.ctl({"apply", "-f", src.manifests("p")}).rc == 0);
+  // Its disks are read over the host's migration network (the Host resource).
+  REQUIRE(c.ctl({"apply", "-f", src.manifests("p", "engine-pass", "", "127.0.0.1")}).rc == 0);
   // The inventory in the neutral shape, with Forklift's names.
   auto vms = c.ctl({"get", "vms", "--provider", "rhv", "-o", "json"});
   REQUIRE(vms.rc == 0);
