@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -73,6 +74,7 @@ EV = {
     "TRANSFER_IMAGE_CANCELED_ON_TIMEOUT": (1076, "error"), "TRANSFER_IMAGE_PAUSED_ON_TIMEOUT": (1077, "warning"),
     "VM_BACKUP_STARTED": (10790, "normal"), "VM_BACKUP_SUCCEEDED": (10793, "normal"),
     "VM_BACKUP_FINALIZED": (10794, "normal"),
+    "VM_CHECKPOINT_DELETED": (10797, "normal"), "VM_CHECKPOINT_FAILED_TO_DELETE": (10798, "error"),
 }
 
 # Validation texts: EngineMessage templates with ${action}=transfer|backup|shutdown|run and
@@ -83,6 +85,9 @@ MSG_DISKS_LOCKED = ("Cannot {a} {t}: The following disks are locked: {d}. "
 MSG_PLUGGED = "Cannot transfer Virtual Disk. The disk {d} is plugged to non-Down VMs: {v}"
 MSG_ILLEGAL = ("Cannot {a} {t}. The following attached disks are in ILLEGAL status: {d} - "
                "please remove them and try again.")
+MSG_DURING_BACKUP = "Cannot {a} {t}. The VM is during a backup operation."  # ..._VM_IS_DURING_BACKUP
+# CANNOT_DELETE_NON_ROOT_CHECKPOINT (early 4.4 engines); its AppErrors text was not found.
+MSG_NON_ROOT = "Cannot remove Checkpoint. Checkpoint {c} is not the root checkpoint."
 
 
 def now_ms():
@@ -242,6 +247,143 @@ class ImageioControl:
             conn.close()
 
 
+# --------------------------------------------------------------------------- qemu-storage-daemon
+class QmpError(Exception):
+    """A QMP command failed (an `error` answer) or the monitor could not be reached."""
+
+
+class Qmp:
+    """A minimal QMP client: one connection, one command at a time, reconnect on loss.
+
+    Asynchronous `event` messages are skipped while waiting for `return`/`error`.
+    """
+
+    def __init__(self, path, timeout=10):
+        self.path, self.timeout = path, timeout
+        self.lock = threading.Lock()
+        self.sock = self.file = None
+
+    def _close(self):
+        for x in (self.file, self.sock):
+            try:
+                x and x.close()
+            except OSError:
+                pass
+        self.sock = self.file = None
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError("QMP connection closed")
+        return json.loads(line)
+
+    def _answer(self):
+        while True:
+            msg = self._read()
+            if "return" in msg or "error" in msg:
+                return msg
+
+    def _connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock, self.file = s, s.makefile("rwb")
+        try:
+            if "QMP" not in self._read():
+                raise QmpError("no QMP greeting on %s" % self.path)
+            self.file.write(b'{"execute": "qmp_capabilities"}\n')
+            self.file.flush()
+            ans = self._answer()
+            if "error" in ans:
+                raise QmpError("qmp_capabilities: %s" % ans["error"].get("desc"))
+        except QmpError:
+            self._close()
+            raise
+
+    def _stale(self):
+        """The daemon closed our idle connection (it exited or was restarted)."""
+        if not select.select([self.sock], [], [], 0)[0]:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def call(self, cmd, **args):
+        data = json.dumps({"execute": cmd, "arguments": args}).encode() + b"\n"
+        with self.lock:
+            for attempt in (1, 2):
+                sent = False
+                try:
+                    if self.sock is not None and self._stale():
+                        self._close()
+                    if self.sock is None:
+                        self._connect()
+                    self.file.write(data)
+                    self.file.flush()
+                    sent = True
+                    ans = self._answer()
+                    break
+                except (OSError, EOFError, ValueError) as e:
+                    self._close()
+                    # Resend only what never reached the daemon (a stale connection).
+                    if sent or attempt == 2:
+                        raise QmpError("%s: QMP connection to %s failed: %s" % (cmd, self.path, e))
+        if "error" in ans:
+            raise QmpError("%s: %s" % (cmd, ans["error"].get("desc", ans["error"])))
+        return ans["return"]
+
+
+class StorageDaemon:
+    """The qemu-storage-daemon a test runs for the disks in `storage_daemon.nodes`.
+
+    The stand-in adds read-only NBD exports (plain transfers, backups) and dirty bitmaps
+    (one per checkpoint, named after the checkpoint id) over QMP; the test's own writable
+    `guest-<node>` exports play the guest.
+    """
+
+    def __init__(self, cfg):
+        self.qmp = Qmp(cfg["qmp_socket"])
+        self.nbd_socket = cfg["nbd_socket"]
+        self.nodes = dict(cfg.get("nodes", {}))      # disk id -> node name
+
+    def url(self, export):
+        # imageio's form for an export of a unix-socket server (nbd.py UNIX_URL_PATH).
+        return "nbd:unix:%s:exportname=%s" % (self.nbd_socket, export)
+
+    def add_export(self, export, node, bitmap=None):
+        args = {"type": "nbd", "id": export, "name": export, "node-name": node,
+                "writable": False, "allocation-depth": True}
+        if bitmap:
+            args["bitmaps"] = [bitmap]
+        self.qmp.call("block-export-add", **args)
+
+    def exports(self):
+        return [e["id"] for e in self.qmp.call("query-block-exports")]
+
+    def del_export(self, export, wait=5.0):
+        """Remove an export, dropping its clients, and wait until QEMU has let it go."""
+        try:
+            self.qmp.call("block-export-del", id=export, mode="hard")
+        except QmpError as e:
+            if "not found" not in str(e):
+                raise
+        deadline = time.monotonic() + wait
+        while export in self.exports():
+            if time.monotonic() > deadline:
+                raise QmpError("block-export-del: export %s is still there after %.0fs"
+                               % (export, wait))
+            time.sleep(0.05)
+
+    def bitmaps(self):
+        """node -> [dirty bitmap info] for the configured nodes (query-named-block-nodes)."""
+        out = {n: [] for n in self.nodes.values()}
+        for node in self.qmp.call("query-named-block-nodes", flat=True):
+            if node.get("node-name") in out:
+                out[node["node-name"]] = node.get("dirty-bitmaps", [])
+        return out
+
+
 # --------------------------------------------------------------------------- the engine
 class Engine:
     def __init__(self, cfg, ca_pem):
@@ -258,6 +400,12 @@ class Engine:
         self.auto_finalize = bool(cfg.get("auto_finalize_downloads", True))
         self.backends = cfg.get("backends", {})
         self.backup_backends = cfg.get("backup_backends", {})
+        self.sd = StorageDaemon(cfg["storage_daemon"]) if cfg.get("storage_daemon") else None
+        self.sd_exports = {}         # export id -> {"id","node","disk","owner","bitmap"}: ours, open
+        # "any" (engine 4.5 DeleteVmCheckpointCommand) or "root_only" (early 4.4 engines).
+        self.checkpoint_removal = cfg.get("checkpoint_removal", "any")
+        if self.checkpoint_removal not in ("any", "root_only"):
+            raise ValueError("checkpoint_removal must be 'any' or 'root_only'")
         io = cfg.get("imageio", {})
         self.imageio = ImageioControl(io["control_socket"]) if io.get("control_socket") else None
         self.imageio_url = io.get("url", "").rstrip("/")
@@ -269,6 +417,7 @@ class Engine:
         self.transfers = {}          # id -> record (public JSON in rec["obj"])
         self.backups = {}            # id -> record
         self.checkpoints = {}        # vm id -> [checkpoint JSON], oldest first
+        self.checkpoint_disks = {}   # checkpoint id -> [disk ids] (its /disks sub-collection)
         self.tokens = {}             # token -> expiry (epoch seconds)
         self.requests = []
         self.faults = []
@@ -509,8 +658,13 @@ class Engine:
         rec = self.backups.get(bid)
         if not rec or rec["vm"] != vm_id:
             raise not_found(bid)
-        return "disk", [self.render("disks", self.top["disks"][d], {}, "%s/disks/%s" % (API, d))
-                        for d in rec["disks"] if d in self.top["disks"]]
+        out = []
+        for d in rec["disks"]:
+            if d in self.top["disks"]:
+                disk = self.render("disks", self.top["disks"][d], {}, "%s/disks/%s" % (API, d))
+                disk["backup_mode"] = rec["modes"][d]
+                out.append(disk)
+        return "disk", out
 
     # ------------------------------------------------------------------ VMs
     def vm_event_refs(self, vm):
@@ -639,6 +793,17 @@ class Engine:
             if disk.get("status") == "locked":
                 raise op_failed(MSG_DISKS_LOCKED.format(a="transfer", t="Virtual Disk", d=alias))
         tid = str(uuid.uuid4())
+        # TransferDiskImageCommand.isSupportsDirtyExtents(): the disk's backup mode is incremental.
+        incremental = bool(backup and backup["modes"].get(disk_id) == "incremental")
+        export = None
+        if backup and disk_id in backup.get("exports", {}):
+            backend = self.sd.url(backup["exports"][disk_id])      # the backup's own export
+        elif not backup and self.sd and disk_id in self.sd.nodes:
+            export = "transfer-" + tid                              # one export per transfer
+            self.sd_add_export(export, disk_id, "transfer:" + tid)  # QMP error: 500, nothing changed
+            backend = self.sd.url(export)
+        else:
+            backend = (self.backup_backends if incremental else self.backends).get(disk_id)
         host = self.vm_hosts.get(backup["vm"]) if backup else self.any_up_host()
         obj = {"id": tid, "href": "%s/imagetransfers/%s" % (API, tid), "active": "false",
                "direction": "download", "format": "raw",
@@ -648,10 +813,9 @@ class Engine:
                "disk": {"id": disk_id}, "image": {"id": disk_id}}
         if host:
             obj["host"] = {"id": host["id"]}
-        incremental = bool(backup and backup["obj"].get("from_checkpoint_id"))
-        backend = (self.backup_backends if incremental else self.backends).get(disk_id)
         rec = {"obj": obj, "disk": disk_id, "ticket": None, "backup": backup_id, "removed": False,
-               "dirty": incremental, "backend": backend, "size": int(disk.get("provisioned_size", "0")),
+               "dirty": incremental, "backend": backend, "export": export,
+               "size": int(disk.get("provisioned_size", "0")),
                "history": ["initializing"], "inactive_polls": 0, "alias": alias}
         self.transfers[tid] = rec
         if not backup:
@@ -718,6 +882,11 @@ class Engine:
                               file=sys.stderr)
                 except OSError as e:
                     print("engine-sim: DELETE ticket %s: %r" % (ticket, e), file=sys.stderr)
+            if rec.get("export"):     # the transfer's own export goes with its ticket
+                try:
+                    self.sd_del_export(rec["export"])
+                except QmpError as e:
+                    print("engine-sim: removing export %s: %s" % (rec["export"], e), file=sys.stderr)
             with self.lock:
                 rec["ticket"] = None
                 self.safely(then)
@@ -878,6 +1047,10 @@ class Engine:
             self.inactivity_hit(tid)
 
     # ------------------------------------------------------------------ backups
+    def vm_during_backup(self, vm_id):
+        return any(b["vm"] == vm_id and b["obj"]["phase"] not in ("succeeded", "failed")
+                   for b in self.backups.values())
+
     def create_backup(self, vm_id, body, user):
         vm = self.parent("vms", vm_id)
         disk_ids = [d.get("id") for d in (body.get("disks") or {}).get("disk", [])]
@@ -891,15 +1064,21 @@ class Engine:
         if bad:
             raise op_failed(MSG_DISKS_LOCKED.format(a="backup", t="VM", d=", ".join(
                 x.get("alias", x["id"]) for x in bad)))
-        if any(b["vm"] == vm_id and b["obj"]["phase"] not in ("succeeded", "failed")
-               for b in self.backups.values()):
-            raise op_failed("Cannot backup VM. The VM is during a backup operation.")
+        if self.vm_during_backup(vm_id):
+            raise op_failed(MSG_DURING_BACKUP.format(a="backup", t="VM"))
         from_cp = body.get("from_checkpoint_id")
         if from_cp and from_cp not in [c["id"] for c in self.checkpoints.get(vm_id, [])]:
             raise op_failed("Cannot backup VM. Checkpoint %s does not exist." % from_cp)
         if vm.get("status") not in ("up", "down"):
             raise op_failed("Cannot backup VM. The VM should be in Up or Down status.")
-        bid, ts = str(uuid.uuid4()), now_ms()
+        bid, cp_id, ts = str(uuid.uuid4()), str(uuid.uuid4()), now_ms()
+        # Per disk, as vdsm: incremental only for a disk the from-checkpoint covers.
+        in_cp = set(self.checkpoint_disks.get(from_cp, [])) if from_cp else set()
+        modes = {d: "incremental" if d in in_cp else "full" for d in disk_ids}
+        exports, temp = {}, None
+        sd_disks = [d for d in disk_ids if self.sd and d in self.sd.nodes]
+        if sd_disks:   # QMP error: 500, no backup
+            exports, temp = self.sd_start_backup(bid, cp_id, from_cp, sd_disks, modes)
         obj = {"id": bid, "phase": "initializing", "creation_date": ts, "modification_date": ts,
                "vm": {"id": vm_id}}
         if from_cp:
@@ -907,10 +1086,11 @@ class Engine:
         host = self.vm_hosts.get(vm_id) if vm.get("status") != "down" else self.any_up_host()
         if host:
             obj["host"] = {"id": host["id"]}
-        self.backups[bid] = {"obj": obj, "vm": vm_id, "disks": disk_ids}
+        self.backups[bid] = {"obj": obj, "vm": vm_id, "disks": disk_ids, "modes": modes,
+                             "checkpoint": cp_id, "exports": exports, "temp_bitmap": temp}
         for d in disk_ids:
             self.disk_locks[d] = "backup:" + bid
-        self.event("VM_BACKUP_STARTED", "Backup %s for VM %s was initiated by %s." % (
+        self.event("VM_BACKUP_STARTED", "Backup %s for VM %s started (User: %s)." % (
             bid, vm["name"], user), **self.vm_event_refs(vm))
         self.later(self.transfer_delay / 2, self.backup_phase, bid, "starting")
         self.later(self.transfer_delay, self.backup_phase, bid, "ready")
@@ -925,11 +1105,12 @@ class Engine:
                     self.set_disk_status(self.top["disks"][d], "locked")
             elif phase == "ready" and obj["phase"] == "starting":
                 cps = self.checkpoints.setdefault(rec["vm"], [])
-                cp = {"id": str(uuid.uuid4()), "creation_date": now_ms(), "state": "created",
+                cp = {"id": rec["checkpoint"], "creation_date": now_ms(), "state": "created",
                       "vm": {"id": rec["vm"]}}
                 if cps:
                     cp["parent_id"] = cps[-1]["id"]
                 cps.append(cp)
+                self.checkpoint_disks[cp["id"]] = list(rec["disks"])
                 obj["to_checkpoint_id"] = cp["id"]
             elif phase == "succeeded" and obj["phase"] == "finalizing":
                 for d in rec["disks"]:
@@ -937,8 +1118,9 @@ class Engine:
                         del self.disk_locks[d]
                     self.set_disk_status(self.top["disks"][d], "ok")
                 vm = self.top["vms"][rec["vm"]]
-                self.event("VM_BACKUP_SUCCEEDED", "Backup %s for VM %s completed successfully." % (
-                    bid, vm["name"]), **self.vm_event_refs(vm))
+                self.event("VM_BACKUP_SUCCEEDED", "Backup %s for VM %s completed successfully "
+                           "(User: %s)." % (bid, vm["name"], rec.get("finalized_by")),
+                           **self.vm_event_refs(vm))
             else:
                 return
             obj["phase"] = phase
@@ -949,24 +1131,179 @@ class Engine:
         if not rec or rec["vm"] != vm_id:
             raise not_found(bid)
         if rec["obj"]["phase"] in ("starting", "ready"):
+            self.sd_stop_backup(rec)   # libvirt ends the backup job: exports go (QMP error: 500)
             rec["obj"]["phase"] = "finalizing"
+            rec["finalized_by"] = user
             vm = self.top["vms"][vm_id]
-            self.event("VM_BACKUP_FINALIZED", "Backup %s for VM %s was finalized by %s." % (
+            self.event("VM_BACKUP_FINALIZED", "Backup %s for VM %s finalized (User: %s)." % (
                 bid, vm["name"], user), **self.vm_event_refs(vm))
             self.later(self.transfer_delay, self.backup_phase, bid, "succeeded")
 
+    # ------------------------------------------------------------------ checkpoints
+    def remove_checkpoint(self, vm_id, cid, user):
+        """DeleteVmCheckpointCommand (engine 4.5): any checkpoint of the chain may go; its child
+        takes its parent. `checkpoint_removal: root_only` models the early 4.4 rule instead."""
+        vm = self.parent("vms", vm_id)
+        cps = self.checkpoints.get(vm_id, [])
+        cp = next((c for c in cps if c["id"] == cid), None)
+        if cp is None:
+            raise not_found(cid)       # the REST resource's get() comes first
+        if self.checkpoint_removal == "root_only" and cp.get("parent_id"):
+            raise op_failed(MSG_NON_ROOT.format(c=cid))
+        if self.vm_during_backup(vm_id):
+            raise op_failed(MSG_DURING_BACKUP.format(a="remove", t="Checkpoint"))
+        disks = [self.top["disks"][d] for d in self.checkpoint_disks.get(cid, []) if d in self.top["disks"]]
+        bad = [d for d in disks if d.get("status") == "locked"]
+        if bad:
+            raise op_failed(MSG_DISKS_LOCKED.format(a="remove", t="Checkpoint", d=", ".join(
+                x.get("alias", x["id"]) for x in bad)))
+        if self.sd:
+            try:
+                for d in disks:
+                    if d["id"] in self.sd.nodes:
+                        self.sd.qmp.call("block-dirty-bitmap-remove", node=self.sd.nodes[d["id"]],
+                                         name=cid)
+            except QmpError:
+                self.event("VM_CHECKPOINT_FAILED_TO_DELETE", "Failed to delete checkpoint %s for "
+                           "VM %s (User: %s)." % (cid, vm["name"], user), **self.vm_event_refs(vm))
+                raise
+        for c in cps:                  # updateCheckpointsChainInDb()
+            if c.get("parent_id") == cid:
+                if cp.get("parent_id"):
+                    c["parent_id"] = cp["parent_id"]
+                else:
+                    c.pop("parent_id", None)
+        cps.remove(cp)
+        self.checkpoint_disks.pop(cid, None)
+        self.event("VM_CHECKPOINT_DELETED", "Checkpoint %s for VM %s deleted (User: %s)." % (
+            cid, vm["name"], user), **self.vm_event_refs(vm))
+
+    def checkpoint_disk_list(self, vm_id, cid):
+        self.parent("vms", vm_id)
+        if cid not in [c["id"] for c in self.checkpoints.get(vm_id, [])]:
+            raise not_found(cid)
+        return "disk", [self.render("disks", self.top["disks"][d], {}, "%s/disks/%s" % (API, d))
+                        for d in self.checkpoint_disks.get(cid, []) if d in self.top["disks"]]
+
+    # ------------------------------------------------------------------ storage daemon
+    def sd_add_export(self, export, disk_id, owner, bitmap=None):
+        node = self.sd.nodes[disk_id]
+        self.sd.add_export(export, node, bitmap)
+        with self.lock:
+            self.sd_exports[export] = {"id": export, "node": node, "disk": disk_id, "owner": owner,
+                                       "bitmap": bitmap}
+
+    def sd_del_export(self, export):
+        self.sd.del_export(export)
+        with self.lock:
+            self.sd_exports.pop(export, None)
+
+    def sd_start_backup(self, bid, cp_id, from_cp, disks, modes):
+        """What libvirt's backup-begin does, minus fleecing: in one transaction each disk's node
+        gets the new checkpoint's bitmap (recording from now on) and, for an incremental disk, a
+        disabled copy of the from-checkpoint's bitmap (frozen now; QEMU refuses to export an
+        enabled bitmap read-only); then one read-only export per disk, with that copy."""
+        temp = "backup-" + bid if any(modes[d] == "incremental" for d in disks) else None
+        actions = []
+        for d in disks:
+            node = self.sd.nodes[d]
+            actions.append({"type": "block-dirty-bitmap-add",
+                            "data": {"node": node, "name": cp_id, "persistent": False}})
+            if modes[d] == "incremental":
+                actions.append({"type": "block-dirty-bitmap-add", "data": {
+                    "node": node, "name": temp, "persistent": False, "disabled": True}})
+                actions.append({"type": "block-dirty-bitmap-merge", "data": {
+                    "node": node, "target": temp, "bitmaps": [from_cp]}})
+        self.sd.qmp.call("transaction", actions=actions)
+        exports = {}
+        try:
+            for d in disks:
+                name = "backup-%s-%s" % (bid, self.sd.nodes[d])
+                self.sd_add_export(name, d, "backup:" + bid,
+                                   temp if modes[d] == "incremental" else None)
+                exports[d] = name
+        except QmpError:               # undo what was done, best effort, then answer 500
+            for name in exports.values():
+                self.safely(self.sd_del_export, name)
+            for d in disks:
+                for bm in (cp_id, temp if modes[d] == "incremental" else None):
+                    if bm:
+                        self.safely(self.sd.qmp.call, "block-dirty-bitmap-remove",
+                                    node=self.sd.nodes[d], name=bm)
+            raise
+        return exports, temp
+
+    def sd_stop_backup(self, rec):
+        for d, name in list(rec.get("exports", {}).items()):
+            if name in self.sd_exports:
+                self.sd_del_export(name)
+        if rec.get("temp_bitmap"):
+            for d in rec["exports"]:
+                if rec["modes"][d] == "incremental":
+                    try:
+                        self.sd.qmp.call("block-dirty-bitmap-remove", node=self.sd.nodes[d],
+                                         name=rec["temp_bitmap"])
+                    except QmpError as e:
+                        if "not found" not in str(e):
+                            raise
+            rec["temp_bitmap"] = None
+
+    def sim_qmp(self, body):
+        """POST /sim/qmp {"execute", "arguments"}: a QMP command for the test, over the stand-in's
+        connection (a QSD monitor serves one client at a time, and the stand-in holds it)."""
+        if not self.sd:
+            raise not_found("storage_daemon")
+        try:
+            return {"return": self.sd.qmp.call(body["execute"], **body.get("arguments", {}))}
+        except QmpError as e:
+            return {"error": str(e)}
+
+    def sd_state(self):
+        """The daemon's side of /sim/state, asked over QMP (outside the engine lock)."""
+        if not self.sd:
+            return None
+        with self.lock:
+            ours = [dict(e) for e in self.sd_exports.values()]
+        out = {"nodes": dict(self.sd.nodes), "qmp_socket": self.sd.qmp.path,
+               "nbd_socket": self.sd.nbd_socket, "exports": ours}
+        try:
+            bitmaps = self.sd.bitmaps()
+            out["bitmaps"] = {d: [{"name": b.get("name"), "recording": b.get("recording"),
+                                   "busy": b.get("busy"), "persistent": b.get("persistent"),
+                                   "count": b.get("count"), "granularity": b.get("granularity")}
+                                  for b in bitmaps.get(n, [])] for d, n in self.sd.nodes.items()}
+            out["qmp_exports"] = self.sd.exports()
+        except QmpError as e:
+            out["error"] = str(e)
+        return out
+
     # ------------------------------------------------------------------ test hooks
+    def disk_mode(self, disk_id):
+        return "storage_daemon" if self.sd and disk_id in self.sd.nodes else "backends"
+
     def state(self):
+        sd = self.sd_state()            # QMP first, without holding the engine lock
+        with self.lock:
+            return self.model_state(sd)
+
+    def model_state(self, sd):
         return {
             "transfers": [{"id": t, "phase": r["obj"]["phase"], "disk": r["disk"], "ticket": r["ticket"],
                            "backup": r["backup"], "dirty": r["dirty"], "backend": r["backend"],
+                           "export": r.get("export"),
                            "inactivity_timeout": int(r["obj"]["inactivity_timeout"]),
                            "transferred": int(r["obj"]["transferred"]), "removed": r["removed"],
                            "phases": list(r["history"])} for t, r in self.transfers.items()],
-            "backups": [dict(copy.deepcopy(b["obj"]), disks=b["disks"]) for b in self.backups.values()],
+            "backups": [dict(copy.deepcopy(b["obj"]), disks=b["disks"], modes=dict(b["modes"]),
+                             exports=dict(b["exports"]), temp_bitmap=b["temp_bitmap"])
+                        for b in self.backups.values()],
             "checkpoints": copy.deepcopy(self.checkpoints),
+            "checkpoint_disks": copy.deepcopy(self.checkpoint_disks),
+            "checkpoint_removal": self.checkpoint_removal,
             "vms": [{"id": v["id"], "status": v.get("status")} for v in self.top["vms"].values()],
-            "disks": [{"id": d["id"], "status": d.get("status")} for d in self.top["disks"].values()],
+            "disks": [{"id": d["id"], "status": d.get("status"), "mode": self.disk_mode(d["id"])}
+                      for d in self.top["disks"].values()],
+            "storage_daemon": sd,
             "disk_locks": dict(self.disk_locks),
             "tokens": sum(1 for t in list(self.tokens) if self.token_valid(t)),
             "events": len(self.events),
@@ -1057,6 +1394,13 @@ class Engine:
         if n == 4 and method == "GET":
             elem, item = self.get_sub(coll, parts[1], parts[2], parts[3], q)
             return 200, elem, item, "one"
+        if n == 4 and method == "DELETE" and coll == "vms" and parts[2] == "checkpoints":
+            self.remove_checkpoint(parts[1], parts[3], user)
+            return 200, None, None, "empty"
+        if n == 5 and coll == "vms" and parts[2] == "checkpoints" and method == "GET" \
+                and parts[4] == "disks":
+            elem, items = self.checkpoint_disk_list(parts[1], parts[3])
+            return 200, elem, items, "list"
         if n == 5 and coll == "vms" and parts[2] == "backups":
             if method == "POST" and parts[4] == "finalize":
                 self.finalize_backup(parts[1], parts[3], user)
@@ -1112,7 +1456,10 @@ class Handler(BaseHTTPRequestHandler):
         return "json" in (self.headers.get("Accept") or "").lower()
 
     def send_obj(self, status, elem, payload, kind, headers=None):
-        if self.wants_json():
+        if kind == "empty":           # a successful remove: 200, no body
+            self.reply(status, b"", "application/json" if self.wants_json() else "application/xml",
+                       headers)
+        elif self.wants_json():
             data = {elem: payload} if kind == "list" else payload
             self.reply(status, json.dumps(json_prune(data), indent=2), "application/json", headers)
         else:
@@ -1145,7 +1492,12 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         raw = self.read_body()
         try:
-            if path.startswith("/sim/") or path == "/sim":
+            if path == "/sim/state" and method == "GET":
+                self.reply(200, json.dumps(self.engine.state(), indent=2), "application/json")
+            elif path == "/sim/qmp" and method == "POST":
+                self.reply(200, json.dumps(self.engine.sim_qmp(json.loads(raw or b"{}")), indent=2),
+                           "application/json")
+            elif path.startswith("/sim/") or path == "/sim":
                 body = json.loads(raw or b"{}")
                 with self.engine.lock:
                     out = self.engine.hook(method, path.split("/")[2:], body)
@@ -1162,6 +1514,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(404, "Not Found", "text/plain")
         except ApiError as e:
             self.send_fault(e)
+        except QmpError as e:   # the daemon refused: the engine's answer to a failed host command
+            print("engine-sim: %s %s: %s" % (method, self.path, e), file=sys.stderr)
+            self.send_fault(ApiError(500, "Operation Failed", "[qemu-storage-daemon: %s]" % e))
         except (ValueError, ET.ParseError) as e:
             self.send_fault(ApiError(400, "Bad Request", "Invalid request body: %s" % e))
         except Exception as e:  # a stand-in bug: answer 500 rather than drop the connection
@@ -1276,6 +1631,14 @@ def main():
             engine.imageio.call("DELETE", t, timeout=5)
         except OSError:
             pass
+    if engine.sd:        # and no exports of ours in the storage daemon (bitmaps stay)
+        with engine.lock:
+            exports = list(engine.sd_exports)
+        for e in exports:
+            try:
+                engine.sd_del_export(e)
+            except QmpError as err:
+                print("engine-sim: removing export %s: %s" % (e, err), file=sys.stderr)
     try:
         os.unlink(args.port_file)
     except OSError:

@@ -98,6 +98,8 @@ class Check:
         self.token = None
         self.passed = 0
         self.tmp = tempfile.mkdtemp(prefix="sdk-check-")
+        self.qsd = False
+        self.checkpoint_events = 0
 
     # ------------------------------------------------------------------ helpers
     def http(self, url, data=None, headers=None, method=None):
@@ -119,6 +121,30 @@ class Check:
 
     def sim_state(self):
         return self.http(self.args.sim_state)
+
+    def sd_state(self):
+        """The storage_daemon part of /sim/state (None unless the stand-in runs one)."""
+        sd = self.sim_state().get("storage_daemon")
+        if sd and sd.get("error"):
+            raise CheckFailed("storage daemon state: %s" % sd["error"])
+        return sd
+
+    def qsd_mode(self):
+        """Whether the stand-in serves the disk through its qemu-storage-daemon."""
+        disks = [d for d in self.sim_state()["disks"] if d["id"] == self.args.disk]
+        return bool(disks) and disks[0].get("mode") == "storage_daemon"
+
+    def bitmap_names(self):
+        return sorted(b["name"] for b in self.sd_state()["bitmaps"][self.args.disk])
+
+    def our_exports(self):
+        return [e["id"] for e in self.sd_state()["exports"]]
+
+    def expect_no_exports(self, why):
+        sd = self.sd_state()
+        ours = [e["id"] for e in sd["exports"]]
+        left = [e for e in sd["qmp_exports"] if not e.startswith("guest-")]
+        expect(not ours and not left, "exports left %s: %r / QMP %r" % (why, ours, left))
 
     def sim_post(self, path, body):
         root = self.args.sim_state.rsplit("/state", 1)[0]
@@ -322,6 +348,12 @@ class Check:
             raise CheckFailed("a second transfer of a locked disk was accepted")
         except sdk.Error as e:
             expect("Disk is locked" in str(e) and e.code == 409, "unexpected error: %s" % e)
+        if self.qsd:
+            state = [t for t in self.sim_state()["transfers"] if t["id"] == transfer.id][0]
+            expect(state["export"] and state["export"] in self.our_exports(),
+                   "no storage daemon export for the transfer: %r" % state)
+            expect(state["backend"].endswith(":exportname=" + state["export"]),
+                   "backend %r" % state["backend"])
         self.download_and_compare(transfer, "download.raw")
         self.finalize(transfer)
         expect(self.disk_status() == types.DiskStatus.OK, "disk not ok after finalize")
@@ -329,6 +361,8 @@ class Check:
         expect(1031 in codes and 1032 in codes, "transfer events: %r" % codes)
         state = [t for t in self.sim_state()["transfers"] if t["id"] == transfer.id][0]
         expect(state["ticket"] is None, "ticket not removed after finalize")
+        if self.qsd:
+            self.expect_no_exports("after finalize")
 
     def check_cancel(self):
         since = self.last_event_id()
@@ -340,6 +374,8 @@ class Check:
         state = [t for t in self.sim_state()["transfers"] if t["id"] == transfer.id][0]
         expect(state["phases"][-4:] == ["cancelled_user", "finalizing_cleanup", "finished_cleanup",
                                         "finished_failure"], "cancel phases %r" % state["phases"])
+        if self.qsd:
+            self.expect_no_exports("after cancel")
 
     def check_inactivity(self):
         since = self.last_event_id()
@@ -352,6 +388,8 @@ class Check:
         self.sim_post("/expire-transfer/" + transfer.id, {})
         self.wait_phase(transfer.id, types.ImageTransferPhase.FINISHED_FAILURE)
         expect(self.disk_status() == types.DiskStatus.OK, "disk not ok after system cancel")
+        if self.qsd:
+            self.expect_no_exports("after system cancel")
 
     def check_sim_fault(self):
         self.sim_post("/fault", {"kind": "disk_locked", "disk": self.args.disk, "times": 1})
@@ -400,9 +438,19 @@ class Check:
         transfer = self.wait_transferring(self.new_transfer(backup=backup.id))
         state = [t for t in self.sim_state()["transfers"] if t["id"] == transfer.id][0]
         expect(state["dirty"] is False, "full backup ticket is dirty")
+        if self.qsd:
+            bstate = [b for b in self.sim_state()["backups"] if b["id"] == backup.id][0]
+            export = bstate["exports"].get(self.args.disk)
+            expect(export and export in self.our_exports(), "no backup export: %r" % bstate)
+            expect(state["backend"].endswith(":exportname=" + export), "backend %r" % state["backend"])
+            expect(bstate["temp_bitmap"] is None, "full backup has a bitmap copy")
+            expect(backup.to_checkpoint_id in self.bitmap_names(), "no bitmap for checkpoint %s: %r"
+                   % (backup.to_checkpoint_id, self.bitmap_names()))
         self.download_and_compare(transfer, "full-backup.raw")
         self.finalize(transfer)
         self.finish_backup(backup, service)
+        if self.qsd:
+            self.expect_no_exports("after the full backup")
         codes = self.event_codes_since(since)
         expect(10790 in codes and 10793 in codes, "backup events %r" % codes)
         self.full_checkpoint = backup.to_checkpoint_id
@@ -442,6 +490,143 @@ class Check:
                 expect(a.read(e["length"]) == b.read(e["length"]), "dirty extent %r differs" % e)
         print("     incremental: %d dirty extents, %d bytes" % (len(data), sum(e["length"] for e in data)))
 
+    # ------------------------------------------------------------------ storage daemon round
+    def guest_write(self, offset, length, pattern):
+        """Play the guest: write through the test's writable guest export."""
+        expect(self.args.guest_nbd, "the disk is served by a storage daemon: --guest-nbd is needed")
+        subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x%02x %d %d" % (pattern, offset, length),
+                        self.args.guest_nbd], check=True, capture_output=True, text=True)
+
+    def check_qsd_incremental(self):
+        """Guest write, incremental backup from the full backup's checkpoint, dirty extents,
+        incremental download: exactly the written granules, holding the written data."""
+        cp1 = self.full_checkpoint
+        disk = self.system.disks_service().disk_service(self.args.disk).get()
+        granularity = [b for b in self.sd_state()["bitmaps"][self.args.disk]
+                       if b["name"] == cp1][0]["granularity"]
+        offset = (disk.provisioned_size // 2) // granularity * granularity + 4096
+        length, pattern = 8192, 0x5a
+        first = offset // granularity * granularity              # the granules the write dirties
+        last = -(-(offset + length) // granularity) * granularity
+        self.guest_write(offset, length, pattern)
+        bm = [b for b in self.sd_state()["bitmaps"][self.args.disk] if b["name"] == cp1][0]
+        expect(bm["recording"] and bm["count"] == last - first, "checkpoint bitmap after the write %r" % bm)
+
+        backup, service = self.run_backup(from_checkpoint=cp1)
+        bdisks = service.disks_service().list()
+        expect(bdisks[0].backup_mode == types.DiskBackupMode.INCREMENTAL,
+               "backup_mode %r" % bdisks[0].backup_mode)
+        bstate = [b for b in self.sim_state()["backups"] if b["id"] == backup.id][0]
+        temp = bstate["temp_bitmap"]
+        bitmaps = {b["name"]: b for b in self.sd_state()["bitmaps"][self.args.disk]}
+        expect(temp in bitmaps and not bitmaps[temp]["recording"] and bitmaps[temp]["busy"],
+               "frozen bitmap copy %r in %r" % (temp, bitmaps))
+        expect(backup.to_checkpoint_id in bitmaps and bitmaps[backup.to_checkpoint_id]["recording"],
+               "no recording bitmap for the new checkpoint")
+
+        transfer = self.wait_transferring(self.new_transfer(backup=backup.id))
+        tstate = [t for t in self.sim_state()["transfers"] if t["id"] == transfer.id][0]
+        expect(tstate["dirty"] is True, "incremental backup ticket is not dirty")
+        # What Ferry reads: imageio's dirty extents.
+        extents = self.http(transfer.transfer_url + "/extents?context=dirty")
+        dirty = [(e["start"], e["length"]) for e in extents if e["dirty"]]
+        expect(dirty == [(first, last - first)], "dirty extents %r, expected [(%d, %d)]"
+               % (dirty, first, last - first))
+
+        dst = os.path.join(self.tmp, "incremental.qcow2")
+        client.download(transfer.transfer_url, dst, self.args.ca, fmt="qcow2", incremental=True,
+                        proxy_url=transfer.proxy_url)
+        out = subprocess.run(["qemu-img", "map", "--output=json", dst], check=True,
+                             capture_output=True, text=True).stdout
+        data = [(e["start"], e["length"]) for e in json.loads(out) if e["data"]]
+        expect(data and all(first <= a and a + n <= last for a, n in data),
+               "incremental image data %r outside the dirty range" % data)
+        raw = os.path.join(self.tmp, "incremental.raw")
+        subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", dst, raw], check=True)
+        with open(raw, "rb") as a, open(self.args.expect, "rb") as b:
+            a.seek(first)
+            got = a.read(last - first)
+            b.seek(first)
+            want = bytearray(b.read(last - first))
+        want[offset - first:offset - first + length] = bytes([pattern]) * length
+        expect(got == bytes(want), "incremental data in the dirty range differs from the written data")
+        print("     incremental: dirty %r, granularity %d" % (dirty, granularity))
+        self.finalize(transfer)
+        self.finish_backup(backup, service)
+        self.expect_no_exports("after the incremental backup")
+        expect(self.bitmap_names() == sorted([cp1, backup.to_checkpoint_id]),
+               "bitmaps after the incremental backup: %r" % self.bitmap_names())
+        cps = self.vm_service().checkpoints_service().list()
+        expect(cps[-1].parent_id == cp1, "checkpoint parent %r" % cps[-1].parent_id)
+        self.incremental_checkpoint = backup.to_checkpoint_id
+
+    def remove_checkpoint(self, cid):
+        """As examples/checkpoints.py: remove, then poll until the checkpoint is gone."""
+        service = self.vm_service().checkpoints_service().checkpoint_service(cid)
+        service.remove()
+        try:
+            wait_for("checkpoint %s removed" % cid, lambda: not service.get(), timeout=30)
+        except sdk.NotFoundError:
+            pass
+        self.checkpoint_events += 1
+        expect(cid not in self.bitmap_names(), "bitmap %s still there: %r" % (cid, self.bitmap_names()))
+
+    def check_qsd_checkpoint_rules(self):
+        """Removal during a backup fails; a non-root checkpoint goes (4.5) or not (root_only);
+        the checkpoints as the SDK and JSON see them agree."""
+        cps_service = self.vm_service().checkpoints_service()
+        errors = []
+        for i, (o, j) in enumerate(zip(cps_service.list(),
+                                       self.raw_json("vms/%s/checkpoints" % self.args.vm)["checkpoint"])):
+            compare(o, j, "checkpoints[%d]" % i, errors)
+        expect(not errors, "; ".join(errors))
+        disks = cps_service.checkpoint_service(self.full_checkpoint).disks_service().list()
+        expect([d.id for d in disks] == [self.args.disk], "checkpoint disks %r" % [d.id for d in disks])
+        try:
+            cps_service.checkpoint_service("00000000-0000-0000-0000-0000000000cc").remove()
+            raise CheckFailed("removing an unknown checkpoint did not raise")
+        except sdk.NotFoundError:
+            pass
+        backup, service = self.run_backup()          # a third checkpoint; the VM is in a backup
+        try:
+            cps_service.checkpoint_service(self.full_checkpoint).remove()
+            raise CheckFailed("a checkpoint was removed during a backup")
+        except sdk.Error as e:
+            expect(e.code == 409 and "The VM is during a backup operation" in str(e),
+                   "unexpected error: %s" % e)
+        self.finish_backup(backup, service)
+        self.expect_no_exports("after the third backup")
+        middle = self.incremental_checkpoint
+        if self.sim_state()["checkpoint_removal"] == "root_only":
+            try:
+                cps_service.checkpoint_service(middle).remove()
+                raise CheckFailed("a non-root checkpoint was removed (root_only)")
+            except sdk.Error as e:
+                expect(e.code == 409 and "not the root checkpoint" in str(e), "unexpected error: %s" % e)
+        else:
+            self.remove_checkpoint(middle)               # the engine 4.5 rule: any checkpoint
+            cps = cps_service.list()
+            expect([c.id for c in cps] == [self.full_checkpoint, backup.to_checkpoint_id],
+                   "checkpoints %r" % [c.id for c in cps])
+            expect(cps[1].parent_id == self.full_checkpoint, "child not re-parented: %r" % cps[1].parent_id)
+
+    def check_qsd_remove_all(self):
+        since = self.last_event_id()
+        cps_service = self.vm_service().checkpoints_service()
+        while True:                                    # oldest (the root) first
+            cps = cps_service.list()
+            if not cps:
+                break
+            expect(cps[0].parent_id is None, "checkpoint %s is not the root" % cps[0].id)
+            expect(all(c.parent_id == p.id for p, c in zip(cps, cps[1:])), "chain %r"
+                   % [(c.id, c.parent_id) for c in cps])
+            self.remove_checkpoint(cps[0].id)
+        expect(not cps_service.list(), "checkpoints left: %r" % [c.id for c in cps_service.list()])
+        expect(self.bitmap_names() == [], "bitmaps left: %r" % self.bitmap_names())
+        self.expect_no_exports("at the end")
+        codes = self.event_codes_since(since)
+        expect(10797 in codes, "no VM_CHECKPOINT_DELETED event: %r" % codes)
+
     def check_reauth(self):
         """A revoked token answers 401; the SDK then logs in again and retries once."""
         old = self.conn.authenticate()
@@ -460,6 +645,9 @@ class Check:
         expect(after == before - 1, "logout did not revoke the token (%d -> %d)" % (before, after))
 
     def main(self):
+        self.qsd = self.qsd_mode()
+        print("mode: %s" % ("storage_daemon (qemu-storage-daemon, real checkpoints)" if self.qsd
+                            else "backends (qemu-nbd)"), flush=True)
         self.run("connection.test", self.check_connection)
         self.run("system get", self.check_system)
         self.run("collections with follow (SDK vs JSON)", self.check_collections)
@@ -473,7 +661,14 @@ class Check:
         self.run("sim fault hook disk_locked", self.check_sim_fault)
         self.run("start VM to UP, start again fails", self.start_vm)
         self.run("full backup + transfer", self.check_full_backup)
-        self.run("incremental backup + dirty transfer", self.check_incremental_backup)
+        if self.qsd:
+            self.run("storage daemon: guest write, incremental backup, dirty extents",
+                     self.check_qsd_incremental)
+            self.run("storage daemon: checkpoint removal rules", self.check_qsd_checkpoint_rules)
+            self.run("storage daemon: checkpoints removed root first, bitmaps gone",
+                     self.check_qsd_remove_all)
+        else:
+            self.run("incremental backup + dirty transfer", self.check_incremental_backup)
         self.run("revoked token: 401, SDK re-authenticates", self.check_reauth)
         self.run("logout revokes token", self.check_logout)
         print("%d passed, 0 failed" % self.passed)
@@ -490,6 +685,8 @@ def main():
     ap.add_argument("--disk", required=True)
     ap.add_argument("--expect", required=True, help="raw image the disk's backend serves")
     ap.add_argument("--sim-state", required=True)
+    ap.add_argument("--guest-nbd", help="the disk's writable guest export, e.g. "
+                    "nbd+unix:///guest-disk0?socket=/dir/qsd-nbd.sock (storage_daemon mode)")
     return Check(ap.parse_args()).main()
 
 
