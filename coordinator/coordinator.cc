@@ -193,27 +193,11 @@ Status Coordinator::run() {
     http_ = std::move(*ep);
   }
   loop_.post([this] { ready_ = true; });
-  loop_.every(std::chrono::seconds(opts_.inventory_refresh_seconds), [this] {
-    for (const auto& [k, r] : resources_)
-      if (k.kind == "Provider") {
-        Error err;
-        auto slot = provider_slot(k, &err);
-        if (!slot) continue;
-        loop_.run_blocking<Result<Inventory>>(
-            [slot] {
-              return slot->with<Result<Inventory>>(
-                  [](SourceProvider& p) { return p.load_inventory(); });
-            },
-            [this, k = k](Result<Inventory> inv) {
-              if (!inv.ok()) {
-                kLog.warn("inventory refresh failed",
-                          {{"provider", k.to_string()}, {"error", inv.error().message}});
-                return;
-              }
-              set_inventory(k, std::move(*inv));
-            });
-      }
-  });
+  // Each source's inventory is read again every --inventory-refresh seconds,
+  // or as often as its inventory's refreshSeconds says (oVirt: a read that
+  // finds no new event costs one small request).
+  loop_.every(std::chrono::seconds(std::clamp(opts_.inventory_refresh_seconds, 1, 5)),
+              [this] { refresh_inventories(); });
   // Resume every migration that was running when the previous coordinator stopped.
   loop_.post([this] { runner_->resume(); });
   kLog.info("coordinator ready", {{"nats", opts_.nats.url}});
@@ -439,7 +423,45 @@ const Json* Coordinator::inventory_of(const ResourceKey& pk) const {
   return it == inventories_.end() ? nullptr : it->second.get();
 }
 
+void Coordinator::refresh_inventories() {
+  double now = now_seconds();
+  for (const auto& [k, r] : resources_) {
+    if (k.kind != "Provider" || refreshing_.count(k)) continue;
+    double every = opts_.inventory_refresh_seconds;
+    if (const Json* inv = inventory_of(k);
+        inv && inv->contains("refreshSeconds") && (*inv)["refreshSeconds"].is_number())
+      every = std::min(every, std::max(1.0, (*inv)["refreshSeconds"].get<double>()));
+    auto at = refreshed_at_.try_emplace(k, now).first;  // loaded when it was applied
+    if (now - at->second < every) continue;
+    Error err;
+    auto slot = provider_slot(k, &err);
+    if (!slot) continue;
+    refreshing_.insert(k);
+    loop_.run_blocking<Result<Inventory>>(
+        [slot] {
+          return slot->with<Result<Inventory>>(
+              [](SourceProvider& p) { return p.load_inventory(); });
+        },
+        [this, k = k](Result<Inventory> inv) {
+          refreshing_.erase(k);
+          refreshed_at_[k] = now_seconds();
+          if (!inv.ok()) {
+            kLog.warn("inventory refresh failed",
+                      {{"provider", k.to_string()}, {"error", inv.error().message}});
+            return;
+          }
+          if (!resources_.count(k)) {  // deleted meanwhile
+            refreshed_at_.erase(k);
+            return;
+          }
+          set_inventory(k, std::move(*inv));
+        });
+  }
+}
+
 void Coordinator::set_inventory(const ResourceKey& pk, Inventory inventory) {
+  if (auto it = inventories_.find(pk); it != inventories_.end() && *it->second == inventory)
+    return;  // unchanged: nothing to store
   auto shared = std::make_shared<const Json>(std::move(inventory));
   inventories_[pk] = shared;
   store_->put_inventory(pk, std::move(shared));

@@ -163,6 +163,10 @@ class Coordinator : private runner::RunnerHost {
   std::map<ResourceKey, std::shared_ptr<const model::Json>> inventories_;
   const model::Json* inventory_of(const ResourceKey& provider) const override;  // null if none
   void set_inventory(const ResourceKey& provider, Inventory inventory);         // and stores it
+  // Reads again every source whose inventory is due (see run()).
+  void refresh_inventories();
+  std::map<ResourceKey, double> refreshed_at_;  // by Provider: the last read's end
+  std::set<ResourceKey> refreshing_;            // Providers being read now
   std::map<ResourceKey, std::shared_ptr<ProviderPool>> providers_;
   agents::AgentRegistry agents_;
   // Task ids, waiting transfers (their AgentTask holds the session cookie:

@@ -29,6 +29,10 @@ using model::Json;
 //          disks:[{key,file,datastore:{id,name},capacity,shared,mode,rdm,cbt}],
 //          nics:[{mac,network:{id,name},model,ips:[{ip,prefix}]}], gateway,
 //          cdroms:[{iso,connected}]}]}
+// At the root, optionally: "capabilities": {"guestConversion": bool, "warm":
+// bool} (what the source's VMs need and allow; true when absent), and
+// "refreshSeconds": how often the source is worth reading again (less than
+// --inventory-refresh for a source that answers cheaply when nothing changed).
 using Inventory = Json;
 
 struct DiskRef {

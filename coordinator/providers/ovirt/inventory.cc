@@ -41,6 +41,8 @@ void concern(Json& out, const char* category, const std::string& label,
 
 }  // namespace
 
+const Json& field(const Json& j, const char* key) { return at(j, {key}); }
+
 const Json& items(const Json& j, const char* key) {
   const Json& v = at(j, {key});
   return v.is_array() ? v : kEmptyArray;
@@ -165,7 +167,9 @@ Inventory to_inventory(const EngineCollections& c) {
                    {"datastores", Json::array()},
                    {"networks", Json::array()},
                    {"vms", Json::array()},
-                   {"capabilities", {{"guestConversion", false}, {"warm", false}}}};
+                   {"capabilities", {{"guestConversion", false}, {"warm", false}}},
+                   // Polled as Forklift does: a read with no new event is one request.
+                   {"refreshSeconds", 10}};
   auto dc_names = names_by_id(items(c.datacenters, "data_center"));
   for (const auto& [id, name] : dc_names)
     inv["datacenters"].push_back({{"id", id}, {"name", name}});

@@ -20,7 +20,8 @@ struct EngineCollections {
 // network; a disk's "key" is its place among the VM's disk attachments (from
 // 1), "id" the engine's disk id, "file" its alias. The root carries
 // "capabilities": {"guestConversion": false (oVirt guests already run on KVM,
-// as in MTV), "warm": false (not built yet)}.
+// as in MTV), "warm": false (not built yet)}, and "refreshSeconds": 10 (the
+// coordinator reads it that often: a read that finds no new event is cheap).
 Inventory to_inventory(const EngineCollections& c);
 
 // A VM's concerns ({category: Critical|Warning|Information, label,
@@ -32,6 +33,9 @@ Json vm_concerns(const Json& vm, const std::vector<const Json*>& attached_disks)
 // "vm", or {"nics":{"nic":[...]}} with keys "nics","nic". Empty when absent.
 const Json& items(const Json& j, const char* key);
 const Json& items(const Json& j, const char* outer, const char* inner);
+// j[key] when j is an object that has it, else null: engine answers are
+// input, and nlohmann's value() throws on a non-object.
+const Json& field(const Json& j, const char* key);
 // The engine's string-typed numbers and booleans.
 uint64_t as_u64(const Json& j);
 bool as_bool(const Json& j);

@@ -144,7 +144,7 @@ Result<Inventory> OvirtProvider::load_inventory() {
   auto latest = get_json("/events?max=1");
   if (!latest.ok()) return latest.error();
   std::string newest;
-  for (const auto& e : items(*latest, "event")) newest = as_str(e.value("id", Json()));
+  for (const auto& e : items(*latest, "event")) newest = as_str(field(e, "id"));
   EngineCollections c;
   struct Read {
     Json* into;
@@ -174,7 +174,7 @@ Result<Inventory> OvirtProvider::load_inventory() {
 Result<std::string> OvirtProvider::vm_status(const std::string& vm_id) {
   auto vm = get_json("/vms/" + url_escape(vm_id));
   if (!vm.ok()) return vm.error();
-  return as_str(vm->value("status", Json()));
+  return as_str(field(*vm, "status"));
 }
 
 Result<bool> OvirtProvider::is_powered_on(const std::string& vm_id) {
@@ -272,13 +272,13 @@ Result<SourceAccess> OvirtProvider::open_transfer(const SourceRequest& req) {
       return failed(what, *r);
     std::this_thread::sleep_for(std::chrono::seconds(2));
   }
-  std::string id = as_str(transfer.value("id", Json()));
+  std::string id = as_str(field(transfer, "id"));
   if (id.empty())
     return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + ": no id in the answer");
   // Until the host's imageio has the ticket, the transfer is "initializing".
   auto ready_by = Clock::now() + waits_.transfer;
   while (true) {
-    std::string phase = as_str(transfer.value("phase", Json()));
+    std::string phase = as_str(field(transfer, "phase"));
     if (phase == "transferring") break;
     if (transfer_over(phase) || starts_with(phase, "finalizing") || starts_with(phase, "paused") ||
         Clock::now() >= ready_by) {
@@ -297,8 +297,8 @@ Result<SourceAccess> OvirtProvider::open_transfer(const SourceRequest& req) {
     }
     transfer = std::move(*t);
   }
-  std::string url = as_str(transfer.value("transfer_url", Json()));
-  if (url.empty()) url = as_str(transfer.value("proxy_url", Json()));
+  std::string url = as_str(field(transfer, "transfer_url"));
+  if (url.empty()) url = as_str(field(transfer, "proxy_url"));
   if (url.empty()) {
     (void)close_source(id, false);
     return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + " " + id +
@@ -317,7 +317,7 @@ Status OvirtProvider::close_source(const std::string& handle, bool completed) {
       if (t.error().code == ErrorCode::kNotFound) return {};  // the engine removed it: over
       return t.error();
     }
-    std::string phase = as_str(t->value("phase", Json()));
+    std::string phase = as_str(field(*t, "phase"));
     if (phase == "finished_success") return {};
     if (transfer_over(phase)) {
       if (completed && asked)

@@ -82,6 +82,7 @@ TEST_CASE("ovirt inventory: the engine's collections in the neutral shape", "[ov
   CHECK(inv["hosts"][0]["datacenter"] == "Default");
   CHECK(inv["capabilities"]["guestConversion"] == false);
   CHECK(inv["capabilities"]["warm"] == false);
+  CHECK(inv["refreshSeconds"] == 10);
 }
 
 TEST_CASE("ovirt inventory: Forklift's concerns", "[ovirt]") {
