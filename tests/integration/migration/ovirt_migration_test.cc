@@ -283,6 +283,18 @@ TEST_CASE("ovirt: a cold migration copies both disks through imageio and closes 
   CHECK(inv["vms"][0]["name"] == "rhel-web");
   CHECK(inv["vms"][0]["powerState"] == "On");
   CHECK(inv["vms"][0]["disks"][1]["datastore"]["name"] == "data");
+  // A change in the engine shows in the inventory without a refresh asked
+  // for: the coordinator polls the engine's events (every 10 s).
+  src.engine->post(std::string("/sim/disks/") + kDisk2, {{"alias", "rhel-web_data"}});
+  CHECK(eventually(
+      40s,
+      [&] {
+        auto r = c.ctl({"get", "vms", "--provider", "rhv", "-o", "json"});
+        return r.rc == 0 &&
+               Json::parse(r.out)["items"][0]["inventory"]["vms"][0]["disks"][1]["file"] ==
+                   "rhel-web_data";
+      },
+      1s));
 
   REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
   REQUIRE(wait_migration(c, "m", 180) == "Succeeded");
@@ -323,7 +335,7 @@ TEST_CASE("ovirt: a cold migration copies both disks through imageio and closes 
   CHECK(locked_answered);
 }
 
-TEST_CASE("ovirt: an expired ticket gets a new transfer and the copy resumes; cancel closes it",
+TEST_CASE("ovirt: an expired ticket gets a new transfer and the copy resumes, and cancel closes it",
           "[e2e][ovirt]") {
   Cluster c({});
   OvirtSource src(c.dir(), 96, 8);
@@ -374,6 +386,40 @@ TEST_CASE("ovirt: an expired ticket gets a new transfer and the copy resumes; ca
     CHECK(eventually(30s, [&] { return src.vm_state() == "up"; }));
     CHECK(eventually(10s, [&] { return !vm_status(c, "m")["disks"][0].contains("sourceHandle"); }));
   }
+}
+
+TEST_CASE("ovirt: a coordinator killed mid-copy finalizes the transfer its agent kept reading",
+          "[e2e][ovirt]") {
+  Cluster c({});
+  OvirtSource src(c.dir(), 96, 8);
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20), "--max-tasks", "1"});
+  REQUIRE(c.ctl({"apply", "-f", src.manifests("p")}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json d = vm_status(c, "m").value("disks", Json::array());
+        return !d.empty() && d[0].value("bytesDone", 0) > (8 << 20);
+      },
+      200ms));
+  c.kill_coordinator();
+  c.start_coordinator();
+  std::string phase = wait_migration(c, "m", 240);
+  INFO(vm_status(c, "m").dump());
+  REQUIRE(phase == "Succeeded");
+  Json vm = vm_status(c, "m");
+  for (size_t i = 0; i < 2; i++)
+    CHECK_FALSE(first_difference(src.images[i], vm["disks"][i]["path"]).has_value());
+  // The open transfer's handle was stored: the new coordinator finalized it.
+  CHECK(eventually(20s, [&] {
+    return phases(src.transfers()) ==
+           std::multiset<std::string>{"finished_success", "finished_success"};
+  }));
+  CHECK(eventually(10s, [&] {
+    Json v = vm_status(c, "m");
+    return !v["disks"][0].contains("sourceHandle") && !v["disks"][1].contains("sourceHandle");
+  }));
 }
 
 TEST_CASE("ovirt: bad credentials and plans name the field and change nothing", "[e2e][ovirt]") {

@@ -194,7 +194,7 @@ TEST_CASE("cluster mode: a multus destination must name an existing NetworkAttac
   CHECK(w.check(Json::array({{{"name", "web-01"}}})).ready());
 }
 
-TEST_CASE("a provider's VM concerns become Forklift's concern conditions; warm needs the source") {
+TEST_CASE("a provider's VM concerns become Forklift's conditions, and warm needs a source for it") {
   World w;
   w.inv["vms"][0]["concerns"] = {
       {{"category", "Critical"}, {"label", "Direct LUN disk"}, {"assessment", "Disk x is a LUN."}},
