@@ -25,8 +25,12 @@ constexpr const char* kSd = "7c2b9a10-5d3e-4f4e-8a2a-00000000sd01";
 struct OvirtSource {
   // dirty_backend: the first disk also has an incremental-backup export, a
   // qcow2 copy whose dirty bitmap marks what was written after it was added.
+  // storage_daemon: the first disk lives in a qemu-storage-daemon the engine
+  // drives over QMP (its checkpoints are dirty bitmaps there); the test writes
+  // to it as its guest through guest_nbd().
   explicit OvirtSource(const TempDir& d, uint64_t disk1_mib = 64, uint64_t disk2_mib = 32,
-                       bool dirty_backend = false, bool imageio_by_name = false)
+                       bool dirty_backend = false, bool imageio_by_name = false,
+                       bool storage_daemon = false)
       : dir(d), ca(d), imageio(d, &ca) {
     images = {d.file("rhel-web-disk1.raw"), d.file("rhel-web-disk2.raw")};
     sizes = {disk1_mib << 20, disk2_mib << 20};
@@ -53,6 +57,7 @@ struct OvirtSource {
     }
     auto conf = config(backends);
     if (dirty_backend) conf["backup_backends"] = dirty;
+    if (storage_daemon) conf["storage_daemon"] = start_storage_daemon(d);
     // The engine names the host by a name imageio's certificate does not
     // carry: only the Host resource's ipAddress (manifests(.., host)) reaches it.
     if (imageio_by_name) {
@@ -60,6 +65,31 @@ struct OvirtSource {
       conf["imageio"]["url"] = "https://localhost" + url.substr(url.rfind(':'));
     }
     engine = std::make_unique<OvirtEngineSim>(d, ca, imageio, conf);
+  }
+
+  // A qemu-storage-daemon holding the first disk as qcow2 (node "disk0"), its
+  // NBD server and a writable guest export; the engine's QMP monitor.
+  nlohmann::json start_storage_daemon(const TempDir& d) {
+    std::string q = d.file("rhel-web-disk1-qsd.qcow2");
+    run_ok(d, {require_program("qemu-img"), "convert", "-f", "raw", "-O", "qcow2", images[0], q},
+           "qsd-qcow2");
+    std::string nbd_sock = d.file("qsd-nbd.sock"), qmp = d.file("qsd-qmp.sock");
+    SubprocessOptions o;
+    o.log_dir = d.path();
+    o.name = "qemu-storage-daemon";
+    nbd.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{
+            require_program("qemu-storage-daemon"), "--blockdev",
+            "driver=file,node-name=file0,filename=" + q, "--blockdev",
+            "driver=qcow2,node-name=disk0,file=file0", "--nbd-server",
+            "addr.type=unix,addr.path=" + nbd_sock, "--export",
+            "type=nbd,id=guest-disk0,node-name=disk0,name=guest-disk0,writable=on", "--chardev",
+            "socket,path=" + qmp + ",server=on,wait=off,id=qmp0", "--monitor", "chardev=qmp0"},
+        o));
+    if (!eventually(10s, [&] { return path_exists(nbd_sock) && path_exists(qmp); }))
+      throw std::runtime_error("qemu-storage-daemon did not start: " + nbd.back()->stderr_text());
+    guest_nbd = "nbd+unix:///guest-disk0?socket=" + nbd_sock;
+    return {{"qmp_socket", qmp}, {"nbd_socket", nbd_sock}, {"nodes", {{kDisk1, "disk0"}}}};
   }
 
   // qemu-nbd, read-only, persistent, for imageio's parallel readers.
@@ -253,6 +283,7 @@ spec:
   ImageioDaemon imageio;
   std::vector<std::string> images;
   std::vector<uint64_t> sizes;
+  std::string guest_nbd;  // with storage_daemon: the first disk, writable
   std::vector<std::unique_ptr<Subprocess>> nbd;
   std::unique_ptr<OvirtEngineSim> engine;
 };
@@ -444,20 +475,48 @@ TEST_CASE("ovirt: bad credentials and plans name the field and change nothing", 
 
 TEST_CASE("ovirt stand-in: the official SDK parses all it serves and downloads a disk through it",
           "[e2e][ovirt]") {
-  TempDir dir("ferry-ovirt-sdk");
-  OvirtSource src(dir, 16, 16, /*dirty_backend=*/true);
   // ovirtsdk4 speaks XML, Ferry JSON: sdk_check.py compares every object the
   // SDK reads with the JSON answer to the same request, shuts the VM down,
   // downloads a disk with ovirt_imageio.client as the SDK's examples do, takes
   // a full and an incremental backup (the dirty extents, downloaded) and
   // checks the "Disk is locked" fault, cancel, expiry and bad credentials.
-  std::string out = run_ok(
-      dir,
-      {venv_python(), FERRY_SOURCE_DIR "/tests/ovirt-engine-sim/sdk_check.py", "--url",
-       src.engine->api_url(), "--ca", src.ca.ca_file(), "--user", "admin@internal", "--password",
-       "engine-pass", "--vm", kVm, "--disk", kDisk1, "--expect", src.images[0], "--sim-state",
-       src.engine->api_url().substr(0, src.engine->api_url().find("/ovirt-engine")) + "/sim/state"},
-      "sdk-check", std::chrono::seconds(180));
-  INFO(out);
-  CHECK(out.find(" 0 failed") != std::string::npos);
+  auto check = [](const TempDir& dir, const OvirtSource& src) {
+    std::vector<std::string> argv = {
+        venv_python(),
+        FERRY_SOURCE_DIR "/tests/ovirt-engine-sim/sdk_check.py",
+        "--url",
+        src.engine->api_url(),
+        "--ca",
+        src.ca.ca_file(),
+        "--user",
+        "admin@internal",
+        "--password",
+        "engine-pass",
+        "--vm",
+        kVm,
+        "--disk",
+        kDisk1,
+        "--expect",
+        src.images[0],
+        "--sim-state",
+        src.engine->api_url().substr(0, src.engine->api_url().find("/ovirt-engine")) +
+            "/sim/state"};
+    if (!src.guest_nbd.empty()) argv.insert(argv.end(), {"--guest-nbd", src.guest_nbd});
+    std::string out = run_ok(dir, argv, "sdk-check", std::chrono::seconds(180));
+    INFO(out);
+    CHECK(out.find(" 0 failed") != std::string::npos);
+  };
+  SECTION("disks on qemu-nbd, a fixed dirty bitmap for backups") {
+    TempDir dir("ferry-ovirt-sdk");
+    OvirtSource src(dir, 16, 16, /*dirty_backend=*/true);
+    check(dir, src);
+  }
+  SECTION("a disk in qemu-storage-daemon: checkpoints are its dirty bitmaps") {
+    // The guest writes between a full and an incremental backup; the dirty
+    // extents must be exactly what it wrote, and no bitmap or export is left
+    // once the checkpoints are removed.
+    TempDir dir("ferry-ovirt-sdk");
+    OvirtSource src(dir, 16, 16, false, false, /*storage_daemon=*/true);
+    check(dir, src);
+  }
 }
