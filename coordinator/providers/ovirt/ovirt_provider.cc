@@ -3,6 +3,7 @@
 #include <regex>
 #include <thread>
 
+#include "coordinator/providers/login.h"
 #include "coordinator/providers/ovirt/inventory.h"
 
 namespace ferry::coordinator::ovirt {
@@ -51,27 +52,19 @@ Result<std::unique_ptr<SourceProvider>> OvirtProvider::create(const model::Resou
     return Error(ErrorCode::kInvalidArgument,
                  key.to_string() + ": spec.url: \"" + url +
                      "\" is not an oVirt engine API URL (https://ENGINE/ovirt-engine/api)");
-  auto sref = model::ref_key(provider.spec().value("secret", Json::object()), "Secret", key.ns);
-  std::string sname = "Secret " + sref.ns + "/" + sref.name;
-  if (secret.is_null())
-    return Error(ErrorCode::kNotFound, key.to_string() + ": spec.secret: " + sname + " not found");
-  std::string user = model::secret_value(secret, "user");
-  std::string password = model::secret_value(secret, "password");
-  if (user.empty()) return Error(ErrorCode::kInvalidArgument, sname + ": user: is required");
-  if (password.empty())
-    return Error(ErrorCode::kInvalidArgument, sname + ": password: is required");
+  auto login = read_login(provider, secret);
+  if (!login.ok()) return login.error();
   EngineTls tls;
   tls.ca_pem = model::secret_value(secret, "cacert");
-  std::string insecure = model::secret_value(secret, "insecureSkipVerify");
-  tls.insecure_skip_verify = insecure == "true" || insecure == "True" || insecure == "1";
+  tls.insecure_skip_verify = login->insecure_skip_verify;
   if (!tls.ca_pem.empty() && tls.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
     return Error(ErrorCode::kInvalidArgument,
-                 sname +
+                 login->secret_name +
                      ": cacert: is not a PEM certificate (the engine's CA, from "
                      "/ovirt-engine/services/pki-resource?resource=ca-certificate&"
                      "format=X509-PEM-CA)");
-  return std::unique_ptr<SourceProvider>(
-      new OvirtProvider(key.to_string(), sname, url, user, password, tls));
+  return std::unique_ptr<SourceProvider>(new OvirtProvider(key.to_string(), login->secret_name, url,
+                                                           login->user, login->password, tls));
 }
 
 Error OvirtProvider::explain(const Error& e) const {

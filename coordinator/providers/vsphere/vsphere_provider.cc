@@ -1,5 +1,7 @@
 #include "coordinator/providers/vsphere/vsphere_provider.h"
 
+#include "coordinator/providers/login.h"
+
 #include <curl/curl.h>
 #include <strings.h>
 
@@ -119,23 +121,15 @@ Result<std::unique_ptr<SourceProvider>> VsphereProvider::create(const model::Res
                                                                 const Json& secret) {
   auto key = provider.key();
   std::string url = provider.spec().value("url", "");
-  auto sref = model::ref_key(provider.spec().value("secret", Json::object()), "Secret", key.ns);
-  std::string sname = "Secret " + sref.ns + "/" + sref.name;
-  if (secret.is_null())
-    return Error(ErrorCode::kNotFound, key.to_string() + ": spec.secret: " + sname + " not found");
-  std::string user = model::secret_value(secret, "user");
-  std::string password = model::secret_value(secret, "password");
-  if (user.empty()) return Error(ErrorCode::kInvalidArgument, sname + ": user: is required");
-  if (password.empty())
-    return Error(ErrorCode::kInvalidArgument, sname + ": password: is required");
+  auto login = read_login(provider, secret);
+  if (!login.ok()) return login.error();
   TlsSettings tls;
   tls.sha1_thumbprint = model::secret_value(secret, "thumbprint");
-  std::string insecure = model::secret_value(secret, "insecureSkipVerify");
-  tls.insecure_skip_verify = insecure == "true" || insecure == "True" || insecure == "1";
+  tls.insecure_skip_verify = login->insecure_skip_verify;
   // MTV's vSphere URL is https://host/sdk; accept a bare host URL too.
   if (url.find("/sdk") == std::string::npos) url = base_url(url, "") + "/sdk";
-  return std::unique_ptr<SourceProvider>(
-      new VsphereProvider(key.to_string(), sname, url, user, password, tls));
+  return std::unique_ptr<SourceProvider>(new VsphereProvider(
+      key.to_string(), login->secret_name, url, login->user, login->password, tls));
 }
 
 Error VsphereProvider::explain(const Error& e) const {

@@ -288,6 +288,23 @@ spec:
   std::unique_ptr<OvirtEngineSim> engine;
 };
 
+// Starts a coordinator, an agent copying one disk at a time at `rate`
+// bytes/s, and Migration "m" of Plan "p"; returns once the first disk has
+// `rate` bytes copied (a second of reading).
+void start_slow_migration(Cluster& c, const OvirtSource& src, uint64_t rate) {
+  c.start_coordinator();
+  c.start_agent("node-1", {"--bandwidth", std::to_string(rate), "--max-tasks", "1"});
+  REQUIRE(c.ctl({"apply", "-f", src.manifests("p")}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json d = vm_status(c, "m").value("disks", Json::array());
+        return !d.empty() && d[0].value("bytesDone", uint64_t{0}) > rate;
+      },
+      200ms));
+}
+
 std::multiset<std::string> phases(const nlohmann::json& transfers) {
   std::multiset<std::string> out;
   for (const auto& t : transfers) out.insert(t.value("phase", ""));
@@ -370,18 +387,8 @@ TEST_CASE("ovirt: an expired ticket gets a new transfer and the copy resumes, an
           "[e2e][ovirt]") {
   Cluster c({});
   OvirtSource src(c.dir(), 96, 8);
-  c.start_coordinator();
   // 4 MiB/s: long enough to act in the middle of the first disk.
-  c.start_agent("node-1", {"--bandwidth", std::to_string(4 << 20), "--max-tasks", "1"});
-  REQUIRE(c.ctl({"apply", "-f", src.manifests("p")}).rc == 0);
-  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
-  REQUIRE(eventually(
-      60s,
-      [&] {
-        Json d = vm_status(c, "m").value("disks", Json::array());
-        return !d.empty() && d[0].value("bytesDone", 0) > (4 << 20);
-      },
-      200ms));
+  start_slow_migration(c, src, 4 << 20);
   // The transfer of the first disk, under way.
   std::string first;
   for (const auto& t : src.transfers())
@@ -423,17 +430,7 @@ TEST_CASE("ovirt: a coordinator killed mid-copy finalizes the transfer its agent
           "[e2e][ovirt]") {
   Cluster c({});
   OvirtSource src(c.dir(), 96, 8);
-  c.start_coordinator();
-  c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20), "--max-tasks", "1"});
-  REQUIRE(c.ctl({"apply", "-f", src.manifests("p")}).rc == 0);
-  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
-  REQUIRE(eventually(
-      60s,
-      [&] {
-        Json d = vm_status(c, "m").value("disks", Json::array());
-        return !d.empty() && d[0].value("bytesDone", 0) > (8 << 20);
-      },
-      200ms));
+  start_slow_migration(c, src, 8 << 20);
   c.kill_coordinator();
   c.start_coordinator();
   std::string phase = wait_migration(c, "m", 240);
