@@ -426,7 +426,9 @@ const Json* Coordinator::inventory_of(const ResourceKey& pk) const {
 void Coordinator::refresh_inventories() {
   double now = now_seconds();
   for (const auto& [k, r] : resources_) {
-    if (k.kind != "Provider" || refreshing_.count(k)) continue;
+    if (k.kind != "Provider" || refreshing_.count(k) ||
+        r.spec().value("type", "") == "openshift")  // a destination has no inventory to read
+      continue;
     double every = opts_.inventory_refresh_seconds;
     if (const Json* inv = inventory_of(k);
         inv && inv->contains("refreshSeconds") && (*inv)["refreshSeconds"].is_number())
@@ -442,7 +444,7 @@ void Coordinator::refresh_inventories() {
           return slot->with<Result<Inventory>>(
               [](SourceProvider& p) { return p.load_inventory(); });
         },
-        [this, k = k](Result<Inventory> inv) {
+        [this, k = k, slot](Result<Inventory> inv) {
           refreshing_.erase(k);
           refreshed_at_[k] = now_seconds();
           if (!inv.ok()) {
@@ -450,8 +452,9 @@ void Coordinator::refresh_inventories() {
                       {{"provider", k.to_string()}, {"error", inv.error().message}});
             return;
           }
-          if (!resources_.count(k)) {  // deleted meanwhile
-            refreshed_at_.erase(k);
+          auto p = providers_.find(k);
+          if (!resources_.count(k) || p == providers_.end() || p->second != slot) {
+            refreshed_at_.erase(k);  // deleted or replaced meanwhile: its own read counts
             return;
           }
           set_inventory(k, std::move(*inv));

@@ -202,6 +202,12 @@ size_t on_small_body(char* p, size_t sz, size_t n, void* ud) noexcept {
   return len;
 }
 
+// The source as messages and logs name it: its identity when the task gives
+// one (an imageio ticket URL is a credential), else the URL without secrets.
+std::string shown(const HttpConfig& cfg) {
+  return cfg.spec.identity.empty() ? redact_uri(cfg.spec.uri) : cfg.spec.identity;
+}
+
 struct SmallAnswer {
   long status = 0;
   std::string body;
@@ -225,7 +231,10 @@ Result<SmallAnswer> small_request(const HttpConfig& cfg, const std::string& url,
     ErrorCode code = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR
                          ? ErrorCode::kPermissionDenied
                          : ErrorCode::kUnavailable;
-    return Error(code, std::string(method) + " " + redact_uri(url) + ": " + curl_easy_strerror(rc) +
+    std::string where = url.rfind(cfg.spec.uri, 0) == 0
+                            ? shown(cfg) + url.substr(cfg.spec.uri.size())
+                            : redact_uri(url);
+    return Error(code, std::string(method) + " " + where + ": " + curl_easy_strerror(rc) +
                            (errbuf[0] ? ": " : "") + errbuf);
   }
   curl_easy_getinfo(e.get(), CURLINFO_RESPONSE_CODE, &a.status);
@@ -383,7 +392,7 @@ class HttpSource : public Source {
     global_init();
     if (cfg_.spec.imageio) return open_imageio(opts);
     SourceInfo info;
-    info.identity = cfg_.spec.identity.empty() ? redact_uri(cfg_.spec.uri) : cfg_.spec.identity;
+    info.identity = shown(cfg_);
     info.has_extents = false;
     info.workers = 1;
     info.parallel = std::max(1, opts.connections);
@@ -446,19 +455,19 @@ class HttpSource : public Source {
       if (a < b) out.push_back({a, b - a, x.zero});
     }
     if (out.empty() || out.front().offset != offset)
-      return Error(ErrorCode::kIo, "imageio source " + redact_uri(cfg_.spec.uri) +
-                                       ": no extent covers offset " + std::to_string(offset));
+      return Error(ErrorCode::kIo, "imageio source " + shown(cfg_) + ": no extent covers offset " +
+                                       std::to_string(offset));
     return out;
   }
 
   Result<std::unique_ptr<SourceReader>> new_reader() override {
-    return std::unique_ptr<SourceReader>(new HttpReader(cfg_, redact_uri(cfg_.spec.uri)));
+    return std::unique_ptr<SourceReader>(new HttpReader(cfg_, shown(cfg_)));
   }
 
   // imageio: the dirty extents of a backup's ticket (the daemon answers 404
   // for a ticket that has none).
   Result<std::vector<ByteRange>> changed_ranges() override {
-    std::string who = "imageio source " + redact_uri(cfg_.spec.uri);
+    std::string who = "imageio source " + shown(cfg_);
     if (!cfg_.spec.imageio)
       return Error(ErrorCode::kFailedPrecondition, who + ": only an imageio ticket tells changes");
     auto ext = small_request(cfg_, cfg_.spec.uri + "/extents?context=dirty", "GET");
@@ -493,7 +502,7 @@ class HttpSource : public Source {
   // (they also give the size: they cover the whole image).
   Result<SourceInfo> open_imageio(const CopyOptions& opts) {
     SourceInfo info;
-    info.identity = cfg_.spec.identity.empty() ? redact_uri(cfg_.spec.uri) : cfg_.spec.identity;
+    info.identity = shown(cfg_);
     std::string who = "imageio source " + info.identity;
     auto refused = [&](long status, const std::string& what) -> Error {
       if (status == 401 || status == 403)

@@ -73,6 +73,10 @@ struct SourceRequest {
   Json vm;                   // the VM's inventory record
   Json disk;                 // the disk's inventory record; null for a task that reads every disk
   std::string host_address;  // as for disk_source
+  // By source host id: the address of every host a Host resource gives one
+  // (a source that picks the host itself, as oVirt's engine does for a
+  // transfer, reads from the one it picked).
+  std::map<std::string, std::string> host_addresses;
   // Headers the agent's source refused (401/403) with the last claim.
   std::vector<std::string> refused;
   // The handle opened for an earlier claim of the same task (an expired

@@ -253,9 +253,18 @@ void MigrationRunner::keep_credentials(const std::string& task_id, ferry::v1::Ag
 
 bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::ClaimRequest& req) {
   const std::string& id = req.task_id();
+  VmStatus* vm = vm_status(ref.migration, ref.vm_id);
+  DiskStatus* d = vm ? vm->disk_by_task(id) : nullptr;
+  // Only a disk the agent may run now gets a source: opening one (an oVirt
+  // image transfer) for a claim that is refused next would be opening it for nothing.
+  if (d && !status::in_agent(d->state) &&
+      !(d->state == TaskState::kWaiting && tasks_.publishing(id)))
+    return true;  // the claim's state check answers
   const auto* have = tasks_.credentials(id);
   if (have && !req.credentials_refused()) return true;
   if (fetching_credentials_.count(id)) return false;
+  // The earlier source is being closed: a new one once it is.
+  if (d && closing_sources_.count(d->sourceHandle)) return false;
   // None here (the task was stored by an earlier coordinator, or its source
   // is opened per claim), or refused (the session behind it ended, the
   // ticket expired): one from the source's session pool.
@@ -264,25 +273,29 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
   tasks_.drop_credentials(id);
   Error err;
   auto slot = source_pool(ref.migration, &err);
-  VmStatus* vm = vm_status(ref.migration, ref.vm_id);
-  const Resource* plan = plan_of(ref.migration);
-  const Json* inv_vm = nullptr;
-  if (plan) {
-    auto pk = model::ref_key(plan->spec()["provider"]["source"], "Provider", plan->key().ns);
-    inv_vm = inventory_vm(pk, ref.vm_id);
-    if (inv_vm) sreq.host_address = host_address(pk, inv_vm->value("host", ""));
-  }
-  if (!slot || !vm || !inv_vm) {
-    fail_vm(ref.migration, ref.vm_id,
-            !slot ? err.message : "VM " + ref.vm_id + " is no longer in its source's inventory");
+  if (!slot) {
+    fail_vm(ref.migration, ref.vm_id, err.message);
     return false;
   }
-  sreq.vm = *inv_vm;
-  if (DiskStatus* d = vm->disk_by_task(id)) {
-    sreq.previous = d->sourceHandle;
-    for (const auto& x : (*inv_vm)["disks"])
-      if (x.value("key", 0) == d->key) sreq.disk = x;
+  const Resource* plan = plan_of(ref.migration);
+  if (plan) {
+    auto pk = model::ref_key(plan->spec()["provider"]["source"], "Provider", plan->key().ns);
+    if (const Json* inv_vm = inventory_vm(pk, ref.vm_id)) {
+      sreq.vm = *inv_vm;
+      sreq.host_address = host_address(pk, inv_vm->value("host", ""));
+      if (d)
+        for (const auto& x : (*inv_vm)["disks"])
+          if (x.value("key", 0) == d->key) sreq.disk = x;
+    }
+    // Every host of the source that a Host resource gives a migration address.
+    if (const Json* inv = inventory_of(pk))
+      for (const auto& h : inv->value("hosts", Json::array())) {
+        std::string hid = h.value("id", "");
+        std::string addr = host_address(pk, hid);
+        if (!addr.empty()) sreq.host_addresses[hid] = addr;
+      }
   }
+  if (d) sreq.previous = d->sourceHandle;
   fetching_credentials_.insert(id);
   using Access = Result<SourceAccess>;
   loop_.run_blocking<Access>(
@@ -290,20 +303,40 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
         return slot->with<Access>(
             [&](SourceProvider& p) -> Access { return p.source_access(sreq); });
       },
-      [this, ref, id, previous = sreq.previous](Access a) {
+      [this, ref, id, slot, previous = sreq.previous](Access a) {
         fetching_credentials_.erase(id);
         VmStatus* v = vm_status(ref.migration, ref.vm_id);
-        DiskStatus* d = v ? v->disk_by_task(id) : nullptr;
-        // The earlier handle was closed by source_access (or is being replaced).
-        if (d && d->sourceHandle == previous && (a.ok() || previous.empty())) {
-          d->sourceHandle = a.ok() ? a->handle : "";
+        DiskStatus* disk = v ? v->disk_by_task(id) : nullptr;
+        if (disk && disk->sourceHandle == previous && !previous.empty()) {
+          disk->sourceHandle.clear();  // source_access closed it
           save_status(ref.migration);
         }
         if (!a.ok())
           return fail_vm(ref.migration, ref.vm_id,
                          "getting a source credential: " + a.error().message);
-        if (v && v->terminal() && !a->handle.empty())
-          return close_sources(ref.migration, ref.vm_id);  // ended meanwhile
+        if (!a->handle.empty()) {
+          if (!disk || !disk->sourceHandle.empty()) {
+            // Nowhere to keep it (the Migration went, or another was opened): closed now.
+            std::string h = a->handle;
+            loop_.run_blocking<Status>(
+                [slot, h] {
+                  return slot->with<Status>(
+                      [&](SourceProvider& p) { return p.close_source(h, false); });
+                },
+                [h](Status s) {
+                  if (!s.ok())
+                    kLog.warn("closing an unused source failed",
+                              {{"handle", h}, {"error", s.error().message}});
+                });
+            return;
+          }
+          disk->sourceHandle = a->handle;
+          save_status(ref.migration);
+          // The VM ended or the disk left the agent meanwhile.
+          if (v->terminal() ||
+              (!status::in_agent(disk->state) && disk->state != TaskState::kWaiting))
+            return close_sources(ref.migration, ref.vm_id);
+        }
         tasks_.set_credentials(id, {std::move(a->headers), std::move(a->url)});
       });
   return false;
@@ -315,6 +348,7 @@ void MigrationRunner::close_sources(const ResourceKey& mkey, const std::string& 
   std::vector<std::pair<std::string, bool>> closing;
   for (const auto& d : vm->disks)
     if (!d.sourceHandle.empty() && !status::in_agent(d.state) &&
+        !(d.state == TaskState::kWaiting && !vm->terminal()) &&
         !fetching_credentials_.count(d.taskId) && closing_sources_.insert(d.sourceHandle).second)
       closing.emplace_back(d.sourceHandle, d.state == TaskState::kCompleted);
   if (closing.empty()) return;
@@ -322,10 +356,12 @@ void MigrationRunner::close_sources(const ResourceKey& mkey, const std::string& 
   auto slot = source_pool(mkey, &err);
   if (!slot) {  // the Plan or Provider is gone: nothing to close them with
     kLog.warn("source handles left open", {{"vm", vm->name}, {"error", err.message}});
-    for (const auto& [h, done] : closing) closing_sources_.erase(h);
+    for (const auto& c : closing) closing_sources_.erase(c.first);
     return;
   }
-  for (const auto& [handle, completed] : closing)
+  for (const auto& c : closing) {
+    std::string handle = c.first;
+    bool completed = c.second;
     loop_.run_blocking<Status>(
         [slot, handle, completed] {
           return slot->with<Status>(
@@ -344,6 +380,7 @@ void MigrationRunner::close_sources(const ResourceKey& mkey, const std::string& 
             if (d.sourceHandle == handle) d.sourceHandle.clear();
           save_status(mkey);
         });
+  }
 }
 
 ferry::v1::ClaimReply MigrationRunner::on_claim(const bus::Message& msg) {

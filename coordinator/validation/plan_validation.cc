@@ -82,7 +82,8 @@ class Validator {
     if (src && !inv)
       add("SourceProviderNotReady", "Critical",
           "spec.provider.source: " + src_key.to_string() + " has no inventory yet");
-    if (inv && warm_ && !inv->value("capabilities", Json::object()).value("warm", true))
+    warm_supported_ = !inv || inv->value("capabilities", Json::object()).value("warm", true);
+    if (inv && warm_ && !warm_supported_)
       add("WarmMigrationNotSupported", "Critical",
           "spec.warm: warm migration from " + src_key.to_string() + " (type " +
               src->spec().value("type", "") + ") is not supported yet; use a cold plan");
@@ -285,7 +286,7 @@ class Validator {
               p + ": disk " + d.value("file", "") + " is not on a datastore", {p});
       }
       check_concerns(p, *vm);
-      if (warm_) check_warm_vm(p, *vm);
+      if (warm_ && warm_supported_) check_warm_vm(p, *vm);
       for (const auto& cd : vm->value("cdroms", Json::array()))
         if (cd.value("connected", false))
           add("VMCriticalConcerns", "Critical",
@@ -393,6 +394,7 @@ class Validator {
   std::string where_;
   Result out_;
   bool warm_ = false;
+  bool warm_supported_ = true;  // the source's inventory says it can do warm
 };
 
 }  // namespace

@@ -39,6 +39,16 @@ void concern(Json& out, const char* category, const std::string& label,
   out.push_back({{"category", category}, {"label", label}, {"assessment", assessment}});
 }
 
+// A disk's key, stable whatever order the engine lists the attachments in:
+// 31 bits of the FNV-1a hash of its id (not 0), so a task, its checkpoint and
+// its status always name the same disk.
+int disk_key(const std::string& id) {
+  uint32_t h = 2166136261u;
+  for (unsigned char ch : id) h = (h ^ ch) * 16777619u;
+  int k = static_cast<int>(h & 0x7fffffff);
+  return k ? k : 1;
+}
+
 }  // namespace
 
 const Json& field(const Json& j, const char* key) { return at(j, {key}); }
@@ -173,10 +183,12 @@ Inventory to_inventory(const EngineCollections& c) {
   auto dc_names = names_by_id(items(c.datacenters, "data_center"));
   for (const auto& [id, name] : dc_names)
     inv["datacenters"].push_back({{"id", id}, {"name", name}});
-  std::map<std::string, std::string> cluster_dc;  // cluster id -> datacenter name
+  std::map<std::string, std::string> cluster_dc;    // cluster id -> datacenter name
+  std::map<std::string, std::string> cluster_bios;  // cluster id -> its bios_type
   for (const auto& x : items(c.clusters, "cluster")) {
     std::string dc = lookup(dc_names, ref_id(x, "data_center"));
     cluster_dc[as_str(at(x, {"id"}))] = dc;
+    cluster_bios[as_str(at(x, {"id"}))] = as_str(at(x, {"bios_type"}));
     inv["clusters"].push_back(
         {{"id", as_str(at(x, {"id"}))}, {"name", as_str(at(x, {"name"}))}, {"datacenter", dc}});
   }
@@ -217,6 +229,8 @@ Inventory to_inventory(const EngineCollections& c) {
                     std::max<uint64_t>(1, as_u64(at(topo, {"cores"}))) *
                     std::max<uint64_t>(1, as_u64(at(topo, {"threads"})));
     std::string bios = as_str(at(v, {"bios", "type"}));
+    if (bios.empty() || bios == "cluster_default")
+      bios = lookup(cluster_bios, ref_id(v, "cluster"));
     bool has_snapshots = false;
     for (const auto& s : items(v, "snapshots", "snapshot"))
       if (as_str(at(s, {"snapshot_type"})) != "active") has_snapshots = true;
@@ -241,9 +255,7 @@ Inventory to_inventory(const EngineCollections& c) {
         {"nics", Json::array()},
         {"cdroms", Json::array()}};
     std::vector<const Json*> attached;
-    int key = 0;
     for (const auto& a : items(v, "disk_attachments", "disk_attachment")) {
-      key++;
       std::string did = ref_id(a, "disk");
       auto it = disks.find(did);
       static const Json kNoDisk = Json::object();
@@ -254,7 +266,7 @@ Inventory to_inventory(const EngineCollections& c) {
       std::string alias = as_str(at(d, {"alias"}));
       if (alias.empty()) alias = as_str(at(d, {"name"}));
       vm["disks"].push_back(
-          {{"key", key},
+          {{"key", disk_key(did)},
            {"id", did},
            {"file", alias.empty() ? did : alias},
            {"datastore", {{"id", sd}, {"name", lookup(sd_names, sd)}}},

@@ -17,8 +17,9 @@ struct EngineCollections {
 
 // The neutral inventory. oVirt's terms map as Forklift's inventory shows them:
 // storage domains are "datastores"; a NIC's network is its vNIC profile's
-// network; a disk's "key" is its place among the VM's disk attachments (from
-// 1), "id" the engine's disk id, "file" its alias. The root carries
+// network; a disk's "key" is a stable number made from its engine id (the
+// engine does not promise an order), "id" the engine's disk id, "file" its
+// alias; a VM with bios type cluster_default takes its cluster's. The root carries
 // "capabilities": {"guestConversion": false (oVirt guests already run on KVM,
 // as in MTV), "warm": false (not built yet)}, and "refreshSeconds": 10 (the
 // coordinator reads it that often: a read that finds no new event is cheap).

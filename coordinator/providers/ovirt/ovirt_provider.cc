@@ -3,19 +3,29 @@
 #include <regex>
 #include <thread>
 
+#include "common/base/log.h"
+
 #include "coordinator/providers/login.h"
 #include "coordinator/providers/ovirt/inventory.h"
 
 namespace ferry::coordinator::ovirt {
 namespace {
 
+const Logger kLog("ovirt");
+
 using Clock = std::chrono::steady_clock;
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
 
-// Image transfer phases after which the engine does nothing more with it.
-bool transfer_over(const std::string& phase) {
-  return starts_with(phase, "finished_") || starts_with(phase, "cancelled");
+// Image transfer phases after which the engine does nothing more with it
+// (4.4.7+: a cancelled transfer goes on through cleanup to finished_failure).
+bool transfer_over(const std::string& phase) { return starts_with(phase, "finished_"); }
+
+// The engine's answers while another operation holds the disk (its
+// ACTION_TYPE_FAILED_DISK_IS_LOCKED and ..._DISKS_LOCKED texts).
+bool disk_locked(const std::string& fault) {
+  return fault.find("Disk is locked") != std::string::npos ||
+         fault.find("disks are locked") != std::string::npos;
 }
 
 // scheme://HOST:port/... with HOST replaced (the Host resource's migration
@@ -238,7 +248,14 @@ Result<SourceAccess> OvirtProvider::source_access(const SourceRequest& req) {
                  provider_name_ +
                      ": a task reading every disk of a VM at once is not supported "
                      "for oVirt (each disk is its own image transfer)");
-  if (!req.previous.empty()) FERRY_TRY(close_source(req.previous, false));
+  if (!req.previous.empty()) {
+    // The engine ends an abandoned transfer itself (inactivity); a failed
+    // cancel must not stop the copy that replaces it.
+    Status closed = close_source(req.previous, false);
+    if (!closed.ok())
+      kLog.warn("cancelling the previous image transfer failed",
+                {{"transfer", req.previous}, {"error", closed.error().message}});
+  }
   return open_transfer(req);
 }
 
@@ -261,8 +278,7 @@ Result<SourceAccess> OvirtProvider::open_transfer(const SourceRequest& req) {
       transfer = std::move(r->body);
       break;
     }
-    if (r->fault().find("Disk is locked") == std::string::npos || Clock::now() >= until)
-      return failed(what, *r);
+    if (!disk_locked(r->fault()) || Clock::now() >= until) return failed(what, *r);
     std::this_thread::sleep_for(std::chrono::seconds(2));
   }
   std::string id = as_str(field(transfer, "id"));
@@ -297,13 +313,20 @@ Result<SourceAccess> OvirtProvider::open_transfer(const SourceRequest& req) {
     return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + " " + id +
                                               " has neither transfer_url nor proxy_url");
   }
-  return SourceAccess{.headers = {}, .url = with_host(url, req.host_address), .handle = id};
+  // The engine picks the host that serves the transfer: read from that host
+  // over its migration network when a Host resource gives it an address.
+  std::string host = as_str(field(field(transfer, "host"), "id"));
+  auto addr = req.host_addresses.find(host);
+  std::string over = addr != req.host_addresses.end() ? addr->second
+                     : host.empty()                   ? req.host_address
+                                                      : "";
+  return SourceAccess{.headers = {}, .url = with_host(url, over), .handle = id};
 }
 
 Status OvirtProvider::close_source(const std::string& handle, bool completed) {
   std::string path = "/imagetransfers/" + url_escape(handle);
   auto until = Clock::now() + waits_.close;
-  bool asked = false;
+  bool asked = false, cancelled = false;
   while (true) {
     auto t = get_json(path);
     if (!t.ok()) {
@@ -313,25 +336,33 @@ Status OvirtProvider::close_source(const std::string& handle, bool completed) {
     std::string phase = as_str(field(*t, "phase"));
     if (phase == "finished_success") return {};
     if (transfer_over(phase)) {
-      if (completed && asked)
+      if (completed && asked && !cancelled)
         return Error(ErrorCode::kUnavailable,
                      provider_name_ + ": image transfer " + handle + " ended " + phase);
       return {};
     }
-    if (!asked && !starts_with(phase, "finalizing")) {
-      // Finalize only what was read to the end; anything else is cancelled.
-      const char* action = completed && phase == "transferring" ? "finalize" : "cancel";
+    // Finalize only what was read to the end; anything else is cancelled,
+    // and so is a finalize the engine paused (its failure to finalize).
+    const char* action = nullptr;
+    if (!asked && !starts_with(phase, "finalizing") && !starts_with(phase, "cancelled"))
+      action = completed && phase == "transferring" ? "finalize" : "cancel";
+    else if (asked && !cancelled && starts_with(phase, "paused"))
+      action = "cancel";
+    if (action) {
       auto r = post(path + "/" + action, Json::object());
       if (!r.ok()) return r.error();
-      if (!r->ok() && r->code != 404)
-        return failed(std::string("image transfer ") + handle + ": " + action, *r);
       if (r->code == 404) return {};
+      if (!r->ok()) return failed(std::string("image transfer ") + handle + ": " + action, *r);
       asked = true;
+      cancelled = action[0] == 'c';
     }
-    if (Clock::now() >= until)
+    if (Clock::now() >= until) {
+      // An engine older than 4.4.7 leaves a cancelled transfer as it is.
+      if (starts_with(phase, "cancelled")) return {};
       return Error(ErrorCode::kTimeout, provider_name_ + ": image transfer " + handle + " still " +
                                             phase + " after " +
                                             std::to_string(waits_.close.count()) + " s");
+    }
     std::this_thread::sleep_for(waits_.poll);
   }
 }

@@ -65,13 +65,19 @@ TEST_CASE("ovirt inventory: the engine's collections in the neutral shape", "[ov
   CHECK(vm["memoryMB"] == 2048);
   CHECK(vm["hasSnapshots"] == false);  // the "Active VM" snapshot is the VM itself
   REQUIRE(vm["disks"].size() == 2);
-  CHECK(vm["disks"][0]["key"] == 1);
+  // Keys are made from the engine's ids: the same disk, whatever the order.
+  int key1 = vm["disks"][0]["key"], key2 = vm["disks"][1]["key"];
+  CHECK(key1 > 0);
+  CHECK(key1 != key2);
+  auto swapped = engine();
+  std::swap(swapped.vms["vm"][0]["disk_attachments"]["disk_attachment"][0],
+            swapped.vms["vm"][0]["disk_attachments"]["disk_attachment"][1]);
+  CHECK(to_inventory(swapped)["vms"][0]["disks"][1]["key"] == key1);
   CHECK(vm["disks"][0]["id"] == "d1");
   CHECK(vm["disks"][0]["file"] == "web_Disk1");
   CHECK(vm["disks"][0]["capacity"] == uint64_t{10737418240});
   CHECK(vm["disks"][0]["datastore"] == Json({{"id", "sd1"}, {"name", "data"}}));
   CHECK(vm["disks"][0]["cbt"] == true);
-  CHECK(vm["disks"][1]["key"] == 2);
   REQUIRE(vm["nics"].size() == 1);
   CHECK(vm["nics"][0]["mac"] == "56:6f:00:00:00:01");
   CHECK(vm["nics"][0]["network"] == Json({{"id", "n1"}, {"name", "ovirtmgmt"}}));
@@ -82,6 +88,13 @@ TEST_CASE("ovirt inventory: the engine's collections in the neutral shape", "[ov
   CHECK(inv["hosts"][0]["datacenter"] == "Default");
   CHECK(inv["capabilities"]["guestConversion"] == false);
   CHECK(inv["capabilities"]["warm"] == false);
+  // cluster_default firmware is the cluster's.
+  auto c = engine();
+  c.vms["vm"][0]["bios"]["type"] = "cluster_default";
+  c.clusters["cluster"][0]["bios_type"] = "q35_ovmf";
+  CHECK(to_inventory(c)["vms"][0]["firmware"] == "efi");
+  c.clusters["cluster"][0]["bios_type"] = "q35_sea_bios";
+  CHECK(to_inventory(c)["vms"][0]["firmware"] == "bios");
   CHECK(inv["refreshSeconds"] == 10);
 }
 
