@@ -369,9 +369,11 @@ void MigrationRunner::close_sources(const ResourceKey& mkey, const std::string& 
         },
         [this, mkey, vm_id, handle](Status s) {
           closing_sources_.erase(handle);
-          if (!s.ok()) {  // kept: tried again when the VM next changes or at restart
+          if (!s.ok()) {  // kept, and tried again in a while (and at restart)
             kLog.warn("closing a source failed",
                       {{"handle", handle}, {"error", s.error().message}});
+            loop_.after(std::chrono::seconds(30),
+                        [this, mkey, vm_id] { close_sources(mkey, vm_id); });
             return;
           }
           VmStatus* v = vm_status(mkey, vm_id);

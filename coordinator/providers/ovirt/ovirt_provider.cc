@@ -211,6 +211,8 @@ Status OvirtProvider::power_off(const std::string& vm_id) {
     if (!r->ok()) {
       FERRY_TRY(wait_down(vm_id, std::chrono::seconds(0), &down));
       if (down) return {};  // it went down meanwhile
+      // A guest that cannot take a shutdown now (paused, suspended) is stopped.
+      if (action[1] == 'h') continue;
       return failed(std::string("VM ") + vm_id + ": " + action, *r);
     }
     FERRY_TRY(wait_down(vm_id, action[1] == 'h' ? waits_.shutdown : waits_.stop, &down));
