@@ -402,6 +402,13 @@ std::string Cluster::write_migration(const std::string& name, const std::string&
   return path;
 }
 
+std::vector<std::string> pipeline_steps(const Json& vm) {
+  std::vector<std::string> steps;
+  for (const auto& s : vm.value("pipeline", Json::array()))
+    steps.push_back(s.value("name", "") + "=" + s.value("phase", ""));
+  return steps;
+}
+
 std::vector<std::string> files_containing(const std::string& dir, const std::string& needle) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {

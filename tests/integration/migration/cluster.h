@@ -160,6 +160,9 @@ class ControlPlane {
 std::optional<double> metric(const std::string& text, const std::string& name,
                              const std::vector<std::string>& labels = {});
 
+// A VM status's pipeline as "Step=Phase" strings, in order.
+std::vector<std::string> pipeline_steps(const Json& vm);
+
 // The status of the Migration's first VM (what most tests migrate: one VM).
 Json vm_status(Cluster& c, const std::string& migration);
 

@@ -57,12 +57,10 @@ TEST_CASE("cold migration copies the disk byte for byte and writes the VM manife
   CHECK(stats["folder_unauthorized"] == 0);
   CHECK(stats["folder_bytes"].get<uint64_t>() >= file_size(flat));
   // Every step of the pipeline is accounted for.
-  std::vector<std::string> steps;
-  for (const auto& s : vm["pipeline"])
-    steps.push_back(s["name"].get<std::string>() + "=" + s["phase"].get<std::string>());
-  CHECK(steps == std::vector<std::string>{"Initialize=Completed", "DiskAllocation=Completed",
-                                          "DiskTransfer=Completed", "ImageConversion=Skipped",
-                                          "VirtualMachineCreation=Completed"});
+  CHECK(pipeline_steps(vm) ==
+        std::vector<std::string>{"Initialize=Completed", "DiskAllocation=Completed",
+                                 "DiskTransfer=Completed", "ImageConversion=Skipped",
+                                 "VirtualMachineCreation=Completed"});
   // The VirtualMachine manifest: MAC, disk, firmware, power state restored.
   std::string manifest = read_file(vm["vmManifestPath"]);
   CHECK(manifest.find("kind: VirtualMachine") != std::string::npos);

@@ -361,12 +361,10 @@ TEST_CASE("ovirt: a cold migration copies both disks through imageio and closes 
     return !v["disks"][0].contains("sourceHandle") && !v["disks"][1].contains("sourceHandle");
   }));
   // Guests from oVirt already run on KVM: no conversion, virtio devices.
-  std::vector<std::string> steps;
-  for (const auto& s : vm["pipeline"])
-    steps.push_back(s["name"].get<std::string>() + "=" + s["phase"].get<std::string>());
-  CHECK(steps == std::vector<std::string>{"Initialize=Completed", "DiskAllocation=Completed",
-                                          "DiskTransfer=Completed", "ImageConversion=Skipped",
-                                          "VirtualMachineCreation=Completed"});
+  CHECK(pipeline_steps(vm) ==
+        std::vector<std::string>{"Initialize=Completed", "DiskAllocation=Completed",
+                                 "DiskTransfer=Completed", "ImageConversion=Skipped",
+                                 "VirtualMachineCreation=Completed"});
   std::string manifest = read_file(vm["vmManifestPath"]);
   CHECK(manifest.find("bus: virtio") != std::string::npos);
   CHECK(manifest.find("macAddress: 56:6f:1a:2b:00:01") != std::string::npos);
