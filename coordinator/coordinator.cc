@@ -439,12 +439,18 @@ void Coordinator::refresh_inventories() {
     auto slot = provider_slot(k, &err);
     if (!slot) continue;
     refreshing_.insert(k);
-    loop_.run_blocking<Result<Inventory>>(
-        [slot] {
-          return slot->with<Result<Inventory>>(
-              [](SourceProvider& p) { return p.load_inventory(); });
+    // Compared with the one held now on the worker, not the loop: an
+    // unchanged inventory (most oVirt polls) comes back as null.
+    using Read = Result<std::shared_ptr<const Json>>;
+    loop_.run_blocking<Read>(
+        [slot, held = inventories_.count(k) ? inventories_[k] : nullptr]() -> Read {
+          auto inv =
+              slot->with<Result<Inventory>>([](SourceProvider& p) { return p.load_inventory(); });
+          if (!inv.ok()) return inv.error();
+          if (held && *held == *inv) return std::shared_ptr<const Json>();
+          return std::make_shared<const Json>(std::move(*inv));
         },
-        [this, k = k, slot](Result<Inventory> inv) {
+        [this, k = k, slot](Read inv) {
           refreshing_.erase(k);
           refreshed_at_[k] = now_seconds();
           if (!inv.ok()) {
@@ -457,7 +463,9 @@ void Coordinator::refresh_inventories() {
             refreshed_at_.erase(k);  // deleted or replaced meanwhile: its own read counts
             return;
           }
-          set_inventory(k, std::move(*inv));
+          if (!*inv) return;  // unchanged
+          inventories_[k] = *inv;
+          store_->put_inventory(k, std::move(*inv));
         });
   }
 }

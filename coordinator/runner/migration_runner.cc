@@ -288,8 +288,8 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
           if (x.value("key", 0) == d->key) sreq.disk = x;
     }
     // Every host of the source that a Host resource gives a migration address.
-    if (const Json* inv = inventory_of(pk))
-      for (const auto& h : inv->value("hosts", Json::array())) {
+    if (const Json* inv = inventory_of(pk); inv && inv->contains("hosts"))
+      for (const auto& h : (*inv)["hosts"]) {
         std::string hid = h.value("id", "");
         std::string addr = host_address(pk, hid);
         if (!addr.empty()) sreq.host_addresses[hid] = addr;

@@ -14,6 +14,7 @@ namespace {
 const Logger kLog("ovirt");
 
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::minutes kFullRead{10};
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
 
@@ -138,7 +139,9 @@ Result<EngineReply> OvirtProvider::post(const std::string& path, const Json& bod
 Result<Inventory> OvirtProvider::load_inventory() {
   // Nothing happened since the last read: the engine logs every change of a
   // VM, disk or host as an event (Forklift's inventory polls them likewise).
-  if (cached_ && !last_event_.empty()) {
+  // Some changes raise no event (free space, guest IPs): a full read at
+  // least every kFullReadSeconds.
+  if (cached_ && !last_event_.empty() && Clock::now() - read_at_ < kFullRead) {
     auto ev = get_json("/events?from=" + last_event_);
     if (!ev.ok()) return ev.error();
     if (items(*ev, "event").empty()) return *cached_;
@@ -170,6 +173,7 @@ Result<Inventory> OvirtProvider::load_inventory() {
   }
   auto inv = std::make_shared<const Inventory>(to_inventory(c));
   cached_ = inv;
+  read_at_ = Clock::now();
   last_event_ = newest.empty() ? "0" : newest;
   return *inv;
 }

@@ -74,9 +74,11 @@ class OvirtProvider : public SourceProvider {
   EngineClient client_;
   Waits waits_;
   // The last event id seen by load_inventory, and the inventory then: the
-  // engine has no watch, so a refresh first asks whether any event came since.
+  // engine has no watch, so a refresh first asks whether any event came since
+  // (and reads everything anyway once the inventory is 10 minutes old).
   std::string last_event_;
   std::shared_ptr<const Inventory> cached_;
+  std::chrono::steady_clock::time_point read_at_;  // of cached_
 };
 
 }  // namespace ferry::coordinator::ovirt
