@@ -53,8 +53,11 @@ TEST_CASE("a coordinator killed between applying a result and storing it gets it
   REQUIRE(wait_migration(c, "m", 120) == "Succeeded");
   Json vm = vm_status(c, "m");
   CHECK_FALSE(first_difference(c.flat_path("res-01"), vm["disks"][0]["path"]).has_value());
-  // The redelivered result completed the disk: nothing was read from the source again.
-  CHECK(c.sim_stats()["folder_bytes"].get<uint64_t>() == served);
+  // The redelivered result completed the disk: no data was read from the
+  // source again. The restarted coordinator may hand the task out again before
+  // the result comes back; the agent then finds its checkpoint complete and
+  // reads only the one-byte size probe (a few hundred bytes with headers).
+  CHECK(c.sim_stats()["folder_bytes"].get<uint64_t>() - served < 4096);
   CHECK(vm["disks"][0]["result"]["bytesRead"].get<uint64_t>() > 0);
 }
 
