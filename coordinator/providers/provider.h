@@ -30,7 +30,10 @@ using model::Json;
 //          nics:[{mac,network:{id,name},model,ips:[{ip,prefix}]}], gateway,
 //          cdroms:[{iso,connected}]}]}
 // At the root, optionally: "capabilities": {"guestConversion": bool, "warm":
-// bool} (what the source's VMs need and allow; true when absent), and
+// bool, "changeTracking": what the source calls changed-block tracking and
+// where it is enabled (for validation's messages), "warmWithSnapshots": bool
+// (warm copies are right for a VM with snapshots)} (what the source's VMs
+// need and allow; true when absent), and
 // "refreshSeconds": how often the source is worth reading again (less than
 // --inventory-refresh for a source that answers cheaply when nothing changed).
 using Inventory = Json;
@@ -82,6 +85,9 @@ struct SourceRequest {
   // The handle opened for an earlier claim of the same task (an expired
   // ticket, a restarted coordinator): closed before a new one is opened.
   std::string previous;
+  // Warm: the precopy snapshot the task reads (create_snapshot's id); a
+  // source that reads through it (oVirt: the backup's disk) opens it so.
+  std::string snapshot;
 };
 
 class DiskSources {
@@ -107,8 +113,9 @@ class DiskSources {
   virtual std::vector<std::string> session_credentials() const = 0;
 };
 
-// Snapshots and changed-block tracking (vSphere CBT; oVirt incremental backup
-// would fit the same shape): what warm migration needs from a source.
+// Snapshots and changed-block tracking: what warm migration needs from a
+// source. vSphere: a VM snapshot and CBT change IDs. oVirt: an incremental
+// backup is the "snapshot" and its checkpoint the change ID of every disk.
 struct SnapshotRef {
   std::string id;  // provider's id (vSphere: VirtualMachineSnapshot moref)
   std::string name;
@@ -120,15 +127,21 @@ struct ChangedAreas {
   // replaced): the caller must copy the whole disk again.
   bool change_id_invalid = false;
   std::string detail;  // the source's message when change_id_invalid
+  // The areas are not listed here: the agent's reader of the snapshot tells
+  // them itself (oVirt: the backup ticket's dirty extents). `areas` is empty.
+  bool source_reports = false;
 };
 
 class ChangeTracking {
  public:
   virtual ~ChangeTracking() = default;
   // Creates a crash-consistent snapshot (no memory, no quiescing), waits for
-  // it and returns its id.
+  // it and returns its id. `base`: each disk's change ID the next delta
+  // starts from (empty for the first); a source whose snapshot must know it
+  // (oVirt: the backup's from-checkpoint) uses it, vSphere does not.
   virtual Result<std::string> create_snapshot(const std::string& vm_id, const std::string& name,
-                                              const std::string& description) = 0;
+                                              const std::string& description,
+                                              const std::map<int, std::string>& base) = 0;
   // Each disk's change ID as of the snapshot, by disk key.
   virtual Result<std::map<int, std::string>> snapshot_change_ids(
       const std::string& vm_id, const std::string& snapshot_id) = 0;
@@ -141,6 +154,11 @@ class ChangeTracking {
   virtual Result<ChangedAreas> changed_areas(const std::string& vm_id,
                                              const std::string& snapshot_id, int disk_key,
                                              uint64_t capacity, const std::string& change_id) = 0;
+  // Change IDs no delta will start from again (an older base, or every one
+  // once the VM's migration has ended). vSphere's cost nothing; oVirt's are
+  // checkpoints, removed here. An already removed one is success.
+  virtual Status release_change_ids(const std::string& vm_id,
+                                    const std::vector<std::string>& change_ids) = 0;
 };
 
 class SourceProvider : public Inventories,

@@ -296,6 +296,7 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
       }
   }
   if (d) sreq.previous = d->sourceHandle;
+  if (d && vm->warm && vm->warm->snapshot) sreq.snapshot = vm->warm->snapshot->id;
   fetching_credentials_.insert(id);
   using Access = Result<SourceAccess>;
   loop_.run_blocking<Access>(
@@ -311,9 +312,16 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
           disk->sourceHandle.clear();  // source_access closed it
           save_status(ref.migration);
         }
-        if (!a.ok())
+        if (!a.ok()) {
+          // A precopy's source may be refused for a while (oVirt: a disk
+          // locked by another operation): the next precopy tries again.
+          if (v && v->warm && disk)
+            return warm_cycle_failed(
+                ref.migration, ref.vm_id,
+                "opening the source of disk " + disk->file + ": " + a.error().message);
           return fail_vm(ref.migration, ref.vm_id,
                          "getting a source credential: " + a.error().message);
+        }
         if (!a->handle.empty()) {
           if (!disk || !disk->sourceHandle.empty()) {
             // Nowhere to keep it (the Migration went, or another was opened): closed now.
@@ -1269,12 +1277,14 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
                       .base = wq->base_change_id.empty() ? "*" : wq->base_change_id,
                       .changedBytes = wq->changed_bytes,
                       .full = wq->full,
-                      .warning = wq->warning};
+                      .warning = wq->warning,
+                      .sourceReported = wq->source_reports};
                   if (!wq->warning.empty()) {
                     v->warm->warnings.push_back(wq->warning);
                     kLog.warn("full copy forced", {{"vm", v->name}, {"warning", wq->warning}});
                   }
-                  if (!wq->full && task->ranges().empty()) {  // nothing changed on this disk
+                  if (!wq->full && !wq->source_reports &&
+                      task->ranges().empty()) {  // nothing changed on this disk
                     x->state = TaskState::kCompleted;
                     x->result = status::DiskResult{};
                     save_status(mkey);
@@ -1469,6 +1479,8 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
       }
       save_status(mkey);
       kLog.info("VM migrated", {{"migration", mkey.to_string()}, {"vm", vm->name}});
+      // Nothing of the precopies is needed now (oVirt: the last checkpoints).
+      if (vm->warm) cleanup_warm_snapshots(mkey, vm_id);
       maybe_finish_migration(mkey);
       pump(mkey);
       return;

@@ -202,9 +202,10 @@ class MigrationRunner {
     std::string vm_id, snapshot_id, base_change_id;
     int disk_key = 0;
     uint64_t capacity = 0;
-    uint64_t changed_bytes = 0;  // out
-    bool full = false;           // out: copying every allocated area
-    std::string warning;         // out: why a full copy was forced
+    uint64_t changed_bytes = 0;   // out
+    bool full = false;            // out: copying every allocated area
+    std::string warning;          // out: why a full copy was forced
+    bool source_reports = false;  // out: the agent's reader finds the changed areas
   };
   static Status query_changes(SourceProvider& p, WarmDiskQuery& q, ferry::v1::TransferTask& task);
   void advance_warm(const ResourceKey& mkey, const std::string& vm_id, migration::Phase phase,

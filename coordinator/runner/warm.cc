@@ -47,6 +47,14 @@ std::vector<migration::CycleSample> samples(const WarmStatus& w) {
   return out;
 }
 
+// Queues a change ID for release_change_ids, unless it is still a base.
+void queue_release(WarmStatus& w, const std::string& id) {
+  for (const auto& [key, base] : w.changeIds)
+    if (base == id) return;
+  auto& r = w.releaseChangeIds;
+  if (std::find(r.begin(), r.end(), id) == r.end()) r.push_back(id);
+}
+
 }  // namespace
 
 double MigrationRunner::precopy_interval(const Resource& plan) const {
@@ -72,6 +80,17 @@ Status MigrationRunner::query_changes(SourceProvider& p, WarmDiskQuery& q,
   q.full = base == "*";
   q.changed_bytes = 0;
   task.clear_ranges();
+  if (r->source_reports && !q.full) {
+    // The agent reads the changed areas from the snapshot's source itself
+    // and updates the earlier copy with them.
+    if (!task.has_http())
+      return Error(ErrorCode::kInternal, "disk " + std::to_string(q.disk_key) +
+                                             ": the source reports its changes only over HTTP");
+    task.mutable_http()->set_dirty_extents(true);
+    task.set_fresh_target(false);
+    q.source_reports = true;
+    return {};
+  }
   for (const auto& a : r->areas) {
     *task.add_ranges() = a;
     q.changed_bytes += a.length();
@@ -184,9 +203,11 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
                                                                : WarmStage::kPrecopy;
       auto id = std::make_shared<std::string>();
       auto secs = std::make_shared<double>(0);
+      std::map<int, std::string> base;
+      for (const auto& [key, cid] : w.changeIds) base[std::atoi(key.c_str())] = cid;
       return provider_call(
           mkey, vm_id, phase,
-          [vm_id, prefix, name, desc, id, secs](SourceProvider& p) -> Status {
+          [vm_id, prefix, name, desc, id, secs, base](SourceProvider& p) -> Status {
             // A snapshot of ours not recorded yet (the coordinator stopped
             // between creating and recording it) goes first.
             auto list = p.list_snapshots(vm_id);
@@ -194,7 +215,7 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
             for (const auto& s : *list)
               if (s.name.rfind(prefix, 0) == 0) FERRY_TRY(p.remove_snapshot(vm_id, s.id));
             double t0 = now_seconds();
-            auto r = p.create_snapshot(vm_id, name, desc);
+            auto r = p.create_snapshot(vm_id, name, desc, base);
             if (!r.ok()) return r.error();
             *id = *r;
             *secs = now_seconds() - t0;
@@ -312,10 +333,13 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
     }
     case Phase::kAddCheckpoint:
     case Phase::kAddFinalCheckpoint: {
-      // The copied snapshot's change IDs become the base of the next delta.
+      // The copied snapshot's change IDs become the base of the next delta;
+      // the ones they replace are released below.
       if (w.pendingChangeIds) {
+        auto old = w.changeIds;
         w.changeIds = *w.pendingChangeIds;
         w.pendingChangeIds.reset();
+        for (const auto& [key, cid] : old) queue_release(w, cid);
       }
       if (w.current) {
         status::PrecopyCycle c = *w.current;
@@ -336,7 +360,23 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
         w.nextPrecopyAt = last_at + precopy_interval(plan);
         update_prediction(*vmp, plan);
       }
-      return next();
+      if (w.releaseChangeIds.empty()) return next();
+      // Best effort: what fails now is released with the next cycle or at the end.
+      std::vector<std::string> release = w.releaseChangeIds;
+      save_status(mkey);
+      return provider_call(
+          mkey, vm_id, phase,
+          [vm_id, release](SourceProvider& p) { return p.release_change_ids(vm_id, release); },
+          [release, next](VmStatus& v) {
+            auto& r = v.warm->releaseChangeIds;
+            for (const auto& id : release) r.erase(std::remove(r.begin(), r.end(), id), r.end());
+            next();
+          },
+          [mkey, vm_id, next](const Error& e) {
+            kLog.warn("releasing old change IDs failed; tried again later",
+                      {{"migration", mkey.to_string()}, {"vm", vm_id}, {"error", e.message}});
+            next();
+          });
     }
     case Phase::kCopyingPaused: {
       if (cutover_due(mkey, *vmp, plan)) {
@@ -362,7 +402,9 @@ void MigrationRunner::warm_copy_done(const ResourceKey& mkey, VmStatus& vm) {
   WarmStatus& w = *vm.warm;
   uint64_t changed = 0, read = 0;
   bool full = false;
-  for (const auto& d : vm.disks) {
+  for (auto& d : vm.disks) {
+    if (d.copy && d.copy->sourceReported && d.result)  // what the agent found changed
+      d.copy->changedBytes = d.result->bytesRead + d.result->bytesZero + d.result->bytesResumed;
     if (d.copy) {
       changed += d.copy->changedBytes;
       full = full || d.copy->full;
@@ -440,6 +482,8 @@ void MigrationRunner::warm_retry(const ResourceKey& mkey, const std::string& vm_
   WarmStatus& w = *vm->warm;
   w.retrying = false;
   w.current.reset();
+  if (w.pendingChangeIds)  // the failed cycle's: no delta starts from them
+    for (const auto& [k, id] : *w.pendingChangeIds) queue_release(w, id);
   w.pendingChangeIds.reset();
   double at =
       std::max(w.notBefore.value_or(0), now_seconds() + std::min(precopy_interval(plan), 60.0));
@@ -464,9 +508,19 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
                                              std::shared_ptr<ProviderPool> slot, int attempt) {
   std::string key = mkey.to_string() + vm_id;
   VmStatus* vm = vm_status(mkey, vm_id);
+  // Every change ID the VM's cycles made: none is a base for anything now.
+  std::vector<std::string> release;
   if (vm && vm->warm) {
+    const WarmStatus& w = *vm->warm;
     vm->warm->snapshotCleanup = "Pending";  // a restart before the end does it again
     save_status(mkey);
+    release = w.releaseChangeIds;
+    auto add = [&](const std::map<std::string, std::string>& ids) {
+      for (const auto& [k, id] : ids)
+        if (std::find(release.begin(), release.end(), id) == release.end()) release.push_back(id);
+    };
+    add(w.changeIds);
+    if (w.pendingChangeIds) add(*w.pendingChangeIds);
   }
   // The pool is taken now: the Migration (and its status) may be deleted
   // before the cleanup has run, the snapshots must go anyway.
@@ -489,7 +543,7 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
   auto removed = std::make_shared<int>(0);
   inflight_.insert(key);
   loop_.run_blocking<Status>(
-      [slot, vm_id, prefix, removed]() -> Status {
+      [slot, vm_id, prefix, removed, release]() -> Status {
         return slot->with<Status>([&](SourceProvider& p) -> Status {
           auto list = p.list_snapshots(vm_id);
           if (!list.ok()) return list.error();
@@ -498,6 +552,8 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
               FERRY_TRY(p.remove_snapshot(vm_id, s.id));
               (*removed)++;
             }
+          // After the snapshots: a source may refuse while one is open.
+          if (!release.empty()) FERRY_TRY(p.release_change_ids(vm_id, release));
           return {};
         });
       },
@@ -520,7 +576,10 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
         if (!vm || !vm->warm) return;
         WarmStatus& w = *vm->warm;
         w.snapshotCleanup = s.ok() ? std::string("Completed") : "Failed: " + s.error().message;
-        if (s.ok()) w.snapshot.reset();
+        if (s.ok()) {
+          w.snapshot.reset();
+          w.releaseChangeIds.clear();
+        }
         save_status(mkey);
       });
 }

@@ -89,7 +89,7 @@ FERRY_STATUS_JSON(PipelineStep, f("name", v.name, kAlways); f("phase", v.phase, 
                   f("output", v.output))
 FERRY_STATUS_JSON(VmError, f("phase", v.phase); f("step", v.step); f("reasons", v.reasons, kAlways))
 FERRY_STATUS_JSON(WarmCopy, f("base", v.base); f("changedBytes", v.changedBytes); f("full", v.full);
-                  f("warning", v.warning))
+                  f("warning", v.warning); f("sourceReported", v.sourceReported, kOmitZero))
 FERRY_STATUS_JSON(DiskStatus, f("key", v.key); f("file", v.file, kAlways);
                   f("capacity", v.capacity); f("storageClass", v.storageClass, kAlways);
                   f("volume", v.volume, kAlways); f("requestedSize", v.requestedSize);
@@ -136,7 +136,7 @@ FERRY_STATUS_JSON(WarmStatus, f("stage", v.stage, kAlways); f("precopies", v.pre
                   f("predictedAtCutover", v.predictedAtCutover);
                   f("retrying", v.retrying, kOmitZero); f("lastError", v.lastError);
                   f("warnings", v.warnings); f("snapshotCleanup", v.snapshotCleanup);
-                  f("downtime", v.downtime))
+                  f("downtime", v.downtime); f("releaseChangeIds", v.releaseChangeIds))
 FERRY_STATUS_JSON(VmStatus, f("id", v.id, kAlways); f("name", v.name, kAlways);
                   f("targetName", v.targetName, kAlways); f("phase", v.phase, kAlways);
                   f("started", v.started); f("completed", v.completed);

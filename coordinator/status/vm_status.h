@@ -55,6 +55,9 @@ struct WarmCopy {
   uint64_t changedBytes = 0;
   bool full = false;
   std::string warning;  // why a full copy was forced
+  // The agent's reader found the changed areas itself (oVirt: dirty extents);
+  // changedBytes is then what the agent reported copying.
+  bool sourceReported = false;
 };
 
 // One disk's transfer to its volume.
@@ -162,6 +165,9 @@ struct WarmStatus {
   std::vector<std::string> warnings;
   std::string snapshotCleanup;  // Pending, Completed, Failed: ...
   std::optional<Downtime> downtime;
+  // Change IDs no longer a base, to release at the source (oVirt: old
+  // checkpoints); kept until the source says they are gone.
+  std::vector<std::string> releaseChangeIds;
 };
 
 struct VmStatus {

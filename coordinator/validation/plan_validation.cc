@@ -82,7 +82,13 @@ class Validator {
     if (src && !inv)
       add("SourceProviderNotReady", "Critical",
           "spec.provider.source: " + src_key.to_string() + " has no inventory yet");
-    warm_supported_ = !inv || inv->value("capabilities", Json::object()).value("warm", true);
+    Json caps = inv ? inv->value("capabilities", Json::object()) : Json::object();
+    warm_supported_ = caps.value("warm", true);
+    warm_with_snapshots_ = caps.value("warmWithSnapshots", false);
+    if (caps.contains("changeTracking") && caps["changeTracking"].is_object()) {
+      tracking_name_ = caps["changeTracking"].value("name", tracking_name_);
+      tracking_where_ = caps["changeTracking"].value("where", tracking_where_);
+    }
     if (inv && warm_ && !warm_supported_)
       add("WarmMigrationNotSupported", "Critical",
           "spec.warm: warm migration from " + src_key.to_string() + " (type " +
@@ -366,17 +372,16 @@ class Validator {
     std::string name = vm.value("name", "");
     if (!vm.value("changeTrackingEnabled", false))
       add("VMMissingChangedBlockTracking", "Critical",
-          p + ": VM \"" + name +
-              "\" does not have changed block tracking enabled (config.changeTrackingEnabled); "
-              "enable CBT or use a cold plan",
+          p + ": VM \"" + name + "\" does not have " + tracking_name_ + " enabled (" +
+              tracking_where_ + "); enable it or use a cold plan",
           {p});
     for (const auto& d : vm.value("disks", Json::array()))
       if (d.contains("cbt") && !d.value("cbt", true))
         add("VMMissingChangedBlockTracking", "Critical",
-            p + ": disk " + d.value("file", "") + " of VM \"" + name +
-                "\" does not have changed block tracking enabled",
+            p + ": disk " + d.value("file", "") + " of VM \"" + name + "\" does not have " +
+                tracking_name_ + " enabled",
             {p});
-    if (vm.value("hasSnapshots", false))
+    if (vm.value("hasSnapshots", false) && !warm_with_snapshots_)
       add("VMHasSnapshots", "Critical",
           p + ": VM \"" + name +
               "\" has snapshots; Ferry reads the base disk over the datastore's HTTPS access, "
@@ -395,6 +400,10 @@ class Validator {
   Result out_;
   bool warm_ = false;
   bool warm_supported_ = true;  // the source's inventory says it can do warm
+  // What the source calls its changed-block tracking, and where it is set.
+  std::string tracking_name_ = "changed block tracking";
+  std::string tracking_where_ = "config.changeTrackingEnabled";
+  bool warm_with_snapshots_ = false;  // its warm copies are right for a VM with snapshots
 };
 
 }  // namespace

@@ -82,6 +82,8 @@ Result<EngineReply> EngineClient::call(const std::string& method, const std::str
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  } else if (method == "DELETE") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
   } else {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   }
@@ -136,6 +138,10 @@ Result<EngineReply> EngineClient::get(const std::string& path) {
 
 Result<EngineReply> EngineClient::post(const std::string& path, const Json& body) {
   return call("POST", api_url_ + path, body.dump(), "application/json", true);
+}
+
+Result<EngineReply> EngineClient::del(const std::string& path) {
+  return call("DELETE", api_url_ + path, "", "", true);
 }
 
 }  // namespace ferry::coordinator::ovirt

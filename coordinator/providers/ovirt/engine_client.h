@@ -54,6 +54,7 @@ class EngineClient {
   // Errors; every HTTP answer is a reply. A 401 forgets the token.
   Result<EngineReply> get(const std::string& path);
   Result<EngineReply> post(const std::string& path, const Json& body);
+  Result<EngineReply> del(const std::string& path);
 
   const std::string& api_url() const { return api_url_; }
 

@@ -39,6 +39,8 @@ void concern(Json& out, const char* category, const std::string& label,
   out.push_back({{"category", category}, {"label", label}, {"assessment", assessment}});
 }
 
+}  // namespace
+
 // A disk's key, stable whatever order the engine lists the attachments in:
 // 31 bits of the FNV-1a hash of its id (not 0), so a task, its checkpoint and
 // its status always name the same disk.
@@ -48,8 +50,6 @@ int disk_key(const std::string& id) {
   int k = static_cast<int>(h & 0x7fffffff);
   return k ? k : 1;
 }
-
-}  // namespace
 
 const Json& field(const Json& j, const char* key) { return at(j, {key}); }
 
@@ -171,15 +171,23 @@ Json vm_concerns(const Json& vm, const std::vector<const Json*>& attached_disks)
 }
 
 Inventory to_inventory(const EngineCollections& c) {
-  Inventory inv = {{"datacenters", Json::array()},
-                   {"clusters", Json::array()},
-                   {"hosts", Json::array()},
-                   {"datastores", Json::array()},
-                   {"networks", Json::array()},
-                   {"vms", Json::array()},
-                   {"capabilities", {{"guestConversion", false}, {"warm", false}}},
-                   // Polled as Forklift does: a read with no new event is one request.
-                   {"refreshSeconds", 10}};
+  Inventory inv = {
+      {"datacenters", Json::array()},
+      {"clusters", Json::array()},
+      {"hosts", Json::array()},
+      {"datastores", Json::array()},
+      {"networks", Json::array()},
+      {"vms", Json::array()},
+      // Warm: incremental backup, which reads the VM's current
+      // state whatever snapshots it has.
+      {"capabilities",
+       {{"guestConversion", false},
+        {"warm", true},
+        {"warmWithSnapshots", true},
+        {"changeTracking",
+         {{"name", "incremental backup"}, {"where", "each disk's backup mode: incremental"}}}}},
+      // Polled as Forklift does: a read with no new event is one request.
+      {"refreshSeconds", 10}};
   auto dc_names = names_by_id(items(c.datacenters, "data_center"));
   for (const auto& [id, name] : dc_names)
     inv["datacenters"].push_back({{"id", id}, {"name", name}});
@@ -278,6 +286,10 @@ Inventory to_inventory(const EngineCollections& c) {
            {"rdm", false},  // direct LUNs are a Critical concern instead
            {"cbt", as_str(at(d, {"backup"})) == "incremental"}});
     }
+    // Incremental backup covers a disk whose backup mode is incremental.
+    bool tracked = !vm["disks"].empty();
+    for (const auto& d : vm["disks"]) tracked = tracked && d.value("cbt", false);
+    vm["changeTrackingEnabled"] = tracked;
     for (const auto& n : items(v, "nics", "nic")) {
       std::string net = lookup(profile_net, ref_id(n, "vnic_profile"));
       Json ips = Json::array();

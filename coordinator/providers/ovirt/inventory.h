@@ -21,7 +21,8 @@ struct EngineCollections {
 // engine does not promise an order), "id" the engine's disk id, "file" its
 // alias; a VM with bios type cluster_default takes its cluster's. The root carries
 // "capabilities": {"guestConversion": false (oVirt guests already run on KVM,
-// as in MTV), "warm": false (not built yet)}, and "refreshSeconds": 10 (the
+// as in MTV), "warm": true (incremental backup; a VM's changeTrackingEnabled
+// when every disk's backup mode is incremental)}, and "refreshSeconds": 10 (the
 // coordinator reads it that often: a read that finds no new event is cheap).
 Inventory to_inventory(const EngineCollections& c);
 
@@ -29,6 +30,10 @@ Inventory to_inventory(const EngineCollections& c);
 // assessment}), Forklift's list for oVirt VMs. `disks`: the engine's disk
 // records by id.
 Json vm_concerns(const Json& vm, const std::vector<const Json*>& attached_disks);
+
+// A disk's key, stable whatever order the engine lists the attachments in:
+// 31 bits of the FNV-1a hash of its id (not 0).
+int disk_key(const std::string& id);
 
 // The items of a collection answer or nested list: {"vm":[...]} with key
 // "vm", or {"nics":{"nic":[...]}} with keys "nics","nic". Empty when absent.

@@ -125,15 +125,22 @@ Result<Json> OvirtProvider::get_json(const std::string& path) {
 }
 
 Result<EngineReply> OvirtProvider::post(const std::string& path, const Json& body) {
+  return send("POST", path, &body);
+}
+
+Result<EngineReply> OvirtProvider::send(const char* method, const std::string& path,
+                                        const Json* body) {
   for (int attempt = 0; attempt < 2; attempt++) {
     FERRY_TRY(ensure_session());
-    auto r = client_.post(path, body);
+    auto r = body ? client_.post(path, *body) : client_.del(path);
     if (!r.ok()) return explain(r.error());
-    if (r->code == 401) continue;
+    if (r->code == 401) continue;  // the token expired: log in once more
     return r;
   }
-  return Error(ErrorCode::kPermissionDenied,
-               secret_name_ + ": user/password: the engine refused a fresh token for POST " + path);
+  return Error(ErrorCode::kPermissionDenied, secret_name_ +
+                                                 ": user/password: the engine refused a fresh "
+                                                 "token for " +
+                                                 method + " " + path);
 }
 
 Result<Inventory> OvirtProvider::load_inventory() {
@@ -273,6 +280,9 @@ Result<SourceAccess> OvirtProvider::open_transfer(const SourceRequest& req) {
                {"direction", "download"},
                {"format", "raw"},
                {"inactivity_timeout", std::to_string(waits_.inactivity_timeout_seconds)}};
+  // A precopy reads the disk as its backup holds it (for an incremental
+  // backup, the ticket also has the dirty extents).
+  if (!req.snapshot.empty()) body["backup"] = {{"id", req.snapshot}};
   // The engine locks a disk while a snapshot, another transfer or a move
   // holds it: retried for a while, as CDI does.
   auto until = Clock::now() + waits_.disk_locked;
@@ -373,28 +383,184 @@ Status OvirtProvider::close_source(const std::string& handle, bool completed) {
   }
 }
 
+// ---- Warm: incremental backup ----------------------------------------------
+// A precopy "snapshot" is a VM backup (POST /vms/{id}/backups), from the last
+// copied checkpoint after the first. At `ready` the engine has made a new
+// checkpoint (to_checkpoint_id): every disk's change ID. The agent reads each
+// disk through an image transfer of the backup: a full backup's disk whole,
+// an incremental one's dirty extents only. Finalizing the backup removes it;
+// checkpoints no longer a base are deleted with release_change_ids.
+
 namespace {
-Error warm_not_built(const std::string& provider) {
-  return Error(ErrorCode::kFailedPrecondition,
-               provider + ": warm migration from oVirt (incremental backup) is not built yet");
-}
+bool backup_over(const std::string& phase) { return phase == "succeeded" || phase == "failed"; }
 }  // namespace
 
-Result<std::string> OvirtProvider::create_snapshot(const std::string&, const std::string&,
-                                                   const std::string&) {
-  return warm_not_built(provider_name_);
+Result<Json> OvirtProvider::get_backup(const std::string& vm_id, const std::string& backup_id) {
+  return get_json("/vms/" + url_escape(vm_id) + "/backups/" + url_escape(backup_id));
 }
-Result<std::map<int, std::string>> OvirtProvider::snapshot_change_ids(const std::string&,
-                                                                      const std::string&) {
-  return warm_not_built(provider_name_);
+
+Result<std::string> OvirtProvider::create_snapshot(const std::string& vm_id,
+                                                   const std::string& name,
+                                                   const std::string& description,
+                                                   const std::map<int, std::string>& base) {
+  std::string what = "VM " + vm_id + ": backup " + name;
+  auto att = get_json("/vms/" + url_escape(vm_id) + "/diskattachments");
+  if (!att.ok()) return att.error();
+  Json disks = Json::array();
+  for (const auto& a : items(*att, "disk_attachment"))
+    disks.push_back({{"id", as_str(field(field(a, "disk"), "id"))}});
+  if (disks.empty())
+    return Error(ErrorCode::kFailedPrecondition, provider_name_ + ": " + what + ": no disks");
+  // Every disk's base is the one checkpoint of the last copied backup.
+  std::string from;
+  for (const auto& [key, cid] : base) from = cid;
+  Json body = {{"disks", {{"disk", disks}}}, {"description", name + ": " + description}};
+  if (!from.empty()) body["from_checkpoint_id"] = from;
+  auto until = Clock::now() + waits_.disk_locked;
+  Json backup;
+  while (true) {
+    auto r = post("/vms/" + url_escape(vm_id) + "/backups", body);
+    if (!r.ok()) return r.error();
+    if (r->ok()) {
+      backup = std::move(r->body);
+      break;
+    }
+    std::string fault = r->fault();
+    if (body.contains("from_checkpoint_id") && fault.find("Checkpoint") != std::string::npos &&
+        fault.find("does not exist") != std::string::npos) {
+      // Someone removed it: a full backup, and changed_areas says the old
+      // base is gone, so every disk is copied whole again.
+      kLog.warn("base checkpoint gone; taking a full backup",
+                {{"vm", vm_id}, {"checkpoint", from}, {"error", fault}});
+      body.erase("from_checkpoint_id");
+      continue;
+    }
+    bool busy = disk_locked(fault) || fault.find("during a backup") != std::string::npos;
+    if (!busy || Clock::now() >= until) return failed(what, *r);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  std::string id = as_str(field(backup, "id"));
+  if (id.empty())
+    return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + ": no id in the answer");
+  auto ready_by = Clock::now() + waits_.transfer;
+  while (true) {
+    std::string phase = as_str(field(backup, "phase"));
+    if (phase == "ready") return id;
+    if (backup_over(phase) || phase == "finalizing" || Clock::now() >= ready_by) {
+      (void)remove_snapshot(vm_id, id);
+      return Error(ErrorCode::kUnavailable, provider_name_ + ": " + what + " (" + id + ") is " +
+                                                phase + " instead of ready");
+    }
+    std::this_thread::sleep_for(waits_.poll);
+    auto b = get_backup(vm_id, id);
+    if (!b.ok()) {
+      (void)remove_snapshot(vm_id, id);
+      return b.error();
+    }
+    backup = std::move(*b);
+  }
 }
-Result<std::vector<SnapshotRef>> OvirtProvider::list_snapshots(const std::string&) {
-  return std::vector<SnapshotRef>{};  // Ferry made none
+
+Result<std::map<int, std::string>> OvirtProvider::snapshot_change_ids(
+    const std::string& vm_id, const std::string& snapshot_id) {
+  auto b = get_backup(vm_id, snapshot_id);
+  if (!b.ok()) return b.error();
+  std::string cp = as_str(field(*b, "to_checkpoint_id"));
+  if (cp.empty())
+    return Error(ErrorCode::kUnavailable, provider_name_ + ": VM " + vm_id + ": backup " +
+                                              snapshot_id + " has no checkpoint (phase " +
+                                              as_str(field(*b, "phase")) + ")");
+  auto disks =
+      get_json("/vms/" + url_escape(vm_id) + "/backups/" + url_escape(snapshot_id) + "/disks");
+  if (!disks.ok()) return disks.error();
+  std::map<int, std::string> out;
+  for (const auto& d : items(*disks, "disk")) out[disk_key(as_str(field(d, "id")))] = cp;
+  return out;
 }
-Status OvirtProvider::remove_snapshot(const std::string&, const std::string&) { return {}; }
-Result<ChangedAreas> OvirtProvider::changed_areas(const std::string&, const std::string&, int,
-                                                  uint64_t, const std::string&) {
-  return warm_not_built(provider_name_);
+
+Result<std::vector<SnapshotRef>> OvirtProvider::list_snapshots(const std::string& vm_id) {
+  auto list = get_json("/vms/" + url_escape(vm_id) + "/backups");
+  if (!list.ok()) return list.error();
+  std::vector<SnapshotRef> out;
+  for (const auto& b : items(*list, "backup"))
+    if (!backup_over(as_str(field(b, "phase"))))
+      out.push_back({as_str(field(b, "id")), as_str(field(b, "description"))});
+  return out;
+}
+
+Status OvirtProvider::remove_snapshot(const std::string& vm_id, const std::string& snapshot_id) {
+  std::string path = "/vms/" + url_escape(vm_id) + "/backups/" + url_escape(snapshot_id);
+  auto until = Clock::now() + waits_.close;
+  bool asked = false;
+  while (true) {
+    auto b = get_json(path);
+    if (!b.ok()) return b.error().code == ErrorCode::kNotFound ? Status{} : b.error();
+    std::string phase = as_str(field(*b, "phase"));
+    if (backup_over(phase)) return {};
+    if (!asked && phase != "finalizing") {
+      auto r = post(path + "/finalize", Json::object());
+      if (!r.ok()) return r.error();
+      if (r->code == 404) return {};
+      // Refused while it starts: asked again on the next round.
+      asked = r->ok();
+    }
+    if (Clock::now() >= until)
+      return Error(ErrorCode::kTimeout, provider_name_ + ": VM " + vm_id + ": backup " +
+                                            snapshot_id + " still " + phase + " after " +
+                                            std::to_string(waits_.close.count()) + " s");
+    std::this_thread::sleep_for(waits_.poll);
+  }
+}
+
+Result<ChangedAreas> OvirtProvider::changed_areas(const std::string& vm_id,
+                                                  const std::string& snapshot_id, int key,
+                                                  uint64_t capacity, const std::string& change_id) {
+  ChangedAreas out;
+  if (change_id == "*") {  // the whole disk; the agent skips what imageio says is zero
+    ferry::v1::ByteRange all;
+    all.set_offset(0);
+    all.set_length(capacity);
+    if (capacity) out.areas.push_back(all);
+    return out;
+  }
+  auto b = get_backup(vm_id, snapshot_id);
+  if (!b.ok()) return b.error();
+  std::string from = as_str(field(*b, "from_checkpoint_id"));
+  if (from != change_id) {
+    out.change_id_invalid = true;
+    out.detail =
+        "the backup started from " + (from.empty() ? "no checkpoint" : "checkpoint " + from);
+    return out;
+  }
+  auto disks =
+      get_json("/vms/" + url_escape(vm_id) + "/backups/" + url_escape(snapshot_id) + "/disks");
+  if (!disks.ok()) return disks.error();
+  for (const auto& d : items(*disks, "disk")) {
+    if (disk_key(as_str(field(d, "id"))) != key) continue;
+    std::string mode = as_str(field(d, "backup_mode"));
+    if (mode == "incremental") {
+      out.source_reports = true;
+    } else {
+      out.change_id_invalid = true;
+      out.detail = "the engine backed the disk up in " + (mode.empty() ? "full" : mode) +
+                   " mode: checkpoint " + change_id + " does not cover it";
+    }
+    return out;
+  }
+  return Error(ErrorCode::kNotFound, provider_name_ + ": VM " + vm_id + ": backup " + snapshot_id +
+                                         " has no disk with key " + std::to_string(key));
+}
+
+Status OvirtProvider::release_change_ids(const std::string& vm_id,
+                                         const std::vector<std::string>& change_ids) {
+  for (const auto& cid : change_ids) {
+    std::string path = "/vms/" + url_escape(vm_id) + "/checkpoints/" + url_escape(cid);
+    auto r = send("DELETE", path, nullptr);
+    if (!r.ok()) return r.error();
+    if (r->code == 404) continue;  // already gone
+    if (!r->ok()) return failed("VM " + vm_id + ": removing checkpoint " + cid, *r);
+  }
+  return {};
 }
 
 }  // namespace ferry::coordinator::ovirt

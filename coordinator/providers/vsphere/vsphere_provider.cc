@@ -414,7 +414,8 @@ void collect_snapshots(const pugi::xml_node& list_parent, const char* child,
 
 Result<std::string> VsphereProvider::create_snapshot(const std::string& vm_id,
                                                      const std::string& name,
-                                                     const std::string& description) {
+                                                     const std::string& description,
+                                                     const std::map<int, std::string>&) {
   FERRY_TRY(ensure_session());
   auto r = client_.invoke("CreateSnapshot_Task", Mor{"VirtualMachine", vm_id},
                           "<name>" + xml_escape(name) + "</name><description>" +

@@ -26,8 +26,10 @@ class VsphereProvider : public SourceProvider {
   Status close_source(const std::string& handle, bool completed) override;
   Status disk_source(const Json& vm, const Json& disk, const std::string& host_address,
                      ferry::v1::TransferTask& task) override;
+  // CBT needs no base to snapshot from: `base` is not used.
   Result<std::string> create_snapshot(const std::string& vm_id, const std::string& name,
-                                      const std::string& description) override;
+                                      const std::string& description,
+                                      const std::map<int, std::string>& base) override;
   Result<std::map<int, std::string>> snapshot_change_ids(const std::string& vm_id,
                                                          const std::string& snapshot_id) override;
   Result<std::vector<SnapshotRef>> list_snapshots(const std::string& vm_id) override;
@@ -35,6 +37,10 @@ class VsphereProvider : public SourceProvider {
   Result<ChangedAreas> changed_areas(const std::string& vm_id, const std::string& snapshot_id,
                                      int disk_key, uint64_t capacity,
                                      const std::string& change_id) override;
+  // A CBT change ID holds nothing on the host.
+  Status release_change_ids(const std::string&, const std::vector<std::string>&) override {
+    return {};
+  }
 
  private:
   VsphereProvider(std::string provider_name, std::string secret_name, std::string url,
