@@ -1083,6 +1083,8 @@ class Engine:
                "vm": {"id": vm_id}}
         if from_cp:
             obj["from_checkpoint_id"] = from_cp
+        if body.get("description"):    # Backup is Identified: name, description
+            obj["description"] = str(body["description"])
         host = self.vm_hosts.get(vm_id) if vm.get("status") != "down" else self.any_up_host()
         if host:
             obj["host"] = {"id": host["id"]}

@@ -1,10 +1,11 @@
-// Cold migration from oVirt, end to end: our Engine API stand-in, the real
+// Cold and warm migration from oVirt, end to end: our Engine API stand-in, the real
 // ovirt-imageio daemon serving each disk by ticket through qemu-nbd, and the
 // real nats-server, coordinator, agent and ferryctl.
 #include <catch2/catch.hpp>
 
 #include <set>
 
+#include "common/base/clock.h"
 #include "tests/integration/migration/cluster.h"
 #include "tests/support/imageio_daemon.h"
 #include "tests/support/ovirt_engine_sim.h"
@@ -25,13 +26,14 @@ constexpr const char* kSd = "7c2b9a10-5d3e-4f4e-8a2a-00000000sd01";
 struct OvirtSource {
   // dirty_backend: the first disk also has an incremental-backup export, a
   // qcow2 copy whose dirty bitmap marks what was written after it was added.
-  // storage_daemon: the first disk lives in a qemu-storage-daemon the engine
+  // storage_daemon: both disks live in a qemu-storage-daemon the engine
   // drives over QMP (its checkpoints are dirty bitmaps there); the test writes
-  // to it as its guest through guest_nbd().
+  // to them as their guest through guest_nbd.
+  // incremental_backup: the disks' backup mode (what warm needs).
   explicit OvirtSource(const TempDir& d, uint64_t disk1_mib = 64, uint64_t disk2_mib = 32,
                        bool dirty_backend = false, bool imageio_by_name = false,
-                       bool storage_daemon = false)
-      : dir(d), ca(d), imageio(d, &ca) {
+                       bool storage_daemon = false, bool incremental_backup = true)
+      : dir(d), ca(d), imageio(d, &ca), incremental(incremental_backup) {
     images = {d.file("rhel-web-disk1.raw"), d.file("rhel-web-disk2.raw")};
     sizes = {disk1_mib << 20, disk2_mib << 20};
     make_sparse_image(images[0], sizes[0],
@@ -67,29 +69,59 @@ struct OvirtSource {
     engine = std::make_unique<OvirtEngineSim>(d, ca, imageio, conf);
   }
 
-  // A qemu-storage-daemon holding the first disk as qcow2 (node "disk0"), its
-  // NBD server and a writable guest export; the engine's QMP monitor.
+  // A qemu-storage-daemon holding each disk as qcow2 (nodes "disk0",
+  // "disk1"), its NBD server with a writable guest export per disk, and the
+  // engine's QMP monitor.
   nlohmann::json start_storage_daemon(const TempDir& d) {
-    std::string q = d.file("rhel-web-disk1-qsd.qcow2");
-    run_ok(d, {require_program("qemu-img"), "convert", "-f", "raw", "-O", "qcow2", images[0], q},
-           "qsd-qcow2");
     std::string nbd_sock = d.file("qsd-nbd.sock"), qmp = d.file("qsd-qmp.sock");
+    std::vector<std::string> argv = {require_program("qemu-storage-daemon")};
+    nlohmann::json nodes;
+    const char* ids[] = {kDisk1, kDisk2};
+    for (size_t i = 0; i < images.size(); i++) {
+      std::string n = std::to_string(i);
+      std::string q = d.file("rhel-web-disk" + n + "-qsd.qcow2");
+      run_ok(d, {require_program("qemu-img"), "convert", "-f", "raw", "-O", "qcow2", images[i], q},
+             "qsd-qcow2-" + n);
+      argv.insert(argv.end(), {"--blockdev", "driver=file,node-name=file" + n + ",filename=" + q,
+                               "--blockdev", "driver=qcow2,node-name=disk" + n + ",file=file" + n});
+      nodes[ids[i]] = "disk" + n;
+    }
+    argv.insert(argv.end(), {"--nbd-server", "addr.type=unix,addr.path=" + nbd_sock});
+    for (size_t i = 0; i < images.size(); i++) {
+      std::string n = std::to_string(i);
+      argv.insert(argv.end(), {"--export", "type=nbd,id=guest-disk" + n + ",node-name=disk" + n +
+                                               ",name=guest-disk" + n + ",writable=on"});
+      guest_nbds.push_back("nbd+unix:///guest-disk" + n + "?socket=" + nbd_sock);
+    }
+    argv.insert(argv.end(), {"--chardev", "socket,path=" + qmp + ",server=on,wait=off,id=qmp0",
+                             "--monitor", "chardev=qmp0"});
     SubprocessOptions o;
     o.log_dir = d.path();
     o.name = "qemu-storage-daemon";
-    nbd.push_back(std::make_unique<Subprocess>(
-        std::vector<std::string>{
-            require_program("qemu-storage-daemon"), "--blockdev",
-            "driver=file,node-name=file0,filename=" + q, "--blockdev",
-            "driver=qcow2,node-name=disk0,file=file0", "--nbd-server",
-            "addr.type=unix,addr.path=" + nbd_sock, "--export",
-            "type=nbd,id=guest-disk0,node-name=disk0,name=guest-disk0,writable=on", "--chardev",
-            "socket,path=" + qmp + ",server=on,wait=off,id=qmp0", "--monitor", "chardev=qmp0"},
-        o));
+    nbd.push_back(std::make_unique<Subprocess>(argv, o));
     if (!eventually(10s, [&] { return path_exists(nbd_sock) && path_exists(qmp); }))
       throw std::runtime_error("qemu-storage-daemon did not start: " + nbd.back()->stderr_text());
-    guest_nbd = "nbd+unix:///guest-disk0?socket=" + nbd_sock;
-    return {{"qmp_socket", qmp}, {"nbd_socket", nbd_sock}, {"nodes", {{kDisk1, "disk0"}}}};
+    guest_nbd = guest_nbds[0];
+    return {{"qmp_socket", qmp}, {"nbd_socket", nbd_sock}, {"nodes", nodes}};
+  }
+
+  // Storage daemon mode: the guest writes `length` bytes of `pattern` at `offset` of disk `i`.
+  void guest_write(size_t i, uint64_t offset, uint64_t length, int pattern) const {
+    run_ok(dir,
+           {require_program("qemu-io"), "-f", "raw", "-c",
+            "write -P " + std::to_string(pattern) + " " + std::to_string(offset) + " " +
+                std::to_string(length),
+            guest_nbds.at(i)},
+           "guest-write");
+  }
+  // Storage daemon mode: disk `i` as the guest sees it now, in a raw file.
+  std::string guest_disk(size_t i, const std::string& name) const {
+    std::string out = dir.file(name);
+    run_ok(
+        dir,
+        {require_program("qemu-img"), "convert", "-f", "raw", guest_nbds.at(i), "-O", "raw", out},
+        "guest-read");
+    return out;
   }
 
   // qemu-nbd, read-only, persistent, for imageio's parallel readers.
@@ -118,6 +150,7 @@ struct OvirtSource {
                             {"status", "ok"},
                             {"storage_type", "image"},
                             {"format", "cow"},
+                            {"backup", incremental ? "incremental" : "none"},
                             {"sparse", "true"},
                             {"shareable", "false"},
                             {"content_type", "data"},
@@ -283,7 +316,9 @@ spec:
   ImageioDaemon imageio;
   std::vector<std::string> images;
   std::vector<uint64_t> sizes;
-  std::string guest_nbd;  // with storage_daemon: the first disk, writable
+  bool incremental = true;
+  std::string guest_nbd;                // with storage_daemon: the first disk, writable
+  std::vector<std::string> guest_nbds;  // with storage_daemon: every disk, writable
   std::vector<std::unique_ptr<Subprocess>> nbd;
   std::unique_ptr<OvirtEngineSim> engine;
 };
@@ -450,19 +485,19 @@ TEST_CASE("ovirt: a coordinator killed mid-copy finalizes the transfer its agent
 
 TEST_CASE("ovirt: bad credentials and plans name the field and change nothing", "[e2e][ovirt]") {
   Cluster c({});
-  OvirtSource src(c.dir(), 16, 16);
+  OvirtSource src(c.dir(), 16, 16, false, false, false, /*incremental_backup=*/false);
   c.start_coordinator();
   auto bad = c.ctl({"apply", "-f", src.manifests("p", "wrong")});
   CHECK(bad.rc != 0);
   CHECK(bad.err.find("Secret openshift-mtv/ovirt-credentials: user/password:") !=
         std::string::npos);
   CHECK(c.listed("plan") == 0);
-  // A warm plan: refused until incremental backup is built.
+  // A warm plan for a VM whose disks are not backed up incrementally.
   auto warm = c.ctl({"apply", "-f", src.manifests("w", "engine-pass", "  warm: true\n")});
   CHECK(warm.rc != 0);
-  CHECK(warm.err.find("WarmMigrationNotSupported: Plan openshift-mtv/w: spec.warm: warm migration "
-                      "from Provider openshift-mtv/rhv (type ovirt) is not supported yet") !=
-        std::string::npos);
+  CHECK(warm.err.find("VMMissingChangedBlockTracking") != std::string::npos);
+  CHECK(warm.err.find("VM \"rhel-web\" does not have incremental backup enabled (each disk's "
+                      "backup mode: incremental)") != std::string::npos);
   CHECK(c.listed("plan") == 0);
   CHECK(src.transfers().empty());
   CHECK(src.vm_state() == "up");
@@ -514,4 +549,158 @@ TEST_CASE("ovirt stand-in: the official SDK parses all it serves and downloads a
     OvirtSource src(dir, 16, 16, false, false, /*storage_daemon=*/true);
     check(dir, src);
   }
+}
+
+namespace {
+
+// Waits until VM rhel-web of Migration "m" has finished more than `n` copies
+// (the initial one counts) and waits between precopies with at least `gap`
+// seconds before the next: a guest write then lands between two backups
+// (the stand-in's backups export the live disk; see its README).
+Json wait_paused_after(Cluster& c, size_t n, double gap = 2) {
+  Json vm;
+  bool ok = eventually(
+      90s,
+      [&] {
+        vm = vm_status(c, "m");
+        if (vm.value("phase", "") != "CopyingPaused" || !vm.contains("warm") ||
+            vm["warm"]["precopies"].size() <= n)
+          return false;
+        return vm["warm"].value("nextPrecopyAt", 0.0) - ferry::now_seconds() >= gap;
+      },
+      50ms);
+  if (!ok) FAIL("no precopy after #" << n << ": " << vm.dump(1));
+  return vm;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "ovirt: a warm migration copies only what the guest changed, cuts over and leaves no "
+    "backup or checkpoint",
+    "[e2e][ovirt]") {
+  constexpr uint64_t kMiB = 1 << 20;
+  Cluster c({});
+  OvirtSource src(c.dir(), 64, 32, false, false, /*storage_daemon=*/true);
+  c.start_coordinator();
+  c.start_agent("node-1");
+  REQUIRE(c.ctl({"apply", "-f",
+                 src.manifests("p", "engine-pass", "  warm: true\n  precopyInterval: 6s\n")})
+              .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  Json vm = wait_paused_after(c, 0);
+  const Json first = vm["warm"]["precopies"][0];
+  INFO(first.dump());
+  CHECK(first["full"] == true);
+  // The initial (full) backup: only what imageio says is data was read.
+  CHECK(first["bytesRead"].get<uint64_t>() < 16 * kMiB);
+
+  // Three rounds of guest writes, each followed by an incremental backup
+  // whose dirty extents are about what was written: a former hole, an
+  // overwrite on both disks, zeros over data.
+  struct Write {
+    size_t disk;
+    uint64_t offset, length;
+    int pattern;
+  };
+  std::vector<std::vector<Write>> rounds = {
+      {{0, 40 * kMiB, 2 * kMiB, 0x61}},
+      {{0, 1 * kMiB + 4096, 3 * kMiB, 0x71}, {1, 4 * kMiB, 1 * kMiB, 0x33}},
+      {{0, 2 * kMiB, 1 * kMiB, 0}}};
+  for (size_t i = 0; i < rounds.size(); i++) {
+    INFO("round " << i);
+    size_t before = vm["warm"]["precopies"].size();
+    uint64_t written = 0;
+    for (const auto& w : rounds[i]) {
+      src.guest_write(w.disk, w.offset, w.length, w.pattern);
+      written += w.length;
+    }
+    vm = wait_paused_after(c, before);
+    // The first precopy after the writes found them, and little else (1 MiB
+    // verification blocks round each disk's areas out).
+    const Json cycle = vm["warm"]["precopies"][before];
+    INFO(cycle.dump());
+    CHECK(cycle["full"] == false);
+    CHECK(cycle["changedBytes"].get<uint64_t>() >= written);
+    CHECK(cycle["changedBytes"].get<uint64_t>() <= written + 2 * kMiB * rounds[i].size());
+    CHECK(cycle["bytesRead"].get<uint64_t>() <= cycle["changedBytes"].get<uint64_t>());
+    for (const auto& d : vm["disks"])
+      if (d.contains("copy")) CHECK(d["copy"].value("sourceReported", false));
+  }
+  // Each old checkpoint went as soon as a newer one was the base.
+  CHECK(eventually(10s, [&] {
+    Json st = src.engine->state();
+    return st["checkpoints"][kVm].size() == 1;
+  }));
+
+  // A last write, then the cutover: the VM is shut down and the final
+  // incremental backup copied.
+  src.guest_write(0, 60 * kMiB, 512 * 1024, 0x7a);
+  REQUIRE(c.ctl({"cutover", "migration", "m"}).rc == 0);
+  REQUIRE(wait_migration(c, "m", 180) == "Succeeded");
+  vm = vm_status(c, "m");
+  CHECK(vm["warm"]["stage"] == "final");
+  CHECK(src.vm_state() == "down");
+  for (size_t i = 0; i < 2; i++) {
+    INFO("disk " << i);
+    std::string want = src.guest_disk(i, "guest-" + std::to_string(i) + ".raw");
+    CHECK_FALSE(first_difference(want, vm["disks"][i]["path"]).has_value());
+  }
+  // Nothing is left on the engine: every backup finalized, every transfer
+  // finished, no checkpoint, and in the storage daemon no bitmap or export.
+  CHECK(eventually(
+      30s, [&] { return vm_status(c, "m")["warm"].value("snapshotCleanup", "") == "Completed"; }));
+  Json st = src.engine->state();
+  INFO(st.dump(1));
+  CHECK(st["backups"].size() >= 5);  // initial, 3 rounds (at least), final
+  for (const auto& b : st["backups"]) CHECK(b["phase"] == "succeeded");
+  for (const auto& t : st["transfers"]) CHECK(t["phase"] == "finished_success");
+  CHECK(st["checkpoints"][kVm].empty());
+  CHECK(st["disk_locks"].empty());
+  for (const auto& [disk, bitmaps] : st["storage_daemon"]["bitmaps"].items())
+    CHECK(bitmaps.empty());
+  std::set<std::string> exports;
+  for (const auto& e : st["storage_daemon"]["qmp_exports"]) exports.insert(e.get<std::string>());
+  CHECK(exports == std::set<std::string>{"guest-disk0", "guest-disk1"});  // the guest's own
+}
+
+TEST_CASE(
+    "ovirt: a warm migration canceled mid-precopy finalizes its backup and deletes its "
+    "checkpoints",
+    "[e2e][ovirt]") {
+  constexpr uint64_t kMiB = 1 << 20;
+  Cluster c({});
+  OvirtSource src(c.dir(), 64, 32, false, false, /*storage_daemon=*/true);
+  c.start_coordinator();
+  // 1 MiB/s: the first precopy after the initial copy is still being read at the cancel.
+  c.start_agent("node-1", {"--bandwidth", std::to_string(1 * kMiB)});
+  REQUIRE(c.ctl({"apply", "-f",
+                 src.manifests("p", "engine-pass", "  warm: true\n  precopyInterval: 3s\n")})
+              .rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("m", "p")}).rc == 0);
+  wait_paused_after(c, 0, -60);  // what the copies hold does not matter here
+  src.guest_write(0, 20 * kMiB, 8 * kMiB, 0x44);
+  // A precopy's incremental backup is open and its transfer under way.
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        for (const auto& t : src.transfers())
+          if (t.value("dirty", false) && t["phase"] == "transferring") return true;
+        return false;
+      },
+      100ms));
+  CHECK_FALSE(src.engine->state()["checkpoints"][kVm].empty());  // what the cancel must remove
+  REQUIRE(c.ctl({"cancel", "migration", "m"}).rc == 0);
+  REQUIRE(wait_migration(c, "m", 60) == "Canceled");
+  CHECK(eventually(
+      60s, [&] { return vm_status(c, "m")["warm"].value("snapshotCleanup", "") == "Completed"; }));
+  Json st = src.engine->state();
+  INFO(st.dump(1));
+  for (const auto& b : st["backups"]) CHECK(b["phase"] == "succeeded");
+  for (const auto& t : st["transfers"]) CHECK(std::string(t["phase"]).rfind("finished_", 0) == 0);
+  CHECK(st["checkpoints"][kVm].empty());
+  CHECK(st["disk_locks"].empty());
+  for (const auto& [disk, bitmaps] : st["storage_daemon"]["bitmaps"].items())
+    CHECK(bitmaps.empty());
+  CHECK(src.vm_state() == "up");  // a precopy never stops the source
 }

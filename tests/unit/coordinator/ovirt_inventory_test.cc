@@ -87,7 +87,14 @@ TEST_CASE("ovirt inventory: the engine's collections in the neutral shape", "[ov
   CHECK(inv["datastores"][0]["datacenter"] == "Default");
   CHECK(inv["hosts"][0]["datacenter"] == "Default");
   CHECK(inv["capabilities"]["guestConversion"] == false);
-  CHECK(inv["capabilities"]["warm"] == false);
+  // Warm through incremental backup: every disk must be backed up so.
+  CHECK(inv["capabilities"]["warm"] == true);
+  CHECK(inv["capabilities"]["changeTracking"]["name"] == "incremental backup");
+  CHECK(vm["disks"][1]["cbt"] == false);
+  CHECK(vm["changeTrackingEnabled"] == false);  // d2's backup mode is not incremental
+  auto both = engine();
+  both.disks["disk"][1]["backup"] = "incremental";
+  CHECK(to_inventory(both)["vms"][0]["changeTrackingEnabled"] == true);
   // cluster_default firmware is the cluster's.
   auto c = engine();
   c.vms["vm"][0]["bios"]["type"] = "cluster_default";

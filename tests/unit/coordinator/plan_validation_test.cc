@@ -218,4 +218,18 @@ TEST_CASE("a provider's VM concerns become Forklift's conditions, and warm needs
   CHECK(warm.summary().find("spec.warm: warm migration from Provider ns/vs (type vsphere) is not "
                             "supported yet") != std::string::npos);
   CHECK(w.check({{{"id", "vm-1"}}}).ready());
+  // A source's own name for change tracking is in the message; one whose
+  // warm copies read the current state allows snapshots.
+  w.inv["capabilities"] = {
+      {"warm", true},
+      {"warmWithSnapshots", true},
+      {"changeTracking",
+       {{"name", "incremental backup"}, {"where", "each disk's backup mode: incremental"}}}};
+  w.inv["vms"][0]["changeTrackingEnabled"] = false;
+  w.inv["vms"][0]["hasSnapshots"] = true;
+  auto tracked = w.check({{{"id", "vm-1"}}}, {{"warm", true}});
+  CHECK(types(tracked).count("VMMissingChangedBlockTracking"));
+  CHECK_FALSE(types(tracked).count("VMHasSnapshots"));
+  CHECK(tracked.summary().find("does not have incremental backup enabled (each disk's backup "
+                               "mode: incremental)") != std::string::npos);
 }
