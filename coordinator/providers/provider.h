@@ -32,8 +32,9 @@ using model::Json;
 // At the root, optionally: "capabilities": {"guestConversion": bool, "warm":
 // bool, "changeTracking": what the source calls changed-block tracking and
 // where it is enabled (for validation's messages), "warmWithSnapshots": bool
-// (warm copies are right for a VM with snapshots)} (what the source's VMs
-// need and allow; true when absent), and
+// (warm copies are right for a VM with snapshots), "releasesChangeIds": bool
+// (a change ID holds something on the source until release_change_ids; false
+// when absent)} (what the source's VMs need and allow; true when absent), and
 // "refreshSeconds": how often the source is worth reading again (less than
 // --inventory-refresh for a source that answers cheaply when nothing changed).
 using Inventory = Json;

@@ -315,7 +315,10 @@ bool MigrationRunner::credentials_ready(const TaskRef& ref, const ferry::v1::Cla
         if (!a.ok()) {
           // A precopy's source may be refused for a while (oVirt: a disk
           // locked by another operation): the next precopy tries again.
-          if (v && v->warm && disk)
+          ErrorCode code = a.error().code;
+          bool transient = code == ErrorCode::kUnavailable ||
+                           code == ErrorCode::kFailedPrecondition || code == ErrorCode::kTimeout;
+          if (v && v->warm && disk && transient)
             return warm_cycle_failed(
                 ref.migration, ref.vm_id,
                 "opening the source of disk " + disk->file + ": " + a.error().message);
@@ -940,6 +943,13 @@ bool MigrationRunner::converts_guests(const ResourceKey& pk) const {
   const Json* inv = inventory_of(pk);
   if (!inv || !inv->contains("capabilities")) return true;
   return (*inv)["capabilities"].value("guestConversion", true);
+}
+
+bool MigrationRunner::releases_change_ids(const Resource& plan) const {
+  auto pk = model::ref_key(plan.spec()["provider"]["source"], "Provider", plan.key().ns);
+  const Json* inv = inventory_of(pk);
+  if (!inv || !inv->contains("capabilities")) return false;
+  return (*inv)["capabilities"].value("releasesChangeIds", false);
 }
 
 const Json* MigrationRunner::inventory_vm(const ResourceKey& pk, const std::string& vm_id) {

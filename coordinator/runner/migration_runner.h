@@ -182,6 +182,9 @@ class MigrationRunner {
   // Whether the source's guests need converting (its inventory's
   // capabilities.guestConversion; vSphere's do, oVirt's already run on KVM).
   bool converts_guests(const ResourceKey& provider) const;
+  // The Plan's source holds something per change ID (oVirt: checkpoints)
+  // that release_change_ids frees; false when its inventory does not say so.
+  bool releases_change_ids(const Resource& plan) const;
   // True once the VM has waited too long for a node; else arms one retry in 2 s.
   bool placement_given_up(const ResourceKey& mkey, const std::string& vm_id);
 
@@ -218,8 +221,11 @@ class MigrationRunner {
                          const std::string& message);
   // Removes every snapshot of the VM named with the Migration's prefix; retried
   // up to 5 times, and again at the next start while the status says Pending.
+  // Then releases every change ID of the VM (`ids`: read from its status on
+  // the first attempt, and kept for the retries).
   void cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
-                              std::shared_ptr<ProviderPool> slot = nullptr, int attempt = 1);
+                              std::shared_ptr<ProviderPool> slot = nullptr, int attempt = 1,
+                              std::shared_ptr<const std::vector<std::string>> ids = nullptr);
   bool cutover_due(const ResourceKey& mkey, VmStatus& vm, const Resource& plan);
   void wake_at(const ResourceKey& mkey, const std::string& vm_id, double when);
   double precopy_interval(const Resource& plan) const;

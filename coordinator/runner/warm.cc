@@ -47,6 +47,30 @@ std::vector<migration::CycleSample> samples(const WarmStatus& w) {
   return out;
 }
 
+// Removes a snapshot no cycle will copy from (never recorded, or its cycle
+// failed before its change IDs were) and releases those IDs, which are
+// nobody's base but `keep`'s; the ones it could not release are appended
+// to `unreleased`. A snapshot not ready yet has no change IDs.
+Status drop_snapshot(SourceProvider& p, const std::string& vm_id, const std::string& snap,
+                     const std::set<std::string>& keep, std::vector<std::string>& unreleased) {
+  auto ids = p.snapshot_change_ids(vm_id, snap);
+  FERRY_TRY(p.remove_snapshot(vm_id, snap));
+  if (!ids.ok()) return {};
+  std::vector<std::string> drop;
+  for (const auto& [key, id] : *ids)
+    if (!keep.count(id) && std::find(drop.begin(), drop.end(), id) == drop.end())
+      drop.push_back(id);
+  if (!drop.empty() && !p.release_change_ids(vm_id, drop).ok())
+    unreleased.insert(unreleased.end(), drop.begin(), drop.end());
+  return {};
+}
+
+std::set<std::string> bases(const WarmStatus& w) {
+  std::set<std::string> out;
+  for (const auto& [key, id] : w.changeIds) out.insert(id);
+  return out;
+}
+
 // Queues a change ID for release_change_ids, unless it is still a base.
 void queue_release(WarmStatus& w, const std::string& id) {
   for (const auto& [key, base] : w.changeIds)
@@ -203,17 +227,20 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
                                                                : WarmStage::kPrecopy;
       auto id = std::make_shared<std::string>();
       auto secs = std::make_shared<double>(0);
+      auto unreleased = std::make_shared<std::vector<std::string>>();
       std::map<int, std::string> base;
       for (const auto& [key, cid] : w.changeIds) base[std::atoi(key.c_str())] = cid;
       return provider_call(
           mkey, vm_id, phase,
-          [vm_id, prefix, name, desc, id, secs, base](SourceProvider& p) -> Status {
+          [vm_id, prefix, name, desc, id, secs, base, keep = bases(w),
+           unreleased](SourceProvider& p) -> Status {
             // A snapshot of ours not recorded yet (the coordinator stopped
-            // between creating and recording it) goes first.
+            // between creating and recording it) goes first, with its change IDs.
             auto list = p.list_snapshots(vm_id);
             if (!list.ok()) return list.error();
             for (const auto& s : *list)
-              if (s.name.rfind(prefix, 0) == 0) FERRY_TRY(p.remove_snapshot(vm_id, s.id));
+              if (s.name.rfind(prefix, 0) == 0)
+                FERRY_TRY(drop_snapshot(p, vm_id, s.id, keep, *unreleased));
             double t0 = now_seconds();
             auto r = p.create_snapshot(vm_id, name, desc, base);
             if (!r.ok()) return r.error();
@@ -221,8 +248,9 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
             *secs = now_seconds() - t0;
             return {};
           },
-          [this, mkey, vm_id, seq, name, id, secs, stage](VmStatus& v) {
+          [this, mkey, vm_id, seq, name, id, secs, stage, unreleased](VmStatus& v) {
             WarmStatus& w = *v.warm;
+            for (const auto& cid : *unreleased) queue_release(w, cid);
             w.snapshotSeq = seq;
             w.stage = migration::stage_name(stage);
             w.snapshot = status::Snapshot{*id, name, now_iso()};
@@ -311,17 +339,24 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
         if (d.state == TaskState::kAborting) return save_status(mkey);
       std::string snap = w.snapshot ? w.snapshot->id : "";
       auto secs = std::make_shared<double>(0);
+      // A cycle that failed before recording its change IDs: they go with it.
+      bool recorded = w.pendingChangeIds.has_value();
+      auto unreleased = std::make_shared<std::vector<std::string>>();
       return provider_call(
           mkey, vm_id, phase,
-          [vm_id, snap, secs](SourceProvider& p) -> Status {
+          [vm_id, snap, secs, recorded, keep = bases(w), unreleased](SourceProvider& p) -> Status {
             if (snap.empty()) return {};
             double t0 = now_seconds();
-            FERRY_TRY(p.remove_snapshot(vm_id, snap));
+            if (recorded)
+              FERRY_TRY(p.remove_snapshot(vm_id, snap));
+            else
+              FERRY_TRY(drop_snapshot(p, vm_id, snap, keep, *unreleased));
             *secs = now_seconds() - t0;
             return {};
           },
-          [this, mkey, vm_id, snap, secs, next](VmStatus& v) {
+          [this, mkey, vm_id, snap, secs, next, unreleased](VmStatus& v) {
             WarmStatus& w = *v.warm;
+            for (const auto& cid : *unreleased) queue_release(w, cid);
             w.snapshot.reset();
             if (w.current) w.current->removeSeconds = *secs;
             kLog.info("snapshot removed",
@@ -335,11 +370,13 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
     case Phase::kAddFinalCheckpoint: {
       // The copied snapshot's change IDs become the base of the next delta;
       // the ones they replace are released below.
+      bool releases = releases_change_ids(plan);
       if (w.pendingChangeIds) {
         auto old = w.changeIds;
         w.changeIds = *w.pendingChangeIds;
         w.pendingChangeIds.reset();
-        for (const auto& [key, cid] : old) queue_release(w, cid);
+        if (releases)
+          for (const auto& [key, cid] : old) queue_release(w, cid);
       }
       if (w.current) {
         status::PrecopyCycle c = *w.current;
@@ -360,7 +397,8 @@ void MigrationRunner::advance_warm(const ResourceKey& mkey, const std::string& v
         w.nextPrecopyAt = last_at + precopy_interval(plan);
         update_prediction(*vmp, plan);
       }
-      if (w.releaseChangeIds.empty()) return next();
+      // The final one waits for the end (the source is off: no delay now).
+      if (w.releaseChangeIds.empty() || phase == Phase::kAddFinalCheckpoint) return next();
       // Best effort: what fails now is released with the next cycle or at the end.
       std::vector<std::string> release = w.releaseChangeIds;
       save_status(mkey);
@@ -482,7 +520,7 @@ void MigrationRunner::warm_retry(const ResourceKey& mkey, const std::string& vm_
   WarmStatus& w = *vm->warm;
   w.retrying = false;
   w.current.reset();
-  if (w.pendingChangeIds)  // the failed cycle's: no delta starts from them
+  if (w.pendingChangeIds && releases_change_ids(plan))  // the failed cycle's: no base
     for (const auto& [k, id] : *w.pendingChangeIds) queue_release(w, id);
   w.pendingChangeIds.reset();
   double at =
@@ -505,22 +543,29 @@ void MigrationRunner::warm_retry(const ResourceKey& mkey, const std::string& vm_
 }
 
 void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std::string& vm_id,
-                                             std::shared_ptr<ProviderPool> slot, int attempt) {
+                                             std::shared_ptr<ProviderPool> slot, int attempt,
+                                             std::shared_ptr<const std::vector<std::string>> ids) {
   std::string key = mkey.to_string() + vm_id;
   VmStatus* vm = vm_status(mkey, vm_id);
-  // Every change ID the VM's cycles made: none is a base for anything now.
-  std::vector<std::string> release;
   if (vm && vm->warm) {
-    const WarmStatus& w = *vm->warm;
     vm->warm->snapshotCleanup = "Pending";  // a restart before the end does it again
     save_status(mkey);
-    release = w.releaseChangeIds;
-    auto add = [&](const std::map<std::string, std::string>& ids) {
-      for (const auto& [k, id] : ids)
-        if (std::find(release.begin(), release.end(), id) == release.end()) release.push_back(id);
-    };
-    add(w.changeIds);
-    if (w.pendingChangeIds) add(*w.pendingChangeIds);
+  }
+  // Every change ID the VM's cycles made: none is a base for anything now.
+  // Read once: the Migration (and its status) may be gone by a retry.
+  if (!ids) {
+    auto all = std::make_shared<std::vector<std::string>>();
+    if (vm && vm->warm) {
+      const WarmStatus& w = *vm->warm;
+      *all = w.releaseChangeIds;
+      auto add = [&](const std::map<std::string, std::string>& m) {
+        for (const auto& [k, id] : m)
+          if (std::find(all->begin(), all->end(), id) == all->end()) all->push_back(id);
+      };
+      add(w.changeIds);
+      if (w.pendingChangeIds) add(*w.pendingChangeIds);
+    }
+    ids = all;
   }
   // The pool is taken now: the Migration (and its status) may be deleted
   // before the cleanup has run, the snapshots must go anyway.
@@ -534,8 +579,8 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
   if (inflight_.count(key)) {
     // A snapshot call is under way; clean up once it has returned, so that a
     // snapshot it creates is not missed.
-    loop_.after(std::chrono::seconds(1), [this, mkey, vm_id, slot, attempt] {
-      cleanup_warm_snapshots(mkey, vm_id, slot, attempt);
+    loop_.after(std::chrono::seconds(1), [this, mkey, vm_id, slot, attempt, ids] {
+      cleanup_warm_snapshots(mkey, vm_id, slot, attempt, ids);
     });
     return;
   }
@@ -543,13 +588,14 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
   auto removed = std::make_shared<int>(0);
   inflight_.insert(key);
   loop_.run_blocking<Status>(
-      [slot, vm_id, prefix, removed, release]() -> Status {
+      [slot, vm_id, prefix, removed, ids]() -> Status {
         return slot->with<Status>([&](SourceProvider& p) -> Status {
           auto list = p.list_snapshots(vm_id);
           if (!list.ok()) return list.error();
+          std::vector<std::string> release = *ids;
           for (const auto& s : *list)
             if (s.name.rfind(prefix, 0) == 0) {
-              FERRY_TRY(p.remove_snapshot(vm_id, s.id));
+              FERRY_TRY(drop_snapshot(p, vm_id, s.id, {}, release));
               (*removed)++;
             }
           // After the snapshots: a source may refuse while one is open.
@@ -557,7 +603,7 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
           return {};
         });
       },
-      [this, mkey, vm_id, key, removed, attempt, slot](Status s) {
+      [this, mkey, vm_id, key, removed, attempt, slot, ids](Status s) {
         inflight_.erase(key);
         VmStatus* vm = vm_status(mkey, vm_id);
         if (s.ok()) {
@@ -569,9 +615,10 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
               "removing precopy snapshots failed",
               {{"migration", mkey.to_string()}, {"vm", vm_id}, {"error", s.error().message}});
           if (attempt < 5)
-            loop_.after(std::chrono::seconds(10 * attempt), [this, mkey, vm_id, slot, attempt] {
-              cleanup_warm_snapshots(mkey, vm_id, slot, attempt + 1);
-            });
+            loop_.after(std::chrono::seconds(10 * attempt),
+                        [this, mkey, vm_id, slot, attempt, ids] {
+                          cleanup_warm_snapshots(mkey, vm_id, slot, attempt + 1, ids);
+                        });
         }
         if (!vm || !vm->warm) return;
         WarmStatus& w = *vm->warm;

@@ -184,6 +184,7 @@ Inventory to_inventory(const EngineCollections& c) {
        {{"guestConversion", false},
         {"warm", true},
         {"warmWithSnapshots", true},
+        {"releasesChangeIds", true},  // checkpoints
         {"changeTracking",
          {{"name", "incremental backup"}, {"where", "each disk's backup mode: incremental"}}}}},
       // Polled as Forklift does: a read with no new event is one request.

@@ -1,5 +1,7 @@
 #include "coordinator/providers/ovirt/ovirt_provider.h"
 
+#include <algorithm>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -537,13 +539,15 @@ Result<ChangedAreas> OvirtProvider::changed_areas(const std::string& vm_id,
   if (!disks.ok()) return disks.error();
   for (const auto& d : items(*disks, "disk")) {
     if (disk_key(as_str(field(d, "id"))) != key) continue;
+    // backup_mode came with engine 4.5; an older engine backs up every disk
+    // of a backup from its from-checkpoint.
     std::string mode = as_str(field(d, "backup_mode"));
-    if (mode == "incremental") {
+    if (mode == "incremental" || mode.empty()) {
       out.source_reports = true;
     } else {
       out.change_id_invalid = true;
-      out.detail = "the engine backed the disk up in " + (mode.empty() ? "full" : mode) +
-                   " mode: checkpoint " + change_id + " does not cover it";
+      out.detail = "the engine backed the disk up in " + mode + " mode: checkpoint " + change_id +
+                   " does not cover it";
     }
     return out;
   }
@@ -553,13 +557,26 @@ Result<ChangedAreas> OvirtProvider::changed_areas(const std::string& vm_id,
 
 Status OvirtProvider::release_change_ids(const std::string& vm_id,
                                          const std::vector<std::string>& change_ids) {
-  for (const auto& cid : change_ids) {
+  // Oldest first, in the VM's chain: an early 4.4 engine removes only the
+  // root, and each removal makes the next one the root. One refused does not
+  // keep the others.
+  auto chain = get_json("/vms/" + url_escape(vm_id) + "/checkpoints");
+  if (!chain.ok()) return chain.error();
+  std::vector<std::string> order;
+  for (const auto& c : items(*chain, "checkpoint")) {
+    std::string id = as_str(field(c, "id"));
+    if (std::find(change_ids.begin(), change_ids.end(), id) != change_ids.end())
+      order.push_back(id);
+  }
+  std::optional<Error> first;
+  for (const auto& cid : order) {
     std::string path = "/vms/" + url_escape(vm_id) + "/checkpoints/" + url_escape(cid);
     auto r = send("DELETE", path, nullptr);
     if (!r.ok()) return r.error();
-    if (r->code == 404) continue;  // already gone
-    if (!r->ok()) return failed("VM " + vm_id + ": removing checkpoint " + cid, *r);
+    if (r->ok() || r->code == 404) continue;  // 404: already gone
+    if (!first) first = failed("VM " + vm_id + ": removing checkpoint " + cid, *r);
   }
+  if (first) return *first;
   return {};
 }
 
