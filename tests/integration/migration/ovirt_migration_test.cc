@@ -30,9 +30,11 @@ struct OvirtSource {
   // drives over QMP (its checkpoints are dirty bitmaps there); the test writes
   // to them as their guest through guest_nbd.
   // incremental_backup: the disks' backup mode (what warm needs).
+  // overrides: stand-in settings (its README), e.g. checkpoint_removal.
   explicit OvirtSource(const TempDir& d, uint64_t disk1_mib = 64, uint64_t disk2_mib = 32,
                        bool dirty_backend = false, bool imageio_by_name = false,
-                       bool storage_daemon = false, bool incremental_backup = true)
+                       bool storage_daemon = false, bool incremental_backup = true,
+                       const nlohmann::json& overrides = nlohmann::json::object())
       : dir(d), ca(d), imageio(d, &ca), incremental(incremental_backup) {
     images = {d.file("rhel-web-disk1.raw"), d.file("rhel-web-disk2.raw")};
     sizes = {disk1_mib << 20, disk2_mib << 20};
@@ -60,6 +62,7 @@ struct OvirtSource {
     auto conf = config(backends);
     if (dirty_backend) conf["backup_backends"] = dirty;
     if (storage_daemon) conf["storage_daemon"] = start_storage_daemon(d);
+    conf.update(overrides);
     // The engine names the host by a name imageio's certificate does not
     // carry: only the Host resource's ipAddress (manifests(.., host)) reaches it.
     if (imageio_by_name) {
@@ -623,9 +626,12 @@ TEST_CASE(
     CHECK(cycle["full"] == false);
     CHECK(cycle["changedBytes"].get<uint64_t>() >= written);
     CHECK(cycle["changedBytes"].get<uint64_t>() <= written + 2 * kMiB * rounds[i].size());
-    CHECK(cycle["bytesRead"].get<uint64_t>() <= cycle["changedBytes"].get<uint64_t>());
-    for (const auto& d : vm["disks"])
-      if (d.contains("copy")) CHECK(d["copy"].value("sourceReported", false));
+    // What was read over the wire is about what was written, not the disks.
+    CHECK(cycle["bytesRead"].get<uint64_t>() <= written + 2 * kMiB * rounds[i].size());
+    for (const auto& d : vm["disks"]) {
+      REQUIRE(d.contains("copy"));
+      CHECK(d["copy"].value("sourceReported", false));
+    }
   }
   // Each old checkpoint went as soon as a newer one was the base.
   CHECK(eventually(10s, [&] {
@@ -670,7 +676,9 @@ TEST_CASE(
     "[e2e][ovirt]") {
   constexpr uint64_t kMiB = 1 << 20;
   Cluster c({});
-  OvirtSource src(c.dir(), 64, 32, false, false, /*storage_daemon=*/true);
+  // An early 4.4 engine, which removes only the root checkpoint.
+  OvirtSource src(c.dir(), 64, 32, false, false, /*storage_daemon=*/true, true,
+                  {{"checkpoint_removal", "root_only"}});
   c.start_coordinator();
   // 1 MiB/s: the first precopy after the initial copy is still being read at the cancel.
   c.start_agent("node-1", {"--bandwidth", std::to_string(1 * kMiB)});
@@ -696,6 +704,8 @@ TEST_CASE(
       60s, [&] { return vm_status(c, "m")["warm"].value("snapshotCleanup", "") == "Completed"; }));
   Json st = src.engine->state();
   INFO(st.dump(1));
+  REQUIRE(st["backups"].size() >= 2);  // the initial one and the one read at the cancel
+  REQUIRE(st["storage_daemon"].contains("bitmaps"));
   for (const auto& b : st["backups"]) CHECK(b["phase"] == "succeeded");
   for (const auto& t : st["transfers"]) CHECK(std::string(t["phase"]).rfind("finished_", 0) == 0);
   CHECK(st["checkpoints"][kVm].empty());

@@ -90,6 +90,7 @@ TEST_CASE("ovirt inventory: the engine's collections in the neutral shape", "[ov
   // Warm through incremental backup: every disk must be backed up so.
   CHECK(inv["capabilities"]["warm"] == true);
   CHECK(inv["capabilities"]["changeTracking"]["name"] == "incremental backup");
+  CHECK(inv["capabilities"]["releasesChangeIds"] == true);  // checkpoints are deleted
   CHECK(vm["disks"][1]["cbt"] == false);
   CHECK(vm["changeTrackingEnabled"] == false);  // d2's backup mode is not incremental
   auto both = engine();
