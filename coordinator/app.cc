@@ -29,6 +29,8 @@ void usage() {
          "                         [--max-vms-in-flight N] [--inventory-refresh SECONDS]\n"
          "                         [--metrics-port N | --metrics-address ADDR:PORT] [--js-replicas "
          "N]\n"
+         "                         [--console-token-file FILE]  the console's HTTP API on the\n"
+         "                         metrics port, its Bearer token in FILE (made if missing)\n"
          "                         [--agent-timeout SECONDS (default 180)]\n"
          "                         [--session-idle-timeout SECONDS (default 600)]  a source\n"
          "                         session unused this long is logged out\n"
@@ -97,6 +99,8 @@ int app_main(int argc, char** argv) {
         o.metrics_address = ":" + args.value();
       else if (a == "--metrics-port-file")
         o.metrics_port_file = args.value();
+      else if (a == "--console-token-file")
+        o.console_token_file = args.value();
       else if (a == "--precopy-interval") {
         std::string v = args.value();
         if (!model::parse_duration(v, &o.precopy_interval_seconds)) {

@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include <cstdio>
+
 #include "common/protocol/credentials.h"
 #include "coordinator/status/conditions.h"
 #include "coordinator/status/outcome.h"
@@ -62,12 +64,14 @@ Coordinator::Coordinator(CoordinatorOptions opts)
 
 Coordinator::~Coordinator() {
   stopping_ = true;
+  if (console_) console_->stop();
   if (results_thread_.joinable()) results_thread_.join();
   subs_.clear();
 }
 
 void Coordinator::stop() {
   stopping_ = true;
+  if (console_) console_->stop();
   loop_.stop();
 }
 
@@ -192,6 +196,29 @@ Status Coordinator::run() {
     if (!ep.ok()) return ep.error();
     http_ = std::move(*ep);
   }
+  if (!opts_.console_token_file.empty()) {
+    if (!http_)
+      return Error(ErrorCode::kInvalidArgument,
+                   "--console-token-file: the console is served on the metrics port; set "
+                   "--metrics-address too");
+    auto token = console::ConsoleApi::load_or_create_token(opts_.console_token_file);
+    if (!token.ok()) return token.error();
+    console_ = std::make_unique<console::ConsoleApi>(
+        *token,
+        [this](const std::string& verb, const std::string& body, std::function<void(Json)> done) {
+          loop_.post([this, verb, body, done] {
+            serve_api(
+                verb, body, [done](const Json& j) { done(j); }, "");
+          });
+        });
+    console_->attach(*http_);
+    kLog.info("console API ready",
+              {{"port", std::to_string(http_->port())}, {"token_file", opts_.console_token_file}});
+    // For the person who started it (the token is in the file, mode 0600, too).
+    std::printf("Ferry console API: http://127.0.0.1:%d/api/v1/  token: %s\n", http_->port(),
+                token->c_str());
+    std::fflush(stdout);
+  }
   loop_.post([this] { ready_ = true; });
   // Each source's inventory is read again every --inventory-refresh seconds,
   // or as often as its inventory's refreshSeconds says (oVirt: a read that
@@ -268,29 +295,37 @@ Status Coordinator::subscribe() {
   }));
   FERRY_TRY(add(subjects::kApiAll, [this](bus::Message m) {
     loop_.post([this, m = std::move(m)] {
-      std::string verb = m.subject.substr(m.subject.rfind('.') + 1);
       std::string reply_to = m.reply;
-      Reply reply = [this, reply_to](const Json& j) { send_reply(reply_to, j); };
-      auto decoded = api::decode(verb, m.data);
-      if (auto* bad = std::get_if<api::RequestError>(&decoded)) {
-        metrics_.bad_input.Add({{"source", "api"}}).Increment();
-        kLog.warn("API request refused", {{"verb", verb}, {"error", bad->error.message}});
-        return reply(api::error_reply(*bad));
-      }
-      if (auto* part = std::get_if<api::PartRequest>(&std::get<api::Request>(decoded)))
-        return api_part(*part, reply_to);
-      try {
-        handle_api(std::get<api::Request>(decoded), reply);
-      } catch (const std::exception& e) {
-        // A bug, not bad input: answer, log and count it rather than leave the caller waiting.
-        metrics_.bad_input.Add({{"source", "internal"}}).Increment();
-        kLog.error("API request failed inside the coordinator",
-                   {{"verb", verb}, {"error", e.what()}});
-        reply(api::error_reply(Error(ErrorCode::kInternal, "ferry.api." + verb + ": " + e.what())));
-      }
+      serve_api(
+          m.subject.substr(m.subject.rfind('.') + 1), m.data,
+          [this, reply_to](const Json& j) { send_reply(reply_to, j); }, reply_to);
     });
   }));
   return {};
+}
+
+void Coordinator::serve_api(const std::string& verb, const std::string& body, Reply reply,
+                            const std::string& reply_to) {
+  auto decoded = api::decode(verb, body);
+  if (auto* bad = std::get_if<api::RequestError>(&decoded)) {
+    metrics_.bad_input.Add({{"source", "api"}}).Increment();
+    kLog.warn("API request refused", {{"verb", verb}, {"error", bad->error.message}});
+    return reply(api::error_reply(*bad));
+  }
+  if (auto* part = std::get_if<api::PartRequest>(&std::get<api::Request>(decoded))) {
+    if (reply_to.empty())
+      return reply(api::error_reply(
+          Error(ErrorCode::kInvalidArgument, "part: only NATS replies come in parts")));
+    return api_part(*part, reply_to);
+  }
+  try {
+    handle_api(std::get<api::Request>(decoded), reply);
+  } catch (const std::exception& e) {
+    // A bug, not bad input: answer, log and count it rather than leave the caller waiting.
+    metrics_.bad_input.Add({{"source", "internal"}}).Increment();
+    kLog.error("API request failed inside the coordinator", {{"verb", verb}, {"error", e.what()}});
+    reply(api::error_reply(Error(ErrorCode::kInternal, "ferry.api." + verb + ": " + e.what())));
+  }
 }
 
 void Coordinator::results_thread_main() {

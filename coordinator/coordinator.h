@@ -35,6 +35,7 @@
 #include "common/model/resource.h"
 #include "coordinator/agents/agent_registry.h"
 #include "coordinator/api/requests.h"
+#include "coordinator/console/console_api.h"
 #include "coordinator/lease/kv_lease.h"
 #include "coordinator/metrics.h"
 #include "coordinator/options.h"
@@ -81,6 +82,10 @@ class Coordinator : private runner::RunnerHost {
   void api_gather(const api::GatherRequest& req, Reply reply);
   void api_status(Reply reply);
   void api_part(const api::PartRequest& req, const std::string& reply_to);
+  // One API request, from NATS (`reply_to` set: a large answer goes in parts)
+  // or the console's HTTP API (`reply` only).
+  void serve_api(const std::string& verb, const std::string& body, Reply reply,
+                 const std::string& reply_to);
   // Sends a reply; one over kReplyPartBytes is kept and sent in parts (api::PartRequest).
   void send_reply(const std::string& reply_to, const model::Json& j);
   static constexpr size_t kReplyPartBytes = 512 * 1024;
@@ -173,6 +178,8 @@ class Coordinator : private runner::RunnerHost {
   // memory only), slots, and the hand-off to JetStream.
   tasks::TaskDispatcher tasks_;
   CoordinatorMetrics metrics_;
+  // Declared before http_, which stops its threads first when both go.
+  std::unique_ptr<console::ConsoleApi> console_;
   std::unique_ptr<metrics::HttpEndpoint> http_;
   std::atomic<bool> ready_{false};
   void update_gauges();

@@ -17,6 +17,9 @@ struct CoordinatorOptions {
   int js_replicas = 1;            // replicas of Ferry's streams and buckets (3 in a NATS cluster)
   std::string metrics_address;    // "" = no HTTP endpoint; ":9465", "127.0.0.1:0"
   std::string metrics_port_file;  // written with the bound port (tests)
+  // The console's HTTP API on the metrics port, with the Bearer token in
+  // this file (made at the first start); "" = no console API.
+  std::string console_token_file;
   double precopy_interval_seconds = 3600;  // warm: MTV's default; Plan spec.precopyInterval wins
   int warm_failure_limit = 3;              // consecutive failed precopies before the VM fails
   double agent_timeout_seconds = 180;      // a node silent this long is gone (its tasks fail)

@@ -30,7 +30,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(
   ep->ready_ = std::move(ready);
   std::string listen = address.empty() || address[0] == ':' ? "0.0.0.0" + address : address;
   if (address.find(':') == std::string::npos) listen = "127.0.0.1:" + address;
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "2", nullptr};
+  // A few threads: a console's event stream holds one for as long as it is open.
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "8", nullptr};
   mg_callbacks cb{};
   ep->ctx_ = mg_start(&cb, ep.get(), options);
   if (!ep->ctx_) return Error(ErrorCode::kUnavailable, "cannot listen for metrics on " + listen);
@@ -68,6 +69,20 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(
       return Error(ErrorCode::kIo, "cannot write " + port_file);
   }
   return ep;
+}
+
+void HttpEndpoint::route(const std::string& prefix, Handler handler) {
+  routes_.push_back(std::move(handler));
+  mg_set_request_handler(
+      ctx_, prefix.c_str(),
+      [](mg_connection* conn, void* cbdata) noexcept -> int {
+        try {
+          return (*static_cast<Handler*>(cbdata))(conn);
+        } catch (const std::exception& e) {
+          return reply(conn, 500, "Internal Server Error", "text/plain", e.what());
+        }
+      },
+      &routes_.back());
 }
 
 HttpEndpoint::~HttpEndpoint() {

@@ -5,6 +5,7 @@
 // thread-safe. prometheus-cpp's Exposer has no hook for health endpoints, so
 // we serve its registry ourselves.
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "common/base/result.h"
 
 struct mg_context;
+struct mg_connection;
 
 namespace ferry::metrics {
 
@@ -26,10 +28,16 @@ class HttpEndpoint {
                                                      const std::string& port_file = "");
   ~HttpEndpoint();
   int port() const { return port_; }
+  // Serves every path under `prefix` with `handler` (on civetweb's threads;
+  // it returns the HTTP status it sent). The endpoint stops its threads
+  // before it goes: whatever the handler uses must outlive it.
+  using Handler = std::function<int(mg_connection*)>;
+  void route(const std::string& prefix, Handler handler);
 
  private:
   HttpEndpoint() = default;
   mg_context* ctx_ = nullptr;
+  std::list<Handler> routes_;  // stable addresses: civetweb holds pointers to them
   std::shared_ptr<prometheus::Registry> registry_;
   std::function<bool()> ready_;
   int port_ = 0;

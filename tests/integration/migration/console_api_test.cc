@@ -1,0 +1,141 @@
+// The console's HTTP API on the coordinator's HTTP port, against a real
+// coordinator, agent, nats-server and the vSphere simulator, driven with
+// curl: ferryctl's verbs with a Bearer token, refusals that store nothing,
+// and the Migrations' status as server-sent events while one runs.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include "tests/integration/migration/cluster.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+struct Http {
+  int status = 0;
+  std::string body;
+  Json json() const { return Json::parse(body, nullptr, false); }
+};
+
+// One request with curl to the coordinator's HTTP port; `seconds` bounds it
+// (an event stream is read that long).
+Http request(Cluster& c, const std::string& method, const std::string& path,
+             const std::vector<std::string>& headers, const std::string& body = "",
+             int seconds = 15) {
+  std::string port = trimmed(read_file(c.dir().file("coordinator.port")));
+  std::vector<std::string> argv = {
+      require_program("curl"), "-s", "-N", "-X", method, "-w", "\n%{http_code}", "--max-time",
+      std::to_string(seconds)};
+  for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
+  if (!body.empty()) {
+    std::string f = c.dir().file("console-request.json");
+    write_file(f, body);
+    argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", "@" + f});
+  }
+  argv.push_back("http://127.0.0.1:" + port + path);
+  Subprocess p(argv, {.log_dir = c.dir().path(), .name = "curl-console"});
+  p.wait(std::chrono::seconds(seconds + 10));
+  std::string out = p.stdout_text();
+  size_t nl = out.rfind('\n');
+  Http h;
+  if (nl == std::string::npos) return h;
+  h.status = std::atoi(out.c_str() + nl + 1);
+  h.body = out.substr(0, nl);
+  return h;
+}
+
+Json apply_body(const std::string& file) {
+  return {{"files", {{{"name", file}, {"text", read_file(file)}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress as events",
+          "[e2e][console]") {
+  Cluster c({{.name = "con-01", .disk_mib = 32, .data_mib = 4}});
+  std::string token_file = c.dir().file("console.token");
+  c.start_coordinator({"--console-token-file", token_file});
+  c.start_agent("node-1", {"--bandwidth", std::to_string(1 << 20)});
+  std::string token = trimmed(read_file(token_file));
+  CHECK(token.size() == 64);
+  struct stat st {};
+  REQUIRE(::stat(token_file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(read_file(c.dir().file("coordinator.stdout")).find("token: " + token) != std::string::npos);
+  const std::string auth = "Authorization: Bearer " + token;
+  std::string plan = apply_body(c.write_manifests("p", {"con-01"})).dump();
+
+  SECTION("refusals name what is wrong and store nothing") {
+    Http none = request(c, "POST", "/api/v1/apply", {}, plan);
+    CHECK(none.status == 401);
+    CHECK(none.json()["error"].get<std::string>().find("a Bearer token is required") !=
+          std::string::npos);
+    Http wrong = request(c, "POST", "/api/v1/apply",
+                         {"Authorization: Bearer " + std::string(64, 'a')}, plan);
+    CHECK(wrong.status == 401);
+    CHECK(wrong.json()["error"] == "Authorization: the token is not this coordinator's");
+    // A page on another site, even with the token (it cannot have it, but
+    // a rebound DNS name could): refused by its Origin.
+    Http foreign = request(c, "POST", "/api/v1/apply", {auth, "Origin: http://evil.example"}, plan);
+    CHECK(foreign.status == 403);
+    CHECK(foreign.json()["code"] == "permission_denied");
+    CHECK(c.listed("plan") == 0);
+    CHECK(c.listed("provider") == 0);
+    // Bad requests: the verb's field, as ferryctl gets it.
+    Http bad = request(c, "POST", "/api/v1/get", {auth}, R"({"kind":"spaceship"})");
+    CHECK(bad.status == 400);
+    CHECK(bad.json()["field"] == "kind");
+    Http garbage = request(c, "POST", "/api/v1/apply", {auth}, "{not json");
+    CHECK(garbage.status == 400);
+    Http verb = request(c, "POST", "/api/v1/launch", {auth}, "{}");
+    CHECK(verb.status == 400);
+    CHECK(verb.json()["error"].get<std::string>().find("launch") != std::string::npos);
+    CHECK(request(c, "GET", "/api/v1/status", {auth}).status == 405);
+    CHECK(request(c, "POST", "/api/v1/part", {auth}, R"({"replyId":"x","part":0})").status == 404);
+    CHECK(c.listed("plan") == 0);
+  }
+
+  SECTION("apply, get and a migration followed on the event stream") {
+    Http applied = request(c, "POST", "/api/v1/apply", {auth}, plan);
+    INFO(applied.body);
+    REQUIRE(applied.status == 200);
+    CHECK(applied.json()["ok"] == true);
+    Http plans = request(c, "POST", "/api/v1/get", {auth}, R"({"kind":"plan"})");
+    REQUIRE(plans.status == 200);
+    CHECK(plans.body.find("\"name\":\"p\"") != std::string::npos);
+    // The same resource through ferryctl: one API.
+    CHECK(c.listed("plan") == 1);
+    REQUIRE(
+        request(c, "POST", "/api/v1/apply", {auth}, apply_body(c.write_migration("m", "p")).dump())
+            .status == 200);
+    // Read the stream for a while as the copy (1 MiB/s) goes on: the
+    // Migration's status comes at once, and again each time it changes.
+    Http events = request(c, "GET", "/api/v1/events", {auth}, "", 6);
+    CHECK(events.status == 200);
+    const std::string head = "event: migrations\ndata: ";
+    std::vector<Json> seen;
+    for (size_t at = events.body.find(head); at != std::string::npos;
+         at = events.body.find(head, at + 1)) {
+      size_t from = at + head.size();
+      seen.push_back(Json::parse(events.body.substr(from, events.body.find('\n', from) - from),
+                                 nullptr, false));
+    }
+    INFO(events.body.substr(0, 2000));
+    REQUIRE(seen.size() >= 2);
+    CHECK(seen[0]["ok"] == true);
+    CHECK(seen[0].dump().find("\"name\":\"m\"") != std::string::npos);
+    CHECK(seen.front() != seen.back());
+    REQUIRE(wait_migration(c, "m", 120) == "Succeeded");
+    Http after = request(c, "GET", "/api/v1/events", {auth}, "", 2);
+    CHECK(after.body.find("Succeeded") != std::string::npos);
+    // Without the token, no stream.
+    CHECK(request(c, "GET", "/api/v1/events", {}, "", 3).status == 401);
+  }
+}
