@@ -47,6 +47,10 @@ std::vector<migration::CycleSample> samples(const WarmStatus& w) {
   return out;
 }
 
+void add_once(std::vector<std::string>& ids, const std::string& id) {
+  if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+}
+
 // Removes a snapshot no cycle will copy from (never recorded, or its cycle
 // failed before its change IDs were) and releases those IDs, which are
 // nobody's base but `keep`'s; the ones it could not release are appended
@@ -58,8 +62,7 @@ Status drop_snapshot(SourceProvider& p, const std::string& vm_id, const std::str
   if (!ids.ok()) return {};
   std::vector<std::string> drop;
   for (const auto& [key, id] : *ids)
-    if (!keep.count(id) && std::find(drop.begin(), drop.end(), id) == drop.end())
-      drop.push_back(id);
+    if (!keep.count(id)) add_once(drop, id);
   if (!drop.empty() && !p.release_change_ids(vm_id, drop).ok())
     unreleased.insert(unreleased.end(), drop.begin(), drop.end());
   return {};
@@ -73,10 +76,7 @@ std::set<std::string> bases(const WarmStatus& w) {
 
 // Queues a change ID for release_change_ids, unless it is still a base.
 void queue_release(WarmStatus& w, const std::string& id) {
-  for (const auto& [key, base] : w.changeIds)
-    if (base == id) return;
-  auto& r = w.releaseChangeIds;
-  if (std::find(r.begin(), r.end(), id) == r.end()) r.push_back(id);
+  if (!bases(w).count(id)) add_once(w.releaseChangeIds, id);
 }
 
 }  // namespace
@@ -558,12 +558,9 @@ void MigrationRunner::cleanup_warm_snapshots(const ResourceKey& mkey, const std:
     if (vm && vm->warm) {
       const WarmStatus& w = *vm->warm;
       *all = w.releaseChangeIds;
-      auto add = [&](const std::map<std::string, std::string>& m) {
-        for (const auto& [k, id] : m)
-          if (std::find(all->begin(), all->end(), id) == all->end()) all->push_back(id);
-      };
-      add(w.changeIds);
-      if (w.pendingChangeIds) add(*w.pendingChangeIds);
+      for (const auto& [k, id] : w.changeIds) add_once(*all, id);
+      if (w.pendingChangeIds)
+        for (const auto& [k, id] : *w.pendingChangeIds) add_once(*all, id);
     }
     ids = all;
   }

@@ -395,10 +395,14 @@ Status OvirtProvider::close_source(const std::string& handle, bool completed) {
 
 namespace {
 bool backup_over(const std::string& phase) { return phase == "succeeded" || phase == "failed"; }
+
+std::string backup_path(const std::string& vm_id, const std::string& backup_id) {
+  return "/vms/" + url_escape(vm_id) + "/backups/" + url_escape(backup_id);
+}
 }  // namespace
 
 Result<Json> OvirtProvider::get_backup(const std::string& vm_id, const std::string& backup_id) {
-  return get_json("/vms/" + url_escape(vm_id) + "/backups/" + url_escape(backup_id));
+  return get_json(backup_path(vm_id, backup_id));
 }
 
 Result<std::string> OvirtProvider::create_snapshot(const std::string& vm_id,
@@ -472,8 +476,7 @@ Result<std::map<int, std::string>> OvirtProvider::snapshot_change_ids(
     return Error(ErrorCode::kUnavailable, provider_name_ + ": VM " + vm_id + ": backup " +
                                               snapshot_id + " has no checkpoint (phase " +
                                               as_str(field(*b, "phase")) + ")");
-  auto disks =
-      get_json("/vms/" + url_escape(vm_id) + "/backups/" + url_escape(snapshot_id) + "/disks");
+  auto disks = get_json(backup_path(vm_id, snapshot_id) + "/disks");
   if (!disks.ok()) return disks.error();
   std::map<int, std::string> out;
   for (const auto& d : items(*disks, "disk")) out[disk_key(as_str(field(d, "id")))] = cp;
@@ -491,7 +494,7 @@ Result<std::vector<SnapshotRef>> OvirtProvider::list_snapshots(const std::string
 }
 
 Status OvirtProvider::remove_snapshot(const std::string& vm_id, const std::string& snapshot_id) {
-  std::string path = "/vms/" + url_escape(vm_id) + "/backups/" + url_escape(snapshot_id);
+  std::string path = backup_path(vm_id, snapshot_id);
   auto until = Clock::now() + waits_.close;
   bool asked = false;
   while (true) {
@@ -534,8 +537,7 @@ Result<ChangedAreas> OvirtProvider::changed_areas(const std::string& vm_id,
         "the backup started from " + (from.empty() ? "no checkpoint" : "checkpoint " + from);
     return out;
   }
-  auto disks =
-      get_json("/vms/" + url_escape(vm_id) + "/backups/" + url_escape(snapshot_id) + "/disks");
+  auto disks = get_json(backup_path(vm_id, snapshot_id) + "/disks");
   if (!disks.ok()) return disks.error();
   for (const auto& d : items(*disks, "disk")) {
     if (disk_key(as_str(field(d, "id"))) != key) continue;

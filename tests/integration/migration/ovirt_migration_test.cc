@@ -343,6 +343,16 @@ void start_slow_migration(Cluster& c, const OvirtSource& src, uint64_t rate) {
       200ms));
 }
 
+// Migration "m" succeeds, and each volume is its source disk, byte for byte.
+void expect_identical_copies(Cluster& c, const OvirtSource& src) {
+  std::string phase = wait_migration(c, "m", 240);
+  INFO(vm_status(c, "m").dump());
+  REQUIRE(phase == "Succeeded");
+  Json vm = vm_status(c, "m");
+  for (size_t i = 0; i < 2; i++)
+    CHECK_FALSE(first_difference(src.images[i], vm["disks"][i]["path"]).has_value());
+}
+
 std::multiset<std::string> phases(const nlohmann::json& transfers) {
   std::multiset<std::string> out;
   for (const auto& t : transfers) out.insert(t.value("phase", ""));
@@ -433,12 +443,7 @@ TEST_CASE("ovirt: an expired ticket gets a new transfer and the copy resumes, an
 
   SECTION("the engine expires the ticket: a new transfer, the copy goes on") {
     src.engine->post("/sim/expire-transfer/" + first, Json::object());
-    std::string phase = wait_migration(c, "m", 240);
-    INFO(vm_status(c, "m").dump());
-    REQUIRE(phase == "Succeeded");
-    Json vm = vm_status(c, "m");
-    for (size_t i = 0; i < 2; i++)
-      CHECK_FALSE(first_difference(src.images[i], vm["disks"][i]["path"]).has_value());
+    expect_identical_copies(c, src);
     auto ph = phases(src.transfers());
     CHECK(ph.count("finished_success") == 2);
     CHECK(src.transfers().size() == 3);  // the expired one, then one per disk
@@ -469,12 +474,7 @@ TEST_CASE("ovirt: a coordinator killed mid-copy finalizes the transfer its agent
   start_slow_migration(c, src, 8 << 20);
   c.kill_coordinator();
   c.start_coordinator();
-  std::string phase = wait_migration(c, "m", 240);
-  INFO(vm_status(c, "m").dump());
-  REQUIRE(phase == "Succeeded");
-  Json vm = vm_status(c, "m");
-  for (size_t i = 0; i < 2; i++)
-    CHECK_FALSE(first_difference(src.images[i], vm["disks"][i]["path"]).has_value());
+  expect_identical_copies(c, src);
   // The open transfer's handle was stored: the new coordinator finalized it.
   CHECK(eventually(20s, [&] {
     return phases(src.transfers()) ==
