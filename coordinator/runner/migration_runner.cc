@@ -738,7 +738,7 @@ void MigrationRunner::pump(const ResourceKey& mkey) {
     if (running >= opts_.max_vms_in_flight) break;
     VmStatus* vm = vm_status(mkey, id);
     if (!vm || vm->phase != "Pending") continue;
-    vm->phase = "Started";
+    if (!set_phase(mkey, *vm, Phase::kStarted)) continue;  // Initialize runs from now
     vm->started = now_iso();
     running++;
     advance(mkey, id);
@@ -795,21 +795,7 @@ bool MigrationRunner::set_phase(const ResourceKey& mkey, VmStatus& vm, Phase to)
     }
     return true;
   }
-  std::string cur = step_for(vm, to);
-  bool before = true;
-  for (auto& s : vm.pipeline) {
-    if (s.name == cur) {
-      before = false;
-      if (s.phase == "Pending") {
-        s.phase = "Running";
-        s.started = now;
-      }
-    } else if (before && s.phase != "Completed" && s.phase != "Skipped") {
-      if (s.started.empty()) s.started = now;
-      s.phase = "Completed";
-      s.completed = now;
-    }
-  }
+  vm.enter_step(step_for(vm, to), now);
   return true;
 }
 
@@ -1343,6 +1329,7 @@ void MigrationRunner::advance(const ResourceKey& mkey, const std::string& vm_id)
         // as in MTV): no conversion process at all.
         if (s && s->phase != "Skipped") {
           s->phase = "Skipped";
+          s->started.clear();  // it did not run: no elapsed time to show
           s->reason = pspec.value("skipGuestConversion", false)
                           ? "skipGuestConversion is set (raw copy mode)"
                           : "the source's guests already run on KVM: no conversion needed";

@@ -157,6 +157,26 @@ PipelineStep* VmStatus::step(const std::string& step_name) {
   return nullptr;
 }
 
+void VmStatus::enter_step(const std::string& step_name, const std::string& now) {
+  // Were an unlisted step taken as "after every step", each step would be
+  // completed at once, started == completed: 0 s for all of them.
+  if (!step(step_name)) return;
+  for (auto& s : pipeline) {
+    if (s.name == step_name) {
+      if (s.phase == "Pending") {
+        s.phase = "Running";
+        s.started = now;
+      }
+      return;
+    }
+    if (s.phase != "Completed" && s.phase != "Skipped") {
+      if (s.started.empty()) s.started = now;
+      s.phase = "Completed";
+      s.completed = now;
+    }
+  }
+}
+
 DiskStatus* VmStatus::disk_by_task(const std::string& task_id) {
   for (auto& d : disks)
     if (d.taskId == task_id) return &d;

@@ -190,6 +190,11 @@ struct VmStatus {
   bool terminal() const;
   // The step by name (null if it is not listed).
   PipelineStep* step(const std::string& name);
+  // The VM enters the step `step_name` at `now` (RFC 3339): a Pending step
+  // runs from now, and the steps listed before it that have not ended are
+  // completed now. A step that is not listed (PreHook, PostHook without a
+  // hook) changes nothing: the step running goes on.
+  void enter_step(const std::string& step_name, const std::string& now);
   // The disk whose current task is `task_id` (null if none).
   DiskStatus* disk_by_task(const std::string& task_id);
 };

@@ -141,6 +141,8 @@ double parse_time(const std::string& s) {
   return model::parse_rfc3339(s, &t) ? t : 0;
 }
 
+}  // namespace
+
 std::string elapsed(const Json& obj) {
   std::string st = obj.value("started", "");
   if (st.empty()) return "";
@@ -154,6 +156,8 @@ std::string elapsed(const Json& obj) {
   o << s % 60 << "s";
   return o.str();
 }
+
+namespace {
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> w;
