@@ -95,15 +95,20 @@ class Coordinator : private runner::RunnerHost {
   };
   std::map<std::string, LargeReply> large_replies_;  // by reply id; a few, for a minute
   uint64_t large_reply_seq_ = 0;
+  // How an apply ends:
+  // kStore: stored and acted on;
+  // kObserved: the batch is already stored (cluster mode: applied with
+  //   kubectl), so nothing is written, and a Plan that cannot run is kept
+  //   with its conditions instead of refused;
+  // kDryRun: every check, then the answer an apply would get; nothing stored
+  //   or changed.
+  enum class ApplyMode { kStore, kObserved, kDryRun };
   // Checks the batch against the state as it would be after it, stores it (all
   // or nothing), then changes memory and acts; `done` when answered.
-  // `observed`: the batch is already stored (cluster mode: applied with
-  // kubectl), so nothing is written, and a Plan that cannot run is kept with
-  // its conditions instead of refused.
   void finish_apply(std::vector<Resource> batch, std::map<ResourceKey, model::Json> new_inv,
-                    bool observed, Reply reply, std::function<void()> done);
+                    ApplyMode mode, Reply reply, std::function<void()> done);
   // Steps 2-4 of an apply: providers' inventories, then finish_apply.
-  void apply_batch(std::vector<Resource> batch, bool observed, Reply reply);
+  void apply_batch(std::vector<Resource> batch, ApplyMode mode, Reply reply);
   // Drops a deleted resource from memory and the store (a running Migration is canceled first).
   void forget_resource(const ResourceKey& k);
   // Cluster mode: a resource someone changed in the API (nullopt: deleted).

@@ -107,10 +107,11 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
     for (auto& r : dr.resources) batch.push_back(std::move(r));
   }
   if (!problems.empty()) return reply(api::errors_reply(problems, warnings));
-  apply_batch(std::move(batch), false, std::move(reply));
+  apply_batch(std::move(batch), req.dry_run ? ApplyMode::kDryRun : ApplyMode::kStore,
+              std::move(reply));
 }
 
-void Coordinator::apply_batch(std::vector<Resource> batch, bool observed, Reply reply) {
+void Coordinator::apply_batch(std::vector<Resource> batch, ApplyMode mode, Reply reply) {
   std::vector<std::string> problems;
   std::stable_sort(batch.begin(), batch.end(), [](const Resource& a, const Resource& b) {
     auto rank = [](const std::string& k) {
@@ -156,23 +157,23 @@ void Coordinator::apply_batch(std::vector<Resource> batch, bool observed, Reply 
   if (!problems.empty()) return reply(api::errors_reply(problems));
   if (loads.empty()) {
     auto b = std::make_shared<std::vector<Resource>>(std::move(batch));
-    return resource_txn([this, b, observed, reply](std::function<void()> done) {
-      finish_apply(std::move(*b), {}, observed, reply, done);
+    return resource_txn([this, b, mode, reply](std::function<void()> done) {
+      finish_apply(std::move(*b), {}, mode, reply, done);
     });
   }
   pending->left = static_cast<int>(loads.size());
   auto shared_batch = std::make_shared<std::vector<Resource>>(std::move(batch));
   for (auto& [k, fn] : loads) {
     loop_.run_blocking<Result<Inventory>>(
-        fn, [this, k = k, pending, shared_batch, observed, reply](Result<Inventory> inv) {
+        fn, [this, k = k, pending, shared_batch, mode, reply](Result<Inventory> inv) {
           if (inv.ok())
             pending->inv[k] = std::move(*inv);
           else
             pending->errors.push_back(inv.error().message);
           if (--pending->left > 0) return;
           if (!pending->errors.empty()) return reply(api::errors_reply(pending->errors));
-          resource_txn([this, shared_batch, pending, observed, reply](std::function<void()> done) {
-            finish_apply(std::move(*shared_batch), std::move(pending->inv), observed, reply, done);
+          resource_txn([this, shared_batch, pending, mode, reply](std::function<void()> done) {
+            finish_apply(std::move(*shared_batch), std::move(pending->inv), mode, reply, done);
           });
         });
   }
@@ -209,7 +210,8 @@ void Coordinator::write_resources(std::vector<store::StateStore::ResourceWrite> 
 }
 
 void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey, Json> new_inv,
-                               bool observed, Reply reply, std::function<void()> done) {
+                               ApplyMode mode, Reply reply, std::function<void()> done) {
+  const bool observed = mode == ApplyMode::kObserved;
   auto answer = [reply, done](const Json& j) {
     reply(j);
     done();
@@ -302,6 +304,17 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
                              " runs it");
   }
   if (!problems.empty()) return answer(api::errors_reply(problems, notes));
+  if (mode == ApplyMode::kDryRun) {
+    Json would = Json::array();
+    for (const auto& r : batch) {
+      const Resource* old = find(r.key());
+      Json doc = r.doc;
+      doc.erase("status");
+      would.push_back({{"resource", r.key().to_string()},
+                       {"result", old && old->doc == doc ? "unchanged" : "configured"}});
+    }
+    return answer({{"ok", true}, {"dryRun", true}, {"applied", would}, {"warnings", notes}});
+  }
   // 4. Store everything (all or nothing), then change memory and act.
   std::vector<store::StateStore::ResourceWrite> writes;
   for (const auto& r : batch) {

@@ -63,7 +63,7 @@ void Coordinator::check_observed(const ResourceKey& k, const Json& doc) {
     status_.drop(k);  // it never ran: checked again as if new
     resources_.erase(k);
   }
-  apply_batch({Resource{doc}}, true, [this, k, doc](const Json& answer) {
+  apply_batch({Resource{doc}}, ApplyMode::kObserved, [this, k, doc](const Json& answer) {
     if (answer.value("ok", false)) {
       // A Plan is kept even when it cannot run; its conditions say why, and
       // it waits for what it lacks like any other.

@@ -175,6 +175,7 @@ Request decode_fields(Fields& f) {
       }
     }
     if (r.files.empty()) f.fail("files", "at least one file is required");
+    r.dry_run = f.boolean("dryRun");
     return r;
   }
   if (v == "get") {

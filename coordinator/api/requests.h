@@ -24,6 +24,10 @@ struct ApplyFile {
 };
 struct ApplyRequest {
   std::vector<ApplyFile> files;
+  // Every check an apply makes (a Provider's connection test too), nothing
+  // stored: the console's forms ask the API, so they refuse what it refuses,
+  // in its words.
+  bool dry_run = false;
 };
 // get and delete: `kind` is the canonical kind ("Plan"); `kind_word` what the user typed.
 struct GetRequest {

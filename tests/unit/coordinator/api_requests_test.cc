@@ -77,6 +77,12 @@ TEST_CASE("well-formed requests decode to their typed form with defaults") {
   auto& apply = std::get<api::ApplyRequest>(std::get<api::Request>(a));
   REQUIRE(apply.files.size() == 1);
   CHECK(apply.files[0].name == "request");
+  CHECK_FALSE(apply.dry_run);
+  auto dry = api::decode("apply", R"({"files":[{"text":"kind: Plan"}],"dryRun":true})");
+  CHECK(std::get<api::ApplyRequest>(std::get<api::Request>(dry)).dry_run);
+  std::string field;
+  CHECK_FALSE(refused("apply", R"({"files":[{"text":"x"}],"dryRun":"yes"})", &field).empty());
+  CHECK(field == "dryRun");
   CHECK(std::holds_alternative<api::StatusRequest>(
       std::get<api::Request>(api::decode("status", "{}"))));
   // null is the same as absent.
