@@ -31,6 +31,8 @@ void usage() {
          "N]\n"
          "                         [--console-token-file FILE]  the console's HTTP API on the\n"
          "                         metrics port, its Bearer token in FILE (made if missing)\n"
+         "                         [--console-dir DIR]  the built web console, served at\n"
+         "                         /console/ (default /usr/share/ferry/console if there)\n"
          "                         [--agent-timeout SECONDS (default 180)]\n"
          "                         [--session-idle-timeout SECONDS (default 600)]  a source\n"
          "                         session unused this long is logged out\n"
@@ -101,6 +103,8 @@ int app_main(int argc, char** argv) {
         o.metrics_port_file = args.value();
       else if (a == "--console-token-file")
         o.console_token_file = args.value();
+      else if (a == "--console-dir")
+        o.console_dir = args.value();
       else if (a == "--precopy-interval") {
         std::string v = args.value();
         if (!model::parse_duration(v, &o.precopy_interval_seconds)) {

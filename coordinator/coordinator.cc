@@ -23,6 +23,7 @@
 #include "common/base/log.h"
 #include "common/model/validate.h"
 #include "common/protocol/subjects.h"
+#include "coordinator/console/kube_authorizer.h"
 #include "coordinator/lease/kube_lease.h"
 #include "coordinator/store/kube_state_store.h"
 #include "coordinator/store/kv_state_store.h"
@@ -203,6 +204,13 @@ Status Coordinator::run() {
                    "--metrics-address too");
     auto token = console::ConsoleApi::load_or_create_token(opts_.console_token_file);
     if (!token.ok()) return token.error();
+    std::string app = opts_.console_dir;
+    if (!app.empty() && ::access((app + "/index.html").c_str(), R_OK) != 0)
+      return Error(
+          ErrorCode::kInvalidArgument,
+          "--console-dir " + app + ": holds no index.html (build it: tools/build-console)");
+    if (app.empty() && ::access("/usr/share/ferry/console/index.html", R_OK) == 0)
+      app = "/usr/share/ferry/console";
     console_ = std::make_unique<console::ConsoleApi>(
         *token,
         [this](const std::string& verb, const std::string& body, std::function<void(Json)> done) {
@@ -210,13 +218,19 @@ Status Coordinator::run() {
             serve_api(
                 verb, body, [done](const Json& j) { done(j); }, "");
           });
-        });
+        },
+        app,
+        // Cluster mode: Kubernetes users with their own tokens, as RBAC allows them.
+        kube ? std::make_shared<console::KubeAuthorizer>(kube) : nullptr);
     console_->attach(*http_);
     kLog.info("console API ready",
               {{"port", std::to_string(http_->port())}, {"token_file", opts_.console_token_file}});
     // For the person who started it (the token is in the file, mode 0600, too).
     std::printf("Ferry console API: http://127.0.0.1:%d/api/v1/  token: %s\n", http_->port(),
                 token->c_str());
+    if (!app.empty())
+      std::printf("Ferry console: http://127.0.0.1:%d/console/#token=%s\n", http_->port(),
+                  token->c_str());
     std::fflush(stdout);
   }
   loop_.post([this] { ready_ = true; });

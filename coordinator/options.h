@@ -20,6 +20,9 @@ struct CoordinatorOptions {
   // The console's HTTP API on the metrics port, with the Bearer token in
   // this file (made at the first start); "" = no console API.
   std::string console_token_file;
+  // The built web console (console/, `npm run build`), served at /console/;
+  // "" = /usr/share/ferry/console where it is installed, else the API only.
+  std::string console_dir;
   double precopy_interval_seconds = 3600;  // warm: MTV's default; Plan spec.precopyInterval wins
   int warm_failure_limit = 3;              // consecutive failed precopies before the VM fails
   double agent_timeout_seconds = 180;      // a node silent this long is gone (its tasks fail)

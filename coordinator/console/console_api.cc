@@ -7,10 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -79,11 +81,70 @@ bool same_token(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-ConsoleApi::ConsoleApi(std::string token, Dispatch dispatch)
-    : token_(std::move(token)), dispatch_(std::move(dispatch)) {}
+ConsoleApi::ConsoleApi(std::string token, Dispatch dispatch, std::string app_dir,
+                       std::shared_ptr<Authorizer> users)
+    : token_(std::move(token)),
+      dispatch_(std::move(dispatch)),
+      app_dir_(std::move(app_dir)),
+      users_(std::move(users)) {}
 
 void ConsoleApi::attach(metrics::HttpEndpoint& ep) {
   ep.route("/api/", [this](mg_connection* conn) { return serve(conn); });
+  if (!app_dir_.empty())
+    ep.route("/console", [this](mg_connection* conn) { return serve_app(conn); });
+}
+
+int ConsoleApi::serve_app(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  std::string method = ri->request_method ? ri->request_method : "";
+  std::string path = ri->local_uri ? ri->local_uri : "";
+  if (method != "GET" && method != "HEAD")
+    return refuse(conn, 405, "invalid_argument", path + ": GET only", "Allow: GET\r\n");
+  if (path == "/console") {
+    mg_printf(conn,
+              "HTTP/1.1 301 Moved Permanently\r\nLocation: /console/\r\n"
+              "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    return 301;
+  }
+  // Only plain names under the app's folder: no "..", no hidden files.
+  std::string rel = path.rfind("/console/", 0) == 0 ? path.substr(9) : "";
+  bool plain = true;
+  for (char ch : rel)
+    plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("._-/", ch));
+  plain = plain && rel.find("..") == std::string::npos && rel.find("/.") == std::string::npos &&
+          (rel.empty() || rel[0] != '.');
+  std::string file = app_dir_ + "/" + rel;
+  struct stat st {};
+  bool asset = plain && !rel.empty() && ::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  if (!asset) file = app_dir_ + "/index.html";  // the app's own routes
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return refuse(conn, 404, "not_found", path + ": the console app is not installed");
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto ends = [&](const char* ext) {
+    size_t n = std::strlen(ext);
+    return file.size() >= n && file.compare(file.size() - n, n, ext) == 0;
+  };
+  const char* type = ends(".html")    ? "text/html; charset=utf-8"
+                     : ends(".js")    ? "text/javascript; charset=utf-8"
+                     : ends(".css")   ? "text/css; charset=utf-8"
+                     : ends(".svg")   ? "image/svg+xml"
+                     : ends(".png")   ? "image/png"
+                     : ends(".woff2") ? "font/woff2"
+                     : ends(".woff")  ? "font/woff"
+                     : ends(".ttf")   ? "font/ttf"
+                     : ends(".json")  ? "application/json"
+                                      : "application/octet-stream";
+  // Vite names assets by their content: they never change under one name.
+  bool hashed = asset && rel.rfind("assets/", 0) == 0;
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n"
+            "Content-Security-Policy: default-src 'self'; img-src 'self' data:; "
+            "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'\r\n"
+            "Referrer-Policy: no-referrer\r\nConnection: close\r\n\r\n",
+            type, data.size(), hashed ? "public, max-age=31536000, immutable" : "no-cache");
+  if (method == "GET") mg_write(conn, data.data(), data.size());
+  return 200;
 }
 
 Result<std::string> ConsoleApi::load_or_create_token(const std::string& path) {
@@ -161,12 +222,31 @@ int ConsoleApi::serve(mg_connection* conn) {
     return refuse(conn, 403, "permission_denied",
                   "Origin " + origin + " is not this console's (" + host + ")");
   std::string auth = header(conn, "Authorization");
-  if (auth.rfind("Bearer ", 0) != 0 || !same_token(auth.substr(7), token_))
+  const char* challenge = "WWW-Authenticate: Bearer realm=\"ferry\"\r\n";
+  if (auth.rfind("Bearer ", 0) != 0 || auth.size() == 7)
     return refuse(conn, 401, "unauthenticated",
-                  auth.empty() ? "Authorization: a Bearer token is required (the coordinator's "
-                                 "--console-token-file)"
-                               : "Authorization: the token is not this coordinator's",
-                  "WWW-Authenticate: Bearer realm=\"ferry\"\r\n");
+                  users_ ? "Authorization: a Bearer token is required (the coordinator's "
+                           "--console-token-file, or your Kubernetes token)"
+                         : "Authorization: a Bearer token is required (the coordinator's "
+                           "--console-token-file)",
+                  challenge);
+  std::string token = auth.substr(7);
+  // The console token may do everything; any other token is a Kubernetes
+  // user's, asked about below once the request is known (cluster mode).
+  bool console_token = same_token(token, token_);
+  if (!console_token && !users_)
+    return refuse(conn, 401, "unauthenticated",
+                  "Authorization: the token is not this coordinator's", challenge);
+  auto allowed = [&](const std::string& verb, const std::string& body) -> int {
+    if (console_token) return 0;
+    // On a thread of its own: civetweb's workers have 100 KiB stacks, too
+    // small for the TLS and YAML work of a Kubernetes review.
+    Authorizer::Decision d =
+        std::async(std::launch::async, [&] { return users_->check(token, verb, body); }).get();
+    if (d.status == 0) return 0;
+    return refuse(conn, d.status, d.status == 401 ? "unauthenticated" : "permission_denied",
+                  d.message, d.status == 401 ? challenge : "");
+  };
   const std::string prefix = "/api/v1/";
   if (path.rfind(prefix, 0) != 0 || path.size() == prefix.size())
     return refuse(conn, 404, "not_found", "path " + path + ": the API is under " + prefix);
@@ -174,6 +254,7 @@ int ConsoleApi::serve(mg_connection* conn) {
   if (verb == "events") {
     if (method != "GET")
       return refuse(conn, 405, "invalid_argument", "events: GET only", "Allow: GET\r\n");
+    if (int refused = allowed("events", "")) return refused;
     return serve_events(conn);
   }
   if (method != "POST")
@@ -195,6 +276,7 @@ int ConsoleApi::serve(mg_connection* conn) {
       return refuse(conn, 413, "invalid_argument",
                     verb + ": body over " + std::to_string(kMaxBody) + " bytes");
   }
+  if (int refused = allowed(verb, body)) return refused;
   auto answer = call(verb, body);
   if (!answer) return refuse(conn, 503, "unavailable", verb + ": the coordinator did not answer");
   return send_json(conn, http_status(*answer), *answer);

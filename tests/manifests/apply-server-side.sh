@@ -116,6 +116,10 @@ expect yes ferry-coordinator create jobs.batch target
 expect yes ferry-coordinator delete jobs.batch target
 expect yes ferry-coordinator create configmaps target
 expect no ferry-coordinator list configmaps
+# The console API's users (system:auth-delegator): their tokens and rights.
+expect yes ferry-coordinator create tokenreviews.authentication.k8s.io
+expect yes ferry-coordinator create subjectaccessreviews.authorization.k8s.io
+expect no ferry-coordinator create clusterrolebindings.rbac.authorization.k8s.io
 expect yes ferry-agent create persistentvolumes
 expect yes ferry-agent delete persistentvolumes
 expect yes ferry-agent update persistentvolumes

@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "tests/integration/migration/cluster.h"
 
 using namespace ferry::test;
@@ -30,9 +32,16 @@ Http request(Cluster& c, const std::string& method, const std::string& path,
              const std::vector<std::string>& headers, const std::string& body = "",
              int seconds = 15) {
   std::string port = trimmed(read_file(c.dir().file("coordinator.port")));
-  std::vector<std::string> argv = {
-      require_program("curl"), "-s", "-N", "-X", method, "-w", "\n%{http_code}", "--max-time",
-      std::to_string(seconds)};
+  std::vector<std::string> argv = {require_program("curl"),
+                                   "-s",
+                                   "-N",
+                                   "--path-as-is",
+                                   "-X",
+                                   method,
+                                   "-w",
+                                   "\n%{http_code}",
+                                   "--max-time",
+                                   std::to_string(seconds)};
   for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
   if (!body.empty()) {
     std::string f = c.dir().file("console-request.json");
@@ -61,7 +70,14 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
           "[e2e][console]") {
   Cluster c({{.name = "con-01", .disk_mib = 32, .data_mib = 4}});
   std::string token_file = c.dir().file("console.token");
-  c.start_coordinator({"--console-token-file", token_file});
+  // A stand-in for the built app (console/ builds the real one): the server's
+  // file handling is what this test is about.
+  std::string app = c.dir().file("app");
+  std::filesystem::create_directories(app + "/assets");
+  write_file(app + "/index.html", "<!doctype html><title>console</title>");
+  write_file(app + "/assets/index-abc123.js", "console.log(1)");
+  write_file(c.dir().file("secret.txt"), "not for the web");
+  c.start_coordinator({"--console-token-file", token_file, "--console-dir", app});
   c.start_agent("node-1", {"--bandwidth", std::to_string(1 << 20)});
   std::string token = trimmed(read_file(token_file));
   CHECK(token.size() == 64);
@@ -100,6 +116,48 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
     CHECK(request(c, "GET", "/api/v1/status", {auth}).status == 405);
     CHECK(request(c, "POST", "/api/v1/part", {auth}, R"({"replyId":"x","part":0})").status == 404);
     CHECK(c.listed("plan") == 0);
+  }
+
+  SECTION("a dry run checks as apply does and stores nothing") {
+    Json dry = Json::parse(plan);
+    dry["dryRun"] = true;
+    Http ok = request(c, "POST", "/api/v1/apply", {auth}, dry.dump());
+    INFO(ok.body);
+    REQUIRE(ok.status == 200);
+    CHECK(ok.json()["dryRun"] == true);
+    CHECK(ok.json()["applied"].size() == 6);  // Secret, 2 Providers, 2 maps, Plan
+    CHECK(c.listed("plan") == 0);
+    CHECK(c.listed("provider") == 0);
+    // The same refusal an apply gets: here the vCenter password is wrong.
+    Json bad = Json::parse(apply_body(c.write_manifests("p", {"con-01"})).dump());
+    std::string text = bad["files"][0]["text"];
+    text.replace(text.find("ferry-sim-pass"), 14, "wrong-password");
+    bad["files"][0]["text"] = text;
+    bad["dryRun"] = true;
+    Http refused = request(c, "POST", "/api/v1/apply", {auth}, bad.dump());
+    CHECK(refused.status == 400);
+    CHECK(refused.json()["error"].get<std::string>().find("password") != std::string::npos);
+    bad["dryRun"] = false;
+    Http applied = request(c, "POST", "/api/v1/apply", {auth}, bad.dump());
+    CHECK(applied.json()["error"] == refused.json()["error"]);
+    CHECK(c.listed("provider") == 0);
+  }
+
+  SECTION("the console app's files are served without a token, and only they") {
+    Http index = request(c, "GET", "/console/", {});
+    CHECK(index.status == 200);
+    CHECK(index.body.find("<title>console</title>") != std::string::npos);
+    CHECK(request(c, "GET", "/console/assets/index-abc123.js", {}).body == "console.log(1)");
+    // The app's own routes get its index.html.
+    CHECK(request(c, "GET", "/console/plans/openshift-mtv/p", {}).body == index.body);
+    // Nothing outside its folder, however the path is spelt.
+    for (const char* p : {"/console/../secret.txt", "/console/%2e%2e/secret.txt",
+                          "/console/assets/../../secret.txt", "/console/.hidden"}) {
+      Http h = request(c, "GET", p, {});
+      INFO(p);
+      CHECK(h.body.find("not for the web") == std::string::npos);
+    }
+    CHECK(request(c, "POST", "/console/", {}, "{}").status == 405);
   }
 
   SECTION("apply, get and a migration followed on the event stream") {
