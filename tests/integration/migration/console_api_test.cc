@@ -8,57 +8,12 @@
 
 #include <filesystem>
 
-#include "tests/integration/migration/cluster.h"
+#include "tests/integration/migration/console_http.h"
 
 using namespace ferry::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-struct Http {
-  int status = 0;
-  std::string body;
-  Json json() const { return Json::parse(body, nullptr, false); }
-};
-
-// One request with curl to the coordinator's HTTP port; `seconds` bounds it
-// (an event stream is read that long).
-Http request(Cluster& c, const std::string& method, const std::string& path,
-             const std::vector<std::string>& headers, const std::string& body = "",
-             int seconds = 15) {
-  std::string port = trimmed(read_file(c.dir().file("coordinator.port")));
-  std::vector<std::string> argv = {require_program("curl"),
-                                   "-s",
-                                   "-N",
-                                   "--path-as-is",
-                                   "-X",
-                                   method,
-                                   "-w",
-                                   "\n%{http_code}",
-                                   "--max-time",
-                                   std::to_string(seconds)};
-  for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
-  if (!body.empty()) {
-    std::string f = c.dir().file("console-request.json");
-    write_file(f, body);
-    argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", "@" + f});
-  }
-  argv.push_back("http://127.0.0.1:" + port + path);
-  Subprocess p(argv, {.log_dir = c.dir().path(), .name = "curl-console"});
-  p.wait(std::chrono::seconds(seconds + 10));
-  std::string out = p.stdout_text();
-  size_t nl = out.rfind('\n');
-  Http h;
-  if (nl == std::string::npos) return h;
-  h.status = std::atoi(out.c_str() + nl + 1);
-  h.body = out.substr(0, nl);
-  return h;
-}
 
 Json apply_body(const std::string& file) {
   return {{"files", {{{"name", file}, {"text", read_file(file)}}}}};
@@ -79,7 +34,7 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
   write_file(c.dir().file("secret.txt"), "not for the web");
   c.start_coordinator({"--console-token-file", token_file, "--console-dir", app});
   c.start_agent("node-1", {"--bandwidth", std::to_string(1 << 20)});
-  std::string token = trimmed(read_file(token_file));
+  std::string token = first_line(token_file);
   CHECK(token.size() == 64);
   struct stat st {};
   REQUIRE(::stat(token_file.c_str(), &st) == 0);
@@ -89,39 +44,42 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
   std::string plan = apply_body(c.write_manifests("p", {"con-01"})).dump();
 
   SECTION("refusals name what is wrong and store nothing") {
-    Http none = request(c, "POST", "/api/v1/apply", {}, plan);
+    ConsoleHttp none = console_request(c, "POST", "/api/v1/apply", {}, plan);
     CHECK(none.status == 401);
     CHECK(none.json()["error"].get<std::string>().find("a Bearer token is required") !=
           std::string::npos);
-    Http wrong = request(c, "POST", "/api/v1/apply",
-                         {"Authorization: Bearer " + std::string(64, 'a')}, plan);
+    ConsoleHttp wrong = console_request(c, "POST", "/api/v1/apply",
+                                        {"Authorization: Bearer " + std::string(64, 'a')}, plan);
     CHECK(wrong.status == 401);
     CHECK(wrong.json()["error"] == "Authorization: the token is not this coordinator's");
     // A page on another site, even with the token (it cannot have it, but
     // a rebound DNS name could): refused by its Origin.
-    Http foreign = request(c, "POST", "/api/v1/apply", {auth, "Origin: http://evil.example"}, plan);
+    ConsoleHttp foreign =
+        console_request(c, "POST", "/api/v1/apply", {auth, "Origin: http://evil.example"}, plan);
     CHECK(foreign.status == 403);
     CHECK(foreign.json()["code"] == "permission_denied");
     CHECK(c.listed("plan") == 0);
     CHECK(c.listed("provider") == 0);
     // Bad requests: the verb's field, as ferryctl gets it.
-    Http bad = request(c, "POST", "/api/v1/get", {auth}, R"({"kind":"spaceship"})");
+    ConsoleHttp bad = console_request(c, "POST", "/api/v1/get", {auth}, R"({"kind":"spaceship"})");
     CHECK(bad.status == 400);
     CHECK(bad.json()["field"] == "kind");
-    Http garbage = request(c, "POST", "/api/v1/apply", {auth}, "{not json");
+    ConsoleHttp garbage = console_request(c, "POST", "/api/v1/apply", {auth}, "{not json");
     CHECK(garbage.status == 400);
-    Http verb = request(c, "POST", "/api/v1/launch", {auth}, "{}");
+    ConsoleHttp verb = console_request(c, "POST", "/api/v1/launch", {auth}, "{}");
     CHECK(verb.status == 400);
     CHECK(verb.json()["error"].get<std::string>().find("launch") != std::string::npos);
-    CHECK(request(c, "GET", "/api/v1/status", {auth}).status == 405);
-    CHECK(request(c, "POST", "/api/v1/part", {auth}, R"({"replyId":"x","part":0})").status == 404);
+    CHECK(console_request(c, "GET", "/api/v1/status", {auth}).status == 405);
+    CHECK(
+        console_request(c, "POST", "/api/v1/part", {auth}, R"({"replyId":"x","part":0})").status ==
+        404);
     CHECK(c.listed("plan") == 0);
   }
 
   SECTION("a dry run checks as apply does and stores nothing") {
     Json dry = Json::parse(plan);
     dry["dryRun"] = true;
-    Http ok = request(c, "POST", "/api/v1/apply", {auth}, dry.dump());
+    ConsoleHttp ok = console_request(c, "POST", "/api/v1/apply", {auth}, dry.dump());
     INFO(ok.body);
     REQUIRE(ok.status == 200);
     CHECK(ok.json()["dryRun"] == true);
@@ -134,48 +92,49 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
     text.replace(text.find("ferry-sim-pass"), 14, "wrong-password");
     bad["files"][0]["text"] = text;
     bad["dryRun"] = true;
-    Http refused = request(c, "POST", "/api/v1/apply", {auth}, bad.dump());
+    ConsoleHttp refused = console_request(c, "POST", "/api/v1/apply", {auth}, bad.dump());
     CHECK(refused.status == 400);
     CHECK(refused.json()["error"].get<std::string>().find("password") != std::string::npos);
     bad["dryRun"] = false;
-    Http applied = request(c, "POST", "/api/v1/apply", {auth}, bad.dump());
+    ConsoleHttp applied = console_request(c, "POST", "/api/v1/apply", {auth}, bad.dump());
     CHECK(applied.json()["error"] == refused.json()["error"]);
     CHECK(c.listed("provider") == 0);
   }
 
   SECTION("the console app's files are served without a token, and only they") {
-    Http index = request(c, "GET", "/console/", {});
+    ConsoleHttp index = console_request(c, "GET", "/console/", {});
     CHECK(index.status == 200);
     CHECK(index.body.find("<title>console</title>") != std::string::npos);
-    CHECK(request(c, "GET", "/console/assets/index-abc123.js", {}).body == "console.log(1)");
+    CHECK(console_request(c, "GET", "/console/assets/index-abc123.js", {}).body ==
+          "console.log(1)");
     // The app's own routes get its index.html.
-    CHECK(request(c, "GET", "/console/plans/openshift-mtv/p", {}).body == index.body);
+    CHECK(console_request(c, "GET", "/console/plans/openshift-mtv/p", {}).body == index.body);
     // Nothing outside its folder, however the path is spelt.
     for (const char* p : {"/console/../secret.txt", "/console/%2e%2e/secret.txt",
                           "/console/assets/../../secret.txt", "/console/.hidden"}) {
-      Http h = request(c, "GET", p, {});
+      ConsoleHttp h = console_request(c, "GET", p, {});
       INFO(p);
       CHECK(h.body.find("not for the web") == std::string::npos);
     }
-    CHECK(request(c, "POST", "/console/", {}, "{}").status == 405);
+    CHECK(console_request(c, "POST", "/console/", {}, "{}").status == 405);
   }
 
   SECTION("apply, get and a migration followed on the event stream") {
-    Http applied = request(c, "POST", "/api/v1/apply", {auth}, plan);
+    ConsoleHttp applied = console_request(c, "POST", "/api/v1/apply", {auth}, plan);
     INFO(applied.body);
     REQUIRE(applied.status == 200);
     CHECK(applied.json()["ok"] == true);
-    Http plans = request(c, "POST", "/api/v1/get", {auth}, R"({"kind":"plan"})");
+    ConsoleHttp plans = console_request(c, "POST", "/api/v1/get", {auth}, R"({"kind":"plan"})");
     REQUIRE(plans.status == 200);
     CHECK(plans.body.find("\"name\":\"p\"") != std::string::npos);
     // The same resource through ferryctl: one API.
     CHECK(c.listed("plan") == 1);
-    REQUIRE(
-        request(c, "POST", "/api/v1/apply", {auth}, apply_body(c.write_migration("m", "p")).dump())
-            .status == 200);
+    REQUIRE(console_request(c, "POST", "/api/v1/apply", {auth},
+                            apply_body(c.write_migration("m", "p")).dump())
+                .status == 200);
     // Read the stream for a while as the copy (1 MiB/s) goes on: the
     // Migration's status comes at once, and again each time it changes.
-    Http events = request(c, "GET", "/api/v1/events", {auth}, "", 6);
+    ConsoleHttp events = console_request(c, "GET", "/api/v1/events", {auth}, "", 6);
     CHECK(events.status == 200);
     const std::string head = "event: migrations\ndata: ";
     std::vector<Json> seen;
@@ -191,9 +150,9 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
     CHECK(seen[0].dump().find("\"name\":\"m\"") != std::string::npos);
     CHECK(seen.front() != seen.back());
     REQUIRE(wait_migration(c, "m", 120) == "Succeeded");
-    Http after = request(c, "GET", "/api/v1/events", {auth}, "", 2);
+    ConsoleHttp after = console_request(c, "GET", "/api/v1/events", {auth}, "", 2);
     CHECK(after.body.find("Succeeded") != std::string::npos);
     // Without the token, no stream.
-    CHECK(request(c, "GET", "/api/v1/events", {}, "", 3).status == 401);
+    CHECK(console_request(c, "GET", "/api/v1/events", {}, "", 3).status == 401);
   }
 }

@@ -7,17 +7,12 @@
 
 #include <filesystem>
 
-#include "tests/integration/migration/cluster.h"
+#include "tests/integration/migration/console_http.h"
 
 using namespace ferry::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 // Every Migration the console created for `plan` (it names them itself).
 std::vector<Json> migrations_of(Cluster& c, const std::string& plan) {
@@ -70,8 +65,8 @@ TEST_CASE("the web console in Chromium: provider, maps, wizard, start, cancel, c
   c.start_coordinator({"--console-token-file", token_file, "--console-dir", app});
   // 8 MiB/s: two-02's 80 MiB take ten seconds, time to cancel it mid-copy.
   c.start_agent("node-1", {"--bandwidth", std::to_string(8 << 20)});
-  std::string token = trimmed(read_file(token_file));
-  std::string port = trimmed(read_file(c.dir().file("coordinator.port")));
+  std::string token = first_line(token_file);
+  std::string port = first_line(c.dir().file("coordinator.port"));
   // The coordinator says where the console is, with its token.
   CHECK(read_file(c.dir().file("coordinator.stdout"))
             .find("Ferry console: http://127.0.0.1:" + port + "/console/#token=" + token) !=

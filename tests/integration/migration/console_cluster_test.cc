@@ -6,54 +6,21 @@
 // or script would; what was stored is read back with kubectl.
 #include <catch2/catch.hpp>
 
-#include "tests/integration/migration/cluster.h"
+#include "tests/integration/migration/console_http.h"
 
 using namespace ferry::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
+using Http = ConsoleHttp;
 
-struct Http {
-  int status = 0;
-  std::string body;
-  Json json() const { return Json::parse(body, nullptr, false); }
-  std::string error() const {
-    Json j = json();
-    return j.is_object() && j.contains("error") && j["error"].is_string()
-               ? j["error"].get<std::string>()
-               : "";
-  }
-};
-
-// One request with curl to the coordinator's HTTP port, as `token`; `seconds`
-// bounds it (an event stream is read that long). As console_api_test.cc's.
+// As `token` ("" = none).
 Http request(Cluster& c, const std::string& method, const std::string& path,
              const std::string& token, const std::string& body = "", int seconds = 15) {
-  std::string port = trimmed(read_file(c.dir().file("coordinator.port")));
-  std::vector<std::string> argv = {
-      require_program("curl"), "-s", "-N", "-X", method, "-w", "\n%{http_code}", "--max-time",
-      std::to_string(seconds)};
-  if (!token.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + token});
-  if (!body.empty()) {
-    std::string f = c.dir().file("console-request.json");
-    write_file(f, body);
-    argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", "@" + f});
-  }
-  argv.push_back("http://127.0.0.1:" + port + path);
-  Subprocess p(argv, {.log_dir = c.dir().path(), .name = "curl-console"});
-  p.wait(std::chrono::seconds(seconds + 10));
-  std::string out = p.stdout_text();
-  size_t nl = out.rfind('\n');
-  Http h;
-  if (nl == std::string::npos) return h;
-  h.status = std::atoi(out.c_str() + nl + 1);
-  h.body = out.substr(0, nl);
-  return h;
+  std::vector<std::string> headers;
+  if (!token.empty()) headers.push_back("Authorization: Bearer " + token);
+  return console_request(c, method, path, headers, body, seconds);
 }
 
 std::string apply_body(const std::string& yaml) {
@@ -123,13 +90,13 @@ TEST_CASE("console API in cluster mode: Kubernetes users' own tokens, as RBAC al
     auto t = k8s.kubectl({"create", "token", sa, "-n", "openshift-mtv"});
     INFO(t.err);
     REQUIRE(t.rc == 0);
-    return trimmed(t.out);
+    return t.out.substr(0, t.out.find('\n'));
   };
   const std::string viewer = token_of("viewer"), op = token_of("operator");
   std::string token_file = c.dir().file("console.token");
   c.start_coordinator({"--kubernetes", "--kubeconfig", k8s.coordinator_kubeconfig(),
                        "--console-token-file", token_file});
-  const std::string console = trimmed(read_file(token_file));
+  const std::string console = first_line(token_file);
   auto providers = [&] {
     auto r =
         k8s.kubectl({"get", "providers.forklift.konveyor.io", "-n", "openshift-mtv", "-o", "json"});
