@@ -3,15 +3,16 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { call, followMigrations } from './api.js';
 
-export function useResources(kind, { every = 3000, ns = '' } = {}) {
-  const [state, setState] = useState({ items: null, error: '' });
+// Calls the API now and every `every` ms while the page shows it; `answer`
+// maps an ok answer to the data kept. Returns {data, error, reload}.
+export function usePoll(verb, body, answer, every, deps = []) {
+  const [state, setState] = useState({ data: null, error: '' });
   const [tick, setTick] = useState(0);
   useEffect(() => {
     let live = true;
     const load = async () => {
-      const a = await call('get', { kind, namespace: ns });
-      if (!live) return;
-      setState(a.ok ? { items: a.items, error: '' } : { items: [], error: a.error });
+      const a = await call(verb, body);
+      if (live) setState(a.ok ? { data: answer(a), error: '' } : { data: null, error: a.error });
     };
     load();
     const t = setInterval(load, every);
@@ -19,26 +20,18 @@ export function useResources(kind, { every = 3000, ns = '' } = {}) {
       live = false;
       clearInterval(t);
     };
-  }, [kind, ns, every, tick]);
+  }, [verb, every, tick, ...deps]);
   return { ...state, reload: () => setTick((x) => x + 1) };
 }
 
+export function useResources(kind, { every = 3000, ns = '' } = {}) {
+  const r = usePoll('get', { kind, namespace: ns }, (a) => a.items, every, [kind, ns]);
+  return { items: r.error ? [] : r.data, error: r.error, reload: r.reload };
+}
+
 export function useInventories({ every = 10000 } = {}) {
-  const [state, setState] = useState({ items: null, error: '' });
-  useEffect(() => {
-    let live = true;
-    const load = async () => {
-      const a = await call('inventory', {});
-      if (live) setState(a.ok ? { items: a.items, error: '' } : { items: [], error: a.error });
-    };
-    load();
-    const t = setInterval(load, every);
-    return () => {
-      live = false;
-      clearInterval(t);
-    };
-  }, [every]);
-  return state;
+  const r = usePoll('inventory', {}, (a) => a.items, every);
+  return { items: r.error ? [] : r.data, error: r.error };
 }
 
 // One event stream, shared by every page that shows Migrations.

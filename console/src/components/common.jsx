@@ -1,11 +1,17 @@
 // Pieces every page uses: field errors as the API words them, a page header,
-// a status label.
+// a status label, a form in a modal.
 import {
   Alert,
+  Button,
+  Form,
   FormHelperText,
   HelperText,
   HelperTextItem,
   Label,
+  Modal,
+  ModalBody,
+  ModalFooter,
+  ModalHeader,
   PageSection,
   Title,
 } from '@patternfly/react-core';
@@ -68,5 +74,34 @@ export function Phase({ phase }) {
     <Label color={COLORS[p] || 'grey'} data-testid="phase">
       {p}
     </Label>
+  );
+}
+
+// A form in a modal: its submit button and Cancel. onClose(false) when
+// dismissed; the caller closes it with onClose(true) once it succeeded.
+export function FormModal({ id, title, submitLabel, onSubmit, onClose, busy = false, variant = 'medium', children }) {
+  return (
+    <Modal isOpen variant={variant} onClose={() => onClose(false)} aria-labelledby={`${id}-title`}>
+      <ModalHeader title={title} labelId={`${id}-title`} />
+      <ModalBody>
+        <Form
+          id={id}
+          onSubmit={(e) => {
+            e.preventDefault();
+            onSubmit();
+          }}
+        >
+          {children}
+        </Form>
+      </ModalBody>
+      <ModalFooter>
+        <Button type="submit" form={id} isLoading={busy} isDisabled={busy}>
+          {submitLabel}
+        </Button>
+        <Button variant="link" onClick={() => onClose(false)}>
+          Cancel
+        </Button>
+      </ModalFooter>
+    </Modal>
   );
 }

@@ -4,14 +4,9 @@
 import { useState } from 'react';
 import {
   Button,
-  Form,
   FormGroup,
   FormSelect,
   FormSelectOption,
-  Modal,
-  ModalBody,
-  ModalFooter,
-  ModalHeader,
   PageSection,
   Tab,
   Tabs,
@@ -22,7 +17,7 @@ import { Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
 import { apply } from '../api.js';
 import { inventoryOf, useInventories, useResources } from '../data.js';
 import { NS, messagesFor } from '../format.js';
-import { Errors, FieldErrors, Header } from '../components/common.jsx';
+import { Errors, FieldErrors, FormModal, Header } from '../components/common.jsx';
 
 function destText(kind, d) {
   if (kind === 'network') return d.type === 'multus' ? `${d.namespace}/${d.name}` : 'Pod network';
@@ -67,8 +62,7 @@ function CreateMap({ kind, providers, inventories, onClose }) {
   const inv = inventoryOf(inventories, NS, f.source);
   const choices = (kind === 'network' ? inv?.networks : inv?.datastores) || [];
   const setRow = (i, k, v) => setF({ ...f, rows: f.rows.map((r, j) => (j === i ? { ...r, [k]: v } : r)) });
-  const submit = async (e) => {
-    e?.preventDefault();
+  const submit = async () => {
     const a = await apply([mapDoc(kind, f)], { name: 'Create mapping' });
     if (a.ok) onClose(true);
     else
@@ -83,10 +77,7 @@ function CreateMap({ kind, providers, inventories, onClose }) {
   };
   const title = kind === 'network' ? 'Create NetworkMap' : 'Create StorageMap';
   return (
-    <Modal isOpen variant="medium" onClose={() => onClose(false)} aria-labelledby="create-map">
-      <ModalHeader title={title} labelId="create-map" />
-      <ModalBody>
-        <Form id="create-map-form" onSubmit={submit}>
+    <FormModal id="create-map-form" title={title} submitLabel="Create" onSubmit={submit} onClose={onClose}>
           <FormGroup label="Name" fieldId="m-name" isRequired>
             <TextInput id="m-name" value={f.name} onChange={(_, v) => setF({ ...f, name: v })} />
             <FieldErrors messages={errs.byField.name} />
@@ -138,17 +129,7 @@ function CreateMap({ kind, providers, inventories, onClose }) {
           </Button>
           <FieldErrors messages={errs.byField.rows} />
           <Errors messages={errs.rest} />
-        </Form>
-      </ModalBody>
-      <ModalFooter>
-        <Button type="submit" form="create-map-form">
-          Create
-        </Button>
-        <Button variant="link" onClick={() => onClose(false)}>
-          Cancel
-        </Button>
-      </ModalFooter>
-    </Modal>
+    </FormModal>
   );
 }
 

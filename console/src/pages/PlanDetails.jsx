@@ -9,10 +9,6 @@ import {
   DescriptionListDescription,
   DescriptionListGroup,
   DescriptionListTerm,
-  Modal,
-  ModalBody,
-  ModalFooter,
-  ModalHeader,
   PageSection,
   Progress,
   ProgressStep,
@@ -21,32 +17,18 @@ import {
   Title,
 } from '@patternfly/react-core';
 import { ExpandableRowContent, Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
-import { call } from '../api.js';
-import { migrationsOf, useMigrations } from '../data.js';
+import { migrationsOf, useMigrations, usePoll } from '../data.js';
 import { cancelVms, cutover, retryVm, startPlan } from '../actions.js';
 import { duration, elapsedSeconds, mb, when } from '../format.js';
-import { Errors, Header, Phase } from '../components/common.jsx';
+import { Errors, FormModal, Header, Phase } from '../components/common.jsx';
 import { DowntimeChart, PrecopyChart } from '../components/charts.jsx';
 import { planState } from './Plans.jsx';
 
 const STEP_VARIANT = { Completed: 'success', Running: 'info', Failed: 'danger', Canceled: 'warning' };
 
 function usePlan(ns, name) {
-  const [plan, setPlan] = useState({ doc: null, error: '' });
-  useEffect(() => {
-    let live = true;
-    const load = async () => {
-      const a = await call('get', { kind: 'plan', namespace: ns, name });
-      if (live) setPlan(a.ok ? { doc: a.items[0], error: '' } : { doc: null, error: a.error });
-    };
-    load();
-    const t = setInterval(load, 3000);
-    return () => {
-      live = false;
-      clearInterval(t);
-    };
-  }, [ns, name]);
-  return plan;
+  const r = usePoll('get', { kind: 'plan', namespace: ns, name }, (a) => a.items[0], 3000, [ns, name]);
+  return { doc: r.data, error: r.error };
 }
 
 // Re-renders every second while something runs, so elapsed times move.
@@ -197,28 +179,22 @@ function CutoverModal({ migration, onClose }) {
   const [at, setAt] = useState(new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
   const [errs, setErrs] = useState([]);
   return (
-    <Modal isOpen variant="small" onClose={() => onClose(false)} aria-labelledby="cutover">
-      <ModalHeader title="Cutover" labelId="cutover" />
-      <ModalBody>
-        <p>The VMs stop at this time for the final copy (RFC 3339, UTC).</p>
-        <TextInput id="cutover-at" aria-label="Cutover time" value={at} onChange={(_, v) => setAt(v)} />
-        <Errors messages={errs} />
-      </ModalBody>
-      <ModalFooter>
-        <Button
-          onClick={async () => {
-            const a = await cutover(migration, at);
-            if (a.ok) onClose(true);
-            else setErrs([a.error]);
-          }}
-        >
-          Set cutover
-        </Button>
-        <Button variant="link" onClick={() => onClose(false)}>
-          Cancel
-        </Button>
-      </ModalFooter>
-    </Modal>
+    <FormModal
+      id="cutover-form"
+      variant="small"
+      title="Cutover"
+      submitLabel="Set cutover"
+      onSubmit={async () => {
+        const a = await cutover(migration, at);
+        if (a.ok) onClose(true);
+        else setErrs([a.error]);
+      }}
+      onClose={onClose}
+    >
+      <p>The VMs stop at this time for the final copy (RFC 3339, UTC).</p>
+      <TextInput id="cutover-at" aria-label="Cutover time" value={at} onChange={(_, v) => setAt(v)} />
+      <Errors messages={errs} />
+    </FormModal>
   );
 }
 

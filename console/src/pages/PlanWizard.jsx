@@ -130,10 +130,13 @@ export function PlanWizard() {
   // (or an earlier step's).
   const check = async (step) => {
     const a = await apply([planDoc(form)], { dryRun: true, name: 'Create plan' });
-    const mine = a.ok ? {} : byStep(a);
+    const all = a.ok ? {} : byStep(a);
+    // Only what concerns the steps done so far (the next step, Review, shows
+    // everything): a later step's field is not the user's fault yet.
+    const upto = ORDER.slice(0, ORDER.indexOf(step) + (step === 'hooks' ? 2 : 1));
+    const mine = Object.fromEntries(Object.entries(all).filter(([s]) => upto.includes(s)));
     setProblems(mine);
-    const upto = ORDER.slice(0, ORDER.indexOf(step) + 1);
-    return !upto.some((s) => mine[s]?.length);
+    return !ORDER.slice(0, ORDER.indexOf(step) + 1).some((s) => mine[s]?.length);
   };
   const finish = async () => {
     const a = await apply([planDoc(form)], { name: 'Create plan' });

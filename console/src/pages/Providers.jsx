@@ -4,14 +4,9 @@ import { useState } from 'react';
 import {
   Button,
   Checkbox,
-  Form,
   FormGroup,
   FormSelect,
   FormSelectOption,
-  Modal,
-  ModalBody,
-  ModalFooter,
-  ModalHeader,
   PageSection,
   TextArea,
   TextInput,
@@ -20,7 +15,7 @@ import { Table, Tbody, Td, Th, Thead, Tr, ExpandableRowContent } from '@patternf
 import { apply } from '../api.js';
 import { inventoryOf, useInventories, useResources } from '../data.js';
 import { NS, PROVIDER_TYPES, messagesFor } from '../format.js';
-import { Errors, FieldErrors, Header, Phase } from '../components/common.jsx';
+import { Errors, FieldErrors, FormModal, Header, Phase } from '../components/common.jsx';
 
 const FIELDS = [
   ['name', ['metadata.name']],
@@ -71,8 +66,7 @@ function AddProvider({ onClose }) {
   const [errs, setErrs] = useState({ byField: {}, rest: [] });
   const [busy, setBusy] = useState(false);
   const set = (k) => (_, v) => setF({ ...f, [k]: v });
-  const submit = async (e) => {
-    e?.preventDefault();
+  const submit = async () => {
     setBusy(true);
     // The coordinator tests the connection and reads the inventory before
     // it stores anything; a refusal leaves nothing behind.
@@ -83,10 +77,7 @@ function AddProvider({ onClose }) {
   };
   const remote = f.type !== 'openshift';
   return (
-    <Modal isOpen variant="medium" onClose={() => onClose(false)} aria-labelledby="add-provider">
-      <ModalHeader title="Create provider" labelId="add-provider" />
-      <ModalBody>
-        <Form id="add-provider-form" onSubmit={submit}>
+    <FormModal id="add-provider-form" title="Create provider" submitLabel="Create provider" onSubmit={submit} onClose={onClose} busy={busy}>
           <FormGroup label="Provider type" fieldId="p-type" isRequired>
             <FormSelect id="p-type" value={f.type} onChange={set('type')}>
               {Object.entries(PROVIDER_TYPES).map(([v, l]) => (
@@ -141,25 +132,14 @@ function AddProvider({ onClose }) {
             </>
           )}
           <Errors messages={errs.rest} />
-        </Form>
-      </ModalBody>
-      <ModalFooter>
-        <Button type="submit" form="add-provider-form" isLoading={busy} isDisabled={busy}>
-          Create provider
-        </Button>
-        <Button variant="link" onClick={() => onClose(false)}>
-          Cancel
-        </Button>
-      </ModalFooter>
-    </Modal>
+    </FormModal>
   );
 }
 
 function MigrationNetwork({ provider, host, current, onClose }) {
   const [ip, setIp] = useState(current?.spec?.ipAddress || '');
   const [errs, setErrs] = useState([]);
-  const save = async (e) => {
-    e?.preventDefault();
+  const save = async () => {
     const name = `${provider.metadata.name}-${host.id}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
     const a = await apply(
       [
@@ -180,25 +160,19 @@ function MigrationNetwork({ provider, host, current, onClose }) {
     else setErrs(a.errors || [a.error]);
   };
   return (
-    <Modal isOpen variant="small" onClose={() => onClose(false)} aria-labelledby="mignet">
-      <ModalHeader title={`Select migration network: ${host.name}`} labelId="mignet" />
-      <ModalBody>
-        <Form id="mignet-form" onSubmit={save}>
+    <FormModal
+      id="mignet-form"
+      variant="small"
+      title={`Select migration network: ${host.name}`}
+      submitLabel="Save"
+      onSubmit={save}
+      onClose={onClose}
+    >
           <FormGroup label="IP address of the host on the migration network" fieldId="h-ip" isRequired>
             <TextInput id="h-ip" value={ip} onChange={(_, v) => setIp(v)} />
           </FormGroup>
           <Errors messages={errs} />
-        </Form>
-      </ModalBody>
-      <ModalFooter>
-        <Button type="submit" form="mignet-form">
-          Save
-        </Button>
-        <Button variant="link" onClick={() => onClose(false)}>
-          Cancel
-        </Button>
-      </ModalFooter>
-    </Modal>
+    </FormModal>
   );
 }
 
