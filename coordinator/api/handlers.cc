@@ -27,6 +27,10 @@ Json redact_secret(Json doc) {
   for (const char* f : {"data", "stringData"})
     if (doc.contains(f) && doc[f].is_object())
       for (auto it = doc[f].begin(); it != doc[f].end(); ++it) it.value() = "<redacted>";
+  // kubectl apply keeps the whole document, data included, in an annotation.
+  if (doc.contains("metadata") && doc["metadata"].is_object() &&
+      doc["metadata"].contains("annotations") && doc["metadata"]["annotations"].is_object())
+    doc["metadata"]["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
   return doc;
 }
 

@@ -283,6 +283,19 @@ int ConsoleApi::serve(mg_connection* conn) {
 }
 
 int ConsoleApi::serve_events(mg_connection* conn) {
+  // Each open stream holds one of the HTTP port's 8 threads: at most half of
+  // them, so /metrics, /healthz and the API always have threads left.
+  if (streams_.fetch_add(1) >= kMaxStreams) {
+    streams_--;
+    return refuse(conn, 503, "unavailable",
+                  "events: " + std::to_string(kMaxStreams) +
+                      " event streams are open already; close a console tab",
+                  "Retry-After: 5\r\n");
+  }
+  struct Open {
+    std::atomic<int>& n;
+    ~Open() { n--; }
+  } open{streams_};
   mg_printf(conn,
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
             "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n");
@@ -297,7 +310,8 @@ int ConsoleApi::serve_events(mg_connection* conn) {
       out = "event: migrations\ndata: " + data + "\n\n";
       last = std::move(data);
       quiet_since = Clock::now();
-    } else if (Clock::now() - quiet_since >= std::chrono::seconds(15)) {
+    } else if (Clock::now() - quiet_since >= std::chrono::seconds(5)) {
+      // Also how a closed stream is noticed: a write fails.
       out = ": still here\n\n";  // keeps proxies from closing an idle stream
       quiet_since = Clock::now();
     }

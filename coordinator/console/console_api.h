@@ -9,13 +9,13 @@
 //                        verb's answer for kind migration: every Migration
 //                        with its status, VMs and pipelines) at once and
 //                        whenever it changes (checked every second), and a
-//                        comment every 15 s.
+//                        comment every 5 s; at most 4 streams at once (503).
 // Access: every request carries `Authorization: Bearer <token>`, the token
 // in the coordinator's --console-token-file. No cookie is ever set, so a
 // browser never sends the token by itself and there is nothing for another
 // site to forge (CSRF); a request with an Origin header must come from the
-// same origin as its Host, which also refuses a page served under a rebound
-// DNS name. In cluster mode a Kubernetes user's own bearer token works too,
+// same origin as its Host (a page under a rebound DNS name passes that, but
+// has no token). In cluster mode a Kubernetes user's own bearer token works too,
 // as far as RBAC allows (KubeAuthorizer).
 //   GET  /console/...    the web console's built files (console/, Vite's
 //                        output) from `app_dir`, without a token: they hold
@@ -80,6 +80,8 @@ class ConsoleApi {
   std::string app_dir_;
   std::shared_ptr<Authorizer> users_;
   std::atomic<bool> stopping_{false};
+  static constexpr int kMaxStreams = 4;  // open event streams (the port has 8 threads)
+  std::atomic<int> streams_{0};
 };
 
 }  // namespace ferry::coordinator::console

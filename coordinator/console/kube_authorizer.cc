@@ -86,6 +86,8 @@ std::vector<KubeAuthorizer::Permission> KubeAuthorizer::needs(const std::string&
   };
   // Unknown verbs ("events" too), bodies that are not JSON or miss a field:
   // the request's own decoder, so this never disagrees with the API's.
+  // The event stream is every namespace's Migrations: what get needs for them.
+  if (verb == "events") return {{"list", kForklift, "migrations", ""}};
   auto decoded = api::decode(verb, body);
   if (!std::holds_alternative<api::Request>(decoded)) return {baseline};
   std::visit(
@@ -120,11 +122,17 @@ std::vector<KubeAuthorizer::Permission> KubeAuthorizer::needs(const std::string&
                              std::is_same_v<T, api::RetryRequest> ||
                              std::is_same_v<T, api::CutoverRequest>) {
           add(on_kind("patch", "Migration", r.migration.ns));
-        } else if constexpr (std::is_same_v<T, api::InventoryRequest> ||
-                             std::is_same_v<T, api::GatherRequest>) {
+        } else if constexpr (std::is_same_v<T, api::InventoryRequest>) {
           add({"list", kForklift, "plans", r.ns});
-        } else {  // status, part
+        } else if constexpr (std::is_same_v<T, api::GatherRequest>) {
+          // must-gather reads everything (every namespace's resources, logs,
+          // inventories): an administrator's right.
+          add({"list", "", "secrets", ""});
+        } else if constexpr (std::is_same_v<T, api::StatusRequest> ||
+                             std::is_same_v<T, api::PartRequest>) {
           add(baseline);
+        } else {
+          static_assert(sizeof(T) == 0, "a new API verb needs its permissions here");
         }
       },
       std::get<api::Request>(decoded));

@@ -13,11 +13,12 @@
 //              secret -> secrets in group "") in its namespace; no namespace
 //              means every namespace, so the check is cluster-wide.
 //   inventory  `list` on plans in its namespace; none: cluster-wide.
-//   gather     `list` on plans in its namespace.
-//   status, events
-//              `list` on plans in openshift-mtv (they carry no namespace).
-//              The event stream then shows every namespace's Migrations, as
-//              status shows every agent: these are read-only overviews.
+//   gather     `list` on secrets in every namespace: must-gather reads
+//              everything, an administrator's right.
+//   events     `list` on migrations in every namespace (what get needs for
+//              the Migrations the stream carries).
+//   status     `list` on plans in openshift-mtv (it carries no namespace;
+//              it shows the agents).
 //   apply      `create` and `patch` on each document's kind in its
 //              metadata.namespace (server-side apply needs both; a dry run
 //              needs what the apply would), and `get` on the Secret that a

@@ -31,6 +31,8 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
   std::filesystem::create_directories(app + "/assets");
   write_file(app + "/index.html", "<!doctype html><title>console</title>");
   write_file(app + "/assets/index-abc123.js", "console.log(1)");
+  write_file(app + "/.hidden", "hidden file");
+  write_file(app + "/assets/.hidden", "hidden file");
   write_file(c.dir().file("secret.txt"), "not for the web");
   c.start_coordinator({"--console-token-file", token_file, "--console-dir", app});
   c.start_agent("node-1", {"--bandwidth", std::to_string(1 << 20)});
@@ -111,12 +113,48 @@ TEST_CASE("console API: ferryctl's verbs over HTTP with a Bearer token, progress
     CHECK(console_request(c, "GET", "/console/plans/openshift-mtv/p", {}).body == index.body);
     // Nothing outside its folder, however the path is spelt.
     for (const char* p : {"/console/../secret.txt", "/console/%2e%2e/secret.txt",
-                          "/console/assets/../../secret.txt", "/console/.hidden"}) {
+                          "/console/assets/../../secret.txt", "/console/..%2fsecret.txt"}) {
       ConsoleHttp h = console_request(c, "GET", p, {});
       INFO(p);
+      CHECK(h.status != 0);  // answered
       CHECK(h.body.find("not for the web") == std::string::npos);
     }
+    // A hidden file in the app's folder is not served either: the app's
+    // index.html comes instead.
+    for (const char* p : {"/console/.hidden", "/console/assets/.hidden"}) {
+      ConsoleHttp h = console_request(c, "GET", p, {});
+      INFO(p);
+      CHECK(h.status == 200);
+      CHECK(h.body == index.body);
+    }
     CHECK(console_request(c, "POST", "/console/", {}, "{}").status == 405);
+  }
+
+  SECTION("at most four event streams at once, so the HTTP port keeps threads for the rest") {
+    std::string port = first_line(c.dir().file("coordinator.port"));
+    std::vector<std::unique_ptr<Subprocess>> open;
+    for (int i = 0; i < 4; i++)
+      open.push_back(std::make_unique<Subprocess>(
+          std::vector<std::string>{require_program("curl"), "-s", "-N", "--max-time", "8", "-H",
+                                   auth, "http://127.0.0.1:" + port + "/api/v1/events"},
+          SubprocessOptions{.log_dir = c.dir().path(), .name = "stream-" + std::to_string(i)}));
+    // Each stream's first event says it is open.
+    REQUIRE(eventually(5s, [&] {
+      for (auto& p : open)
+        if (p->stdout_text().find("event: migrations") == std::string::npos) return false;
+      return true;
+    }));
+    ConsoleHttp fifth = console_request(c, "GET", "/api/v1/events", {auth}, "", 2);
+    CHECK(fifth.status == 503);
+    CHECK(fifth.error().find("4 event streams are open already") != std::string::npos);
+    CHECK(console_request(c, "POST", "/api/v1/status", {auth}, "{}").status == 200);
+    CHECK(c.http_get("coordinator", "/healthz").find("ok") != std::string::npos);
+    // Closed streams are noticed at the next write (5 s at most) and free their slot.
+    for (auto& p : open) p->kill();
+    CHECK(eventually(
+        15s,
+        [&] { return console_request(c, "GET", "/api/v1/events", {auth}, "", 1).status == 200; },
+        500ms));
   }
 
   SECTION("apply, get and a migration followed on the event stream") {

@@ -154,10 +154,15 @@ TEST_CASE("console API in cluster mode: Kubernetes users' own tokens, as RBAC al
   CHECK(kind.status == 400);
   CHECK(kind.json()["field"] == "kind");
   CHECK(request(c, "POST", "/api/v1/launch", viewer, "{}").status == 400);
-  // The event stream, read for 2 s.
+  // The event stream carries every namespace's Migrations, and must-gather
+  // everything: neither is for a user of one namespace.
   Http events = request(c, "GET", "/api/v1/events", viewer, "", 2);
-  CHECK(events.status == 200);
-  CHECK(events.body.find("event: migrations\ndata: ") != std::string::npos);
+  CHECK(events.status == 403);
+  CHECK(events.error().find("may not list migrations.forklift.konveyor.io in every namespace") !=
+        std::string::npos);
+  Http gather = request(c, "POST", "/api/v1/gather", viewer, "{}");
+  CHECK(gather.status == 403);
+  CHECK(gather.error().find("may not list secrets in every namespace") != std::string::npos);
   CHECK(request(c, "POST", "/api/v1/status", viewer, "{}").status == 200);
 
   // The operator creates; the Provider is in the API, where kubectl sees it.
