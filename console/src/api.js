@@ -79,6 +79,7 @@ export function followMigrations(onMigrations, onState = () => {}) {
           setToken('');
           return;
         }
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);  // e.g. 503: too many streams
         onState('live');
         const reader = res.body.getReader();
         const dec = new TextDecoder();

@@ -1,7 +1,7 @@
 // Where the pages get their data: resources by polling the API's get verb,
 // Migrations from the event stream (one stream for the whole app).
 import { useEffect, useState, useSyncExternalStore } from 'react';
-import { call, followMigrations } from './api.js';
+import { call, followMigrations, onTokenChange } from './api.js';
 
 // Calls the API now and every `every` ms while the page shows it; `answer`
 // maps an ok answer to the data kept. Returns {data, error, reload}.
@@ -41,6 +41,12 @@ function notify() {
   store.subs.forEach((f) => f());
 }
 store.snapshot = { items: null, state: 'connecting' };
+
+// What one user saw is not shown to the next one in this tab.
+onTokenChange(() => {
+  store.items = null;
+  notify();
+});
 
 function subscribe(f) {
   store.subs.add(f);

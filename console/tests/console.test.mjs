@@ -116,7 +116,7 @@ test('add a provider: a wrong password is refused naming the field, then the vCe
   };
   await add('not-the-password');
   // The coordinator's own message, shown at the field it names.
-  await page.locator('#add-provider-form').getByText(/password/i).first().waitFor();
+  await page.locator('#add-provider-form').getByText(/credentials: user\/password: /).waitFor();
   const stored = await api('get', { kind: 'provider' });
   assert.equal(stored.body.items.length, 0, 'nothing is stored after a refusal');
   await page.fill('#p-password', 'ferry-sim-pass');

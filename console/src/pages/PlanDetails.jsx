@@ -55,7 +55,11 @@ export function copiedBytes(vm) {
   if (vm.warm) {
     const cycles = vm.warm.precopies || [];
     done = cycles.reduce((s, p) => s + Number(p.changedBytes || 0), 0);
-    const cur = vm.warm.current ? (vm.disks || []).reduce((s, d) => s + Number(d.bytesDone || 0), 0) : 0;
+    // The precopy under way, once its disks count this precopy's bytes.
+    const cur =
+      vm.warm.current && vm.phase === 'CopyDisks'
+        ? (vm.disks || []).reduce((s, d) => s + Number(d.bytesDone || 0), 0)
+        : 0;
     return { done: done + cur, total, precopies: cycles.length };
   }
   return { done, total };

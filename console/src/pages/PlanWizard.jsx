@@ -33,13 +33,15 @@ import { Errors, Header } from '../components/common.jsx';
 import { concernsOf } from './Inventory.jsx';
 
 // Which step owns a message, by the field or condition it names.
+// Condition names and map fields first: a per-VM condition also names
+// spec.vms[i], but its cause is the step that owns the condition.
 const OWNERS = [
   ['general', ['metadata.name', 'spec.provider', 'spec.targetNamespace', 'SourceProvider', 'DestinationProvider']],
   ['hooks', ['.hooks', 'Hook']],
-  ['vms', ['spec.vms', 'VMNotFound', 'VMRefNotValid', 'VMAlreadyExists', 'VMCriticalConcerns', 'VMPoweredOff', 'VMHasSnapshots']],
   ['network', ['spec.map.network', 'NetworkMap', 'VMNetworksNotMapped', 'VMMultiplePodNetworkMappings', 'spec.transferNetwork']],
   ['storage', ['spec.map.storage', 'StorageMap', 'VMStorageNotMapped']],
   ['type', ['spec.warm', 'spec.type', 'precopyInterval', 'maxDowntime', 'VMMissingChangedBlockTracking', 'skipGuestConversion']],
+  ['vms', ['spec.vms', 'VMNotFound', 'VMRefNotValid', 'VMAlreadyExists', 'VMCriticalConcerns', 'VMPoweredOff', 'VMHasSnapshots']],
 ];
 const ORDER = ['general', 'vms', 'network', 'storage', 'type', 'hooks', 'review'];
 

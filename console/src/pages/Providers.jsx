@@ -17,11 +17,13 @@ import { inventoryOf, useInventories, useResources } from '../data.js';
 import { NS, PROVIDER_TYPES, messagesFor } from '../format.js';
 import { Errors, FieldErrors, FormModal, Header, Phase } from '../components/common.jsx';
 
+// The first field whose words a message names gets it ("user/password: ..."
+// goes to the password).
 const FIELDS = [
   ['name', ['metadata.name']],
   ['url', ['spec.url']],
-  ['user', [': user', 'user:']],
   ['password', ['password']],
+  ['user', [': user', 'user:']],
   ['thumbprint', ['thumbprint']],
   ['cacert', ['cacert']],
 ];
