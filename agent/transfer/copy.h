@@ -36,6 +36,12 @@ struct SourceSpec {
   // Local address/interface for source connections: CURLOPT_INTERFACE for http(s);
   // for nbd:// (TCP) the socket is bound before connect. Unsupported for unix sockets.
   std::string bind_address;
+  // nbd:// and nbd+unix:// only: require TLS authenticated by a pre-shared key
+  // (the file holds "username:hexkey" lines, as nbdkit --tls-psk and GnuTLS
+  // psktool write them) as `tls_username`. The copy fails rather than read
+  // in the clear. For a volume served by another node's agent.
+  std::string tls_psk_file;
+  std::string tls_username;
   uint64_t size = 0;  // known size (0 = ask the source)
   // http(s): the URL is an ovirt-imageio ticket (https://HOST:54322/images/TICKET): its
   // OPTIONS and extents are read first, so holes and zeros are never fetched.

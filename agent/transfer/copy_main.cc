@@ -41,6 +41,8 @@ const char kUsage[] =
     "  --imageio             the http(s) URL is an ovirt-imageio ticket (reads its extents)\n"
     "  --changed-only        copy only what the source reports changed (imageio: dirty extents)\n"
     "  --bind ADDR           local address (or interface for http) for source connections\n"
+    "  --tls-psk FILE        NBD: require TLS with this pre-shared key file (user:hexkey)\n"
+    "  --tls-username NAME   NBD: the key's user name in FILE\n"
     "On success prints the copy statistics as one JSON line on stdout.\n";
 
 bool parse_size(const std::string& s, uint64_t* out) {
@@ -138,6 +140,10 @@ int copy_main(int argc, char** argv) {
       src.http_headers.push_back(v);
     } else if (a == "--bind") {
       if (!value(&src.bind_address)) return usage_error("--bind needs an address");
+    } else if (a == "--tls-psk") {
+      if (!value(&src.tls_psk_file)) return usage_error("--tls-psk needs a file");
+    } else if (a == "--tls-username") {
+      if (!value(&src.tls_username)) return usage_error("--tls-username needs a name");
     } else if (a == "--ranges") {
       if (!value(&v)) return usage_error("--ranges needs OFF:LEN,...");
       size_t pos = 0;
