@@ -153,11 +153,9 @@ export function PlanWizard() {
       <Header title="Create migration plan" />
       <PageSection>
         <WizardBody
-          form={form}
           check={check}
           finish={finish}
           problems={problems}
-          result={result}
           steps={{
             general: (
               <Form onSubmit={(e) => e.preventDefault()}>
