@@ -19,6 +19,15 @@ export function concernsOf(vm) {
 
 const COLOR = { Critical: 'red', Warning: 'orange', Information: 'blue' };
 
+// A VM's concerns as labels (the inventory and the wizard's VM table).
+export function Concerns({ vm }) {
+  return concernsOf(vm).map((c) => (
+    <Label key={c.label} color={COLOR[c.category] || 'grey'} isCompact style={{ marginRight: 4 }}>
+      {c.label}
+    </Label>
+  ));
+}
+
 export function Inventory() {
   const inventories = useInventories();
   const [provider, setProvider] = useState('');
@@ -111,11 +120,7 @@ export function Inventory() {
                 </Td>
                 <Td>{v.guestName || v.guestId || '—'}</Td>
                 <Td>
-                  {concernsOf(v).map((c) => (
-                    <Label key={c.label} color={COLOR[c.category] || 'grey'} isCompact style={{ marginRight: 4 }}>
-                      {c.label}
-                    </Label>
-                  ))}
+                  <Concerns vm={v} />
                 </Td>
               </Tr>
             ))}

@@ -14,7 +14,6 @@ import {
   FormGroup,
   FormSelect,
   FormSelectOption,
-  Label,
   PageSection,
   Radio,
   SearchInput,
@@ -28,9 +27,9 @@ import { Table, Tbody, Td, Th, Thead, Tr } from '@patternfly/react-table';
 import { apply } from '../api.js';
 import { navigate } from '../App.jsx';
 import { inventoryOf, useInventories, useResources } from '../data.js';
-import { NS, bytes } from '../format.js';
+import { NS, bytes, messagesFor } from '../format.js';
 import { Errors, Header } from '../components/common.jsx';
-import { concernsOf } from './Inventory.jsx';
+import { Concerns } from './Inventory.jsx';
 
 // Which step owns a message, by the field or condition it names.
 // Condition names and map fields first: a per-VM condition also names
@@ -49,14 +48,11 @@ const ORDER = ['general', 'vms', 'network', 'storage', 'type', 'hooks', 'review'
 // conditions below it), each given to the step that owns it.
 export function byStep(answer) {
   const all = answer?.errors?.length ? answer.errors : answer?.error ? [answer.error] : [];
-  const out = {};
-  for (const msg of all)
-    for (const line of msg.split('\n').map((l) => l.trim())) {
-      if (!line || /is not ready:$/.test(line)) continue;
-      const owner = OWNERS.find(([, needles]) => needles.some((n) => line.includes(n)));
-      (out[owner ? owner[0] : 'review'] ||= []).push(line);
-    }
-  return out;
+  const lines = all
+    .flatMap((m) => m.split('\n').map((l) => l.trim()))
+    .filter((l) => l && !/is not ready:$/.test(l));
+  const { byField, rest } = messagesFor({ errors: lines }, OWNERS);
+  return rest.length ? { ...byField, review: rest } : byField;
 }
 
 function planDoc(f) {
@@ -79,15 +75,6 @@ function planDoc(f) {
     metadata: { name: f.name, namespace: NS },
     spec,
   };
-}
-
-function Concerns({ vm }) {
-  const color = { Critical: 'red', Warning: 'orange', Information: 'blue' };
-  return concernsOf(vm).map((c) => (
-    <Label key={c.label} color={color[c.category] || 'grey'} isCompact style={{ marginRight: 4 }}>
-      {c.label}
-    </Label>
-  ));
 }
 
 export function PlanWizard() {
