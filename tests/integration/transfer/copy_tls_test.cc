@@ -21,22 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A GnuTLS PSK file: "username:hexkey", 32 random bytes.
-std::string psk_file(const TempDir& dir, const std::string& name, const std::string& user) {
-  unsigned char raw[32];
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  REQUIRE(urandom.read(reinterpret_cast<char*>(raw), sizeof raw));
-  std::string hex;
-  static const char* digits = "0123456789abcdef";
-  for (unsigned char c : raw) {
-    hex += digits[c >> 4];
-    hex += digits[c & 15];
-  }
-  std::string path = dir.file(name);
-  write_file(path, user + ":" + hex + "\n");
-  return path;
-}
-
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <stdexcept>
 
 namespace ferry::agent::transfer::testing {
@@ -108,6 +109,23 @@ uint64_t json_u64(const std::string& json, const std::string& key) {
   auto pos = json.find("\"" + key + "\":");
   if (pos == std::string::npos) throw std::runtime_error("no " + key + " in " + json);
   return std::stoull(json.substr(pos + key.size() + 3));
+}
+
+std::string psk_file(const ferry::test::TempDir& dir, const std::string& name,
+                     const std::string& user) {
+  unsigned char raw[32];
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  if (!urandom.read(reinterpret_cast<char*>(raw), sizeof raw))
+    throw std::runtime_error("cannot read /dev/urandom");
+  std::string hex;
+  static const char* digits = "0123456789abcdef";
+  for (unsigned char c : raw) {
+    hex += digits[c >> 4];
+    hex += digits[c & 15];
+  }
+  std::string path = dir.file(name);
+  ferry::test::write_file(path, user + ":" + hex + "\n");
+  return path;
 }
 
 }  // namespace ferry::agent::transfer::testing

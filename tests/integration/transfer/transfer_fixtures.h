@@ -54,5 +54,8 @@ void copy_until_checkpoint_then_kill(const ferry::test::TempDir& dir,
                                      uint64_t claimed);
 // Value of "key":NUMBER in ferry-copy's JSON stats line.
 uint64_t json_u64(const std::string& json, const std::string& key);
+// A GnuTLS PSK file DIR/name holding "user:hexkey", 32 random bytes.
+std::string psk_file(const ferry::test::TempDir& dir, const std::string& name,
+                     const std::string& user);
 
 }  // namespace ferry::agent::transfer::testing
