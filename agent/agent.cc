@@ -4,8 +4,14 @@
 #include <sys/statvfs.h>
 #include <xxhash.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,7 +19,9 @@
 #include "agent/convert/convert.h"
 #include "agent/nbd_view.h"
 #include "agent/transfer/copy.h"
+#include "agent/transfer/stage.h"
 #include "agent/volumes/loop_devices.h"
+#include "agent/volumes/volume_server.h"
 #include "common/base/log.h"
 #include "common/protocol/credentials.h"
 #include "common/protocol/subjects.h"
@@ -34,6 +42,9 @@ void set_now(google::protobuf::Timestamp* ts) {
 
 std::string checkpoint_of(const std::string& volume) { return volume + ".ferry-checkpoint"; }
 
+// Where a volume's stage copies keep what the volume matches (agent/transfer/stage.h).
+std::string stage_record(const std::string& volume) { return volume + ".ferry-stage"; }
+
 // A delta task: given ranges (a vSphere precopy), or an imageio backup's dirty extents.
 bool is_delta(const ferry::v1::TransferTask& task) {
   return !task.ranges().empty() || (task.has_http() && task.http().dirty_extents());
@@ -42,12 +53,13 @@ bool is_delta(const ferry::v1::TransferTask& task) {
 // A delta task gets a checkpoint of its own: every precopy cycle
 // reads the same source URL, so a checkpoint left by an interrupted earlier
 // cycle must never let a later one skip ranges it has not copied.
+// So does a stage copy: each stage writes other blocks of the same volume.
 std::string checkpoint_for(const std::string& volume, const ferry::v1::TransferTask& task) {
-  if (!is_delta(task)) return checkpoint_of(volume);
+  if (!is_delta(task) && !task.stage()) return checkpoint_of(volume);
+  const std::string& key = task.stage_id().empty() ? task.task_id() : task.stage_id();
   char hex[17];
-  std::snprintf(
-      hex, sizeof hex, "%016llx",
-      static_cast<unsigned long long>(XXH3_64bits(task.task_id().data(), task.task_id().size())));
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits(key.data(), key.size())));
   return checkpoint_of(volume) + "." + hex;
 }
 
@@ -157,6 +169,8 @@ void Agent::remove_volume(const std::string& path, const ferry::v1::TargetVolume
     fs::remove(path, ec);
   }
   remove_checkpoints(path, "");
+  fs::remove(stage_record(path) + ".digests", ec);
+  fs::remove(stage_record(path) + ".pending", ec);
   if (pvs_ && t.has_claim()) {
     fs::remove(fs::path(path).parent_path(), ec);  // the claim's directory, if now empty
     Status s = pvs_->remove(t);
@@ -309,6 +323,8 @@ void Agent::fetch_loop() {
       } else if (any.has_convert()) {
         ids.task_id = any.convert().task_id();
         if (any.convert().volumes_size()) ids.first_volume = any.convert().volumes(0);
+      } else if (any.has_serve()) {
+        ids.task_id = any.serve().task_id();
       } else {
         ids.task_id = any.inspect().task_id();
       }
@@ -370,6 +386,17 @@ void Agent::fetch_loop() {
       if (cr.source_headers_size() > 0)
         protocol::put_source_headers(any, {cr.source_headers().begin(), cr.source_headers().end()});
       if (!cr.source_url().empty()) protocol::put_source_url(any, cr.source_url());
+      // So is a served volume's pre-shared key: into a file of this agent's
+      // only (nbdkit and the copy engine read files), removed with the task.
+      if (!cr.tls_psk().empty()) {
+        Status k = write_key(ids.task_id, cr.tls_psk());
+        if (!k.ok()) {
+          kLog.error("task postponed: its key could not be written",
+                     {{"task", ids.task_id}, {"error", k.error().message}});
+          (void)msg->nak(std::chrono::seconds(2));
+          continue;
+        }
+      }
       auto running = std::make_shared<Running>();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -383,6 +410,10 @@ void Agent::fetch_loop() {
       else if (any.has_convert())
         workers_.emplace(worker, std::thread([this, msg, t = any.convert(), worker] {
                            run_convert(msg, t, worker);
+                         }));
+      else if (any.has_serve())
+        workers_.emplace(worker, std::thread([this, msg, t = any.serve(), worker] {
+                           run_serve(msg, t, worker);
                          }));
       else
         workers_.emplace(worker, std::thread([this, msg, t = any.inspect(), worker] {
@@ -448,6 +479,40 @@ std::string Agent::spool_path(const std::string& task_id) const {
   std::snprintf(hex, sizeof hex, "%016llx",
                 static_cast<unsigned long long>(XXH3_64bits(task_id.data(), task_id.size())));
   return opts_.state_dir + "/results/" + hex + ".result";
+}
+
+std::string Agent::key_path(const std::string& task_id) const {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(XXH3_64bits(task_id.data(), task_id.size())));
+  return opts_.state_dir + "/keys/" + hex + ".psk";
+}
+
+Status Agent::write_key(const std::string& task_id, const std::string& hex_key) const {
+  for (char c : hex_key)
+    if (!std::isxdigit(static_cast<unsigned char>(c)))
+      return Error(ErrorCode::kInvalidArgument, "the claim's TLS key is not hexadecimal");
+  std::error_code ec;
+  fs::create_directories(opts_.state_dir + "/keys", ec);
+  ::chmod((opts_.state_dir + "/keys").c_str(), 0700);
+  std::string path = key_path(task_id), tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Error(ErrorCode::kIo, "writing " + tmp + ": " + strerror(errno));
+  std::string line = std::string(protocol::kServeTlsUser) + ":" + hex_key + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return Error(ErrorCode::kIo, "writing " + path + ": " + strerror(errno));
+  return {};
+}
+
+bool Agent::within_volume_roots(const std::string& path) const {
+  fs::path p = fs::weakly_canonical(path);
+  for (const auto& [cls, root] : opts_.volume_roots) {
+    auto rel = p.lexically_relative(fs::weakly_canonical(root));
+    if (!rel.empty() && rel.native().rfind("..", 0) != 0 && rel != ".") return true;
+  }
+  return false;
 }
 
 Status Agent::spool(const ferry::v1::TaskResult& r) const {
@@ -531,6 +596,8 @@ void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::Task
   } else {
     (void)msg->nak();  // interrupted by shutdown: redeliver, resume from the checkpoint
   }
+  std::error_code kec;
+  fs::remove(key_path(result.task_id()), kec);
   std::lock_guard<std::mutex> lock(mu_);
   running_.erase(result.task_id());
   refusals_.erase(result.task_id());
@@ -734,8 +801,15 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   if (ec)
     return fail(Error(ErrorCode::kIo,
                       "creating " + fs::path(*path).parent_path().string() + ": " + ec.message()));
+  // A stage copy from a volume of this node may leave the size to the source.
+  uint64_t size = task.target().size_bytes();
+  if (size == 0 && task.stage() && task.has_file()) {
+    auto s = volumes::volume_size(task.file().path());
+    if (!s.ok()) return fail(s.error());
+    size = *s;
+  }
   if (task.target().block()) {  // volumeMode Block: the copy writes to a loop device
-    Status b = volumes::attach_loop(*path, task.target().size_bytes());
+    Status b = volumes::attach_loop(*path, size);
     if (!b.ok()) return fail(b.error());
   }
 
@@ -753,14 +827,27 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
       break;
     case ferry::v1::TransferTask::kNbd:
       src.uri = task.nbd().uri();
+      if (task.nbd().tls_psk()) {
+        src.tls_psk_file = key_path(task.task_id());
+        src.tls_username = task.nbd().tls_username();
+        if (!fs::exists(src.tls_psk_file))
+          return fail(Error(ErrorCode::kFailedPrecondition,
+                            "the source needs TLS, and the claim brought no key"));
+      }
       break;
     case ferry::v1::TransferTask::kFile:
       src.uri = task.file().path();
+      // A stage copy reads another volume of this node: only under a volume root.
+      if (task.stage() && !within_volume_roots(src.uri))
+        return fail(
+            Error(ErrorCode::kInvalidArgument,
+                  "source " + src.uri + " is not under a volume root of node " + opts_.node));
       break;
     default:
       return fail(Error(ErrorCode::kInvalidArgument, "task has no source"));
   }
-  src.size = task.target().size_bytes();
+  src.size = size;
+  if (!task.stage_id().empty()) src.identity = "stage " + task.stage_id();
   if (!task.transfer_network().empty()) {
     auto it = opts_.networks.find(task.transfer_network());
     if (it == opts_.networks.end())
@@ -828,7 +915,19 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   kLog.info(
       "task started",
       {{"task", task.task_id()}, {"vm", task.vm()}, {"disk", task.disk()}, {"target", *path}});
-  auto stats = transfer::copy_disk(src, *path, co);
+  Result<transfer::CopyStats> stats = Error(ErrorCode::kInternal, "not run");
+  transfer::StageStats staged;
+  if (task.stage()) {
+    auto st = stage(task, src, *path, co);
+    if (st.ok()) {
+      staged = *st;
+      stats = staged.copy;
+    } else {
+      stats = st.error();
+    }
+  } else {
+    stats = transfer::copy_disk(src, *path, co);
+  }
   if (!stats.ok() && stats.error().code == ErrorCode::kPermissionDenied && task.has_http() &&
       credential_refused(task.task_id())) {
     // The session behind the credential ended (logged out, expired): the task
@@ -861,6 +960,13 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   s->set_seconds(stats->seconds);
   s->set_digest(stats->digest);
   s->set_volume_path(*path);
+  s->set_size_bytes(stats->size);
+  if (task.stage()) {
+    s->set_digest(staged.digest);
+    s->set_blocks(staged.blocks);
+    s->set_blocks_changed(staged.blocks_changed);
+    s->set_verified(staged.verified);
+  }
   // Cluster mode: the volume's directory (Block: its device) becomes a
   // PersistentVolume on this node, pre-bound to the claim the coordinator
   // creates for it.
@@ -874,6 +980,118 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
                                {"seconds", std::to_string(stats->seconds)}});
   if (running->delete_volume) remove_volume(*path, task.target());  // canceled just as it finished
   finish();
+}
+
+Result<transfer::StageStats> Agent::stage(const ferry::v1::TransferTask& task,
+                                          const transfer::SourceSpec& src, const std::string& path,
+                                          transfer::CopyOptions co) {
+  transfer::BlockHashes hashes;
+  if (task.has_nbd()) {
+    if (task.nbd().digests_uri().empty())
+      return Error(ErrorCode::kInvalidArgument,
+                   "a stage copy over NBD needs the served volume's digests (digests_uri)");
+    transfer::SourceSpec d = src;
+    d.uri = task.nbd().digests_uri();
+    auto h = transfer::fetch_block_hashes(d, src.size, stage_record(path) + ".fetch");
+    if (!h.ok()) return h.error();
+    hashes = std::move(*h);
+  } else if (task.has_file()) {
+    auto h = transfer::hash_file_blocks(src.uri, src.size);
+    if (!h.ok()) return h.error().wrap("hashing the source");
+    hashes = std::move(*h);
+  } else {
+    return Error(ErrorCode::kInvalidArgument,
+                 "a stage copy reads a volume of a node, served over NBD or a local file");
+  }
+  co.verify = false;  // stage_copy checks every block against the source's digests
+  return transfer::stage_copy(src, hashes, path, stage_record(path), co, task.verify());
+}
+
+void Agent::run_serve(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ServeTask task,
+                      uint64_t worker) {
+  std::shared_ptr<Running> running = running_entry(task.task_id());
+  ferry::v1::TaskResult result = new_result(task.task_id());
+  auto fail = [&](const Error& e) {
+    result.set_state(ferry::v1::TASK_STATE_FAILED);
+    result.mutable_failure()->set_code(static_cast<int>(e.code));
+    result.mutable_failure()->set_message(e.message);
+    kLog.error("serving failed", {{"task", task.task_id()}, {"error", e.message}});
+    complete(msg, result, worker);
+  };
+  auto path = resolve_target(task.volume());
+  if (!path.ok()) return fail(path.error());
+  std::string address;
+  if (task.network().empty()) {
+    if (opts_.networks.empty())
+      return fail(Error(ErrorCode::kFailedPrecondition,
+                        "node " + opts_.node + " has no network to serve volume " + *path + " on"));
+    address = opts_.networks.begin()->second;
+  } else {
+    auto it = opts_.networks.find(task.network());
+    if (it == opts_.networks.end())
+      return fail(Error(ErrorCode::kInvalidArgument,
+                        "node " + opts_.node + " has no network named \"" + task.network() + "\""));
+    address = it->second;
+  }
+  std::string key = key_path(task.task_id());
+  if (!fs::exists(key))
+    return fail(Error(ErrorCode::kFailedPrecondition,
+                      "serving " + *path + " needs a TLS key, and the claim brought none"));
+  uint64_t size = task.volume().size_bytes();
+  if (size == 0) {
+    auto s = volumes::volume_size(*path);
+    if (!s.ok()) return fail(s.error());
+    size = *s;
+  }
+  // Beside the key, under the same hashed name.
+  std::string work =
+      opts_.state_dir + "/serve/" + fs::path(key_path(task.task_id())).stem().string();
+  std::unique_ptr<volumes::VolumeServer> server;
+  {
+    KeepAlive keep(msg);  // hashing a large volume takes a while
+    auto started = volumes::VolumeServer::start(
+        {.volume = *path, .size = size, .address = address, .psk_file = key, .work_dir = work});
+    if (!started.ok()) return fail(started.error().wrap("volume " + *path));
+    server = std::move(*started);
+  }
+  kLog.info("serving volume",
+            {{"task", task.task_id()}, {"volume", *path}, {"uri", server->disk_uri()}});
+  const auto limit =
+      std::chrono::seconds(task.time_limit_seconds() ? task.time_limit_seconds() : 6 * 3600);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  KeepAlive keep(msg);
+  while (!running->cancel && !stopping_) {
+    if (!server->alive())
+      return fail(Error(ErrorCode::kUnavailable, "nbdkit serving " + *path + " exited"));
+    if (std::chrono::steady_clock::now() > deadline) {
+      server.reset();
+      return fail(Error(ErrorCode::kTimeout, "serving " + *path + " reached its time limit of " +
+                                                 std::to_string(limit.count()) + " s"));
+    }
+    ferry::v1::TaskProgress tp;
+    tp.set_task_id(task.task_id());
+    tp.set_node(opts_.node);
+    tp.set_message("serving " + server->disk_uri());
+    tp.mutable_serving()->set_disk_uri(server->disk_uri());
+    tp.mutable_serving()->set_digests_uri(server->digests_uri());
+    tp.mutable_serving()->set_digest(server->digest());
+    tp.mutable_serving()->set_size_bytes(size);
+    set_now(tp.mutable_sent_at());
+    (void)bus_->publish(subjects::progress(opts_.node), tp.SerializeAsString());
+    for (int i = 0; i < 10 && !running->cancel && !stopping_; i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  server.reset();
+  if (!running->cancel) {  // the agent stops: the next one serves again
+    result.set_state(ferry::v1::TASK_STATE_CANCELED);
+    result.mutable_failure()->set_code(static_cast<int>(ErrorCode::kCanceled));
+    result.mutable_failure()->set_message("canceled");
+    return complete(msg, result, worker);
+  }
+  kLog.info("stopped serving volume", {{"task", task.task_id()}, {"volume", *path}});
+  result.set_state(ferry::v1::TASK_STATE_SUCCEEDED);
+  result.mutable_success()->set_volume_path(*path);
+  complete(msg, result, worker);
 }
 
 }  // namespace ferry::agent

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/metrics.h"
+#include "agent/transfer/stage.h"
 #include "agent/transfer/token_bucket.h"
 #include "agent/volumes/persistent_volumes.h"
 #include "common/bus/nats_bus.h"
@@ -78,6 +79,18 @@ class Agent {
                    uint64_t worker);
   void run_inspect(std::shared_ptr<bus::JsMessage> msg, ferry::v1::InspectTask task,
                    uint64_t worker);
+  // Serves a volume to another node's agent until canceled (ServeTask).
+  void run_serve(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ServeTask task, uint64_t worker);
+  // A stage copy (TransferTask.stage): the source's digests, then the changed blocks.
+  Result<transfer::StageStats> stage(const ferry::v1::TransferTask& task,
+                                     const transfer::SourceSpec& src, const std::string& path,
+                                     transfer::CopyOptions co);
+  // A task's pre-shared TLS key (from its claim) as nbdkit's PSK file, 0600
+  // under the state dir; removed when the task completes.
+  std::string key_path(const std::string& task_id) const;
+  Status write_key(const std::string& task_id, const std::string& hex_key) const;
+  // `path` lies under one of this node's volume roots.
+  bool within_volume_roots(const std::string& path) const;
   // Publishes the result, acks (or naks on shutdown) and frees the task's slot.
   std::shared_ptr<Running> running_entry(const std::string& task_id);
   ferry::v1::TaskResult new_result(const std::string& task_id) const;

@@ -89,7 +89,7 @@ class FileSource : public Source {
     regular_ = info.has_extents;
     info.workers = std::max(1, opts.connections);
     info.parallel = 1;
-    info.identity = "file://" + path_;
+    info.identity = spec_.identity.empty() ? "file://" + path_ : spec_.identity;
     return info;
   }
 

@@ -299,7 +299,7 @@ class NbdSource : public Source {
     info.parallel = std::max(1, opts.requests);
     int64_t max = nbd_get_block_size(probe_.get(), LIBNBD_SIZE_MAXIMUM);
     info.max_request = max > 0 ? static_cast<uint64_t>(max) : 0;
-    info.identity = spec_.uri;
+    info.identity = spec_.identity.empty() ? spec_.uri : spec_.identity;
     return info;
   }
 

@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -65,6 +67,22 @@ void stop_process(int pid) {
 }
 
 }  // namespace
+
+Result<uint64_t> volume_size(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return Error(ErrorCode::kNotFound, "volume " + path + ": " + strerror(errno));
+  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  if (!S_ISBLK(st.st_mode))
+    return Error(ErrorCode::kInvalidArgument, "volume " + path + " is not a file or block device");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error(ErrorCode::kIo, "volume " + path + ": " + strerror(errno));
+  uint64_t size = 0;
+  int rc = ::ioctl(fd, BLKGETSIZE64, &size);
+  ::close(fd);
+  if (rc != 0) return Error(ErrorCode::kIo, "volume " + path + ": " + strerror(errno));
+  return size;
+}
 
 Result<std::unique_ptr<VolumeServer>> VolumeServer::start(const ServeOptions& o) {
   std::unique_ptr<VolumeServer> s(new VolumeServer());

@@ -32,6 +32,9 @@ struct ServeOptions {
   std::string work_dir;  // made here, removed by the destructor
 };
 
+// The size of a volume: a regular file's length or a block device's size.
+Result<uint64_t> volume_size(const std::string& path);
+
 class VolumeServer {
  public:
   static Result<std::unique_ptr<VolumeServer>> start(const ServeOptions& o);

@@ -20,6 +20,10 @@ void put_source_headers(ferry::v1::AgentTask& task, const std::vector<std::strin
 // Sets `url` as the URL of every HttpSource of the task (a source whose URL
 // is the credential, handed over with the claim).
 void put_source_url(ferry::v1::AgentTask& task, const std::string& url);
+// The TLS-PSK user name of a volume served to another node (ServeTask): the
+// key itself is per task and comes with the claim.
+inline constexpr const char* kServeTlsUser = "ferry";
+
 // Whether the task reads any source over HTTP (and so needs a credential).
 bool reads_http(const ferry::v1::AgentTask& task);
 
