@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <cstdio>
+#include <future>
 
 #include "common/protocol/credentials.h"
 #include "coordinator/status/conditions.h"
@@ -241,9 +242,25 @@ Status Coordinator::run() {
               [this] { refresh_inventories(); });
   // Resume every migration that was running when the previous coordinator stopped.
   loop_.post([this] { runner_->resume(); });
+  if (kube) {
+    storage_ = std::make_unique<storage::StorageMigrator>(storage::MigratorDeps{
+        .kube = kube,
+        .nodes = [this] { return storage_nodes(); },
+        .publish_task =
+            [this](const std::string& node, const ferry::v1::AgentTask& t,
+                   const std::string& msg_id) {
+              return bus_->js_publish(subjects::task(node), t.SerializeAsString(), msg_id);
+            },
+        .cancel_task =
+            [this](const std::string& node, const ferry::v1::CancelTask& c) {
+              return bus_->js_publish(subjects::cancel(node), c.SerializeAsString());
+            }});
+    storage_->start();
+  }
   kLog.info("coordinator ready", {{"nats", opts_.nats.url}});
   loop_.run();
   stopping_ = true;
+  if (storage_) storage_->stop();
   runner_->stop_hooks();
   if (results_thread_.joinable()) results_thread_.join();
   if (!lease_lost_.empty())  // another coordinator is active: write nothing more
@@ -299,10 +316,26 @@ Status Coordinator::subscribe() {
     loop_.post([this, m = std::move(m)] { runner_->on_heartbeat(m.subject, m.data); });
   }));
   FERRY_TRY(add(subjects::kProgressAll, [this](bus::Message m) {
-    loop_.post([this, m = std::move(m)] { runner_->on_progress(m.subject, m.data); });
+    loop_.post([this, m = std::move(m)] {
+      if (storage_) {
+        ferry::v1::TaskProgress p;
+        if (p.ParseFromString(m.data) && storage::StorageMigrator::owns(p.task_id()) &&
+            m.subject == subjects::progress(p.node()))
+          return storage_->on_progress(p);
+      }
+      runner_->on_progress(m.subject, m.data);
+    });
   }));
   FERRY_TRY(add(subjects::kClaimAll, [this](bus::Message m) {
     loop_.post([this, m = std::move(m)] {
+      ferry::v1::ClaimRequest req;
+      if (storage_ && req.ParseFromString(m.data) &&
+          storage::StorageMigrator::owns(req.task_id()) &&
+          m.subject == subjects::claim(req.node())) {
+        auto rep = storage_->on_claim(req);
+        if (!m.reply.empty()) (void)bus_->respond(m.reply, rep.SerializeAsString());
+        return;
+      }
       auto rep = runner_->on_claim(m);
       if (!m.reply.empty()) (void)bus_->respond(m.reply, rep.SerializeAsString());
     });
@@ -359,6 +392,8 @@ void Coordinator::results_thread_main() {
           bad_input("result", "not a TaskResult (" + subj + ")");
         else if (subj != subjects::result(r.node()))
           bad_input("result", "result of node \"" + r.node() + "\" sent on " + subj);
+        else if (storage_ && storage::StorageMigrator::owns(r.task_id()))
+          storage_->on_result(r);  // its state is the MigMigration's status
         else
           runner_->on_result(r);
         // durability_test: killed after the result changed memory, before it is stored.
@@ -553,6 +588,27 @@ void Coordinator::update_gauges() {
           if (states.count(s)) states[s]++;
         }
   for (const auto& [s, n] : states) metrics_.disk_tasks.Add({{"state", s}}).Set(n);
+}
+
+storage::Nodes Coordinator::storage_nodes() {
+  auto p = std::make_shared<std::promise<storage::Nodes>>();
+  auto f = p->get_future();
+  loop_.post([this, p] {
+    storage::Nodes out;
+    double now = now_seconds();
+    for (const auto& [node, a] : agents_.agents()) {
+      if (!agents_.live(node, now)) continue;
+      storage::NodeView& v = out[node];
+      for (const auto& r : a.hb.volume_roots()) {
+        v.roots[r.storage_class()] = r.path();
+        v.free_bytes[r.storage_class()] = r.free_bytes();
+      }
+      for (const auto& n : a.hb.networks()) v.networks[n.name()] = n.address();
+    }
+    p->set_value(std::move(out));
+  });
+  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return {};
+  return f.get();
 }
 
 }  // namespace ferry::coordinator

@@ -43,6 +43,7 @@
 #include "coordinator/providers/provider_pool.h"
 #include "coordinator/runner/migration_runner.h"
 #include "coordinator/status/status_book.h"
+#include "coordinator/storage/storage_migrator.h"
 #include "coordinator/store/state_store.h"
 #include "coordinator/target/vm_sink.h"
 #include "coordinator/tasks/task_dispatcher.h"
@@ -190,6 +191,10 @@ class Coordinator : private runner::RunnerHost {
   void update_gauges();
   // The VMs' pipelines; built once the store is open, gone before it.
   std::unique_ptr<runner::MigrationRunner> runner_;
+  // Cluster mode: KubeVirt VMs' storage between classes (MigPlan, MigMigration).
+  std::unique_ptr<storage::StorageMigrator> storage_;
+  // The live agents as the storage migrator sees them (asked of the loop).
+  storage::Nodes storage_nodes();
 };
 
 }  // namespace ferry::coordinator

@@ -467,6 +467,9 @@ ControlPlane::ControlPlane(const Cluster& c) : dir_(c.dir().file("k8s")), log_(c
        {"plans", "migrations", "providers", "networkmaps", "storagemaps", "hosts", "hooks"})
     if (!established(std::string(k) + ".forklift.konveyor.io"))
       throw std::runtime_error(std::string("CRD not established: ") + k);
+  for (const char* k : {"migplans", "migmigrations"})
+    if (!established(std::string(k) + ".migration.openshift.io"))
+      throw std::runtime_error(std::string("CRD not established: ") + k);
   if (kubectl({"create", "namespace", "openshift-mtv"}).rc != 0 ||
       kubectl({"create", "namespace", "target"}).rc != 0)
     throw std::runtime_error("namespaces not created");

@@ -1,0 +1,1282 @@
+#include "coordinator/storage/storage_migrator.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/base/clock.h"
+#include "common/base/log.h"
+#include "common/protocol/credentials.h"
+#include "coordinator/storage/mig_resources.h"
+
+namespace ferry::coordinator::storage {
+
+namespace {
+
+const Logger kLog("storage");
+constexpr int kMaxAttempts = 3;
+constexpr double kServeWaitSeconds = 600;
+constexpr const char* kTaskPrefix = "smig.";
+
+std::string migs_path(const std::string& ns = "", const std::string& name = "") {
+  return kube::path_of(kMigApiVersion, "migmigrations", ns, name);
+}
+std::string plans_path(const std::string& ns = "", const std::string& name = "") {
+  return kube::path_of(kMigApiVersion, "migplans", ns, name);
+}
+std::string vm_path(const std::string& ns, const std::string& name = "") {
+  return kube::path_of("kubevirt.io/v1", "virtualmachines", ns, name);
+}
+std::string vmi_path(const std::string& ns, const std::string& name) {
+  return kube::path_of("kubevirt.io/v1", "virtualmachineinstances", ns, name);
+}
+std::string pvc_path(const std::string& ns, const std::string& name = "") {
+  return kube::path_of("v1", "persistentvolumeclaims", ns, name);
+}
+
+std::string random_hex(size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) return "";
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+// FNV-1a, for stable short name suffixes.
+std::string short_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  static const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string out;
+  for (int i = 0; i < 4; i++) {
+    out += digits[h % 36];
+    h /= 36;
+  }
+  return out;
+}
+
+// MTC's name for the new claim: the old one's name with "-mig-XXXX" (an
+// earlier migration's suffix replaced).
+std::string target_claim_name(const std::string& pvc, const std::string& plan_uid,
+                              const std::string& target_class) {
+  std::string base = pvc;
+  auto pos = base.rfind("-mig-");
+  if (pos != std::string::npos && pos + 9 == base.size()) base = base.substr(0, pos);
+  if (base.size() > 53) base = base.substr(0, 53);
+  return base + "-mig-" + short_hash(plan_uid + "/" + target_class);
+}
+
+bool wants_running(const Json& vm) {
+  const Json& spec = vm.value("spec", Json::object());
+  if (spec.value("running", false)) return true;
+  std::string rs = spec.value("runStrategy", "");
+  return rs == "Always" || rs == "RerunOnFailure";
+}
+
+std::string str_at(const Json& j, std::initializer_list<const char*> path) {
+  const Json* cur = &j;
+  for (const char* k : path) {
+    if (!cur->is_object() || !cur->contains(k)) return "";
+    cur = &(*cur)[k];
+  }
+  return cur->is_string() ? cur->get<std::string>() : "";
+}
+
+bool final_phase(const std::string& p) {
+  return p == "Completed" || p == "Failed" || p == "Skipped" || p == "Kept" || p == "Deleted";
+}
+
+}  // namespace
+
+struct VolumeState {
+  size_t index = 0;
+  std::string pvc, ns, target_pvc, vm, pv;
+  std::string source_class, target_class, source_node, target_node;
+  std::string source_path;  // under the source node's root for source_class
+  std::string source_file;  // the same, absolute on that node
+  std::string access_modes_json = "[\"ReadWriteOnce\"]", request;  // the old claim's
+  bool block = false, verify = false;
+  uint64_t request_bytes = 0;
+  std::string phase =
+      "Pending";  // Pending, Serving, Copying, Completed, Failed, Skipped, Kept, Deleted
+  int attempt = 0;
+  std::string transport, message, digest;
+  uint64_t total = 0, transferred = 0, blocks = 0, changed_blocks = 0, resumed = 0;
+  bool verified = false;
+  double started = 0, finished = 0;
+  // Memory only: this attempt's tasks and key.
+  std::string serve_id, copy_id, key;
+
+  Json to_json() const {
+    Json j = {{"pvcRef", {{"name", pvc}, {"namespace", ns}}},
+              {"targetPvcRef", {{"name", target_pvc}, {"namespace", ns}}},
+              {"persistentVolume", pv},
+              {"storageClass", source_class},
+              {"targetStorageClass", target_class},
+              {"sourceNode", source_node},
+              {"targetNode", target_node},
+              {"sourcePath", source_path},
+              {"sourceFile", source_file},
+              {"volumeMode", block ? "Block" : "Filesystem"},
+              {"request", request},
+              {"accessModes", Json::parse(access_modes_json)},
+              {"verify", verify},
+              {"phase", phase},
+              {"attempt", attempt},
+              {"index", index}};
+    if (!vm.empty()) j["vm"] = vm;
+    if (!transport.empty()) j["transport"] = transport;
+    if (!message.empty()) j["message"] = message;
+    if (total) {
+      j["totalBytes"] = total;
+      j["transferredBytes"] = transferred;
+      j["totalProgressPercentage"] = std::min<uint64_t>(100, transferred * 100 / total);
+    }
+    if (blocks) {
+      j["blocks"] = blocks;
+      j["changedBlocks"] = changed_blocks;
+    }
+    if (verified) j["verified"] = true;
+    if (resumed) j["resumedBytes"] = resumed;
+    if (!digest.empty()) j["digest"] = digest;
+    if (started) j["started"] = iso_time(started);
+    if (finished) j["completed"] = iso_time(finished);
+    return j;
+  }
+  static VolumeState from_json(const Json& j) {
+    VolumeState v;
+    v.index = j.value("index", 0);
+    v.pvc = str_at(j, {"pvcRef", "name"});
+    v.ns = str_at(j, {"pvcRef", "namespace"});
+    v.target_pvc = str_at(j, {"targetPvcRef", "name"});
+    v.vm = j.value("vm", "");
+    v.pv = j.value("persistentVolume", "");
+    v.source_class = j.value("storageClass", "");
+    v.target_class = j.value("targetStorageClass", "");
+    v.source_node = j.value("sourceNode", "");
+    v.target_node = j.value("targetNode", "");
+    v.source_path = j.value("sourcePath", "");
+    v.source_file = j.value("sourceFile", "");
+    v.block = j.value("volumeMode", "") == "Block";
+    v.request = j.value("request", "");
+    v.request_bytes = parse_quantity(v.request).value_or(0);
+    if (j.contains("accessModes")) v.access_modes_json = j["accessModes"].dump();
+    v.verify = j.value("verify", false);
+    v.phase = j.value("phase", "Pending");
+    v.attempt = j.value("attempt", 0);
+    v.transport = j.value("transport", "");
+    v.message = j.value("message", "");
+    v.total = j.value("totalBytes", 0ull);
+    v.transferred = j.value("transferredBytes", 0ull);
+    v.blocks = j.value("blocks", 0ull);
+    v.changed_blocks = j.value("changedBlocks", 0ull);
+    v.verified = j.value("verified", false);
+    v.resumed = j.value("resumedBytes", 0ull);
+    v.digest = j.value("digest", "");
+    return v;
+  }
+};
+
+struct VmState {
+  std::string name, ns;
+  bool was_running = false;
+  std::string run_strategy;  // before Ferry touched it
+  // Pending, Skipped, Stopping, Copying, UpdatingVolumes, WaitingForLiveMigration,
+  // Starting, Completed, Failed
+  std::string phase = "Pending";
+  std::string message;
+  double stop_started = 0;
+
+  Json to_json() const {
+    Json j = {{"name", name}, {"namespace", ns}, {"phase", phase}, {"wasRunning", was_running}};
+    if (!run_strategy.empty()) j["runStrategy"] = run_strategy;
+    if (!message.empty()) j["message"] = message;
+    return j;
+  }
+  static VmState from_json(const Json& j) {
+    VmState v;
+    v.name = j.value("name", "");
+    v.ns = j.value("namespace", "");
+    v.was_running = j.value("wasRunning", false);
+    v.run_strategy = j.value("runStrategy", "");
+    v.phase = j.value("phase", "Pending");
+    v.message = j.value("message", "");
+    return v;
+  }
+};
+
+struct StorageMigrator::Run {
+  MigMigration mig;
+  MigPlan plan;
+  std::string phase;  // "", Running, Completed, Failed
+  std::string rollback_of;
+  std::vector<VolumeState> volumes;
+  std::vector<VmState> vms;
+  Json conditions = Json::array();
+  std::string started, completed;
+  bool dirty = false;
+
+  Json status() const {
+    Json s = {{"phase", phase}, {"conditions", conditions}};
+    s["itinerary"] = mig.rollback ? "Rollback" : mig.stage ? "Stage" : "Final";
+    if (!started.empty()) s["startTimestamp"] = started;
+    if (!completed.empty()) s["completionTimestamp"] = completed;
+    if (!rollback_of.empty()) s["rollbackOf"] = rollback_of;
+    Json vs = Json::array(), vols = Json::array();
+    for (const auto& v : vms) vs.push_back(v.to_json());
+    for (const auto& v : volumes) vols.push_back(v.to_json());
+    s["vms"] = vs;
+    s["volumes"] = vols;
+    return s;
+  }
+  void condition(const std::string& type, const std::string& category, const std::string& message,
+                 const std::string& reason = "") {
+    for (auto& c : conditions)
+      if (c.value("type", "") == type && c.value("message", "") == message) return;
+    Json c = {{"type", type},
+              {"status", "True"},
+              {"category", category},
+              {"message", message},
+              {"lastTransitionTime", now_iso()}};
+    if (!reason.empty()) c["reason"] = reason;
+    conditions.push_back(c);
+    dirty = true;
+  }
+  void drop_condition(const std::string& type) {
+    Json kept = Json::array();
+    for (auto& c : conditions)
+      if (c.value("type", "") != type) kept.push_back(c);
+    if (kept.size() != conditions.size()) dirty = true;
+    conditions = kept;
+  }
+};
+
+// The work on one Run, on the migrator's thread.
+struct RunDriver {
+  StorageMigrator& m;
+  StorageMigrator::Run& run;
+  const kube::Client& api;
+
+  // ------------------------------------------------------------ tasks
+  std::string task_id(const VolumeState& v, const char* kind) const {
+    return std::string(kTaskPrefix) + run.mig.uid + "." + std::to_string(v.index) + "." + kind +
+           std::to_string(v.attempt);
+  }
+  void want(const std::string& id, const std::string& key) {
+    std::lock_guard<std::mutex> lock(m.mu_);
+    m.live_[id] = {key};
+  }
+  void unwant(const std::string& id) {
+    std::lock_guard<std::mutex> lock(m.mu_);
+    m.live_.erase(id);
+    m.serving_.erase(id);
+    m.bytes_done_.erase(id);
+    m.results_.erase(id);
+  }
+  std::optional<ferry::v1::TaskResult> take_result(const std::string& id) {
+    std::lock_guard<std::mutex> lock(m.mu_);
+    auto it = m.results_.find(id);
+    if (it == m.results_.end()) return std::nullopt;
+    auto r = it->second;
+    m.results_.erase(it);
+    return r;
+  }
+  void stop_task(const std::string& node, const std::string& id) {
+    if (id.empty()) return;
+    unwant(id);
+    ferry::v1::CancelTask c;
+    c.set_task_id(id);
+    Status s = m.deps_.cancel_task(node, c);
+    if (!s.ok()) kLog.warn("cancel not stored", {{"task", id}, {"error", s.error().message}});
+  }
+  ferry::v1::TargetVolume target_volume(const VolumeState& v) const {
+    ferry::v1::TargetVolume t;
+    t.set_storage_class(v.target_class);
+    t.set_path(v.ns + "/" + v.target_pvc + (v.block ? "/block" : "/disk.img"));
+    t.set_block(v.block);
+    t.set_size_bytes(v.total);
+    t.mutable_claim()->set_namespace_(v.ns);
+    t.mutable_claim()->set_name(v.target_pvc);
+    t.mutable_claim()->set_request_bytes(v.request_bytes);
+    return t;
+  }
+
+  // ------------------------------------------------------------ API helpers
+  Result<kube::Response> call(const std::string& method, const std::string& path,
+                              const Json* body = nullptr,
+                              const std::string& type = "application/json") {
+    return api.request(method, path, body, type);
+  }
+  // The VM's state for the record (404: nullopt).
+  Result<std::optional<Json>> get_obj(const std::string& path) {
+    auto r = api.get(path);
+    if (!r.ok()) return r.error();
+    if (r->code == 404) return std::optional<Json>();
+    if (!r->ok()) return Error(ErrorCode::kUnavailable, path + ": " + r->message());
+    return std::optional<Json>(r->body);
+  }
+  Status patch_merge(const std::string& path, const Json& patch, const std::string& what) {
+    auto r = call("PATCH", path, &patch, "application/merge-patch+json");
+    if (!r.ok()) return r.error().wrap(what);
+    if (!r->ok()) return Error(ErrorCode::kUnavailable, what + ": " + r->message());
+    return {};
+  }
+  Status set_run_strategy(const VmState& vm, const std::string& strategy) {
+    Json patch = {{"spec", {{"runStrategy", strategy}, {"running", nullptr}}}};
+    return patch_merge(
+        vm_path(vm.ns, vm.name), patch,
+        "setting VirtualMachine " + vm.ns + "/" + vm.name + " runStrategy " + strategy);
+  }
+  // Points the VM's persistentVolumeClaim volumes named in `from_to` at their
+  // new claims, in one JSON patch guarded by test operations.
+  Status repoint(const VmState& vm, const std::map<std::string, std::string>& from_to, bool live) {
+    auto cur = get_obj(vm_path(vm.ns, vm.name));
+    if (!cur.ok()) return cur.error();
+    if (!*cur)
+      return Error(ErrorCode::kNotFound, "VirtualMachine " + vm.ns + "/" + vm.name + " is gone");
+    const Json& vols = (**cur)["spec"]["template"]["spec"].value("volumes", Json::array());
+    Json ops = Json::array();
+    for (size_t i = 0; i < vols.size(); i++) {
+      std::string claim = str_at(vols[i], {"persistentVolumeClaim", "claimName"});
+      auto it = from_to.find(claim);
+      if (it == from_to.end()) continue;
+      std::string p =
+          "/spec/template/spec/volumes/" + std::to_string(i) + "/persistentVolumeClaim/claimName";
+      ops.push_back({{"op", "test"}, {"path", p}, {"value", it->first}});
+      ops.push_back({{"op", "replace"}, {"path", p}, {"value", it->second}});
+    }
+    if (live)
+      ops.push_back(
+          {{"op", "add"}, {"path", "/spec/updateVolumesStrategy"}, {"value", "Migration"}});
+    if (ops.empty()) return {};
+    auto r = call("PATCH", vm_path(vm.ns, vm.name), &ops, "application/json-patch+json");
+    std::string what = "updating the volumes of VirtualMachine " + vm.ns + "/" + vm.name;
+    if (!r.ok()) return r.error().wrap(what);
+    if (!r->ok()) return Error(ErrorCode::kUnavailable, what + ": " + r->message());
+    return {};
+  }
+  Status ensure_target_claim(const VolumeState& v) {
+    Json pvc = {{"apiVersion", "v1"},
+                {"kind", "PersistentVolumeClaim"},
+                {"metadata",
+                 {{"name", v.target_pvc},
+                  {"namespace", v.ns},
+                  {"labels",
+                   {{"migration.openshift.io/migplan-name", run.plan.name},
+                    {"migration.openshift.io/source-pvc", v.pvc}}},
+                  {"annotations", {{"migration.openshift.io/source-pvc", v.ns + "/" + v.pvc}}}}},
+                {"spec",
+                 {{"accessModes", Json::parse(v.access_modes_json)},
+                  {"storageClassName", v.target_class},
+                  {"volumeMode", v.block ? "Block" : "Filesystem"},
+                  {"resources", {{"requests", {{"storage", std::to_string(v.request_bytes)}}}}}}}};
+    auto r = call("POST", pvc_path(v.ns), &pvc);
+    std::string what = "PersistentVolumeClaim " + v.ns + "/" + v.target_pvc;
+    if (!r.ok()) return r.error().wrap("creating " + what);
+    if (r->ok()) return {};
+    if (r->code == 409) {
+      auto cur = get_obj(pvc_path(v.ns, v.target_pvc));
+      if (!cur.ok()) return cur.error();
+      if (*cur && str_at(**cur, {"metadata", "annotations", "migration.openshift.io/source-pvc"}) ==
+                      v.ns + "/" + v.pvc)
+        return {};
+      return Error(ErrorCode::kAlreadyExists,
+                   what + " already exists and is not a copy of " + v.ns + "/" + v.pvc);
+    }
+    return Error(ErrorCode::kUnavailable, "creating " + what + ": " + r->message());
+  }
+
+  // ------------------------------------------------------------ validation
+  // Problems of the plan and migration as conditions; kReady if it may run,
+  // kRetry when the API server could not answer (nothing decided).
+  enum class Built { kReady, kRefused, kRetry };
+  bool transient_ = false;
+  // A lookup that the API server could not answer: decide nothing this pass.
+  template <typename T>
+  bool unanswered(const Result<T>& r) {
+    if (r.ok()) return false;
+    transient_ = true;
+    return true;
+  }
+  Built build(const std::vector<Json>& all_migs) {
+    transient_ = false;
+    bool ok = build_checked(all_migs);
+    if (transient_) return Built::kRetry;
+    return ok ? Built::kReady : Built::kRefused;
+  }
+  bool build_checked(const std::vector<Json>& all_migs) {
+    std::vector<std::string> problems;
+    auto bad = [&](const std::string& where, const std::string& path, const std::string& msg) {
+      problems.push_back(where + ": " + path + ": " + msg);
+    };
+    const std::string plan_where = "MigPlan " + run.plan.ns + "/" + run.plan.name;
+    const std::string mig_where = "MigMigration " + run.mig.ns + "/" + run.mig.name;
+
+    // One at a time per plan.
+    for (const auto& other : all_migs) {
+      std::string uid = str_at(other, {"metadata", "uid"});
+      if (uid == run.mig.uid) continue;
+      if (str_at(other, {"spec", "migPlanRef", "name"}) != run.mig.plan_name) continue;
+      std::string ons = str_at(other, {"spec", "migPlanRef", "namespace"});
+      if ((ons.empty() ? str_at(other, {"metadata", "namespace"}) : ons) != run.mig.plan_ns)
+        continue;
+      std::string phase = str_at(other, {"status", "phase"});
+      if (phase == "Running" && str_at(other, {"metadata", "creationTimestamp"}) <= run.mig.created)
+        bad(mig_where, "spec.migPlanRef",
+            "MigMigration " + str_at(other, {"metadata", "namespace"}) + "/" +
+                str_at(other, {"metadata", "name"}) +
+                " of the same MigPlan is running; start this one after it ends");
+    }
+    for (const auto& [uid, other] : m.runs_)
+      if (uid != run.mig.uid && other && other->phase == "Running" &&
+          other->mig.plan_name == run.mig.plan_name && other->mig.plan_ns == run.mig.plan_ns)
+        bad(mig_where, "spec.migPlanRef",
+            "MigMigration " + other->mig.ns + "/" + other->mig.name +
+                " of the same MigPlan is running; start this one after it ends");
+    if (!problems.empty()) return refuse(problems);
+
+    if (run.mig.rollback) return build_rollback(all_migs);
+
+    Nodes nodes = m.deps_.nodes();
+    std::map<std::string, std::vector<std::string>> vm_of_claim;  // "ns/claim" -> VMs
+    std::map<std::string, Json> vms;                              // "ns/name" -> VM
+    std::set<std::string> shareable;                              // "ns/claim"
+    for (const auto& ns : run.plan.namespaces) {
+      auto list = get_obj(vm_path(ns));
+      if (unanswered(list)) return false;
+      if (!*list) {
+        bad(plan_where, "spec.namespaces",
+            "cannot list VirtualMachines in " + ns + ": " +
+                (list.ok() ? "not found" : list.error().message));
+        continue;
+      }
+      for (const auto& vm : (**list).value("items", Json::array())) {
+        std::string name = str_at(vm, {"metadata", "name"});
+        vms[ns + "/" + name] = vm;
+        const Json& tspec = vm["spec"]["template"]["spec"];
+        std::set<std::string> shareable_disks;
+        for (const auto& d : tspec["domain"]["devices"].value("disks", Json::array()))
+          if (d.value("shareable", false)) shareable_disks.insert(d.value("name", ""));
+        for (const auto& vol : tspec.value("volumes", Json::array())) {
+          std::string claim = str_at(vol, {"persistentVolumeClaim", "claimName"});
+          std::string dv = str_at(vol, {"dataVolume", "name"});
+          if (claim.empty() && !dv.empty()) claim = "dv:" + dv;
+          if (claim.empty()) continue;
+          vm_of_claim[ns + "/" + claim].push_back(name);
+          if (shareable_disks.count(vol.value("name", ""))) shareable.insert(ns + "/" + claim);
+        }
+      }
+    }
+    for (const auto& pv : run.plan.volumes) {
+      std::string base = "spec.persistentVolumes[" + std::to_string(pv.index) + "]";
+      if (std::find(run.plan.namespaces.begin(), run.plan.namespaces.end(), pv.pvc_ns) ==
+          run.plan.namespaces.end()) {
+        bad(plan_where, base + ".pvc.namespace",
+            "\"" + pv.pvc_ns +
+                "\" is not one of the plan's namespaces (spec.namespaces); a VM's storage moves "
+                "only within its namespace");
+        continue;
+      }
+      if (pv.action != "copy") continue;
+      auto cls =
+          get_obj(kube::path_of("storage.k8s.io/v1", "storageclasses", "", pv.storage_class));
+      if (unanswered(cls)) return false;
+      if (!*cls) {
+        bad(plan_where, base + ".selection.storageClass",
+            "StorageClass \"" + pv.storage_class + "\" not found");
+        continue;
+      }
+      if (vm_of_claim.count(pv.pvc_ns + "/dv:" + pv.pvc)) {
+        bad(plan_where, base + ".pvc.name",
+            "the VM uses it through a DataVolume; Ferry moves persistentVolumeClaim volumes");
+        continue;
+      }
+      auto claim = get_obj(pvc_path(pv.pvc_ns, pv.pvc));
+      if (unanswered(claim)) return false;
+      if (!*claim) {
+        bad(plan_where, base + ".pvc.name",
+            "PersistentVolumeClaim " + pv.pvc_ns + "/" + pv.pvc + " not found");
+        continue;
+      }
+      const Json& c = **claim;
+      std::string volume = str_at(c, {"spec", "volumeName"});
+      std::string request = str_at(c, {"spec", "resources", "requests", "storage"});
+      auto request_bytes = parse_quantity(request);
+      if (volume.empty() || str_at(c, {"status", "phase"}) != "Bound") {
+        bad(plan_where, base + ".pvc.name",
+            "PersistentVolumeClaim " + pv.pvc_ns + "/" + pv.pvc + " is not Bound");
+        continue;
+      }
+      auto pvobj = get_obj(kube::path_of("v1", "persistentvolumes", "", volume));
+      if (unanswered(pvobj)) return false;
+      if (!*pvobj) {
+        bad(plan_where, base + ".name", "PersistentVolume \"" + volume + "\" not found");
+        continue;
+      }
+      const Json& p = **pvobj;
+      std::string local = str_at(p, {"spec", "local", "path"});
+      std::string node;
+      try {
+        node = p["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+                ["values"][0]
+                    .get<std::string>();
+      } catch (const std::exception&) {
+      }
+      std::string source_class = str_at(p, {"spec", "storageClassName"});
+      if (local.empty() || node.empty()) {
+        bad(plan_where, base + ".name",
+            "PersistentVolume \"" + volume +
+                "\" is not a node-local volume held by a Ferry agent (spec.local and a node)");
+        continue;
+      }
+      auto src_node = nodes.find(node);
+      if (src_node == nodes.end() || !src_node->second.roots.count(source_class)) {
+        bad(plan_where, base + ".name",
+            "node " + node + ", which holds PersistentVolume \"" + volume +
+                "\", has no live agent with a volume root for class \"" + source_class + "\"");
+        continue;
+      }
+      std::string root = src_node->second.roots.at(source_class);
+      if (local.rfind(root + "/", 0) != 0) {
+        bad(plan_where, base + ".name",
+            "PersistentVolume \"" + volume + "\" (" + local + ") is not under node " + node +
+                "'s volume root " + root);
+        continue;
+      }
+      bool block = str_at(p, {"spec", "volumeMode"}) == "Block";
+      uint64_t size = request_bytes.value_or(0);
+      if (pv.capacity && pv.capacity < size) {
+        bad(plan_where, base + ".selection.capacity",
+            std::to_string(pv.capacity) + " bytes is smaller than the source claim's " + request +
+                "; the new volume must be at least as large");
+        continue;
+      }
+      std::string claim_key = pv.pvc_ns + "/" + pv.pvc;
+      const auto& users = vm_of_claim[claim_key];
+      if (run.plan.live_migrate && (users.size() > 1 || shareable.count(claim_key))) {
+        bad(plan_where, "spec.liveMigrate",
+            "claim " + claim_key + " is a shared disk" +
+                (users.size() > 1 ? " (VMs " + users[0] + ", " + users[1] + ")" : "") +
+                "; shared disks cannot be migrated live");
+        continue;
+      }
+      // The target node: the volume's own when it has the class, else the
+      // live node with the class and the most free space.
+      std::string target;
+      if (src_node->second.roots.count(pv.storage_class)) {
+        target = node;
+      } else {
+        uint64_t best = 0;
+        for (const auto& [n, view] : nodes) {
+          if (!view.roots.count(pv.storage_class)) continue;
+          uint64_t free =
+              view.free_bytes.count(pv.storage_class) ? view.free_bytes.at(pv.storage_class) : 0;
+          if (target.empty() || free > best) {
+            target = n;
+            best = free;
+          }
+        }
+      }
+      if (target.empty()) {
+        bad(plan_where, base + ".selection.storageClass",
+            "no live agent has a volume root for class \"" + pv.storage_class + "\"");
+        continue;
+      }
+      VolumeState v;
+      v.index = pv.index;
+      v.pvc = pv.pvc;
+      v.ns = pv.pvc_ns;
+      v.pv = volume;
+      v.vm = users.empty() ? "" : users.front();
+      v.source_class = source_class;
+      v.target_class = pv.storage_class;
+      v.source_node = node;
+      v.target_node = target;
+      v.source_path = local.substr(root.size() + 1) + (block ? "" : "/disk.img");
+      v.source_file = local + (block ? "" : "/disk.img");
+      v.block = block;
+      v.verify = pv.verify;
+      v.request = request;
+      v.request_bytes = std::max(size, pv.capacity);
+      if (c["spec"].contains("accessModes")) v.access_modes_json = c["spec"]["accessModes"].dump();
+      v.target_pvc = target_claim_name(pv.pvc, run.plan.uid, pv.storage_class);
+      run.volumes.push_back(v);
+    }
+    if (!problems.empty()) return refuse(problems);
+
+    // The VMs whose claims move, and how they run now.
+    std::set<std::string> seen;
+    for (const auto& v : run.volumes) {
+      if (v.vm.empty() || !seen.insert(v.ns + "/" + v.vm).second) continue;
+      VmState vm;
+      vm.name = v.vm;
+      vm.ns = v.ns;
+      const Json& obj = vms[v.ns + "/" + v.vm];
+      vm.run_strategy = str_at(obj, {"spec", "runStrategy"});
+      if (vm.run_strategy.empty())
+        vm.run_strategy = obj["spec"].value("running", false) ? "Always" : "Halted";
+      auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+      if (unanswered(vmi)) return false;
+      vm.was_running = wants_running(obj) || *vmi;
+      run.vms.push_back(vm);
+    }
+    return true;
+  }
+
+  bool build_rollback(const std::vector<Json>& all_migs) {
+    // The last completed cutover of the plan that no completed rollback undid.
+    std::set<std::string> undone;
+    for (const auto& o : all_migs)
+      if (str_at(o, {"status", "phase"}) == "Completed" && o["spec"].value("rollback", false))
+        undone.insert(str_at(o, {"status", "rollbackOf"}));
+    const Json* last = nullptr;
+    for (const auto& o : all_migs) {
+      if (str_at(o, {"spec", "migPlanRef", "name"}) != run.mig.plan_name) continue;
+      if (str_at(o, {"metadata", "namespace"}) != run.mig.ns) continue;
+      if (o["spec"].value("stage", false) || o["spec"].value("rollback", false)) continue;
+      if (str_at(o, {"status", "phase"}) != "Completed") continue;
+      if (undone.count(str_at(o, {"metadata", "name"}))) continue;
+      if (!last || str_at(o, {"metadata", "creationTimestamp"}) >=
+                       str_at(*last, {"metadata", "creationTimestamp"}))
+        last = &o;
+    }
+    if (!last)
+      return refuse({"MigMigration " + run.mig.ns + "/" + run.mig.name +
+                     ": spec.rollback: MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +
+                     " has no completed migration to roll back (stage copies change nothing to "
+                     "undo)"});
+    run.rollback_of = str_at(*last, {"metadata", "name"});
+    for (const auto& v : (*last)["status"].value("volumes", Json::array())) {
+      VolumeState vs = VolumeState::from_json(v);
+      if (vs.phase != "Completed") continue;
+      vs.phase = "Pending";
+      vs.message.clear();
+      run.volumes.push_back(vs);
+    }
+    for (const auto& v : (*last)["status"].value("vms", Json::array())) {
+      VmState vm = VmState::from_json(v);
+      vm.phase = "Pending";
+      vm.message.clear();
+      run.vms.push_back(vm);  // was_running/run_strategy: as before the cutover
+    }
+    return true;
+  }
+
+  bool refuse(const std::vector<std::string>& problems) {
+    for (const auto& p : problems) run.condition("InvalidPlan", "Critical", p, "NotReady");
+    run.condition("Failed", "Advisory", "The migration did not start: " + problems.front());
+    run.phase = "Failed";
+    run.completed = now_iso();
+    kLog.warn("storage migration refused",
+              {{"migration", run.mig.ns + "/" + run.mig.name}, {"error", problems.front()}});
+    return false;
+  }
+
+  // ------------------------------------------------------------ copies
+  // One step of a volume's copy; true when it reached a final phase.
+  bool step_copy(VolumeState& v) {
+    if (final_phase(v.phase)) return true;
+    if (v.phase == "Pending") {
+      if (v.attempt >= kMaxAttempts) {
+        v.phase = "Failed";
+        run.dirty = true;
+        return true;
+      }
+      Status c = ensure_target_claim(v);
+      if (!c.ok()) {
+        v.message = c.error().message;
+        if (c.error().code == ErrorCode::kAlreadyExists) {
+          v.phase = "Failed";
+          run.dirty = true;
+          return true;
+        }
+        return false;  // the API server: next pass
+      }
+      v.attempt++;
+      v.key = random_hex(32);
+      v.started = v.started ? v.started : now_seconds();
+      v.serve_id.clear();
+      v.copy_id.clear();
+      run.dirty = true;
+      if (v.source_node == v.target_node) {
+        v.transport = "local";
+        return send_copy(v, nullptr), false;
+      }
+      v.serve_id = task_id(v, "s");
+      want(v.serve_id, v.key);
+      ferry::v1::AgentTask t;
+      auto* s = t.mutable_serve();
+      s->set_task_id(v.serve_id);
+      s->set_plan(run.plan.ns + "/" + run.plan.name);
+      s->set_vm(v.vm);
+      s->mutable_volume()->set_storage_class(v.source_class);
+      s->mutable_volume()->set_path(v.source_path);
+      s->mutable_volume()->set_block(v.block);
+      s->set_network(run.plan.transfer_network);
+      Status p = m.deps_.publish_task(v.source_node, t, v.serve_id + "." + v.key.substr(0, 8));
+      if (!p.ok()) {
+        v.message = "serving the volume: " + p.error().message;
+        unwant(v.serve_id);
+        v.attempt--;
+        return false;
+      }
+      v.phase = "Serving";
+      v.message = "waiting for node " + v.source_node + " to serve the volume";
+      return false;
+    }
+    if (v.phase == "Serving") {
+      std::optional<ferry::v1::ServeReady> ready;
+      {
+        std::lock_guard<std::mutex> lock(m.mu_);
+        auto it = m.serving_.find(v.serve_id);
+        if (it != m.serving_.end()) ready = it->second;
+      }
+      if (auto r = take_result(v.serve_id))
+        return retry(v, "serving ended: " + r->failure().message());
+      if (ready) {
+        v.transport = "nbd+tls " + ready->disk_uri();
+        send_copy(v, &*ready);
+        return false;
+      }
+      if (now_seconds() - v.started > kServeWaitSeconds && v.attempt > 0)
+        return retry(v, "node " + v.source_node + " did not serve the volume");
+      return false;
+    }
+    if (v.phase == "Copying") {
+      {
+        std::lock_guard<std::mutex> lock(m.mu_);
+        auto it = m.bytes_done_.find(v.copy_id);
+        if (it != m.bytes_done_.end() && it->second != v.transferred) {
+          v.transferred = it->second;
+          run.dirty = true;
+        }
+      }
+      auto r = take_result(v.copy_id);
+      if (!r) return false;
+      if (r->state() != ferry::v1::TASK_STATE_SUCCEEDED)
+        return retry(v, r->has_failure() ? r->failure().message() : "the copy failed");
+      const auto& s = r->success();
+      unwant(v.copy_id);
+      if (!v.serve_id.empty()) stop_task(v.source_node, v.serve_id);
+      v.phase = "Completed";
+      v.blocks = s.blocks();
+      v.changed_blocks = s.blocks_changed();
+      v.verified = s.verified();
+      v.digest = s.digest();
+      v.total = v.total ? v.total : s.bytes_read() + s.bytes_zero();
+      v.transferred = s.bytes_read();
+      v.resumed = s.bytes_resumed();
+      v.message = std::to_string(s.blocks_changed()) + " of " + std::to_string(s.blocks()) +
+                  " blocks copied (" + std::to_string(s.bytes_read()) + " bytes read)" +
+                  (s.verified() ? ", every block verified" : "");
+      v.finished = now_seconds();
+      run.dirty = true;
+      kLog.info("volume copied", {{"migration", run.mig.ns + "/" + run.mig.name},
+                                  {"claim", v.ns + "/" + v.pvc},
+                                  {"to", v.target_pvc},
+                                  {"changed_blocks", std::to_string(s.blocks_changed())}});
+      return true;
+    }
+    return false;
+  }
+
+  void send_copy(VolumeState& v, const ferry::v1::ServeReady* ready) {
+    v.copy_id = task_id(v, "c");
+    want(v.copy_id, ready ? v.key : "");
+    ferry::v1::AgentTask t;
+    auto* x = t.mutable_transfer();
+    x->set_task_id(v.copy_id);
+    x->set_plan(run.plan.ns + "/" + run.plan.name);
+    x->set_vm(v.vm);
+    x->set_disk(v.pvc);
+    x->set_stage(true);
+    x->set_stage_id(run.mig.uid + "." + std::to_string(v.index));
+    x->set_verify(v.verify);
+    if (ready) {
+      x->mutable_nbd()->set_uri(ready->disk_uri());
+      x->mutable_nbd()->set_digests_uri(ready->digests_uri());
+      x->mutable_nbd()->set_tls_psk(true);
+      x->mutable_nbd()->set_tls_username(protocol::kServeTlsUser);
+      x->set_transfer_network(run.plan.transfer_network);
+      v.total = ready->size_bytes();
+    } else {
+      x->mutable_file()->set_path(v.source_file);
+    }
+    *x->mutable_target() = target_volume(v);
+    Status p = m.deps_.publish_task(v.target_node, t, v.copy_id + "." + v.key.substr(0, 8));
+    if (!p.ok()) {
+      unwant(v.copy_id);
+      v.message = "copying: " + p.error().message;
+      return;  // tried again next pass (same phase)
+    }
+    v.phase = "Copying";
+    v.message.clear();
+    run.dirty = true;
+  }
+
+  bool retry(VolumeState& v, const std::string& why) {
+    kLog.warn("volume copy failed", {{"migration", run.mig.ns + "/" + run.mig.name},
+                                     {"claim", v.ns + "/" + v.pvc},
+                                     {"attempt", std::to_string(v.attempt)},
+                                     {"error", why}});
+    if (!v.copy_id.empty()) stop_task(v.target_node, v.copy_id);
+    if (!v.serve_id.empty()) stop_task(v.source_node, v.serve_id);
+    v.copy_id.clear();
+    v.serve_id.clear();
+    v.message = why;
+    v.phase = v.attempt >= kMaxAttempts ? "Failed" : "Pending";
+    run.dirty = true;
+    return v.phase == "Failed";
+  }
+
+  // ------------------------------------------------------------ VMs
+  std::vector<VolumeState*> volumes_of(const VmState& vm) {
+    std::vector<VolumeState*> out;
+    for (auto& v : run.volumes)
+      if (v.vm == vm.name && v.ns == vm.ns) out.push_back(&v);
+    return out;
+  }
+  void vm_phase(VmState& vm, const std::string& phase, const std::string& message = "") {
+    vm.phase = phase;
+    vm.message = message;
+    run.dirty = true;
+    if (phase == "Failed")  // what it has not copied yet is not copied
+      for (auto* v : volumes_of(vm)) {
+        if (final_phase(v->phase)) continue;
+        if (!v->copy_id.empty()) stop_task(v->target_node, v->copy_id);
+        if (!v->serve_id.empty()) stop_task(v->source_node, v->serve_id);
+        v->phase = "Skipped";
+        v->message = "VM " + vm.name + " failed";
+      }
+    kLog.info("storage migration VM step", {{"migration", run.mig.ns + "/" + run.mig.name},
+                                            {"vm", vm.ns + "/" + vm.name},
+                                            {"phase", phase},
+                                            {"message", message}});
+  }
+  // Stop it (if it runs now) and wait for its VMI to go.
+  bool stopped(VmState& vm, bool running) {
+    if (vm.phase != "Stopping") {
+      if (!running) return true;
+      Status s = set_run_strategy(vm, "Halted");
+      if (!s.ok()) {
+        vm.message = s.error().message;
+        return false;
+      }
+      vm.stop_started = now_seconds();
+      vm_phase(vm, "Stopping", "runStrategy Halted; waiting for its VirtualMachineInstance to go");
+      return false;
+    }
+    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    if (vmi.ok() && !*vmi) return true;  // no VMI: stopped (also where no KubeVirt runs)
+    if (vm.stop_started &&
+        now_seconds() - vm.stop_started > static_cast<double>(m.deps_.stop_timeout.count())) {
+      vm_phase(vm, "Failed",
+               "did not stop within " + std::to_string(m.deps_.stop_timeout.count()) + " s");
+    }
+    return false;
+  }
+  bool copies_done(VmState& vm) {
+    bool done = true, failed = false;
+    for (auto* v : volumes_of(vm)) {
+      done = step_copy(*v) && done;
+      failed = failed || v->phase == "Failed";
+    }
+    if (done && failed) {
+      std::string why;
+      for (auto* v : volumes_of(vm))
+        if (v->phase == "Failed") why = "claim " + v->pvc + ": " + v->message;
+      if (vm.was_running && !run.mig.stage) (void)set_run_strategy(vm, vm.run_strategy);
+      vm_phase(vm, "Failed", why + "; the VM keeps its old claims");
+      return false;
+    }
+    return done;
+  }
+
+  void step_vm(VmState& vm) {
+    if (vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped") return;
+    if (run.mig.stage) {
+      if (vm.phase == "Pending") {
+        if (vm.was_running) {
+          vm_phase(vm, "Skipped",
+                   "running: a stage copies only stopped VMs' disks; the cutover copies this one");
+          for (auto* v : volumes_of(vm)) {
+            v->phase = "Skipped";
+            v->message = "VM " + vm.name + " is running";
+          }
+          return;
+        }
+        vm_phase(vm, "Copying");
+      }
+      if (copies_done(vm) && vm.phase == "Copying") vm_phase(vm, "Completed");
+      return;
+    }
+    if (run.mig.rollback) return step_rollback_vm(vm);
+    // Cutover.
+    if (vm.phase == "Pending" || vm.phase == "Stopping") {
+      if (run.plan.live_migrate && vm.was_running) return start_live(vm);
+      if (!stopped(vm, vm.was_running)) return;
+      vm_phase(vm, "Copying", "final sync of its volumes");
+    }
+    if (vm.phase == "Copying") {
+      if (!copies_done(vm) || vm.phase != "Copying") return;
+      vm_phase(vm, "UpdatingVolumes");
+    }
+    if (vm.phase == "UpdatingVolumes") {
+      std::map<std::string, std::string> from_to;
+      for (auto* v : volumes_of(vm)) from_to[v->pvc] = v->target_pvc;
+      Status s = repoint(vm, from_to, false);
+      if (!s.ok()) {
+        vm.message = s.error().message;
+        return;
+      }
+      vm_phase(vm, vm.was_running ? "Starting" : "Completed");
+    }
+    if (vm.phase == "WaitingForLiveMigration") return wait_live(vm);
+    if (vm.phase == "Starting") {
+      Status s = set_run_strategy(vm, vm.run_strategy);
+      if (!s.ok()) {
+        vm.message = s.error().message;
+        return;
+      }
+      vm_phase(vm, "Completed", "started again (runStrategy " + vm.run_strategy + ")");
+    }
+  }
+
+  // liveMigrate: KubeVirt copies a running VM's volumes itself once the VM
+  // names the new claims with updateVolumesStrategy Migration. Success needs
+  // the VMI's migration result; without a VMI nothing is changed.
+  void start_live(VmState& vm) {
+    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    if (!vmi.ok()) {
+      vm.message = vmi.error().message;
+      return;
+    }
+    if (!*vmi) {
+      vm_phase(vm, "Failed",
+               "liveMigrate: VM " + vm.name +
+                   " has no VirtualMachineInstance, so KubeVirt cannot migrate its storage live; "
+                   "nothing was changed (stop it, or migrate without liveMigrate)");
+      return;
+    }
+    for (auto* v : volumes_of(vm)) {
+      Status c = ensure_target_claim(*v);
+      if (!c.ok()) {
+        vm.message = c.error().message;
+        return;
+      }
+    }
+    std::map<std::string, std::string> from_to;
+    for (auto* v : volumes_of(vm)) {
+      from_to[v->pvc] = v->target_pvc;
+      v->phase = "Copying";
+      v->transport = "kubevirt live migration";
+    }
+    Status s = repoint(vm, from_to, true);
+    if (!s.ok()) {
+      vm.message = s.error().message;
+      return;
+    }
+    vm_phase(vm, "WaitingForLiveMigration",
+             "updateVolumesStrategy Migration; waiting for the VMI's migration result");
+  }
+  void wait_live(VmState& vm) {
+    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    if (!vmi.ok() || !*vmi) return;
+    const Json& st = (**vmi)["status"].value("migrationState", Json::object());
+    if (!st.value("completed", false)) return;
+    bool failed = st.value("failed", false);
+    for (auto* v : volumes_of(vm)) v->phase = failed ? "Failed" : "Completed";
+    vm_phase(vm, failed ? "Failed" : "Completed",
+             failed ? "KubeVirt reported the live migration failed" : "KubeVirt migrated it live");
+  }
+
+  void step_rollback_vm(VmState& vm) {
+    if (vm.phase == "Pending" || vm.phase == "Stopping") {
+      auto cur = get_obj(vm_path(vm.ns, vm.name));
+      if (!cur.ok()) return;
+      bool running = *cur && wants_running(**cur);
+      if (!stopped(vm, running)) return;
+      vm_phase(vm, "UpdatingVolumes");
+    }
+    if (vm.phase == "UpdatingVolumes") {
+      std::map<std::string, std::string> back;
+      for (auto* v : volumes_of(vm)) back[v->target_pvc] = v->pvc;
+      Status s = repoint(vm, back, false);
+      if (!s.ok()) {
+        vm.message = s.error().message;
+        return;
+      }
+      vm_phase(vm, "Starting");
+    }
+    if (vm.phase == "Starting") {
+      Status s = set_run_strategy(vm, vm.run_strategy);
+      if (!s.ok()) {
+        vm.message = s.error().message;
+        return;
+      }
+      for (auto* v : volumes_of(vm)) remove_new_volume(*v);
+      vm_phase(vm, "Completed", "back on its old claims (runStrategy " + vm.run_strategy + ")");
+    }
+  }
+  void remove_new_volume(VolumeState& v) {
+    if (run.mig.keep_new_volumes) {
+      v.phase = "Kept";
+      v.message = "kept on request (spec.keepNewVolumes)";
+      return;
+    }
+    auto r = call("DELETE", pvc_path(v.ns, v.target_pvc));
+    ferry::v1::CancelTask c;
+    c.set_task_id("smig." + run.mig.uid + "." + std::to_string(v.index) + ".remove");
+    c.set_delete_volume(true);
+    *c.mutable_volume() = target_volume(v);
+    Status s = m.deps_.cancel_task(v.target_node, c);
+    v.phase = "Deleted";
+    v.message = "claim " + v.target_pvc + " deleted" +
+                (r.ok() && (r->ok() || r->code == 404) ? "" : " (the API refused: retry by hand)") +
+                (s.ok() ? "" : "; its volume on node " + v.target_node + " was not removed");
+    run.dirty = true;
+  }
+
+  // ------------------------------------------------------------ the whole run
+  void step() {
+    if (run.phase == "Completed" || run.phase == "Failed") return;
+    for (auto& vm : run.vms) step_vm(vm);
+    // Claims no VM uses: copied on their own (a cutover has nothing to repoint).
+    if (!run.mig.rollback)
+      for (auto& v : run.volumes)
+        if (v.vm.empty()) step_copy(v);
+    if (run.mig.rollback)
+      for (auto& v : run.volumes)
+        if (v.vm.empty() && v.phase == "Pending") remove_new_volume(v);
+    bool done = true, failed = false;
+    for (const auto& vm : run.vms) {
+      done = done && (vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped");
+      failed = failed || vm.phase == "Failed";
+    }
+    for (const auto& v : run.volumes) {
+      done = done && final_phase(v.phase);
+      failed = failed || v.phase == "Failed";
+    }
+    if (!done) return;
+    run.phase = failed ? "Failed" : "Completed";
+    run.completed = now_iso();
+    run.drop_condition("Running");
+    if (failed) {
+      std::string why;
+      for (const auto& vm : run.vms)
+        if (vm.phase == "Failed") why = "VM " + vm.name + ": " + vm.message;
+      for (const auto& v : run.volumes)
+        if (v.phase == "Failed" && why.empty()) why = "claim " + v.pvc + ": " + v.message;
+      run.condition("Failed", "Critical", why);
+    } else {
+      run.condition("Succeeded", "Advisory",
+                    run.mig.rollback ? "The migration " + run.rollback_of + " was rolled back"
+                    : run.mig.stage  ? "The stage copy is done"
+                                     : "The VMs use their new claims");
+      if (!run.mig.stage && !run.mig.rollback) {
+        std::string old;
+        for (const auto& v : run.volumes)
+          if (v.phase == "Completed") old += (old.empty() ? "" : ", ") + v.ns + "/" + v.pvc;
+        if (!old.empty())
+          run.condition("SourceVolumesKept", "Warn",
+                        "The old claims " + old +
+                            " are kept: delete them once the VMs run well on the new ones");
+      }
+    }
+    run.dirty = true;
+    kLog.info("storage migration ended",
+              {{"migration", run.mig.ns + "/" + run.mig.name}, {"phase", run.phase}});
+  }
+};
+
+StorageMigrator::StorageMigrator(MigratorDeps deps) : deps_(std::move(deps)) {}
+
+StorageMigrator::~StorageMigrator() { stop(); }
+
+void StorageMigrator::start() {
+  thread_ = std::thread([this] { main(); });
+}
+
+void StorageMigrator::stop() {
+  stop_ = true;
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool StorageMigrator::owns(const std::string& task_id) {
+  return task_id.rfind(kTaskPrefix, 0) == 0;
+}
+
+ferry::v1::ClaimReply StorageMigrator::on_claim(const ferry::v1::ClaimRequest& req) {
+  ferry::v1::ClaimReply rep;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(req.task_id());
+  if (it == live_.end()) {
+    rep.set_proceed(false);
+    rep.set_reason("storage migration task no longer wanted");
+    return rep;
+  }
+  rep.set_proceed(true);
+  if (!it->second.key.empty()) rep.set_tls_psk(it->second.key);
+  return rep;
+}
+
+void StorageMigrator::on_progress(const ferry::v1::TaskProgress& p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!live_.count(p.task_id())) return;
+  if (p.has_serving()) {
+    bool first = !serving_.count(p.task_id());
+    serving_[p.task_id()] = p.serving();
+    if (first) cv_.notify_all();
+  } else {
+    bytes_done_[p.task_id()] = p.bytes_done();
+  }
+}
+
+void StorageMigrator::on_result(const ferry::v1::TaskResult& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!live_.count(r.task_id())) return;
+  results_[r.task_id()] = r;
+  cv_.notify_all();
+}
+
+void StorageMigrator::main() {
+  kLog.info("storage migration controller started");
+  while (!stop_) {
+    try {
+      pass();
+    } catch (const std::exception& e) {
+      kLog.error("storage migration pass failed", {{"error", e.what()}});
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, deps_.poll, [this] { return stop_.load(); });
+  }
+}
+
+void StorageMigrator::pass() {
+  const kube::Client& api = *deps_.kube;
+  auto migs = api.get(migs_path());
+  if (!migs.ok() || !migs->ok()) return;  // no CRD yet, or the API server is away
+  std::vector<Json> all;
+  for (const auto& m : migs->body.value("items", Json::array())) all.push_back(m);
+  std::sort(all.begin(), all.end(), [](const Json& a, const Json& b) {
+    return str_at(a, {"metadata", "creationTimestamp"}) <
+           str_at(b, {"metadata", "creationTimestamp"});
+  });
+  std::set<std::string> present;
+  for (auto& doc : all) {
+    std::string uid = str_at(doc, {"metadata", "uid"});
+    present.insert(uid);
+    std::string phase = str_at(doc, {"status", "phase"});
+    if (phase == "Completed" || phase == "Failed") {
+      runs_.erase(uid);
+      continue;
+    }
+    auto& slot = runs_[uid];
+    if (!slot) {
+      slot = std::make_unique<Run>();
+      Run& run = *slot;
+      std::vector<FieldError> errors;
+      auto mig = read_mig_migration(doc, errors);
+      if (mig) run.mig = *mig;
+      run.mig.uid = uid;
+      run.mig.name = str_at(doc, {"metadata", "name"});
+      run.mig.ns = str_at(doc, {"metadata", "namespace"});
+      if (doc.contains("status") && doc["status"].is_object() && phase == "Running") {
+        // A restart: carry on from the status; copies under way start a new attempt.
+        const Json& st = doc["status"];
+        run.phase = phase;
+        run.conditions = st.value("conditions", Json::array());
+        run.started = st.value("startTimestamp", "");
+        run.rollback_of = st.value("rollbackOf", "");
+        for (const auto& v : st.value("volumes", Json::array())) {
+          VolumeState vs = VolumeState::from_json(v);
+          if (vs.phase == "Serving" || vs.phase == "Copying") {
+            RunDriver d{*this, run, api};
+            ferry::v1::CancelTask c;
+            c.set_task_id(d.task_id(vs, "s"));
+            (void)deps_.cancel_task(vs.source_node, c);
+            c.set_task_id(d.task_id(vs, "c"));
+            (void)deps_.cancel_task(vs.target_node, c);
+            vs.phase = "Pending";
+            vs.message = "the coordinator restarted; copying again from where it was";
+          }
+          run.volumes.push_back(vs);
+        }
+        for (const auto& v : st.value("vms", Json::array()))
+          run.vms.push_back(VmState::from_json(v));
+      }
+      if (!errors.empty()) {
+        for (const auto& e : errors) run.condition("InvalidMigration", "Critical", e.to_string());
+        run.phase = "Failed";
+        run.completed = now_iso();
+      }
+    }
+    Run& run = *slot;
+    RunDriver d{*this, run, api};
+    if (run.phase.empty()) {
+      run.started = now_iso();
+      auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
+      std::vector<FieldError> errors;
+      std::optional<MigPlan> plan;
+      // The API server could not answer: next pass.
+      if (!plan_doc.ok() || (!plan_doc->ok() && plan_doc->code != 404)) continue;
+      if (plan_doc->code == 404) {
+        d.refuse({"MigMigration " + run.mig.ns + "/" + run.mig.name +
+                  ": spec.migPlanRef.name: MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +
+                  " not found"});
+      } else if (!(plan = read_mig_plan(plan_doc->body, errors))) {
+        std::vector<std::string> p;
+        for (const auto& e : errors) p.push_back(e.to_string());
+        d.refuse(p);
+      } else {
+        run.plan = *plan;
+        auto built = d.build(all);
+        if (built == RunDriver::Built::kRetry) {
+          run.volumes.clear();
+          run.vms.clear();
+          run.plan = MigPlan{};
+          continue;  // the API server could not answer: next pass
+        }
+        if (built == RunDriver::Built::kReady) {
+          run.phase = "Running";
+          run.condition("Running", "Advisory",
+                        run.mig.rollback ? "Rolling back " + run.rollback_of
+                        : run.mig.stage  ? "Staging: copying the volumes of stopped VMs"
+                                         : "Cutover: stopping, syncing and switching VMs");
+        }
+      }
+      run.dirty = true;
+    } else if (run.phase == "Running" && run.plan.name.empty()) {
+      auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
+      std::vector<FieldError> errors;
+      if (plan_doc.ok() && plan_doc->ok())
+        if (auto plan = read_mig_plan(plan_doc->body, errors)) run.plan = *plan;
+      if (run.plan.name.empty()) run.plan.name = run.mig.plan_name;
+    }
+    if (run.phase == "Running") d.step();
+    // The status, whenever something changed (at most once a pass).
+    if (run.dirty) {
+      Json obj = doc;
+      obj["status"] = run.status();
+      auto r = api.request("PUT", migs_path(run.mig.ns, run.mig.name) + "/status", &obj);
+      if (r.ok() && r->ok()) {
+        run.dirty = false;
+        if (run.phase != "Running") runs_.erase(uid);
+      } else {
+        kLog.warn("MigMigration status not written",
+                  {{"migration", run.mig.ns + "/" + run.mig.name},
+                   {"error", r.ok() ? r->message() : r.error().message}});
+      }
+    }
+  }
+  for (auto it = runs_.begin(); it != runs_.end();)
+    it = present.count(it->first) ? std::next(it) : runs_.erase(it);
+}
+
+}  // namespace ferry::coordinator::storage

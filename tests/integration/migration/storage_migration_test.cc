@@ -1,0 +1,325 @@
+// Storage migration between storage classes (MigPlan, MigMigration) against
+// the real control plane, KubeVirt's VirtualMachine CRD and two agents on two
+// "nodes": VMs imported from the vSphere simulator onto node-1 (class local),
+// then their claims moved to class fast (only node-2 has it: the volume is
+// served over NBD with TLS on node-1's migration address) and class local2
+// (node-1 only: a local copy). Stages, an agent killed mid-copy, cutover,
+// rollback, and the bad input the issue lists.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "tests/integration/migration/cluster.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint64_t MiB = 1 << 20;
+
+void apply(ControlPlane& k8s, const Cluster& c, const std::string& name, const std::string& yaml) {
+  std::string path = c.dir().file(name + ".yaml");
+  write_file(path, yaml);
+  auto r = k8s.kubectl({"apply", "-f", path});
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+}
+
+std::string mig(const std::string& name, const std::string& extra) {
+  return "apiVersion: migration.openshift.io/v1alpha1\nkind: MigMigration\nmetadata: {name: " +
+         name + ", namespace: target}\nspec:\n  migPlanRef: {name: move}\n" + extra;
+}
+
+Json get_mig(ControlPlane& k8s, const std::string& name) {
+  return k8s.get_in("target", "migmigration", name);
+}
+
+// Waits for a final phase; returns it.
+std::string wait_mig(ControlPlane& k8s, const std::string& name, int seconds = 120) {
+  std::string phase;
+  eventually(
+      std::chrono::seconds(seconds),
+      [&] {
+        Json m = get_mig(k8s, name);
+        phase = m.is_object() && m.contains("status") ? m["status"].value("phase", "") : "";
+        return phase == "Completed" || phase == "Failed";
+      },
+      500ms);
+  return phase;
+}
+
+// status.<list> of a MigMigration (empty while it has none).
+Json status_list(const Json& m, const char* list) {
+  if (!m.is_object() || !m.contains("status") || !m["status"].is_object()) return Json::array();
+  Json l = m["status"].value(list, Json::array());
+  return l.is_array() ? l : Json::array();
+}
+
+Json volume_of(const Json& m, const std::string& pvc) {
+  for (const auto& v : status_list(m, "volumes"))
+    if (v.is_object() && v.value("pvcRef", Json::object()).value("name", "") == pvc) return v;
+  return Json();
+}
+
+Json vm_of(const Json& m, const std::string& vm) {
+  for (const auto& v : status_list(m, "vms"))
+    if (v.is_object() && v.value("name", "") == vm) return v;
+  return Json();
+}
+
+std::string messages(const Json& m) {
+  std::string out;
+  for (const auto& c : status_list(m, "conditions"))
+    out += c.value("type", "") + ": " + c.value("message", "") + "\n";
+  return out;
+}
+
+std::vector<std::string> claims_of(ControlPlane& k8s, const std::string& vm) {
+  Json v = k8s.get_in("target", "vm", vm);
+  std::vector<std::string> out;
+  for (const auto& x : v["spec"]["template"]["spec"]["volumes"])
+    out.push_back(x["persistentVolumeClaim"].value("claimName", ""));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("storage migration: stages copy changed blocks, cutover switches claims, rollback undoes",
+          "[e2e][k8s][storage]") {
+  Cluster c({{.name = "db-01",
+              .disk_mib = 48,
+              .data_mib = 8,
+              .power_state = "poweredOff",
+              .extra_disks = 1},
+             {.name = "web-02", .base = "DC0_H0_VM1", .disk_mib = 32, .data_mib = 4}});
+  ControlPlane k8s(c);
+  c.start_coordinator({"--kubeconfig", k8s.coordinator_kubeconfig()});
+  const std::string local2 = c.dir().file("node-1/local2"), fast = c.dir().file("node-2/fast");
+  std::vector<std::string> node1 = {"--kubeconfig", k8s.agent_kubeconfig(),
+                                    "--volume-root=local2=" + local2, "--network",
+                                    "migration=127.0.0.1"};
+  c.start_agent("node-1", node1);
+  apply(k8s, c, "classes", R"(apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local2}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+)");
+  // The VMs arrive on node-1 with an ordinary import.
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-a", {"db-01", "web-02"})}).rc == 0);
+  REQUIRE(eventually(
+      60s, [&] { return k8s.phase("plan", "plan-a") == "Ready"; }, 250ms));
+  REQUIRE(k8s.kubectl({"apply", "-f", c.write_migration("mig-a", "plan-a")}).rc == 0);
+  REQUIRE(eventually(
+      180s, [&] { return k8s.phase("migration", "mig-a") == "Succeeded"; }, 500ms));
+  // node-2 holds class fast; its copies are slowed so one can be cut short.
+  std::vector<std::string> node2 = {
+      "--kubeconfig",        k8s.agent_kubeconfig(), "--volume-root=fast=" + fast, "--network",
+      "migration=127.0.0.2", "--bandwidth",          std::to_string(2 * MiB)};
+  c.start_agent("node-2", node2);
+  const std::string v1 = c.volume_root("node-1") + "/target/";
+  REQUIRE(path_exists(v1 + "db-01-disk-1/disk.img"));
+  REQUIRE(path_exists(v1 + "web-02-disk-0/disk.img"));
+
+  apply(k8s, c, "plan", R"(apiVersion: migration.openshift.io/v1alpha1
+kind: MigPlan
+metadata: {name: move, namespace: target}
+spec:
+  namespaces: [target]
+  transferNetwork: migration
+  persistentVolumes:
+  - pvc: {name: db-01-disk-0}
+    selection: {action: copy, storageClass: fast, verify: true}
+  - pvc: {name: db-01-disk-1}
+    selection: {storageClass: fast}
+  - pvc: {name: web-02-disk-0}
+    selection: {storageClass: local2, verify: true}
+)");
+
+  // Stage 1: the stopped VM's disks, node-1 to node-2 over TLS; the running
+  // one skipped. node-2's agent is killed mid-copy and the copy resumes.
+  apply(k8s, c, "stage-1", mig("stage-1", "  stage: true\n"));
+  std::string target0;
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json v = volume_of(get_mig(k8s, "stage-1"), "db-01-disk-0");
+        target0 = v.is_object() ? v["targetPvcRef"].value("name", "") : "";
+        return !target0.empty() && v.value("phase", "") == "Copying";
+      },
+      200ms));
+  // Once a checkpoint holds some of the copy, the copying agent dies.
+  const std::string fast0 = fast + "/target/" + target0 + "/disk.img";
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        for (const auto& f : std::filesystem::directory_iterator(fast + "/target/" + target0))
+          if (f.path().filename().string().find("ferry-checkpoint") != std::string::npos &&
+              read_file(f.path().string()).find("done ") != std::string::npos)
+            return true;
+        return false;
+      },
+      100ms));
+  c.kill_agent("node-2");
+  c.start_agent("node-2", node2);
+  REQUIRE(wait_mig(k8s, "stage-1", 180) == "Completed");
+  Json s1 = get_mig(k8s, "stage-1");
+  INFO(s1.dump(2));
+  Json d0 = volume_of(s1, "db-01-disk-0"), d1 = volume_of(s1, "db-01-disk-1");
+  CHECK(d0["phase"] == "Completed");
+  CHECK(d1["phase"] == "Completed");
+  CHECK(d0.value("resumedBytes", 0) > 0);  // the second agent went on from the checkpoint
+  CHECK(d0.value("transport", "").rfind("nbd+tls nbd://127.0.0.1:", 0) == 0);
+  CHECK(d0["sourceNode"] == "node-1");
+  CHECK(d0["targetNode"] == "node-2");
+  CHECK(d0.value("verified", false));
+  CHECK(d0["blocks"] == 48);
+  CHECK(d0["changedBlocks"] == 48);  // the first stage copies the whole disk
+  CHECK(vm_of(s1, "web-02")["phase"] == "Skipped");
+  CHECK(volume_of(s1, "web-02-disk-0")["phase"] == "Skipped");
+  std::string target1 = d1["targetPvcRef"]["name"];
+  CHECK_FALSE(first_difference(v1 + "db-01-disk-0/disk.img", fast0));
+  CHECK_FALSE(
+      first_difference(v1 + "db-01-disk-1/disk.img", fast + "/target/" + target1 + "/disk.img"));
+  CHECK(allocated_bytes(fast0) <= 10 * MiB);  // holes stayed holes
+  // Nothing about the VMs changed.
+  CHECK(claims_of(k8s, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  // The source agent served on its migration address, with TLS.
+  CHECK(c.agent("node-1").stderr_text().find("serving volume") != std::string::npos);
+
+  // Between stages the disk changes in two 1 MiB blocks.
+  write_run(v1 + "db-01-disk-0/disk.img", {5 * MiB + 100, 3000, Fill::kRandom, 21});
+  write_run(v1 + "db-01-disk-0/disk.img", {30 * MiB, 1 * MiB, Fill::kRandom, 22});
+  apply(k8s, c, "stage-2", mig("stage-2", "  stage: true\n"));
+  REQUIRE(wait_mig(k8s, "stage-2") == "Completed");
+  Json s2 = get_mig(k8s, "stage-2");
+  INFO(s2.dump(2));
+  CHECK(volume_of(s2, "db-01-disk-0")["changedBlocks"] == 2);
+  CHECK(volume_of(s2, "db-01-disk-0")["transferredBytes"] == 2 * MiB);
+  CHECK(volume_of(s2, "db-01-disk-1")["changedBlocks"] == 0);
+  CHECK_FALSE(first_difference(v1 + "db-01-disk-0/disk.img", fast0));
+
+  // Cutover: web-02 runs (runStrategy Always; no VMI exists here, so it
+  // counts as stopped once Halted), is copied on its own node, and starts again.
+  apply(k8s, c, "cutover", mig("cutover", "  stage: false\n"));
+  REQUIRE(wait_mig(k8s, "cutover") == "Completed");
+  Json cut = get_mig(k8s, "cutover");
+  INFO(cut.dump(2));
+  std::string target2 = volume_of(cut, "web-02-disk-0")["targetPvcRef"]["name"];
+  CHECK(volume_of(cut, "web-02-disk-0")["transport"] == "local");
+  CHECK(volume_of(cut, "web-02-disk-0")["targetNode"] == "node-1");
+  CHECK(volume_of(cut, "db-01-disk-0")["changedBlocks"] == 0);  // nothing changed since stage-2
+  CHECK(vm_of(cut, "web-02")["wasRunning"] == true);
+  CHECK(claims_of(k8s, "db-01") == std::vector<std::string>{target0, target1});
+  CHECK(claims_of(k8s, "web-02") == std::vector<std::string>{target2});
+  CHECK(k8s.get_in("target", "vm", "web-02")["spec"]["runStrategy"] == "Always");
+  CHECK(k8s.get_in("target", "vm", "db-01")["spec"]["runStrategy"] == "Halted");
+  CHECK_FALSE(
+      first_difference(v1 + "web-02-disk-0/disk.img", local2 + "/target/" + target2 + "/disk.img"));
+  CHECK(k8s.pvc_bound("target", target0, "target." + target0 + ".node-2"));
+  CHECK(k8s.pvc_bound("target", target2, "target." + target2 + ".node-1"));
+  Json newpvc = k8s.get_in("target", "pvc", target0);
+  CHECK(newpvc["spec"]["storageClassName"] == "fast");
+  // The old claims stay, and the status says so.
+  CHECK(k8s.get_in("target", "pvc", "db-01-disk-0").is_object());
+  CHECK(messages(cut).find("SourceVolumesKept") != std::string::npos);
+
+  // Two rollbacks at once: the second is refused while the first runs.
+  apply(
+      k8s, c, "rollbacks",
+      mig("rollback-1", "  rollback: true\n") + "---\n" + mig("rollback-2", "  rollback: true\n"));
+  REQUIRE(wait_mig(k8s, "rollback-1") == "Completed");
+  REQUIRE(wait_mig(k8s, "rollback-2") == "Failed");
+  CHECK(
+      messages(get_mig(k8s, "rollback-2"))
+          .find("spec.migPlanRef: MigMigration target/rollback-1 of the same MigPlan is running") !=
+      std::string::npos);
+  CHECK(claims_of(k8s, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  CHECK(claims_of(k8s, "web-02") == std::vector<std::string>{"web-02-disk-0"});
+  CHECK(k8s.get_in("target", "vm", "web-02")["spec"]["runStrategy"] == "Always");
+  CHECK(k8s.get_in("target", "vm", "db-01")["spec"]["runStrategy"] == "Halted");
+  CHECK(eventually(
+      30s, [&] { return !k8s.get_in("target", "pvc", target0).is_object(); }, 250ms));
+  CHECK(eventually(
+      30s, [&] { return !path_exists(fast0); }, 250ms));  // the agent removed the new volume
+  CHECK(get_mig(k8s, "rollback-1")["status"]["rollbackOf"] == "cutover");
+
+  // Nothing left to roll back.
+  apply(k8s, c, "rollback-3", mig("rollback-3", "  rollback: true\n"));
+  REQUIRE(wait_mig(k8s, "rollback-3") == "Failed");
+  CHECK(messages(get_mig(k8s, "rollback-3"))
+            .find("spec.rollback: MigPlan target/move has no completed migration to roll back") !=
+        std::string::npos);
+
+  // Bad plans: each refused with the field named, the VMs untouched.
+  struct Bad {
+    std::string volume, field;
+  };
+  for (const auto& [i, bad] : std::vector<std::pair<int, Bad>>{
+           {1,
+            {"  - pvc: {name: db-01-disk-0, namespace: other}\n    selection: {storageClass: "
+             "fast}\n",
+             "spec.persistentVolumes[0].pvc.namespace: \"other\" is not one of the plan's "
+             "namespaces"}},
+           {2,
+            {"  - pvc: {name: db-01-disk-0}\n    selection: {storageClass: nope}\n",
+             "spec.persistentVolumes[0].selection.storageClass: StorageClass \"nope\" not found"}},
+           {3,
+            {"  - pvc: {name: db-01-disk-0}\n    selection: {storageClass: fast, capacity: 1Mi}\n",
+             "spec.persistentVolumes[0].selection.capacity: 1048576 bytes is smaller than the "
+             "source claim's"}}}) {
+    std::string plan = "bad-" + std::to_string(i);
+    apply(k8s, c, plan,
+          "apiVersion: migration.openshift.io/v1alpha1\nkind: MigPlan\nmetadata: {name: " + plan +
+              ", namespace: target}\nspec:\n  namespaces: [target]\n  persistentVolumes:\n" +
+              bad.volume);
+    std::string m = plan + "-run";
+    apply(k8s, c, m,
+          "apiVersion: migration.openshift.io/v1alpha1\nkind: MigMigration\nmetadata: {name: " + m +
+              ", namespace: target}\nspec:\n  migPlanRef: {name: " + plan + "}\n  stage: true\n");
+    REQUIRE(wait_mig(k8s, m) == "Failed");
+    INFO(messages(get_mig(k8s, m)));
+    CHECK(messages(get_mig(k8s, m)).find("MigPlan target/" + plan + ": " + bad.field) !=
+          std::string::npos);
+  }
+  CHECK(claims_of(k8s, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  // liveMigrate on a running VM with no VMI (no KubeVirt runs here): refused, nothing changed.
+  apply(k8s, c, "live", R"(apiVersion: migration.openshift.io/v1alpha1
+kind: MigPlan
+metadata: {name: live, namespace: target}
+spec:
+  namespaces: [target]
+  liveMigrate: true
+  persistentVolumes:
+  - pvc: {name: web-02-disk-0}
+    selection: {storageClass: local2}
+---
+apiVersion: migration.openshift.io/v1alpha1
+kind: MigMigration
+metadata: {name: live-run, namespace: target}
+spec:
+  migPlanRef: {name: live}
+)");
+  REQUIRE(wait_mig(k8s, "live-run") == "Failed");
+  CHECK(vm_of(get_mig(k8s, "live-run"), "web-02")
+            .value("message", "")
+            .find("has no VirtualMachineInstance") != std::string::npos);
+  CHECK(claims_of(k8s, "web-02") == std::vector<std::string>{"web-02-disk-0"});
+  CHECK(k8s.get_in("target", "vm", "web-02")["spec"].value("updateVolumesStrategy", "") == "");
+}
