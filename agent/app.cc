@@ -8,9 +8,11 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "agent/agent.h"
 #include "agent/transfer/copy.h"
+#include "agent/volumes/volume_server.h"
 #include "common/base/args.h"
 #include "common/base/log.h"
 #include "common/protocol/subjects.h"
@@ -33,6 +35,9 @@ void usage() {
          "  together; --max-in-flight caps each task's read buffers (default 256 MiB).\n"
          "  /metrics, /healthz and /readyz are served on the metrics port.\n"
          "       ferry-agent copy SOURCE TARGET [options]   (see ferry-agent copy --help)\n"
+         "       ferry-agent serve VOLUME --address IP --tls-psk FILE [--work-dir DIR]\n"
+         "         serves VOLUME read-only over NBD with TLS as a ServeTask does, prints\n"
+         "         its disk and digests URIs, and stops on SIGTERM or SIGINT\n"
          "  NATS: FERRY_NATS_URL, FERRY_NATS_USER / FERRY_NATS_PASSWORD, TLS: FERRY_NATS_CA\n"
          "  (FERRY_NATS_CERT / FERRY_NATS_KEY for a client certificate)\n"
          "  A volume root without CLASS= serves the storage class \"local\".\n";
@@ -46,8 +51,69 @@ bool valid_node_name(const std::string& n) {
 }
 }  // namespace
 
+// `ferry-agent serve`: a ServeTask's server from the command line (benchmarks, debugging).
+std::atomic<bool> g_serve_stop{false};
+extern "C" void on_serve_signal(int) { g_serve_stop = true; }
+
+int serve_main(int argc, char** argv) {
+  volumes::ServeOptions so;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    bool ok = true;
+    if (a == "--address")
+      ok = value(&so.address);
+    else if (a == "--tls-psk")
+      ok = value(&so.psk_file);
+    else if (a == "--work-dir")
+      ok = value(&so.work_dir);
+    else if (a.rfind("-", 0) == 0)
+      ok = false;
+    else
+      positional.push_back(a);
+    if (!ok) {
+      std::fprintf(stderr, "ferry-agent serve: bad option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (positional.size() != 1 || so.address.empty() || so.psk_file.empty()) {
+    std::fprintf(stderr,
+                 "usage: ferry-agent serve VOLUME --address IP --tls-psk FILE [--work-dir DIR]\n");
+    return 2;
+  }
+  so.volume = positional[0];
+  if (so.work_dir.empty()) so.work_dir = so.volume + ".ferry-serve";
+  auto size = volumes::volume_size(so.volume);
+  if (!size.ok()) {
+    std::fprintf(stderr, "ferry-agent serve: %s\n", size.error().message.c_str());
+    return 1;
+  }
+  so.size = *size;
+  struct sigaction sa {};
+  sa.sa_handler = on_serve_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  auto server = volumes::VolumeServer::start(so);
+  if (!server.ok()) {
+    std::fprintf(stderr, "ferry-agent serve: %s\n", server.error().message.c_str());
+    return 1;
+  }
+  std::printf("%s %s %llu\n", (*server)->disk_uri().c_str(), (*server)->digests_uri().c_str(),
+              static_cast<unsigned long long>(so.size));
+  std::fflush(stdout);
+  while (!g_serve_stop && (*server)->alive())
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return 0;
+}
+
 int app_main(int argc, char** argv) {
   if (argc > 1 && !std::strcmp(argv[1], "copy")) return transfer::copy_main(argc - 1, argv + 1);
+  if (argc > 1 && !std::strcmp(argv[1], "serve")) return serve_main(argc - 1, argv + 1);
   AgentOptions o;
   std::string password_dir;
   bus::options_from_env(o.nats);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/transfer/copy.h"
+#include "agent/transfer/stage.h"
 
 namespace ferry::agent::transfer {
 namespace {
@@ -43,6 +44,10 @@ const char kUsage[] =
     "  --bind ADDR           local address (or interface for http) for source connections\n"
     "  --tls-psk FILE        NBD: require TLS with this pre-shared key file (user:hexkey)\n"
     "  --tls-username NAME   NBD: the key's user name in FILE\n"
+    "  --stage RECORD        a stage copy (needs --size): only the 1 MiB blocks whose digests\n"
+    "                        changed since the copy RECORD remembers (storage migration)\n"
+    "  --digests URI         with --stage: the source's block digests (a served volume's\n"
+    "                        digests export); default: hash SOURCE, a local file\n"
     "On success prints the copy statistics as one JSON line on stdout.\n";
 
 bool parse_size(const std::string& s, uint64_t* out) {
@@ -81,6 +86,7 @@ int copy_main(int argc, char** argv) {
   std::string target;
   CopyOptions opts;
   bool progress = false;
+  std::string stage_record, digests_uri;
   std::vector<std::string> positional;
   auto usage_error = [](const std::string& m) {
     std::fprintf(stderr, "ferry-copy: %s\n%s", m.c_str(), kUsage);
@@ -144,6 +150,10 @@ int copy_main(int argc, char** argv) {
       if (!value(&src.tls_psk_file)) return usage_error("--tls-psk needs a file");
     } else if (a == "--tls-username") {
       if (!value(&src.tls_username)) return usage_error("--tls-username needs a name");
+    } else if (a == "--stage") {
+      if (!value(&stage_record)) return usage_error("--stage needs a record file");
+    } else if (a == "--digests") {
+      if (!value(&digests_uri)) return usage_error("--digests needs a URI");
     } else if (a == "--ranges") {
       if (!value(&v)) return usage_error("--ranges needs OFF:LEN,...");
       size_t pos = 0;
@@ -184,6 +194,37 @@ int copy_main(int argc, char** argv) {
                    static_cast<unsigned long long>(p.bytes_done),
                    static_cast<unsigned long long>(p.bytes_total), pct, p.bytes_per_second / 1e6);
     };
+  }
+  if (!stage_record.empty()) {
+    if (!src.size) return usage_error("--stage needs --size");
+    Result<BlockHashes> hashes = Error(ErrorCode::kInternal, "");
+    if (!digests_uri.empty()) {
+      SourceSpec d = src;
+      d.uri = digests_uri;
+      hashes = fetch_block_hashes(d, src.size, stage_record + ".fetch");
+    } else {
+      hashes = hash_file_blocks(src.uri, src.size);
+    }
+    if (!hashes.ok()) {
+      std::fprintf(stderr, "ferry-copy: %s\n", hashes.error().to_string().c_str());
+      return 1;
+    }
+    bool verify = opts.verify;
+    opts.verify = false;
+    auto st = stage_copy(src, *hashes, target, stage_record, opts, verify);
+    if (!st.ok()) {
+      std::fprintf(stderr, "ferry-copy: %s\n", st.error().to_string().c_str());
+      return 1;
+    }
+    std::printf(
+        "{\"size\":%llu,\"bytes_read\":%llu,\"blocks\":%llu,\"blocks_changed\":%llu,"
+        "\"full\":%s,\"verified\":%s,\"seconds\":%.3f,\"digest\":\"%s\"}\n",
+        static_cast<unsigned long long>(src.size),
+        static_cast<unsigned long long>(st->copy.bytes_read),
+        static_cast<unsigned long long>(st->blocks),
+        static_cast<unsigned long long>(st->blocks_changed), st->full ? "true" : "false",
+        st->verified ? "true" : "false", st->copy.seconds, st->digest.c_str());
+    return 0;
   }
   auto r = copy_disk(src, target, opts);
   if (!r.ok()) {
