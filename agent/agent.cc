@@ -197,6 +197,10 @@ Status Agent::run() {
     std::error_code ec;
     fs::create_directories(opts_.state_dir + "/results", ec);
     if (ec) return Error(ErrorCode::kIo, "state dir " + opts_.state_dir + ": " + ec.message());
+    // Keys and serve directories of tasks an earlier agent ran: no task runs
+    // yet, and a redelivered one gets its key with its claim again.
+    fs::remove_all(opts_.state_dir + "/keys", ec);
+    fs::remove_all(opts_.state_dir + "/serve", ec);
   }
   auto bus = bus::CnatsBus::connect(opts_.nats);
   if (!bus.ok()) return bus.error();
@@ -430,6 +434,15 @@ void Agent::on_cancel(const std::string& data) {
   auto it = running_.find(c.task_id());
   if (it == running_.end()) {
     lock.unlock();  // removing a volume may call the API server (its PersistentVolume)
+    if (c.forget_stage() && c.has_volume()) {
+      auto path = resolve_target(c.volume());
+      if (path.ok()) {
+        std::error_code ec;
+        fs::remove(stage_record(*path) + ".digests", ec);
+        fs::remove(stage_record(*path) + ".pending", ec);
+        kLog.info("stage record forgotten", {{"task", c.task_id()}, {"volume", *path}});
+      }
+    }
     if (c.delete_volume() && c.has_volume()) {
       auto path = resolve_target(c.volume());
       if (path.ok()) {
@@ -796,6 +809,14 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   };
   auto path = resolve_target(task.target());
   if (!path.ok()) return fail(path.error());
+  // One stage copy per volume at a time: a canceled attempt may still be
+  // stopping when the next one arrives.
+  std::unique_ptr<VolumeHold> hold;
+  if (task.stage()) {
+    hold = std::make_unique<VolumeHold>(*this, *path);
+    if (!hold->wait(running->cancel))
+      return fail(Error(ErrorCode::kCanceled, "canceled while another copy held " + *path));
+  }
   std::error_code ec;
   fs::create_directories(fs::path(*path).parent_path(), ec);
   if (ec)
@@ -982,6 +1003,24 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   finish();
 }
 
+bool Agent::VolumeHold::wait(const std::atomic<bool>& cancel) {
+  std::unique_lock<std::mutex> lock(agent_.mu_);
+  while (agent_.busy_volumes_.count(path_)) {
+    if (cancel || agent_.stopping_) return false;
+    agent_.cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  agent_.busy_volumes_.insert(path_);
+  held_ = true;
+  return true;
+}
+
+Agent::VolumeHold::~VolumeHold() {
+  if (!held_) return;
+  std::lock_guard<std::mutex> lock(agent_.mu_);
+  agent_.busy_volumes_.erase(path_);
+  agent_.cv_.notify_all();
+}
+
 Result<transfer::StageStats> Agent::stage(const ferry::v1::TransferTask& task,
                                           const transfer::SourceSpec& src, const std::string& path,
                                           transfer::CopyOptions co) {
@@ -996,7 +1035,7 @@ Result<transfer::StageStats> Agent::stage(const ferry::v1::TransferTask& task,
     if (!h.ok()) return h.error();
     hashes = std::move(*h);
   } else if (task.has_file()) {
-    auto h = transfer::hash_file_blocks(src.uri, src.size);
+    auto h = transfer::hash_file_blocks(src.uri, src.size, nullptr, co.cancel);
     if (!h.ok()) return h.error().wrap("hashing the source");
     hashes = std::move(*h);
   } else {

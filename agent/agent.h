@@ -89,6 +89,19 @@ class Agent {
   // under the state dir; removed when the task completes.
   std::string key_path(const std::string& task_id) const;
   Status write_key(const std::string& task_id, const std::string& hex_key) const;
+  // Volumes a stage copy is writing (under mu_), and the hold of one.
+  std::set<std::string> busy_volumes_;
+  class VolumeHold {
+   public:
+    VolumeHold(Agent& a, std::string path) : agent_(a), path_(std::move(path)) {}
+    ~VolumeHold();
+    bool wait(const std::atomic<bool>& cancel);  // false: canceled first
+
+   private:
+    Agent& agent_;
+    std::string path_;
+    bool held_ = false;
+  };
   // `path` lies under one of this node's volume roots.
   bool within_volume_roots(const std::string& path) const;
   // Publishes the result, acks (or naks on shutdown) and frees the task's slot.

@@ -168,6 +168,21 @@ Status Coordinator::run() {
                                     .store = *store_,
                                     .vm_sink = std::move(vm_sink),
                                     .hooks = std::move(hooks)});
+  // Cluster mode: built before any agent message can arrive; started once ready.
+  if (kube) {
+    storage_ = std::make_unique<storage::StorageMigrator>(storage::MigratorDeps{
+        .kube = kube,
+        .nodes = [this] { return storage_nodes(); },
+        .publish_task =
+            [this](const std::string& node, const ferry::v1::AgentTask& t,
+                   const std::string& msg_id) {
+              return bus_->js_publish(subjects::task(node), t.SerializeAsString(), msg_id);
+            },
+        .cancel_task =
+            [this](const std::string& node, const ferry::v1::CancelTask& c) {
+              return bus_->js_publish(subjects::cancel(node), c.SerializeAsString());
+            }});
+  }
   FERRY_TRY(load_state());
   auto rc = bus_->pull_consumer(subjects::kResultsStream, subjects::kResultsStreamSubjects,
                                 subjects::kResultsConsumer, std::chrono::seconds(30));
@@ -242,21 +257,7 @@ Status Coordinator::run() {
               [this] { refresh_inventories(); });
   // Resume every migration that was running when the previous coordinator stopped.
   loop_.post([this] { runner_->resume(); });
-  if (kube) {
-    storage_ = std::make_unique<storage::StorageMigrator>(storage::MigratorDeps{
-        .kube = kube,
-        .nodes = [this] { return storage_nodes(); },
-        .publish_task =
-            [this](const std::string& node, const ferry::v1::AgentTask& t,
-                   const std::string& msg_id) {
-              return bus_->js_publish(subjects::task(node), t.SerializeAsString(), msg_id);
-            },
-        .cancel_task =
-            [this](const std::string& node, const ferry::v1::CancelTask& c) {
-              return bus_->js_publish(subjects::cancel(node), c.SerializeAsString());
-            }});
-    storage_->start();
-  }
+  if (storage_) storage_->start();
   kLog.info("coordinator ready", {{"nats", opts_.nats.url}});
   loop_.run();
   stopping_ = true;
@@ -590,7 +591,7 @@ void Coordinator::update_gauges() {
   for (const auto& [s, n] : states) metrics_.disk_tasks.Add({{"state", s}}).Set(n);
 }
 
-storage::Nodes Coordinator::storage_nodes() {
+std::optional<storage::Nodes> Coordinator::storage_nodes() {
   auto p = std::make_shared<std::promise<storage::Nodes>>();
   auto f = p->get_future();
   loop_.post([this, p] {
@@ -607,7 +608,7 @@ storage::Nodes Coordinator::storage_nodes() {
     }
     p->set_value(std::move(out));
   });
-  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return {};
+  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
   return f.get();
 }
 

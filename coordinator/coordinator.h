@@ -194,7 +194,7 @@ class Coordinator : private runner::RunnerHost {
   // Cluster mode: KubeVirt VMs' storage between classes (MigPlan, MigMigration).
   std::unique_ptr<storage::StorageMigrator> storage_;
   // The live agents as the storage migrator sees them (asked of the loop).
-  storage::Nodes storage_nodes();
+  std::optional<storage::Nodes> storage_nodes();
 };
 
 }  // namespace ferry::coordinator

@@ -101,7 +101,9 @@ std::vector<ByteRange> block_ranges(const std::vector<bool>& changed, uint64_t s
 
 }  // namespace
 
-Result<BlockHashes> hash_file_blocks(const std::string& path, uint64_t size) {
+Result<BlockHashes> hash_file_blocks(const std::string& path, uint64_t size,
+                                     const std::vector<bool>* which,
+                                     const std::atomic<bool>* cancel) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return sys_error("opening", path);
   BlockDigests digests(size);
@@ -111,6 +113,11 @@ Result<BlockHashes> hash_file_blocks(const std::string& path, uint64_t size) {
   // them) reads everything.
   bool seekable = ::lseek(fd, 0, SEEK_DATA) >= 0 || errno == ENXIO;
   for (uint64_t idx = 0; idx < block_count(size) && st.ok(); idx++) {
+    if (which && (idx >= which->size() || !(*which)[idx])) continue;
+    if (cancel && cancel->load()) {
+      st = Error(ErrorCode::kCanceled, "canceled");
+      break;
+    }
     uint64_t off = idx * kDigestBlock;
     uint64_t len = digests.block_length(idx);
     if (seekable) {
@@ -234,38 +241,76 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
   }
   std::vector<ByteRange> ranges = block_ranges(changed, src.size);
   for (bool c : changed) stats.blocks_changed += c ? 1 : 0;
+  // The new record: what the target holds, block by block. Unchanged blocks
+  // keep their entry (equal to the source's); the others are read back below.
+  BlockHashes held = source_now;
 
   if (!ranges.empty()) {
     // Which blocks this copy may write, durably, before it writes any.
     FERRY_TRY(write_atomic(pending_path, encode_ranges(ranges)));
-    if (stats.full) {
-      opts.ranges.clear();
-      opts.fresh_target = false;
-      ::unlink(digests_path.c_str());
-    } else {
-      opts.ranges = ranges;
-      opts.fresh_target = false;
-    }
+    if (stats.full) ::unlink(digests_path.c_str());
+    opts.ranges = stats.full ? std::vector<ByteRange>{} : ranges;
+    opts.fresh_target = false;
     auto copied = copy_disk(src, target, opts);
     if (!copied.ok()) return copied.error();
     stats.copy = *copied;
+    // Read back what was written: a block that does not match the source's
+    // digest (the source changed during the copy, or an earlier attempt's
+    // checkpoint claimed it) is copied again, at most twice.
+    for (int round = 0;; round++) {
+      auto now = hash_file_blocks(target, src.size, &changed, opts.cancel);
+      if (!now.ok()) return now.error().wrap("reading back the copy");
+      std::vector<bool> wrong(stats.blocks, false);
+      uint64_t first_wrong = stats.blocks;
+      for (uint64_t i = 0; i < stats.blocks; i++) {
+        if (!changed[i]) continue;
+        held[i] = (*now)[i];
+        if (!same_hash((*now)[i], source_now[i])) {
+          wrong[i] = true;
+          first_wrong = std::min(first_wrong, i);
+        }
+      }
+      if (first_wrong == stats.blocks) break;
+      if (round == 2)  // the pending list still names these blocks
+        return Error(ErrorCode::kDataMismatch,
+                     "block " + std::to_string(first_wrong) +
+                         " still differs from the source's digest after copying it three times: "
+                         "the source is changing under the copy");
+      CopyOptions again = opts;
+      again.ranges = block_ranges(wrong, src.size);
+      again.checkpoint_path.clear();
+      auto redo = copy_disk(src, target, again);
+      if (!redo.ok()) return redo.error();
+      stats.copy.bytes_read += redo->bytes_read;
+      stats.copy.bytes_written += redo->bytes_written;
+      stats.copy.seconds += redo->seconds;
+    }
   } else {
     stats.copy.size = src.size;
   }
 
   if (verify) {
-    auto now = hash_file_blocks(target, src.size);
+    auto now = hash_file_blocks(target, src.size, nullptr, opts.cancel);
     if (!now.ok()) return now.error().wrap("verifying");
-    for (uint64_t i = 0; i < stats.blocks; i++) {
-      if (!same_hash((*now)[i], source_now[i]))
-        return Error(ErrorCode::kDataMismatch,
-                     "verify: block " + std::to_string(i) + " (offset " +
-                         std::to_string(i * kDigestBlock) +
-                         ") of the target does not match the source's digest");
+    std::vector<bool> wrong(stats.blocks, false);
+    uint64_t first_wrong = stats.blocks;
+    for (uint64_t i = 0; i < stats.blocks; i++)
+      if (!same_hash((*now)[i], source_now[i])) {
+        wrong[i] = true;
+        first_wrong = std::min(first_wrong, i);
+      }
+    if (first_wrong < stats.blocks) {
+      // The next copy writes them again whatever the record says.
+      for (uint64_t i = 0; i < stats.blocks; i++) wrong[i] = wrong[i] || changed[i];
+      FERRY_TRY(write_atomic(pending_path, encode_ranges(block_ranges(wrong, src.size))));
+      return Error(ErrorCode::kDataMismatch,
+                   "verify: block " + std::to_string(first_wrong) + " (offset " +
+                       std::to_string(first_wrong * kDigestBlock) +
+                       ") of the target does not match the source's digest");
     }
     stats.verified = true;
   }
-  FERRY_TRY(write_atomic(digests_path, encode_block_hashes(source_now)));
+  FERRY_TRY(write_atomic(digests_path, encode_block_hashes(held)));
   ::unlink(pending_path.c_str());
   stats.digest = digest_of(source_now);
   return stats;

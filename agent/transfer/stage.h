@@ -7,16 +7,24 @@
 // The source's block digests come from the side that holds the source (the
 // serving agent hashes its own volume, or the same node hashes the file), so
 // finding the changes never reads the source over the network. The target
-// keeps, beside its own state, a record of the digests its contents match
-// (`<record>.digests`) and, while a copy runs, the blocks that copy may have
-// written (`<record>.pending`). A copy cut short leaves the pending blocks,
-// which the next copy writes again whatever their digests say: a block
-// changed and changed back between two stages is never left half-written.
+// keeps, beside its own state, a record of its own blocks' digests
+// (`<record>.digests`: each written block read back after the copy) and,
+// while a copy runs, the blocks that copy may write (`<record>.pending`). A
+// copy cut short leaves the pending blocks, which the next copy writes again
+// whatever their digests say: a block changed and changed back between two
+// stages is never left half-written. A written block that reads back
+// different from the source's digest (the source changed meanwhile, or an
+// earlier attempt's checkpoint claimed it) is copied again.
 //
-// Verify compares the digests of every block of the target, read back from
-// the target after its fsync, with the source's.
+// The record says nothing of writes to the target by anyone else: once the
+// target is used (a VM switched to it), forget the record (the agent's
+// CancelTask.forget_stage) so the next copy is whole.
+//
+// Verify compares the digests of every block of the target, read back after
+// the copy, with the source's; blocks that differ go to the pending list.
 #include <xxhash.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,8 +37,11 @@ namespace ferry::agent::transfer {
 using BlockHashes = std::vector<XXH128_hash_t>;
 
 // Every block of a local file or block device of `size` bytes (data regions
-// read, holes hashed as zeros without reading).
-Result<BlockHashes> hash_file_blocks(const std::string& path, uint64_t size);
+// read, holes hashed as zeros without reading); with `which`, only the blocks
+// it flags (the others are left zero). `cancel` set: kCanceled.
+Result<BlockHashes> hash_file_blocks(const std::string& path, uint64_t size,
+                                     const std::vector<bool>* which = nullptr,
+                                     const std::atomic<bool>* cancel = nullptr);
 
 // The wire form: each block's canonical (big-endian) 16 bytes, in order.
 std::string encode_block_hashes(const BlockHashes& h);

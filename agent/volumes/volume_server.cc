@@ -90,21 +90,23 @@ Result<std::unique_ptr<VolumeServer>> VolumeServer::start(const ServeOptions& o)
   s->work_dir_ = o.work_dir;
   std::error_code ec;
   std::filesystem::remove_all(o.work_dir, ec);
-  std::filesystem::create_directories(o.work_dir, ec);
-  if (ec) return Error(ErrorCode::kIo, "serve: making " + o.work_dir + ": " + ec.message());
+  // Only the exports in the served directory; nbdkit's log and pid file beside it.
+  const std::string exports = o.work_dir + "/export";
+  std::filesystem::create_directories(exports, ec);
+  if (ec) return Error(ErrorCode::kIo, "serve: making " + exports + ": " + ec.message());
   ::chmod(o.work_dir.c_str(), 0700);
 
-  auto hashes = transfer::hash_file_blocks(o.volume, o.size);
+  auto hashes = transfer::hash_file_blocks(o.volume, o.size, nullptr, o.cancel);
   if (!hashes.ok()) return hashes.error().wrap("serve: hashing the volume");
   s->digest_ = transfer::digest_of(*hashes);
   {
-    std::string path = o.work_dir + "/digests";
+    std::string path = exports + "/digests";
     std::string data = transfer::encode_block_hashes(*hashes);
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(data.data(), static_cast<std::streamsize>(data.size()));
     if (!out.flush()) return Error(ErrorCode::kIo, "serve: writing " + path);
   }
-  std::filesystem::create_symlink(o.volume, o.work_dir + "/disk", ec);
+  std::filesystem::create_symlink(o.volume, exports + "/disk", ec);
   if (ec) return Error(ErrorCode::kIo, "serve: linking " + o.volume + ": " + ec.message());
 
   std::string log = o.work_dir + "/nbdkit.log";
@@ -128,7 +130,7 @@ Result<std::unique_ptr<VolumeServer>> VolumeServer::start(const ServeOptions& o)
                                      pidfile,
                                      "--filter=noparallel",
                                      "file",
-                                     "dir=" + o.work_dir};
+                                     "dir=" + exports};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

@@ -2,7 +2,7 @@
 // VolumeServer: one of this node's volumes served read-only over NBD to
 // another node's agent, for a copy between nodes (a storage migration).
 //
-// nbdkit's file plugin serves a working directory holding two exports:
+// nbdkit's file plugin serves a directory (WORK_DIR/export) holding two exports:
 //   disk     a symbolic link to the volume (file or block device);
 //   digests  the volume's block digests (agent/transfer/stage.h), hashed here
 //            before serving, so the reading side finds what changed since its
@@ -17,6 +17,7 @@
 //
 // The destructor stops nbdkit (SIGTERM, then SIGKILL) and removes the
 // working directory. Blocking: a worker thread.
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,7 @@ struct ServeOptions {
   std::string address;   // IPv4 address to listen on
   std::string psk_file;  // nbdkit --tls-psk
   std::string work_dir;  // made here, removed by the destructor
+  const std::atomic<bool>* cancel = nullptr;  // set while hashing: kCanceled
 };
 
 // The size of a volume: a regular file's length or a block device's size.

@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <ctime>
 #include <set>
 
 #include "common/base/clock.h"
@@ -16,7 +18,8 @@ namespace {
 
 const Logger kLog("storage");
 constexpr int kMaxAttempts = 3;
-constexpr double kServeWaitSeconds = 600;
+constexpr double kServeGraceSeconds = 60;
+constexpr double kSettleSeconds = 30;  // after start, before a missing agent means anything
 constexpr const char* kTaskPrefix = "smig.";
 
 std::string migs_path(const std::string& ns = "", const std::string& name = "") {
@@ -71,20 +74,49 @@ std::string target_claim_name(const std::string& pvc, const std::string& plan_ui
   return base + "-mig-" + short_hash(plan_uid + "/" + target_class);
 }
 
-bool wants_running(const Json& vm) {
-  const Json& spec = vm.value("spec", Json::object());
-  if (spec.value("running", false)) return true;
-  std::string rs = spec.value("runStrategy", "");
-  return rs == "Always" || rs == "RerunOnFailure";
-}
-
-std::string str_at(const Json& j, std::initializer_list<const char*> path) {
+// The value at `path` (object keys; array indexes as "0", "1"...), or null:
+// objects from the API are read without assuming their shape.
+const Json& at(const Json& j, std::initializer_list<const char*> path) {
+  static const Json kNull;
   const Json* cur = &j;
   for (const char* k : path) {
-    if (!cur->is_object() || !cur->contains(k)) return "";
-    cur = &(*cur)[k];
+    if (cur->is_object()) {
+      auto it = cur->find(k);
+      if (it == cur->end()) return kNull;
+      cur = &*it;
+    } else if (cur->is_array()) {
+      char* end = nullptr;
+      unsigned long i = std::strtoul(k, &end, 10);
+      if (end == k || *end || i >= cur->size()) return kNull;
+      cur = &(*cur)[i];
+    } else {
+      return kNull;
+    }
   }
-  return cur->is_string() ? cur->get<std::string>() : "";
+  return *cur;
+}
+std::string str_at(const Json& j, std::initializer_list<const char*> path) {
+  const Json& v = at(j, path);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+bool bool_at(const Json& j, std::initializer_list<const char*> path) {
+  const Json& v = at(j, path);
+  return v.is_boolean() && v.get<bool>();
+}
+const Json& list_at(const Json& j, std::initializer_list<const char*> path) {
+  static const Json kEmpty = Json::array();
+  const Json& v = at(j, path);
+  return v.is_array() ? v : kEmpty;
+}
+uint64_t u64_at(const Json& j, std::initializer_list<const char*> path) {
+  const Json& v = at(j, path);
+  return v.is_number_unsigned() ? v.get<uint64_t>() : 0;
+}
+
+bool wants_running(const Json& vm) {
+  if (bool_at(vm, {"spec", "running"})) return true;
+  std::string rs = str_at(vm, {"spec", "runStrategy"});
+  return rs == "Always" || rs == "RerunOnFailure";
 }
 
 bool final_phase(const std::string& p) {
@@ -102,15 +134,17 @@ struct VolumeState {
   std::string access_modes_json = "[\"ReadWriteOnce\"]", request;  // the old claim's
   bool block = false, verify = false;
   uint64_t request_bytes = 0;
-  std::string phase =
-      "Pending";  // Pending, Serving, Copying, Completed, Failed, Skipped, Kept, Deleted
-  int attempt = 0;
+  // Pending, Serving, Copying, Completed, Failed, Skipped, Kept, Deleted
+  std::string phase = "Pending";
+  int attempt = 0;   // numbers this volume's tasks (a restart moves it on too)
+  int failures = 0;  // copies that failed; kMaxAttempts of them fail the volume
   std::string transport, message, digest;
   uint64_t total = 0, transferred = 0, blocks = 0, changed_blocks = 0, resumed = 0;
   bool verified = false;
   double started = 0, finished = 0;
-  // Memory only: this attempt's tasks and key.
+  // Memory only: this attempt's tasks, key and start.
   std::string serve_id, copy_id, key;
+  double attempt_started = 0;
 
   Json to_json() const {
     Json j = {{"pvcRef", {{"name", pvc}, {"namespace", ns}}},
@@ -128,6 +162,7 @@ struct VolumeState {
               {"verify", verify},
               {"phase", phase},
               {"attempt", attempt},
+              {"failures", failures},
               {"index", index}};
     if (!vm.empty()) j["vm"] = vm;
     if (!transport.empty()) j["transport"] = transport;
@@ -150,34 +185,36 @@ struct VolumeState {
   }
   static VolumeState from_json(const Json& j) {
     VolumeState v;
-    v.index = j.value("index", 0);
+    v.index = u64_at(j, {"index"});
     v.pvc = str_at(j, {"pvcRef", "name"});
     v.ns = str_at(j, {"pvcRef", "namespace"});
     v.target_pvc = str_at(j, {"targetPvcRef", "name"});
-    v.vm = j.value("vm", "");
-    v.pv = j.value("persistentVolume", "");
-    v.source_class = j.value("storageClass", "");
-    v.target_class = j.value("targetStorageClass", "");
-    v.source_node = j.value("sourceNode", "");
-    v.target_node = j.value("targetNode", "");
-    v.source_path = j.value("sourcePath", "");
-    v.source_file = j.value("sourceFile", "");
-    v.block = j.value("volumeMode", "") == "Block";
-    v.request = j.value("request", "");
+    v.vm = str_at(j, {"vm"});
+    v.pv = str_at(j, {"persistentVolume"});
+    v.source_class = str_at(j, {"storageClass"});
+    v.target_class = str_at(j, {"targetStorageClass"});
+    v.source_node = str_at(j, {"sourceNode"});
+    v.target_node = str_at(j, {"targetNode"});
+    v.source_path = str_at(j, {"sourcePath"});
+    v.source_file = str_at(j, {"sourceFile"});
+    v.block = str_at(j, {"volumeMode"}) == "Block";
+    v.request = str_at(j, {"request"});
     v.request_bytes = parse_quantity(v.request).value_or(0);
-    if (j.contains("accessModes")) v.access_modes_json = j["accessModes"].dump();
-    v.verify = j.value("verify", false);
-    v.phase = j.value("phase", "Pending");
-    v.attempt = j.value("attempt", 0);
-    v.transport = j.value("transport", "");
-    v.message = j.value("message", "");
-    v.total = j.value("totalBytes", 0ull);
-    v.transferred = j.value("transferredBytes", 0ull);
-    v.blocks = j.value("blocks", 0ull);
-    v.changed_blocks = j.value("changedBlocks", 0ull);
-    v.verified = j.value("verified", false);
-    v.resumed = j.value("resumedBytes", 0ull);
-    v.digest = j.value("digest", "");
+    if (at(j, {"accessModes"}).is_array()) v.access_modes_json = at(j, {"accessModes"}).dump();
+    v.verify = bool_at(j, {"verify"});
+    v.phase = str_at(j, {"phase"});
+    if (v.phase.empty()) v.phase = "Pending";
+    v.attempt = static_cast<int>(u64_at(j, {"attempt"}));
+    v.failures = static_cast<int>(u64_at(j, {"failures"}));
+    v.transport = str_at(j, {"transport"});
+    v.message = str_at(j, {"message"});
+    v.total = u64_at(j, {"totalBytes"});
+    v.transferred = u64_at(j, {"transferredBytes"});
+    v.blocks = u64_at(j, {"blocks"});
+    v.changed_blocks = u64_at(j, {"changedBlocks"});
+    v.verified = bool_at(j, {"verified"});
+    v.resumed = u64_at(j, {"resumedBytes"});
+    v.digest = str_at(j, {"digest"});
     return v;
   }
 };
@@ -190,22 +227,34 @@ struct VmState {
   // Starting, Completed, Failed
   std::string phase = "Pending";
   std::string message;
-  double stop_started = 0;
+  double stop_started = 0;    // when Ferry halted it (epoch seconds)
+  std::string live_started;   // liveMigrate: when the VM was repointed (RFC 3339)
+  bool halted_by_us = false;  // Ferry set runStrategy Halted and has not restored it
 
   Json to_json() const {
     Json j = {{"name", name}, {"namespace", ns}, {"phase", phase}, {"wasRunning", was_running}};
     if (!run_strategy.empty()) j["runStrategy"] = run_strategy;
     if (!message.empty()) j["message"] = message;
+    if (stop_started) j["stopStarted"] = iso_time(stop_started);
+    if (!live_started.empty()) j["liveMigrationStarted"] = live_started;
+    if (halted_by_us) j["haltedByFerry"] = true;
     return j;
   }
   static VmState from_json(const Json& j) {
     VmState v;
-    v.name = j.value("name", "");
-    v.ns = j.value("namespace", "");
-    v.was_running = j.value("wasRunning", false);
-    v.run_strategy = j.value("runStrategy", "");
-    v.phase = j.value("phase", "Pending");
-    v.message = j.value("message", "");
+    v.name = str_at(j, {"name"});
+    v.ns = str_at(j, {"namespace"});
+    v.was_running = bool_at(j, {"wasRunning"});
+    v.run_strategy = str_at(j, {"runStrategy"});
+    v.phase = str_at(j, {"phase"});
+    if (v.phase.empty()) v.phase = "Pending";
+    v.message = str_at(j, {"message"});
+    v.live_started = str_at(j, {"liveMigrationStarted"});
+    v.halted_by_us = bool_at(j, {"haltedByFerry"});
+    std::string stop = str_at(j, {"stopStarted"});
+    std::tm tm{};
+    if (!stop.empty() && strptime(stop.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm))
+      v.stop_started = static_cast<double>(timegm(&tm));
     return v;
   }
 };
@@ -220,6 +269,7 @@ struct StorageMigrator::Run {
   Json conditions = Json::array();
   std::string started, completed;
   bool dirty = false;
+  int exceptions = 0;  // passes in a row that threw
 
   Json status() const {
     Json s = {{"phase", phase}, {"conditions", conditions}};
@@ -237,7 +287,7 @@ struct StorageMigrator::Run {
   void condition(const std::string& type, const std::string& category, const std::string& message,
                  const std::string& reason = "") {
     for (auto& c : conditions)
-      if (c.value("type", "") == type && c.value("message", "") == message) return;
+      if (str_at(c, {"type"}) == type && str_at(c, {"message"}) == message) return;
     Json c = {{"type", type},
               {"status", "True"},
               {"category", category},
@@ -250,7 +300,7 @@ struct StorageMigrator::Run {
   void drop_condition(const std::string& type) {
     Json kept = Json::array();
     for (auto& c : conditions)
-      if (c.value("type", "") != type) kept.push_back(c);
+      if (str_at(c, {"type"}) != type) kept.push_back(c);
     if (kept.size() != conditions.size()) dirty = true;
     conditions = kept;
   }
@@ -261,15 +311,18 @@ struct RunDriver {
   StorageMigrator& m;
   StorageMigrator::Run& run;
   const kube::Client& api;
+  const std::optional<Nodes>& nodes;  // the live agents at the start of this pass
+
+  bool node_live(const std::string& n) const { return nodes && nodes->count(n); }
 
   // ------------------------------------------------------------ tasks
   std::string task_id(const VolumeState& v, const char* kind) const {
     return std::string(kTaskPrefix) + run.mig.uid + "." + std::to_string(v.index) + "." + kind +
            std::to_string(v.attempt);
   }
-  void want(const std::string& id, const std::string& key) {
+  void want(const std::string& id, const std::string& node, const std::string& key) {
     std::lock_guard<std::mutex> lock(m.mu_);
-    m.live_[id] = {key};
+    m.live_[id] = {node, key};
   }
   void unwant(const std::string& id) {
     std::lock_guard<std::mutex> lock(m.mu_);
@@ -339,7 +392,7 @@ struct RunDriver {
     if (!cur.ok()) return cur.error();
     if (!*cur)
       return Error(ErrorCode::kNotFound, "VirtualMachine " + vm.ns + "/" + vm.name + " is gone");
-    const Json& vols = (**cur)["spec"]["template"]["spec"].value("volumes", Json::array());
+    const Json& vols = list_at(**cur, {"spec", "template", "spec", "volumes"});
     Json ops = Json::array();
     for (size_t i = 0; i < vols.size(); i++) {
       std::string claim = str_at(vols[i], {"persistentVolumeClaim", "claimName"});
@@ -442,7 +495,13 @@ struct RunDriver {
 
     if (run.mig.rollback) return build_rollback(all_migs);
 
-    Nodes nodes = m.deps_.nodes();
+    if (!nodes) {  // the coordinator's loop did not answer (it is stopping)
+      transient_ = true;
+      return false;
+    }
+    // Agents say hello within seconds of a coordinator's start: until then a
+    // missing node is not a reason to refuse.
+    const bool settling = now_seconds() - m.started_ < kSettleSeconds;
     std::map<std::string, std::vector<std::string>> vm_of_claim;  // "ns/claim" -> VMs
     std::map<std::string, Json> vms;                              // "ns/name" -> VM
     std::set<std::string> shareable;                              // "ns/claim"
@@ -455,20 +514,20 @@ struct RunDriver {
                 (list.ok() ? "not found" : list.error().message));
         continue;
       }
-      for (const auto& vm : (**list).value("items", Json::array())) {
+      for (const auto& vm : list_at(**list, {"items"})) {
         std::string name = str_at(vm, {"metadata", "name"});
         vms[ns + "/" + name] = vm;
-        const Json& tspec = vm["spec"]["template"]["spec"];
         std::set<std::string> shareable_disks;
-        for (const auto& d : tspec["domain"]["devices"].value("disks", Json::array()))
-          if (d.value("shareable", false)) shareable_disks.insert(d.value("name", ""));
-        for (const auto& vol : tspec.value("volumes", Json::array())) {
+        for (const auto& d :
+             list_at(vm, {"spec", "template", "spec", "domain", "devices", "disks"}))
+          if (bool_at(d, {"shareable"})) shareable_disks.insert(str_at(d, {"name"}));
+        for (const auto& vol : list_at(vm, {"spec", "template", "spec", "volumes"})) {
           std::string claim = str_at(vol, {"persistentVolumeClaim", "claimName"});
           std::string dv = str_at(vol, {"dataVolume", "name"});
           if (claim.empty() && !dv.empty()) claim = "dv:" + dv;
           if (claim.empty()) continue;
           vm_of_claim[ns + "/" + claim].push_back(name);
-          if (shareable_disks.count(vol.value("name", ""))) shareable.insert(ns + "/" + claim);
+          if (shareable_disks.count(str_at(vol, {"name"}))) shareable.insert(ns + "/" + claim);
         }
       }
     }
@@ -520,13 +579,8 @@ struct RunDriver {
       }
       const Json& p = **pvobj;
       std::string local = str_at(p, {"spec", "local", "path"});
-      std::string node;
-      try {
-        node = p["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
-                ["values"][0]
-                    .get<std::string>();
-      } catch (const std::exception&) {
-      }
+      std::string node = str_at(p, {"spec", "nodeAffinity", "required", "nodeSelectorTerms", "0",
+                                    "matchExpressions", "0", "values", "0"});
       std::string source_class = str_at(p, {"spec", "storageClassName"});
       if (local.empty() || node.empty()) {
         bad(plan_where, base + ".name",
@@ -534,8 +588,12 @@ struct RunDriver {
                 "\" is not a node-local volume held by a Ferry agent (spec.local and a node)");
         continue;
       }
-      auto src_node = nodes.find(node);
-      if (src_node == nodes.end() || !src_node->second.roots.count(source_class)) {
+      auto src_node = nodes->find(node);
+      if (src_node == nodes->end() || !src_node->second.roots.count(source_class)) {
+        if (settling) {
+          transient_ = true;
+          return false;
+        }
         bad(plan_where, base + ".name",
             "node " + node + ", which holds PersistentVolume \"" + volume +
                 "\", has no live agent with a volume root for class \"" + source_class + "\"");
@@ -565,14 +623,45 @@ struct RunDriver {
                 "; shared disks cannot be migrated live");
         continue;
       }
-      // The target node: the volume's own when it has the class, else the
-      // live node with the class and the most free space.
+      // Offline, every VM using it would have to stop together: not done.
+      if (users.size() > 1 || shareable.count(claim_key)) {
+        bad(plan_where, base + ".pvc.name",
+            "claim " + claim_key + " is a shared disk" +
+                (users.size() > 1 ? " (VMs " + users[0] + ", " + users[1] + ")" : "") +
+                "; Ferry moves disks of one VM only");
+        continue;
+      }
+      // The target node: where an earlier run of this plan put the new claim
+      // (its PersistentVolume's node); else the volume's own node when it has
+      // the class; else the live node with the class and the most free space.
+      const std::string target_pvc = target_claim_name(pv.pvc, run.plan.uid, pv.storage_class);
       std::string target;
-      if (src_node->second.roots.count(pv.storage_class)) {
+      auto earlier = get_obj(pvc_path(pv.pvc_ns, target_pvc));
+      if (unanswered(earlier)) return false;
+      if (*earlier && !str_at(**earlier, {"spec", "volumeName"}).empty()) {
+        auto epv = get_obj(kube::path_of("v1", "persistentvolumes", "",
+                                         str_at(**earlier, {"spec", "volumeName"})));
+        if (unanswered(epv)) return false;
+        if (*epv)
+          target = str_at(**epv, {"spec", "nodeAffinity", "required", "nodeSelectorTerms", "0",
+                                  "matchExpressions", "0", "values", "0"});
+        if (!target.empty() &&
+            (!nodes->count(target) || !nodes->at(target).roots.count(pv.storage_class))) {
+          if (settling) {
+            transient_ = true;
+            return false;
+          }
+          bad(plan_where, base + ".selection.storageClass",
+              "the new claim " + target_pvc + " is on node " + target +
+                  ", which has no live agent with class \"" + pv.storage_class + "\"");
+          continue;
+        }
+      }
+      if (target.empty() && src_node->second.roots.count(pv.storage_class)) {
         target = node;
-      } else {
+      } else if (target.empty()) {
         uint64_t best = 0;
-        for (const auto& [n, view] : nodes) {
+        for (const auto& [n, view] : *nodes) {
           if (!view.roots.count(pv.storage_class)) continue;
           uint64_t free =
               view.free_bytes.count(pv.storage_class) ? view.free_bytes.at(pv.storage_class) : 0;
@@ -583,6 +672,10 @@ struct RunDriver {
         }
       }
       if (target.empty()) {
+        if (settling) {
+          transient_ = true;
+          return false;
+        }
         bad(plan_where, base + ".selection.storageClass",
             "no live agent has a volume root for class \"" + pv.storage_class + "\"");
         continue;
@@ -603,8 +696,9 @@ struct RunDriver {
       v.verify = pv.verify;
       v.request = request;
       v.request_bytes = std::max(size, pv.capacity);
-      if (c["spec"].contains("accessModes")) v.access_modes_json = c["spec"]["accessModes"].dump();
-      v.target_pvc = target_claim_name(pv.pvc, run.plan.uid, pv.storage_class);
+      if (at(c, {"spec", "accessModes"}).is_array())
+        v.access_modes_json = at(c, {"spec", "accessModes"}).dump();
+      v.target_pvc = target_pvc;
       run.volumes.push_back(v);
     }
     if (!problems.empty()) return refuse(problems);
@@ -619,7 +713,7 @@ struct RunDriver {
       const Json& obj = vms[v.ns + "/" + v.vm];
       vm.run_strategy = str_at(obj, {"spec", "runStrategy"});
       if (vm.run_strategy.empty())
-        vm.run_strategy = obj["spec"].value("running", false) ? "Always" : "Halted";
+        vm.run_strategy = bool_at(obj, {"spec", "running"}) ? "Always" : "Halted";
       auto vmi = get_obj(vmi_path(vm.ns, vm.name));
       if (unanswered(vmi)) return false;
       vm.was_running = wants_running(obj) || *vmi;
@@ -632,13 +726,13 @@ struct RunDriver {
     // The last completed cutover of the plan that no completed rollback undid.
     std::set<std::string> undone;
     for (const auto& o : all_migs)
-      if (str_at(o, {"status", "phase"}) == "Completed" && o["spec"].value("rollback", false))
+      if (str_at(o, {"status", "phase"}) == "Completed" && bool_at(o, {"spec", "rollback"}))
         undone.insert(str_at(o, {"status", "rollbackOf"}));
     const Json* last = nullptr;
     for (const auto& o : all_migs) {
       if (str_at(o, {"spec", "migPlanRef", "name"}) != run.mig.plan_name) continue;
       if (str_at(o, {"metadata", "namespace"}) != run.mig.ns) continue;
-      if (o["spec"].value("stage", false) || o["spec"].value("rollback", false)) continue;
+      if (bool_at(o, {"spec", "stage"}) || bool_at(o, {"spec", "rollback"})) continue;
       if (str_at(o, {"status", "phase"}) != "Completed") continue;
       if (undone.count(str_at(o, {"metadata", "name"}))) continue;
       if (!last || str_at(o, {"metadata", "creationTimestamp"}) >=
@@ -651,14 +745,14 @@ struct RunDriver {
                      " has no completed migration to roll back (stage copies change nothing to "
                      "undo)"});
     run.rollback_of = str_at(*last, {"metadata", "name"});
-    for (const auto& v : (*last)["status"].value("volumes", Json::array())) {
+    for (const auto& v : list_at(*last, {"status", "volumes"})) {
       VolumeState vs = VolumeState::from_json(v);
       if (vs.phase != "Completed") continue;
       vs.phase = "Pending";
       vs.message.clear();
       run.volumes.push_back(vs);
     }
-    for (const auto& v : (*last)["status"].value("vms", Json::array())) {
+    for (const auto& v : list_at(*last, {"status", "vms"})) {
       VmState vm = VmState::from_json(v);
       vm.phase = "Pending";
       vm.message.clear();
@@ -682,7 +776,7 @@ struct RunDriver {
   bool step_copy(VolumeState& v) {
     if (final_phase(v.phase)) return true;
     if (v.phase == "Pending") {
-      if (v.attempt >= kMaxAttempts) {
+      if (v.failures >= kMaxAttempts) {
         v.phase = "Failed";
         run.dirty = true;
         return true;
@@ -700,6 +794,7 @@ struct RunDriver {
       v.attempt++;
       v.key = random_hex(32);
       v.started = v.started ? v.started : now_seconds();
+      v.attempt_started = now_seconds();
       v.serve_id.clear();
       v.copy_id.clear();
       run.dirty = true;
@@ -708,7 +803,7 @@ struct RunDriver {
         return send_copy(v, nullptr), false;
       }
       v.serve_id = task_id(v, "s");
-      want(v.serve_id, v.key);
+      want(v.serve_id, v.source_node, v.key);
       ferry::v1::AgentTask t;
       auto* s = t.mutable_serve();
       s->set_task_id(v.serve_id);
@@ -743,8 +838,9 @@ struct RunDriver {
         send_copy(v, &*ready);
         return false;
       }
-      if (now_seconds() - v.started > kServeWaitSeconds && v.attempt > 0)
-        return retry(v, "node " + v.source_node + " did not serve the volume");
+      // Hashing a large volume takes a while; only a node that is gone ends the wait.
+      if (now_seconds() - v.attempt_started > kServeGraceSeconds && !node_live(v.source_node))
+        return retry(v, "node " + v.source_node + " went away before it served the volume");
       return false;
     }
     if (v.phase == "Copying") {
@@ -768,7 +864,7 @@ struct RunDriver {
       v.changed_blocks = s.blocks_changed();
       v.verified = s.verified();
       v.digest = s.digest();
-      v.total = v.total ? v.total : s.bytes_read() + s.bytes_zero();
+      if (s.size_bytes()) v.total = s.size_bytes();
       v.transferred = s.bytes_read();
       v.resumed = s.bytes_resumed();
       v.message = std::to_string(s.blocks_changed()) + " of " + std::to_string(s.blocks()) +
@@ -787,7 +883,7 @@ struct RunDriver {
 
   void send_copy(VolumeState& v, const ferry::v1::ServeReady* ready) {
     v.copy_id = task_id(v, "c");
-    want(v.copy_id, ready ? v.key : "");
+    want(v.copy_id, v.target_node, ready ? v.key : "");
     ferry::v1::AgentTask t;
     auto* x = t.mutable_transfer();
     x->set_task_id(v.copy_id);
@@ -829,7 +925,8 @@ struct RunDriver {
     v.copy_id.clear();
     v.serve_id.clear();
     v.message = why;
-    v.phase = v.attempt >= kMaxAttempts ? "Failed" : "Pending";
+    v.failures++;
+    v.phase = v.failures >= kMaxAttempts ? "Failed" : "Pending";
     run.dirty = true;
     return v.phase == "Failed";
   }
@@ -841,11 +938,24 @@ struct RunDriver {
       if (v.vm == vm.name && v.ns == vm.ns) out.push_back(&v);
     return out;
   }
+  // Gives the VM back the runStrategy it had, if Ferry halted it.
+  void restore_power(VmState& vm) {
+    if (!vm.halted_by_us) return;
+    Status s = set_run_strategy(vm, vm.run_strategy);
+    if (!s.ok()) {
+      kLog.warn("runStrategy not restored",
+                {{"vm", vm.ns + "/" + vm.name}, {"error", s.error().message}});
+      return;
+    }
+    vm.halted_by_us = false;
+    run.dirty = true;
+  }
   void vm_phase(VmState& vm, const std::string& phase, const std::string& message = "") {
     vm.phase = phase;
     vm.message = message;
     run.dirty = true;
-    if (phase == "Failed")  // what it has not copied yet is not copied
+    if (phase == "Failed") {
+      // What it has not copied yet is not copied, and it runs as it did.
       for (auto* v : volumes_of(vm)) {
         if (final_phase(v->phase)) continue;
         if (!v->copy_id.empty()) stop_task(v->target_node, v->copy_id);
@@ -853,20 +963,44 @@ struct RunDriver {
         v->phase = "Skipped";
         v->message = "VM " + vm.name + " failed";
       }
+      restore_power(vm);
+    }
     kLog.info("storage migration VM step", {{"migration", run.mig.ns + "/" + run.mig.name},
                                             {"vm", vm.ns + "/" + vm.name},
                                             {"phase", phase},
                                             {"message", message}});
   }
-  // Stop it (if it runs now) and wait for its VMI to go.
-  bool stopped(VmState& vm, bool running) {
+  // Whether the VM runs now (its spec asks for it, or a VMI exists);
+  // nullopt when the API server could not say. A VM that is gone fails.
+  std::optional<bool> running_now(VmState& vm, std::string* strategy) {
+    auto obj = get_obj(vm_path(vm.ns, vm.name));
+    if (!obj.ok()) return std::nullopt;
+    if (!*obj) {
+      vm_phase(vm, "Failed", "VirtualMachine " + vm.ns + "/" + vm.name + " is gone");
+      return std::nullopt;
+    }
+    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    if (!vmi.ok()) return std::nullopt;
+    if (strategy) {
+      *strategy = str_at(**obj, {"spec", "runStrategy"});
+      if (strategy->empty()) *strategy = bool_at(**obj, {"spec", "running"}) ? "Always" : "Halted";
+    }
+    return wants_running(**obj) || vmi->has_value();
+  }
+  // Halts the VM if it runs now, then waits for its VMI to go. True once stopped.
+  bool stopped(VmState& vm) {
     if (vm.phase != "Stopping") {
-      if (!running) return true;
+      std::string strategy;
+      auto running = running_now(vm, &strategy);
+      if (!running) return false;
+      if (!*running) return true;
+      vm.run_strategy = strategy;
       Status s = set_run_strategy(vm, "Halted");
       if (!s.ok()) {
         vm.message = s.error().message;
         return false;
       }
+      vm.halted_by_us = true;
       vm.stop_started = now_seconds();
       vm_phase(vm, "Stopping", "runStrategy Halted; waiting for its VirtualMachineInstance to go");
       return false;
@@ -874,10 +1008,9 @@ struct RunDriver {
     auto vmi = get_obj(vmi_path(vm.ns, vm.name));
     if (vmi.ok() && !*vmi) return true;  // no VMI: stopped (also where no KubeVirt runs)
     if (vm.stop_started &&
-        now_seconds() - vm.stop_started > static_cast<double>(m.deps_.stop_timeout.count())) {
+        now_seconds() - vm.stop_started > static_cast<double>(m.deps_.stop_timeout.count()))
       vm_phase(vm, "Failed",
                "did not stop within " + std::to_string(m.deps_.stop_timeout.count()) + " s");
-    }
     return false;
   }
   bool copies_done(VmState& vm) {
@@ -890,18 +1023,35 @@ struct RunDriver {
       std::string why;
       for (auto* v : volumes_of(vm))
         if (v->phase == "Failed") why = "claim " + v->pvc + ": " + v->message;
-      if (vm.was_running && !run.mig.stage) (void)set_run_strategy(vm, vm.run_strategy);
       vm_phase(vm, "Failed", why + "; the VM keeps its old claims");
       return false;
     }
     return done;
+  }
+  // The new volumes are the VM's disks now: a later stage copy into one
+  // must not trust the agent's record of it.
+  void forget_stage_records(VmState& vm) {
+    for (auto* v : volumes_of(vm)) {
+      ferry::v1::CancelTask c;
+      c.set_task_id(std::string(kTaskPrefix) + run.mig.uid + "." + std::to_string(v->index) +
+                    ".forget");
+      c.set_forget_stage(true);
+      *c.mutable_volume() = target_volume(*v);
+      Status s = m.deps_.cancel_task(v->target_node, c);
+      if (!s.ok())
+        kLog.warn("stage record not forgotten",
+                  {{"claim", v->ns + "/" + v->target_pvc}, {"error", s.error().message}});
+    }
   }
 
   void step_vm(VmState& vm) {
     if (vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped") return;
     if (run.mig.stage) {
       if (vm.phase == "Pending") {
-        if (vm.was_running) {
+        auto running = running_now(vm, &vm.run_strategy);
+        if (!running) return;
+        vm.was_running = *running;
+        if (*running) {
           vm_phase(vm, "Skipped",
                    "running: a stage copies only stopped VMs' disks; the cutover copies this one");
           for (auto* v : volumes_of(vm)) {
@@ -917,9 +1067,20 @@ struct RunDriver {
     }
     if (run.mig.rollback) return step_rollback_vm(vm);
     // Cutover.
+    if (vm.phase == "Pending" && run.plan.live_migrate) {
+      auto running = running_now(vm, &vm.run_strategy);
+      if (!running) return;
+      vm.was_running = *running;
+      if (*running) return start_live(vm);
+    }
+    if (vm.phase == "WaitingForLiveMigration") return wait_live(vm);
     if (vm.phase == "Pending" || vm.phase == "Stopping") {
-      if (run.plan.live_migrate && vm.was_running) return start_live(vm);
-      if (!stopped(vm, vm.was_running)) return;
+      if (vm.phase == "Pending") {
+        auto running = running_now(vm, &vm.run_strategy);
+        if (!running) return;
+        vm.was_running = *running;
+      }
+      if (!stopped(vm)) return;
       vm_phase(vm, "Copying", "final sync of its volumes");
     }
     if (vm.phase == "Copying") {
@@ -934,22 +1095,19 @@ struct RunDriver {
         vm.message = s.error().message;
         return;
       }
-      vm_phase(vm, vm.was_running ? "Starting" : "Completed");
+      forget_stage_records(vm);
+      vm_phase(vm, vm.halted_by_us ? "Starting" : "Completed");
     }
-    if (vm.phase == "WaitingForLiveMigration") return wait_live(vm);
     if (vm.phase == "Starting") {
-      Status s = set_run_strategy(vm, vm.run_strategy);
-      if (!s.ok()) {
-        vm.message = s.error().message;
-        return;
-      }
+      restore_power(vm);
+      if (vm.halted_by_us) return;  // the API server: next pass
       vm_phase(vm, "Completed", "started again (runStrategy " + vm.run_strategy + ")");
     }
   }
 
   // liveMigrate: KubeVirt copies a running VM's volumes itself once the VM
   // names the new claims with updateVolumesStrategy Migration. Success needs
-  // the VMI's migration result; without a VMI nothing is changed.
+  // a VMI migration that started after that; without a VMI nothing is changed.
   void start_live(VmState& vm) {
     auto vmi = get_obj(vmi_path(vm.ns, vm.name));
     if (!vmi.ok()) {
@@ -971,25 +1129,28 @@ struct RunDriver {
       }
     }
     std::map<std::string, std::string> from_to;
-    for (auto* v : volumes_of(vm)) {
-      from_to[v->pvc] = v->target_pvc;
-      v->phase = "Copying";
-      v->transport = "kubevirt live migration";
-    }
+    for (auto* v : volumes_of(vm)) from_to[v->pvc] = v->target_pvc;
+    vm.live_started = now_iso();
     Status s = repoint(vm, from_to, true);
     if (!s.ok()) {
       vm.message = s.error().message;
       return;
     }
+    for (auto* v : volumes_of(vm)) {
+      v->phase = "Copying";
+      v->transport = "kubevirt live migration";
+    }
+    forget_stage_records(vm);
     vm_phase(vm, "WaitingForLiveMigration",
              "updateVolumesStrategy Migration; waiting for the VMI's migration result");
   }
   void wait_live(VmState& vm) {
     auto vmi = get_obj(vmi_path(vm.ns, vm.name));
     if (!vmi.ok() || !*vmi) return;
-    const Json& st = (**vmi)["status"].value("migrationState", Json::object());
-    if (!st.value("completed", false)) return;
-    bool failed = st.value("failed", false);
+    const Json& st = at(**vmi, {"status", "migrationState"});
+    // Only a migration that started after the VM named its new claims counts.
+    if (str_at(st, {"startTimestamp"}) < vm.live_started || !bool_at(st, {"completed"})) return;
+    bool failed = bool_at(st, {"failed"});
     for (auto* v : volumes_of(vm)) v->phase = failed ? "Failed" : "Completed";
     vm_phase(vm, failed ? "Failed" : "Completed",
              failed ? "KubeVirt reported the live migration failed" : "KubeVirt migrated it live");
@@ -997,10 +1158,10 @@ struct RunDriver {
 
   void step_rollback_vm(VmState& vm) {
     if (vm.phase == "Pending" || vm.phase == "Stopping") {
-      auto cur = get_obj(vm_path(vm.ns, vm.name));
-      if (!cur.ok()) return;
-      bool running = *cur && wants_running(**cur);
-      if (!stopped(vm, running)) return;
+      // It starts again as it was before the cutover (the cutover's record).
+      std::string before = vm.run_strategy;
+      if (!stopped(vm)) return;
+      if (vm.halted_by_us) vm.run_strategy = before;
       vm_phase(vm, "UpdatingVolumes");
     }
     if (vm.phase == "UpdatingVolumes") {
@@ -1019,6 +1180,7 @@ struct RunDriver {
         vm.message = s.error().message;
         return;
       }
+      vm.halted_by_us = false;
       for (auto* v : volumes_of(vm)) remove_new_volume(*v);
       vm_phase(vm, "Completed", "back on its old claims (runStrategy " + vm.run_strategy + ")");
     }
@@ -1040,6 +1202,15 @@ struct RunDriver {
                 (r.ok() && (r->ok() || r->code == 404) ? "" : " (the API refused: retry by hand)") +
                 (s.ok() ? "" : "; its volume on node " + v.target_node + " was not removed");
     run.dirty = true;
+  }
+
+  // The run's MigMigration is gone: its tasks stop, and VMs Ferry halted run again.
+  void abandon() {
+    for (auto& v : run.volumes) {
+      if (!v.copy_id.empty()) stop_task(v.target_node, v.copy_id);
+      if (!v.serve_id.empty()) stop_task(v.source_node, v.serve_id);
+    }
+    for (auto& vm : run.vms) restore_power(vm);
   }
 
   // ------------------------------------------------------------ the whole run
@@ -1099,6 +1270,7 @@ StorageMigrator::StorageMigrator(MigratorDeps deps) : deps_(std::move(deps)) {}
 StorageMigrator::~StorageMigrator() { stop(); }
 
 void StorageMigrator::start() {
+  started_ = now_seconds();
   thread_ = std::thread([this] { main(); });
 }
 
@@ -1116,7 +1288,7 @@ ferry::v1::ClaimReply StorageMigrator::on_claim(const ferry::v1::ClaimRequest& r
   ferry::v1::ClaimReply rep;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(req.task_id());
-  if (it == live_.end()) {
+  if (it == live_.end() || it->second.node != req.node()) {
     rep.set_proceed(false);
     rep.set_reason("storage migration task no longer wanted");
     return rep;
@@ -1163,13 +1335,16 @@ void StorageMigrator::pass() {
   auto migs = api.get(migs_path());
   if (!migs.ok() || !migs->ok()) return;  // no CRD yet, or the API server is away
   std::vector<Json> all;
-  for (const auto& m : migs->body.value("items", Json::array())) all.push_back(m);
+  for (const auto& m : list_at(migs->body, {"items"}))
+    if (m.is_object()) all.push_back(m);
   std::sort(all.begin(), all.end(), [](const Json& a, const Json& b) {
     return str_at(a, {"metadata", "creationTimestamp"}) <
            str_at(b, {"metadata", "creationTimestamp"});
   });
+  const std::optional<Nodes> nodes = deps_.nodes();
   std::set<std::string> present;
   for (auto& doc : all) {
+    if (stop_) return;
     std::string uid = str_at(doc, {"metadata", "uid"});
     present.insert(uid);
     std::string phase = str_at(doc, {"status", "phase"});
@@ -1178,88 +1353,25 @@ void StorageMigrator::pass() {
       continue;
     }
     auto& slot = runs_[uid];
-    if (!slot) {
-      slot = std::make_unique<Run>();
-      Run& run = *slot;
-      std::vector<FieldError> errors;
-      auto mig = read_mig_migration(doc, errors);
-      if (mig) run.mig = *mig;
-      run.mig.uid = uid;
-      run.mig.name = str_at(doc, {"metadata", "name"});
-      run.mig.ns = str_at(doc, {"metadata", "namespace"});
-      if (doc.contains("status") && doc["status"].is_object() && phase == "Running") {
-        // A restart: carry on from the status; copies under way start a new attempt.
-        const Json& st = doc["status"];
-        run.phase = phase;
-        run.conditions = st.value("conditions", Json::array());
-        run.started = st.value("startTimestamp", "");
-        run.rollback_of = st.value("rollbackOf", "");
-        for (const auto& v : st.value("volumes", Json::array())) {
-          VolumeState vs = VolumeState::from_json(v);
-          if (vs.phase == "Serving" || vs.phase == "Copying") {
-            RunDriver d{*this, run, api};
-            ferry::v1::CancelTask c;
-            c.set_task_id(d.task_id(vs, "s"));
-            (void)deps_.cancel_task(vs.source_node, c);
-            c.set_task_id(d.task_id(vs, "c"));
-            (void)deps_.cancel_task(vs.target_node, c);
-            vs.phase = "Pending";
-            vs.message = "the coordinator restarted; copying again from where it was";
-          }
-          run.volumes.push_back(vs);
-        }
-        for (const auto& v : st.value("vms", Json::array()))
-          run.vms.push_back(VmState::from_json(v));
-      }
-      if (!errors.empty()) {
-        for (const auto& e : errors) run.condition("InvalidMigration", "Critical", e.to_string());
+    if (!slot) slot = load_run(doc, nodes);
+    Run& run = *slot;
+    RunDriver d{*this, run, api, nodes};
+    try {
+      drive(d, doc, all);
+      run.exceptions = 0;
+    } catch (const std::exception& e) {
+      // A bug or an object of a shape nobody expected: after a few passes in
+      // a row the run fails rather than hold its plan forever.
+      kLog.error("storage migration step failed",
+                 {{"migration", run.mig.ns + "/" + run.mig.name}, {"error", e.what()}});
+      if (++run.exceptions >= 5) {
+        d.abandon();
+        run.condition("Failed", "Critical", std::string("internal error: ") + e.what());
         run.phase = "Failed";
         run.completed = now_iso();
+        run.dirty = true;
       }
     }
-    Run& run = *slot;
-    RunDriver d{*this, run, api};
-    if (run.phase.empty()) {
-      run.started = now_iso();
-      auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
-      std::vector<FieldError> errors;
-      std::optional<MigPlan> plan;
-      // The API server could not answer: next pass.
-      if (!plan_doc.ok() || (!plan_doc->ok() && plan_doc->code != 404)) continue;
-      if (plan_doc->code == 404) {
-        d.refuse({"MigMigration " + run.mig.ns + "/" + run.mig.name +
-                  ": spec.migPlanRef.name: MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +
-                  " not found"});
-      } else if (!(plan = read_mig_plan(plan_doc->body, errors))) {
-        std::vector<std::string> p;
-        for (const auto& e : errors) p.push_back(e.to_string());
-        d.refuse(p);
-      } else {
-        run.plan = *plan;
-        auto built = d.build(all);
-        if (built == RunDriver::Built::kRetry) {
-          run.volumes.clear();
-          run.vms.clear();
-          run.plan = MigPlan{};
-          continue;  // the API server could not answer: next pass
-        }
-        if (built == RunDriver::Built::kReady) {
-          run.phase = "Running";
-          run.condition("Running", "Advisory",
-                        run.mig.rollback ? "Rolling back " + run.rollback_of
-                        : run.mig.stage  ? "Staging: copying the volumes of stopped VMs"
-                                         : "Cutover: stopping, syncing and switching VMs");
-        }
-      }
-      run.dirty = true;
-    } else if (run.phase == "Running" && run.plan.name.empty()) {
-      auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
-      std::vector<FieldError> errors;
-      if (plan_doc.ok() && plan_doc->ok())
-        if (auto plan = read_mig_plan(plan_doc->body, errors)) run.plan = *plan;
-      if (run.plan.name.empty()) run.plan.name = run.mig.plan_name;
-    }
-    if (run.phase == "Running") d.step();
     // The status, whenever something changed (at most once a pass).
     if (run.dirty) {
       Json obj = doc;
@@ -1267,7 +1379,7 @@ void StorageMigrator::pass() {
       auto r = api.request("PUT", migs_path(run.mig.ns, run.mig.name) + "/status", &obj);
       if (r.ok() && r->ok()) {
         run.dirty = false;
-        if (run.phase != "Running") runs_.erase(uid);
+        if (run.phase != "Running" && !run.phase.empty()) runs_.erase(uid);
       } else {
         kLog.warn("MigMigration status not written",
                   {{"migration", run.mig.ns + "/" + run.mig.name},
@@ -1275,8 +1387,124 @@ void StorageMigrator::pass() {
       }
     }
   }
-  for (auto it = runs_.begin(); it != runs_.end();)
-    it = present.count(it->first) ? std::next(it) : runs_.erase(it);
+  // Deleted MigMigrations: their tasks stop, the VMs they halted run again.
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    RunDriver d{*this, *it->second, api, nodes};
+    d.abandon();
+    kLog.info("storage migration deleted while it ran",
+              {{"migration", it->second->mig.ns + "/" + it->second->mig.name}});
+    it = runs_.erase(it);
+  }
+}
+
+std::unique_ptr<StorageMigrator::Run> StorageMigrator::load_run(const Json& doc,
+                                                                const std::optional<Nodes>& nodes) {
+  auto run = std::make_unique<Run>();
+  std::vector<FieldError> errors;
+  auto mig = read_mig_migration(doc, errors);
+  if (mig) run->mig = *mig;
+  run->mig.uid = str_at(doc, {"metadata", "uid"});
+  run->mig.name = str_at(doc, {"metadata", "name"});
+  run->mig.ns = str_at(doc, {"metadata", "namespace"});
+  const Json& st = at(doc, {"status"});
+  if (str_at(st, {"phase"}) == "Running") {
+    // A restart: carry on from the status. Copies under way start a new
+    // attempt (their stage checkpoint lets them go on where they were); the
+    // tasks of the attempt the status names, and of the one after it (which
+    // may have been handed over before its status was written), are stopped.
+    RunDriver d{*this, *run, *deps_.kube, nodes};
+    run->phase = "Running";
+    run->conditions = list_at(st, {"conditions"});
+    run->started = str_at(st, {"startTimestamp"});
+    run->rollback_of = str_at(st, {"rollbackOf"});
+    for (const auto& v : list_at(st, {"volumes"})) {
+      VolumeState vs = VolumeState::from_json(v);
+      if (vs.phase == "Serving" || vs.phase == "Copying") {
+        for (int a : {vs.attempt, vs.attempt + 1}) {
+          VolumeState old = vs;
+          old.attempt = a;
+          ferry::v1::CancelTask c;
+          c.set_task_id(d.task_id(old, "s"));
+          (void)deps_.cancel_task(vs.source_node, c);
+          c.set_task_id(d.task_id(old, "c"));
+          (void)deps_.cancel_task(vs.target_node, c);
+        }
+        vs.attempt += 1;  // the next one sent is attempt + 2
+        vs.phase = "Pending";
+        vs.message = "the coordinator restarted; copying again from where it was";
+      }
+      run->volumes.push_back(vs);
+    }
+    for (const auto& v : list_at(st, {"vms"})) run->vms.push_back(VmState::from_json(v));
+  }
+  if (!errors.empty()) {
+    for (const auto& e : errors) run->condition("InvalidMigration", "Critical", e.to_string());
+    run->phase = "Failed";
+    run->completed = now_iso();
+  }
+  return run;
+}
+
+void StorageMigrator::drive(RunDriver& d, const Json& doc, const std::vector<Json>& all) {
+  (void)doc;
+  Run& run = d.run;
+  const kube::Client& api = *deps_.kube;
+  if (run.phase.empty()) {
+    run.started = now_iso();
+    auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
+    std::vector<FieldError> errors;
+    std::optional<MigPlan> plan;
+    // The API server could not answer: next pass.
+    if (!plan_doc.ok() || (!plan_doc->ok() && plan_doc->code != 404)) return;
+    if (plan_doc->code == 404) {
+      d.refuse({"MigMigration " + run.mig.ns + "/" + run.mig.name +
+                ": spec.migPlanRef.name: MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +
+                " not found"});
+    } else if (!(plan = read_mig_plan(plan_doc->body, errors))) {
+      std::vector<std::string> p;
+      for (const auto& e : errors) p.push_back(e.to_string());
+      d.refuse(p);
+    } else {
+      run.plan = *plan;
+      auto built = d.build(all);
+      if (built == RunDriver::Built::kRetry) {
+        run.volumes.clear();
+        run.vms.clear();
+        run.plan = MigPlan{};
+        return;  // the API server or the agents could not answer: next pass
+      }
+      if (built == RunDriver::Built::kReady) {
+        run.phase = "Running";
+        run.condition("Running", "Advisory",
+                      run.mig.rollback ? "Rolling back " + run.rollback_of
+                      : run.mig.stage  ? "Staging: copying the volumes of stopped VMs"
+                                       : "Cutover: stopping, syncing and switching VMs");
+      }
+    }
+    run.dirty = true;
+  } else if (run.phase == "Running" && run.plan.name.empty()) {
+    // A restart: nothing moves before the plan is read again.
+    auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
+    if (!plan_doc.ok() || (!plan_doc->ok() && plan_doc->code != 404)) return;
+    std::vector<FieldError> errors;
+    std::optional<MigPlan> plan;
+    if (plan_doc->code == 404 || !(plan = read_mig_plan(plan_doc->body, errors))) {
+      d.abandon();
+      run.condition("Failed", "Critical",
+                    "MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +
+                        " was deleted or became invalid while the migration ran");
+      run.phase = "Failed";
+      run.completed = now_iso();
+      run.dirty = true;
+      return;
+    }
+    run.plan = *plan;
+  }
+  if (run.phase == "Running") d.step();
 }
 
 }  // namespace ferry::coordinator::storage

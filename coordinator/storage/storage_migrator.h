@@ -35,8 +35,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/base/result.h"
 #include "common/kube/client.h"
@@ -54,8 +56,9 @@ using Nodes = std::map<std::string, NodeView>;
 
 struct MigratorDeps {
   std::shared_ptr<kube::Client> kube;
-  // The live agents now (called on the migrator's thread).
-  std::function<Nodes()> nodes;
+  // The live agents now (called on the migrator's thread); nullopt when that
+  // cannot be known (the coordinator is stopping).
+  std::function<std::optional<Nodes>()> nodes;
   // Stores a task on a node's queue (blocking; msg_id dedupes).
   std::function<Status(const std::string& node, const ferry::v1::AgentTask& task,
                        const std::string& msg_id)>
@@ -66,6 +69,8 @@ struct MigratorDeps {
   // How long a VM may take to stop at cutover or rollback.
   std::chrono::seconds stop_timeout{600};
 };
+
+struct RunDriver;
 
 class StorageMigrator {
  public:
@@ -85,16 +90,20 @@ class StorageMigrator {
  private:
   void main();
   void pass();
+  std::unique_ptr<Run> load_run(const nlohmann::json& doc, const std::optional<Nodes>& nodes);
+  void drive(RunDriver& d, const nlohmann::json& doc, const std::vector<nlohmann::json>& all);
 
   MigratorDeps deps_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  double started_ = 0;  // when start() ran (epoch seconds)
 
   // The task table, shared with the loop thread.
   std::mutex mu_;
   std::condition_variable cv_;
   struct LiveTask {
-    std::string key;  // hex pre-shared key ("" : none)
+    std::string node;  // the one agent that may claim it
+    std::string key;   // hex pre-shared key ("" : none)
   };
   std::map<std::string, LiveTask> live_;
   std::map<std::string, ferry::v1::ServeReady> serving_;  // by serve task id
