@@ -110,7 +110,17 @@ expect no ferry-coordinator update leases.coordination.k8s.io/ferry-coordinator 
 expect yes ferry-coordinator watch network-attachment-definitions.k8s.cni.cncf.io target
 expect yes ferry-coordinator create virtualmachines.kubevirt.io target
 expect yes ferry-coordinator create persistentvolumeclaims target
-expect no ferry-coordinator delete persistentvolumeclaims target
+# Storage migration: a rollback deletes the new claims; VMs are repointed and
+# halted by patch; the MigMigrations' status is the coordinator's.
+expect yes ferry-coordinator delete persistentvolumeclaims target
+expect yes ferry-coordinator patch virtualmachines.kubevirt.io target
+expect no ferry-coordinator delete virtualmachines.kubevirt.io target
+expect yes ferry-coordinator watch migmigrations.migration.openshift.io target
+expect yes ferry-coordinator update migmigrations.migration.openshift.io/status target
+expect no ferry-coordinator update migmigrations.migration.openshift.io target
+expect no ferry-coordinator delete migplans.migration.openshift.io target
+expect yes ferry-coordinator get storageclasses.storage.k8s.io
+expect no ferry-coordinator delete persistentvolumes
 expect no ferry-coordinator create pods
 expect yes ferry-coordinator create jobs.batch target
 expect yes ferry-coordinator delete jobs.batch target

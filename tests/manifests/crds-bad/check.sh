@@ -41,6 +41,14 @@ for crd in providers hosts networkmaps storagemaps plans migrations hooks; do
     sleep 0.25
   done
 done
+for crd in migplans migmigrations; do
+  for i in $(seq 1 240); do
+    [ "$(k get crd "$crd.migration.openshift.io" \
+      -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] && break
+    [ "$i" -lt 240 ] || { echo "check.sh: CRD $crd.migration.openshift.io not established" >&2; exit 1; }
+    sleep 0.25
+  done
+done
 k get namespace "$ns" >/dev/null 2>&1 || k create namespace "$ns" >/dev/null || exit 1
 
 passed=0 failed=0
