@@ -255,9 +255,13 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
     if (!copied.ok()) return copied.error();
     stats.copy = *copied;
     // Read back what was written: a block that does not match the source's
-    // digest (the source changed during the copy, or an earlier attempt's
-    // checkpoint claimed it) is copied again, at most twice.
-    for (int round = 0;; round++) {
+    // digest (the source changed since it was hashed, or an earlier attempt's
+    // checkpoint claimed it) is copied again, at most twice. A whole first
+    // copy that resumed nothing wrote what it read in one pass over a source
+    // that only stopped VMs' disks are (the coordinator's side): it is not
+    // read back unless verify asks, as that doubles its cost.
+    const bool read_back = !stats.full || stats.copy.bytes_skipped_resumed > 0;
+    for (int round = 0; read_back; round++) {
       auto now = hash_file_blocks(target, src.size, &changed, opts.cancel);
       if (!now.ok()) return now.error().wrap("reading back the copy");
       std::vector<bool> wrong(stats.blocks, false);

@@ -8,7 +8,8 @@
 // serving agent hashes its own volume, or the same node hashes the file), so
 // finding the changes never reads the source over the network. The target
 // keeps, beside its own state, a record of its own blocks' digests
-// (`<record>.digests`: each written block read back after the copy) and,
+// (`<record>.digests`: each block written by a later or resumed copy read
+// back after it; a whole first copy records the source's digests) and,
 // while a copy runs, the blocks that copy may write (`<record>.pending`). A
 // copy cut short leaves the pending blocks, which the next copy writes again
 // whatever their digests say: a block changed and changed back between two

@@ -96,6 +96,31 @@ TEST_CASE("stage copies: a repeated stage writes only the blocks that changed", 
     CHECK_FALSE(first_difference(src, dst));
   }
 
+  SECTION("a checkpoint claiming a block the source has since changed: read back, copied again") {
+    // An earlier attempt of a whole copy wrote block 3 and its checkpoint
+    // says so; then block 3 of the source changed before this attempt.
+    std::filesystem::remove(rec + ".digests");
+    write_run(dst, {3 * MiB, 1 * MiB, Fill::kRandom, 31});
+    std::string cp = dir.file("stage.checkpoint");
+    write_file(cp, "ferry-checkpoint 1\nsource file://" + src + "\nsize " + std::to_string(size) +
+                       "\ndone " + std::to_string(3 * MiB) + " " + std::to_string(1 * MiB) +
+                       "\nend\n");
+    auto now = hash_file_blocks(src, size);
+    REQUIRE(now.ok());
+    auto opts = test_options();
+    opts.checkpoint_path = cp;
+    auto r = stage_copy(SourceSpec{.uri = src, .size = size}, *now, dst, rec, opts, false);
+    INFO((r.ok() ? "" : r.error().message));
+    REQUIRE(r.ok());
+    CHECK(r->full);
+    CHECK(r->copy.bytes_skipped_resumed == 1 * MiB);
+    CHECK_FALSE(first_difference(src, dst));  // block 3 was read back and copied again
+    // And the record says what the target holds: nothing to copy next time.
+    auto next = stage_local(src, size, dst, rec);
+    REQUIRE(next.ok());
+    CHECK(next->blocks_changed == 0);
+  }
+
   SECTION("verify finds a target block that differs from the source's digest") {
     write_run(dst, {25 * MiB, 512, Fill::kRandom, 13});
     auto bad = stage_local(src, size, dst, rec);
