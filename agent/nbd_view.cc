@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,22 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "agent/nbdkit_child.h"
 #include "agent/transfer/source.h"
 
-extern char** environ;
-
 namespace ferry::agent {
-
-namespace {
-
-std::string tail_of(const std::string& path) {
-  std::ifstream in(path);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!all.empty() && (all.back() == '\n' || all.back() == ' ')) all.pop_back();
-  return all.size() > 400 ? all.substr(all.size() - 400) : all;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& disk,
                                                const std::string& dir, int index) {
@@ -97,49 +84,20 @@ Result<std::unique_ptr<NbdView>> NbdView::open(const ferry::v1::TransferTask& di
     argv.push_back("cainfo=" + ca_file);
   }
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // no other task's sockets or files
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, "nbdkit", &fa, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0)
-    return Error(ErrorCode::kNotFound, std::string("cannot run nbdkit: ") + strerror(rc));
-  v->pid_ = pid;
   // Ready when the socket exists; nbdkit exiting first is an error.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  struct stat st;
-  while (::stat(sock.c_str(), &st) != 0) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      v->pid_ = -1;
-      return Error(ErrorCode::kUnavailable,
-                   "disk " + disk.disk() + ": nbdkit curl exited: " + tail_of(log));
-    }
-    if (std::chrono::steady_clock::now() > deadline)
-      return Error(ErrorCode::kTimeout,
-                   "disk " + disk.disk() + ": nbdkit curl did not start: " + tail_of(log));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  auto pid = spawn_until_ready(
+      argv, log,
+      [&] {
+        struct stat st;
+        return ::stat(sock.c_str(), &st) == 0;
+      },
+      "disk " + disk.disk());
+  if (!pid.ok()) return pid.error();
+  v->pid_ = *pid;
   v->uri_ = "nbd://?socket=" + sock;  // libguestfs spelling of NBD over a unix socket
   return v;
 }
 
-NbdView::~NbdView() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-}
+NbdView::~NbdView() { stop_child(pid_); }
 
 }  // namespace ferry::agent

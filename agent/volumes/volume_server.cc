@@ -5,7 +5,6 @@
 #include <linux/fs.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,20 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "agent/nbdkit_child.h"
 #include "agent/transfer/stage.h"
-
-extern char** environ;
 
 namespace ferry::agent::volumes {
 
 namespace {
-
-std::string tail_of(const std::string& path) {
-  std::ifstream in(path);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!all.empty() && (all.back() == '\n' || all.back() == ' ')) all.pop_back();
-  return all.size() > 400 ? all.substr(all.size() - 400) : all;
-}
 
 // A port on `address` that was free a moment ago (nbdkit 1.32 cannot say
 // which port it took with -p 0).
@@ -53,17 +44,6 @@ Result<int> free_port(const std::string& address) {
   }
   ::close(fd);
   return static_cast<int>(ntohs(a.sin_port));
-}
-
-void stop_process(int pid) {
-  if (pid <= 0) return;
-  ::kill(pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
 }
 
 }  // namespace
@@ -131,41 +111,20 @@ Result<std::unique_ptr<VolumeServer>> VolumeServer::start(const ServeOptions& o)
                                      "--filter=noparallel",
                                      "file",
                                      "dir=" + exports};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, "nbdkit", &fa, nullptr, cargv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-      return Error(ErrorCode::kNotFound, std::string("serve: cannot run nbdkit: ") + strerror(rc));
     // nbdkit writes its pid file once it listens.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    struct stat st;
-    bool exited = false;
-    while (::stat(pidfile.c_str(), &st) != 0) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        exited = true;
-        break;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        stop_process(pid);
-        return Error(ErrorCode::kTimeout, "serve: nbdkit did not start: " + tail_of(log));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto pid = spawn_until_ready(
+        argv, log,
+        [&] {
+          struct stat st;
+          return ::stat(pidfile.c_str(), &st) == 0;
+        },
+        "serve");
+    if (!pid.ok()) {
+      // A port taken between our probe and nbdkit's bind: try another.
+      if (log_tail(log).find("in use") != std::string::npos) continue;
+      return pid.error();
     }
-    if (exited) {
-      if (tail_of(log).find("in use") != std::string::npos) continue;
-      return Error(ErrorCode::kUnavailable, "serve: nbdkit exited: " + tail_of(log));
-    }
-    s->pid_ = pid;
+    s->pid_ = *pid;
     s->port_ = *port;
     return s;
   }
@@ -173,7 +132,7 @@ Result<std::unique_ptr<VolumeServer>> VolumeServer::start(const ServeOptions& o)
 }
 
 VolumeServer::~VolumeServer() {
-  stop_process(pid_);
+  stop_child(pid_);
   std::error_code ec;
   if (!work_dir_.empty()) std::filesystem::remove_all(work_dir_, ec);
 }

@@ -1028,6 +1028,20 @@ struct RunDriver {
     }
     return done;
   }
+  // Points the VM at its new claims (forward) or back at the old ones; false
+  // until the API server took it (the reason in the VM's message).
+  bool switch_claims(VmState& vm, bool forward) {
+    std::map<std::string, std::string> from_to;
+    for (auto* v : volumes_of(vm)) {
+      if (forward)
+        from_to[v->pvc] = v->target_pvc;
+      else
+        from_to[v->target_pvc] = v->pvc;
+    }
+    Status s = repoint(vm, from_to, false);
+    if (!s.ok()) vm.message = s.error().message;
+    return s.ok();
+  }
   // The new volumes are the VM's disks now: a later stage copy into one
   // must not trust the agent's record of it.
   void forget_stage_records(VmState& vm) {
@@ -1088,13 +1102,7 @@ struct RunDriver {
       vm_phase(vm, "UpdatingVolumes");
     }
     if (vm.phase == "UpdatingVolumes") {
-      std::map<std::string, std::string> from_to;
-      for (auto* v : volumes_of(vm)) from_to[v->pvc] = v->target_pvc;
-      Status s = repoint(vm, from_to, false);
-      if (!s.ok()) {
-        vm.message = s.error().message;
-        return;
-      }
+      if (!switch_claims(vm, true)) return;
       forget_stage_records(vm);
       vm_phase(vm, vm.halted_by_us ? "Starting" : "Completed");
     }
@@ -1165,13 +1173,7 @@ struct RunDriver {
       vm_phase(vm, "UpdatingVolumes");
     }
     if (vm.phase == "UpdatingVolumes") {
-      std::map<std::string, std::string> back;
-      for (auto* v : volumes_of(vm)) back[v->target_pvc] = v->pvc;
-      Status s = repoint(vm, back, false);
-      if (!s.ok()) {
-        vm.message = s.error().message;
-        return;
-      }
+      if (!switch_claims(vm, false)) return;
       vm_phase(vm, "Starting");
     }
     if (vm.phase == "Starting") {
@@ -1330,8 +1332,80 @@ void StorageMigrator::main() {
   }
 }
 
+// MigPlans get MTC's Ready condition, or a Critical condition per problem
+// found without running anything: the fields, each claim's namespace, and
+// that each target class exists. Written only when it changes.
+void StorageMigrator::check_plans() {
+  const kube::Client& api = *deps_.kube;
+  auto plans = api.get(plans_path());
+  if (!plans.ok() || !plans->ok()) return;
+  std::map<std::string, bool> class_exists;
+  for (const auto& doc : list_at(plans->body, {"items"})) {
+    if (stop_) return;
+    std::vector<FieldError> errors;
+    std::vector<std::string> problems;
+    auto plan = read_mig_plan(doc, errors);
+    for (const auto& e : errors) problems.push_back(e.to_string());
+    bool unknown = false;
+    if (plan) {
+      const std::string where = "MigPlan " + plan->ns + "/" + plan->name;
+      for (const auto& pv : plan->volumes) {
+        std::string base = "spec.persistentVolumes[" + std::to_string(pv.index) + "]";
+        if (std::find(plan->namespaces.begin(), plan->namespaces.end(), pv.pvc_ns) ==
+            plan->namespaces.end())
+          problems.push_back(where + ": " + base + ".pvc.namespace: \"" + pv.pvc_ns +
+                             "\" is not one of the plan's namespaces (spec.namespaces)");
+        if (pv.action != "copy") continue;
+        if (!class_exists.count(pv.storage_class)) {
+          auto c =
+              api.get(kube::path_of("storage.k8s.io/v1", "storageclasses", "", pv.storage_class));
+          if (!c.ok() || (!c->ok() && c->code != 404)) {
+            unknown = true;
+            break;
+          }
+          class_exists[pv.storage_class] = c->ok();
+        }
+        if (!class_exists[pv.storage_class])
+          problems.push_back(where + ": " + base + ".selection.storageClass: StorageClass \"" +
+                             pv.storage_class + "\" not found");
+      }
+    }
+    if (unknown) continue;  // the API server: next pass
+    Json conditions = Json::array();
+    if (problems.empty())
+      conditions.push_back({{"type", "Ready"},
+                            {"status", "True"},
+                            {"category", "Required"},
+                            {"message", "The migration plan is ready."}});
+    for (const auto& p : problems)
+      conditions.push_back(
+          {{"type", "InvalidPlan"}, {"status", "True"}, {"category", "Critical"}, {"message", p}});
+    // Unchanged (types and messages): nothing to write.
+    const Json& old = list_at(doc, {"status", "conditions"});
+    bool same = old.size() == conditions.size();
+    for (size_t i = 0; same && i < old.size(); i++)
+      same = str_at(old[i], {"type"}) == str_at(conditions[i], {"type"}) &&
+             str_at(old[i], {"message"}) == str_at(conditions[i], {"message"});
+    if (same) continue;
+    for (auto& c : conditions) c["lastTransitionTime"] = now_iso();
+    Json obj = doc;
+    obj["status"] = {{"conditions", conditions}};
+    auto r = api.request(
+        "PUT",
+        plans_path(str_at(doc, {"metadata", "namespace"}), str_at(doc, {"metadata", "name"})) +
+            "/status",
+        &obj);
+    if (!r.ok() || !r->ok())
+      kLog.warn("MigPlan status not written",
+                {{"plan",
+                  str_at(doc, {"metadata", "namespace"}) + "/" + str_at(doc, {"metadata", "name"})},
+                 {"error", r.ok() ? r->message() : r.error().message}});
+  }
+}
+
 void StorageMigrator::pass() {
   const kube::Client& api = *deps_.kube;
+  check_plans();
   auto migs = api.get(migs_path());
   if (!migs.ok() || !migs->ok()) return;  // no CRD yet, or the API server is away
   std::vector<Json> all;

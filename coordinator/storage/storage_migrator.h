@@ -90,6 +90,7 @@ class StorageMigrator {
  private:
   void main();
   void pass();
+  void check_plans();
   std::unique_ptr<Run> load_run(const nlohmann::json& doc, const std::optional<Nodes>& nodes);
   void drive(RunDriver& d, const nlohmann::json& doc, const std::vector<nlohmann::json>& all);
 

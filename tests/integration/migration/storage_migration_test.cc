@@ -152,6 +152,15 @@ spec:
     selection: {storageClass: local2, verify: true}
 )");
 
+  // MTC's Ready condition on the plan.
+  REQUIRE(eventually(
+      30s,
+      [&] {
+        return messages(k8s.get_in("target", "migplan", "move"))
+                   .find("Ready: The migration plan is ready.") != std::string::npos;
+      },
+      250ms));
+
   // Stage 1: the stopped VM's disks, node-1 to node-2 over TLS; the running
   // one skipped. node-2's agent is killed mid-copy and the copy resumes.
   apply(k8s, c, "stage-1", mig("stage-1", "  stage: true\n"));
@@ -295,6 +304,15 @@ spec:
               ", namespace: target}\nspec:\n  migPlanRef: {name: " + plan + "}\n  stage: true\n");
     REQUIRE(wait_mig(k8s, m) == "Failed");
     INFO(messages(get_mig(k8s, m)));
+    if (i != 3)  // a size needs the claim: the plan's own check does not read it
+      CHECK(eventually(
+          30s,
+          [&] {
+            return messages(k8s.get_in("target", "migplan", plan))
+                       .find("InvalidPlan: MigPlan target/" + plan + ": " + bad.field) !=
+                   std::string::npos;
+          },
+          250ms));
     CHECK(messages(get_mig(k8s, m)).find("MigPlan target/" + plan + ": " + bad.field) !=
           std::string::npos);
   }
