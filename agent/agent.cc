@@ -296,10 +296,13 @@ void Agent::heartbeat_loop() {
 
 void Agent::fetch_loop() {
   while (!stopping_) {
+    join_finished();  // threads of tasks that ended
     {
       std::unique_lock<std::mutex> lock(mu_);
       // Timed: SIGTERM only sets stopping_ (no notify) and must not wait for a free slot.
-      while (!stopping_ && static_cast<int>(running_.size()) >= opts_.max_tasks)
+      // A volume served to another node waits on that node's copy: it takes
+      // no slot, or two nodes serving each other could hold every slot.
+      while (!stopping_ && static_cast<int>(running_.size() - serving_) >= opts_.max_tasks)
         cv_.wait_for(lock, std::chrono::milliseconds(200));
       if (stopping_) break;
     }
@@ -402,9 +405,11 @@ void Agent::fetch_loop() {
         }
       }
       auto running = std::make_shared<Running>();
+      running->serve = any.has_serve();
       {
         std::lock_guard<std::mutex> lock(mu_);
         running_[ids.task_id] = running;
+        if (running->serve) serving_++;
       }
       uint64_t worker = next_worker_++;
       if (any.has_transfer())
@@ -581,7 +586,7 @@ void Agent::release(const std::shared_ptr<bus::JsMessage>& msg, const std::strin
                     uint64_t worker) {
   (void)msg->nak(std::chrono::seconds(1));
   std::lock_guard<std::mutex> lock(mu_);
-  running_.erase(task_id);
+  forget_running(task_id);
   finished_.push_back(worker);
   cv_.notify_all();
 }
@@ -612,13 +617,20 @@ void Agent::complete(const std::shared_ptr<bus::JsMessage>& msg, ferry::v1::Task
   std::error_code kec;
   fs::remove(key_path(result.task_id()), kec);
   std::lock_guard<std::mutex> lock(mu_);
-  running_.erase(result.task_id());
+  forget_running(result.task_id());
   refusals_.erase(result.task_id());
   double rate = 0;
   for (const auto& [id, r] : running_) rate += r->rate;
   metrics_.throughput.Set(rate);
   finished_.push_back(worker);
   cv_.notify_all();
+}
+
+void Agent::forget_running(const std::string& task_id) {
+  auto it = running_.find(task_id);
+  if (it == running_.end()) return;
+  if (it->second->serve) serving_--;
+  running_.erase(it);
 }
 
 std::shared_ptr<Agent::Running> Agent::running_entry(const std::string& task_id) {
@@ -814,8 +826,12 @@ void Agent::run_task(std::shared_ptr<bus::JsMessage> msg, ferry::v1::TransferTas
   std::unique_ptr<VolumeHold> hold;
   if (task.stage()) {
     hold = std::make_unique<VolumeHold>(*this, *path);
-    if (!hold->wait(running->cancel))
-      return fail(Error(ErrorCode::kCanceled, "canceled while another copy held " + *path));
+    if (!hold->wait(running->cancel)) {  // canceled, or the agent stops: not a failure
+      result.set_state(ferry::v1::TASK_STATE_CANCELED);
+      result.mutable_failure()->set_code(static_cast<int>(ErrorCode::kCanceled));
+      result.mutable_failure()->set_message("canceled while another copy held " + *path);
+      return finish();
+    }
   }
   std::error_code ec;
   fs::create_directories(fs::path(*path).parent_path(), ec);
@@ -1088,8 +1104,12 @@ void Agent::run_serve(std::shared_ptr<bus::JsMessage> msg, ferry::v1::ServeTask 
   std::unique_ptr<volumes::VolumeServer> server;
   {
     KeepAlive keep(msg);  // hashing a large volume takes a while
-    auto started = volumes::VolumeServer::start(
-        {.volume = *path, .size = size, .address = address, .psk_file = key, .work_dir = work});
+    auto started = volumes::VolumeServer::start({.volume = *path,
+                                                 .size = size,
+                                                 .address = address,
+                                                 .psk_file = key,
+                                                 .work_dir = work,
+                                                 .cancel = &running->cancel});
     if (!started.ok()) return fail(started.error().wrap("volume " + *path));
     server = std::move(*started);
   }

@@ -70,7 +70,8 @@ class Agent {
   struct Running {
     std::atomic<bool> cancel{false};
     std::atomic<bool> delete_volume{false};
-    double rate = 0;  // under mu_
+    bool serve = false;  // a ServeTask: it takes no copy slot
+    double rate = 0;     // under mu_
   };
   void fetch_loop();
   void heartbeat_loop();
@@ -130,6 +131,9 @@ class Agent {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Running>> running_;
+  size_t serving_ = 0;  // ServeTasks among running_ (under mu_)
+  // Drops a task from running_ (mu_ held).
+  void forget_running(const std::string& task_id);
   // Tasks whose source refused the credential (HTTP 401/403): their next
   // claim asks for a fresh one (refused_), at most kCredentialRefusals times
   // in a row before the task fails.

@@ -19,7 +19,8 @@ namespace {
 const Logger kLog("storage");
 constexpr int kMaxAttempts = 3;
 constexpr double kServeGraceSeconds = 60;
-constexpr double kSettleSeconds = 30;  // after start, before a missing agent means anything
+constexpr double kSettleSeconds = 30;      // after start, before a missing agent means anything
+constexpr double kLiveWaitSeconds = 3600;  // for KubeVirt's live storage migration
 constexpr const char* kTaskPrefix = "smig.";
 
 std::string migs_path(const std::string& ns = "", const std::string& name = "") {
@@ -269,7 +270,8 @@ struct StorageMigrator::Run {
   Json conditions = Json::array();
   std::string started, completed;
   bool dirty = false;
-  int exceptions = 0;  // passes in a row that threw
+  int exceptions = 0;                 // passes in a row that threw
+  std::set<std::string> halted_sent;  // "ns/vm" patched to Halted by this process
 
   Json status() const {
     Json s = {{"phase", phase}, {"conditions", conditions}};
@@ -313,7 +315,8 @@ struct RunDriver {
   const kube::Client& api;
   const std::optional<Nodes>& nodes;  // the live agents at the start of this pass
 
-  bool node_live(const std::string& n) const { return nodes && nodes->count(n); }
+  // Unknown (the loop did not answer) counts as live: no one is failed for it.
+  bool node_live(const std::string& n) const { return !nodes || nodes->count(n); }
 
   // ------------------------------------------------------------ tasks
   std::string task_id(const VolumeState& v, const char* kind) const {
@@ -410,6 +413,8 @@ struct RunDriver {
     auto r = call("PATCH", vm_path(vm.ns, vm.name), &ops, "application/json-patch+json");
     std::string what = "updating the volumes of VirtualMachine " + vm.ns + "/" + vm.name;
     if (!r.ok()) return r.error().wrap(what);
+    if (r->code == 404 || r->code == 422)  // gone, or its volumes are not what they were
+      return Error(ErrorCode::kFailedPrecondition, what + ": " + r->message());
     if (!r->ok()) return Error(ErrorCode::kUnavailable, what + ": " + r->message());
     return {};
   }
@@ -441,7 +446,9 @@ struct RunDriver {
       return Error(ErrorCode::kAlreadyExists,
                    what + " already exists and is not a copy of " + v.ns + "/" + v.pvc);
     }
-    return Error(ErrorCode::kUnavailable, "creating " + what + ": " + r->message());
+    return Error(r->code >= 400 && r->code < 500 && r->code != 429 ? ErrorCode::kInvalidArgument
+                                                                   : ErrorCode::kUnavailable,
+                 "creating " + what + ": " + r->message());
   }
 
   // ------------------------------------------------------------ validation
@@ -616,6 +623,23 @@ struct RunDriver {
       }
       std::string claim_key = pv.pvc_ns + "/" + pv.pvc;
       const auto& users = vm_of_claim[claim_key];
+      // Ferry moves VMs' disks: a claim no VM uses may be a pod's, which no
+      // stage or cutover stops (and after a cutover the old claims are such).
+      if (users.empty()) {
+        bad(plan_where, base + ".pvc.name",
+            "claim " + claim_key + " is not used by any VirtualMachine in " + pv.pvc_ns +
+                "; Ferry moves VMs' disks (after a cutover, the old claims are left unused)");
+        continue;
+      }
+      // The new claim must not be a VM's disk already (an earlier cutover).
+      const std::string new_key =
+          pv.pvc_ns + "/" + target_claim_name(pv.pvc, run.plan.uid, pv.storage_class);
+      if (vm_of_claim.count(new_key) && !vm_of_claim[new_key].empty()) {
+        bad(plan_where, base + ".pvc.name",
+            "its new claim " + new_key + " is already the disk of VM " +
+                vm_of_claim[new_key].front() + " (a completed cutover); roll that back first");
+        continue;
+      }
       if (run.plan.live_migrate && (users.size() > 1 || shareable.count(claim_key))) {
         bad(plan_where, "spec.liveMigrate",
             "claim " + claim_key + " is a shared disk" +
@@ -754,10 +778,22 @@ struct RunDriver {
     }
     for (const auto& v : list_at(*last, {"status", "vms"})) {
       VmState vm = VmState::from_json(v);
+      bool moved = false;  // only VMs the cutover switched go back
+      for (const auto& vol : run.volumes) moved = moved || (vol.vm == vm.name && vol.ns == vm.ns);
+      if (!moved || vm.phase != "Completed") continue;
       vm.phase = "Pending";
       vm.message.clear();
       run.vms.push_back(vm);  // was_running/run_strategy: as before the cutover
     }
+    // A volume goes back with its VM (none is left waiting for a VM not rolled back).
+    std::vector<VolumeState> kept;
+    for (auto& v : run.volumes)
+      for (const auto& vm : run.vms)
+        if (vm.name == v.vm && vm.ns == v.ns) {
+          kept.push_back(v);
+          break;
+        }
+    run.volumes = std::move(kept);
     return true;
   }
 
@@ -789,7 +825,12 @@ struct RunDriver {
           run.dirty = true;
           return true;
         }
-        return false;  // the API server: next pass
+        // Refused (quota, a webhook): a failure; the API server away: next pass.
+        if (c.error().code == ErrorCode::kInvalidArgument) {
+          v.failures++;
+          run.dirty = true;
+        }
+        return false;
       }
       v.attempt++;
       v.key = random_hex(32);
@@ -853,7 +894,11 @@ struct RunDriver {
         }
       }
       auto r = take_result(v.copy_id);
-      if (!r) return false;
+      if (!r) {
+        if (now_seconds() - v.attempt_started > kServeGraceSeconds && !node_live(v.target_node))
+          return retry(v, "node " + v.target_node + " went away during the copy");
+        return false;
+      }
       if (r->state() != ferry::v1::TASK_STATE_SUCCEEDED)
         return retry(v, r->has_failure() ? r->failure().message() : "the copy failed");
       const auto& s = r->success();
@@ -948,6 +993,7 @@ struct RunDriver {
       return;
     }
     vm.halted_by_us = false;
+    run.halted_sent.erase(vm.ns + "/" + vm.name);
     run.dirty = true;
   }
   void vm_phase(VmState& vm, const std::string& phase, const std::string& message = "") {
@@ -987,23 +1033,30 @@ struct RunDriver {
     }
     return wants_running(**obj) || vmi->has_value();
   }
-  // Halts the VM if it runs now, then waits for its VMI to go. True once stopped.
-  bool stopped(VmState& vm) {
+  // Halts the VM if it runs now, then waits for its VMI to go. True once
+  // stopped. record_strategy: remember the strategy it runs with now (a
+  // rollback keeps the one the cutover recorded).
+  bool stopped(VmState& vm, bool record_strategy = true) {
     if (vm.phase != "Stopping") {
       std::string strategy;
       auto running = running_now(vm, &strategy);
       if (!running) return false;
       if (!*running) return true;
-      vm.run_strategy = strategy;
+      // What it ran with is in the status before the VM is touched, so a
+      // restart in between still starts it again.
+      if (record_strategy) vm.run_strategy = strategy;
+      vm.halted_by_us = true;
+      vm.stop_started = now_seconds();
+      vm_phase(vm, "Stopping", "runStrategy Halted; waiting for its VirtualMachineInstance to go");
+      return false;
+    }
+    if (!run.halted_sent.count(vm.ns + "/" + vm.name)) {
       Status s = set_run_strategy(vm, "Halted");
       if (!s.ok()) {
         vm.message = s.error().message;
         return false;
       }
-      vm.halted_by_us = true;
-      vm.stop_started = now_seconds();
-      vm_phase(vm, "Stopping", "runStrategy Halted; waiting for its VirtualMachineInstance to go");
-      return false;
+      run.halted_sent.insert(vm.ns + "/" + vm.name);
     }
     auto vmi = get_obj(vmi_path(vm.ns, vm.name));
     if (vmi.ok() && !*vmi) return true;  // no VMI: stopped (also where no KubeVirt runs)
@@ -1039,8 +1092,12 @@ struct RunDriver {
         from_to[v->target_pvc] = v->pvc;
     }
     Status s = repoint(vm, from_to, false);
-    if (!s.ok()) vm.message = s.error().message;
-    return s.ok();
+    if (s.ok()) return true;
+    if (s.error().code == ErrorCode::kFailedPrecondition || s.error().code == ErrorCode::kNotFound)
+      vm_phase(vm, "Failed", s.error().message);  // tried again, it would fail the same way
+    else
+      vm.message = s.error().message;
+    return false;
   }
   // The new volumes are the VM's disks now: a later stage copy into one
   // must not trust the agent's record of it.
@@ -1154,7 +1211,21 @@ struct RunDriver {
   }
   void wait_live(VmState& vm) {
     auto vmi = get_obj(vmi_path(vm.ns, vm.name));
-    if (!vmi.ok() || !*vmi) return;
+    if (!vmi.ok()) return;
+    if (!*vmi) {
+      vm_phase(vm, "Failed",
+               "its VirtualMachineInstance went away during the live migration; the VM names "
+               "the new claims, which KubeVirt may not have filled: check it before starting it");
+      return;
+    }
+    std::tm tm{};
+    if (strptime(vm.live_started.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) &&
+        now_seconds() - static_cast<double>(timegm(&tm)) > kLiveWaitSeconds) {
+      vm_phase(vm, "Failed",
+               "no live migration result from KubeVirt within " +
+                   std::to_string(static_cast<int>(kLiveWaitSeconds)) + " s");
+      return;
+    }
     const Json& st = at(**vmi, {"status", "migrationState"});
     // Only a migration that started after the VM named its new claims counts.
     if (str_at(st, {"startTimestamp"}) < vm.live_started || !bool_at(st, {"completed"})) return;
@@ -1167,9 +1238,7 @@ struct RunDriver {
   void step_rollback_vm(VmState& vm) {
     if (vm.phase == "Pending" || vm.phase == "Stopping") {
       // It starts again as it was before the cutover (the cutover's record).
-      std::string before = vm.run_strategy;
-      if (!stopped(vm)) return;
-      if (vm.halted_by_us) vm.run_strategy = before;
+      if (!stopped(vm, false)) return;
       vm_phase(vm, "UpdatingVolumes");
     }
     if (vm.phase == "UpdatingVolumes") {
@@ -1227,8 +1296,10 @@ struct RunDriver {
       for (auto& v : run.volumes)
         if (v.vm.empty() && v.phase == "Pending") remove_new_volume(v);
     bool done = true, failed = false;
-    for (const auto& vm : run.vms) {
-      done = done && (vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped");
+    for (auto& vm : run.vms) {
+      bool final = vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped";
+      if (final && vm.halted_by_us) restore_power(vm);  // an earlier try failed
+      done = done && final && !vm.halted_by_us;
       failed = failed || vm.phase == "Failed";
     }
     for (const auto& v : run.volumes) {

@@ -29,9 +29,10 @@ void apply(ControlPlane& k8s, const Cluster& c, const std::string& name, const s
   REQUIRE(r.rc == 0);
 }
 
-std::string mig(const std::string& name, const std::string& extra) {
+std::string mig(const std::string& name, const std::string& extra,
+                const std::string& plan = "move") {
   return "apiVersion: migration.openshift.io/v1alpha1\nkind: MigMigration\nmetadata: {name: " +
-         name + ", namespace: target}\nspec:\n  migPlanRef: {name: move}\n" + extra;
+         name + ", namespace: target}\nspec:\n  migPlanRef: {name: " + plan + "}\n" + extra;
 }
 
 Json get_mig(ControlPlane& k8s, const std::string& name) {
@@ -249,6 +250,15 @@ spec:
   CHECK(k8s.get_in("target", "pvc", "db-01-disk-0").is_object());
   CHECK(messages(cut).find("SourceVolumesKept") != std::string::npos);
 
+  // A stage after the cutover would copy the now unused old claims over the
+  // VMs' new disks: refused, nothing touched.
+  apply(k8s, c, "stage-3", mig("stage-3", "  stage: true\n"));
+  REQUIRE(wait_mig(k8s, "stage-3") == "Failed");
+  CHECK(messages(get_mig(k8s, "stage-3"))
+            .find("MigPlan target/move: spec.persistentVolumes[0].pvc.name: claim "
+                  "target/db-01-disk-0 is not used by any VirtualMachine") != std::string::npos);
+  CHECK(claims_of(k8s, "db-01") == std::vector<std::string>{target0, target1});
+
   // Two rollbacks at once: the second is refused while the first runs.
   apply(
       k8s, c, "rollbacks",
@@ -280,7 +290,7 @@ spec:
   struct Bad {
     std::string volume, field;
   };
-  for (const auto& [i, bad] : std::vector<std::pair<int, Bad>>{
+  for (const auto& entry : std::vector<std::pair<int, Bad>>{
            {1,
             {"  - pvc: {name: db-01-disk-0, namespace: other}\n    selection: {storageClass: "
              "fast}\n",
@@ -293,6 +303,8 @@ spec:
             {"  - pvc: {name: db-01-disk-0}\n    selection: {storageClass: fast, capacity: 1Mi}\n",
              "spec.persistentVolumes[0].selection.capacity: 1048576 bytes is smaller than the "
              "source claim's"}}}) {
+    const int i = entry.first;  // (clang: no lambda capture of structured bindings)
+    const Bad& bad = entry.second;
     std::string plan = "bad-" + std::to_string(i);
     apply(k8s, c, plan,
           "apiVersion: migration.openshift.io/v1alpha1\nkind: MigPlan\nmetadata: {name: " + plan +
@@ -338,6 +350,17 @@ spec:
   CHECK(vm_of(get_mig(k8s, "live-run"), "web-02")
             .value("message", "")
             .find("has no VirtualMachineInstance") != std::string::npos);
+  // A shared disk cannot move live: refused before anything runs.
+  REQUIRE(
+      k8s.kubectl(
+             {"patch", "vm", "web-02", "-n", "target", "--type=json", "-p",
+              R"([{"op":"add","path":"/spec/template/spec/domain/devices/disks/0/shareable","value":true}])"})
+          .rc == 0);
+  apply(k8s, c, "live-shared", mig("live-shared", "", "live"));
+  REQUIRE(wait_mig(k8s, "live-shared") == "Failed");
+  CHECK(messages(get_mig(k8s, "live-shared"))
+            .find("MigPlan target/live: spec.liveMigrate: claim target/web-02-disk-0 is a shared "
+                  "disk; shared disks cannot be migrated live") != std::string::npos);
   CHECK(claims_of(k8s, "web-02") == std::vector<std::string>{"web-02-disk-0"});
   CHECK(k8s.get_in("target", "vm", "web-02")["spec"].value("updateVolumesStrategy", "") == "");
 }
