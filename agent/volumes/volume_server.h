@@ -26,11 +26,11 @@
 namespace ferry::agent::volumes {
 
 struct ServeOptions {
-  std::string volume;    // absolute path of the volume (file or block device)
-  uint64_t size = 0;     // the volume's virtual size
-  std::string address;   // IPv4 address to listen on
-  std::string psk_file;  // nbdkit --tls-psk
-  std::string work_dir;  // made here, removed by the destructor
+  std::string volume;                         // absolute path of the volume (file or block device)
+  uint64_t size = 0;                          // the volume's virtual size
+  std::string address;                        // IPv4 address to listen on
+  std::string psk_file;                       // nbdkit --tls-psk
+  std::string work_dir;                       // made here, removed by the destructor
   const std::atomic<bool>* cancel = nullptr;  // set while hashing: kCanceled
 };
 

@@ -104,24 +104,12 @@ TEST_CASE("storage migration: stages copy changed blocks, cutover switches claim
                                     "--volume-root=local2=" + local2, "--network",
                                     "migration=127.0.0.1"};
   c.start_agent("node-1", node1);
-  apply(k8s, c, "classes", R"(apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: local}
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: Immediate
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: local2}
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: Immediate
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: fast}
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: Immediate
-)");
+  std::string classes;  // whose volumes the agents register
+  for (const char* name : {"local", "local2", "fast"})
+    classes +=
+        std::string("---\napiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: ") +
+        name + "}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\n";
+  apply(k8s, c, "classes", classes);
   // The VMs arrive on node-1 with an ordinary import.
   REQUIRE(k8s.kubectl({"apply", "-f", c.write_manifests("plan-a", {"db-01", "web-02"})}).rc == 0);
   REQUIRE(eventually(

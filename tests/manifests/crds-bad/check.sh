@@ -33,19 +33,13 @@ k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 k apply --server-side -k "$root/manifests/crds" || exit 1
 # Until each CRD is Established (kubectl wait fails at once while a CRD's status is still empty).
-for crd in providers hosts networkmaps storagemaps plans migrations hooks; do
+for crd in providers.forklift.konveyor.io hosts.forklift.konveyor.io networkmaps.forklift.konveyor.io \
+  storagemaps.forklift.konveyor.io plans.forklift.konveyor.io migrations.forklift.konveyor.io \
+  hooks.forklift.konveyor.io migplans.migration.openshift.io migmigrations.migration.openshift.io; do
   for i in $(seq 1 240); do
-    [ "$(k get crd "$crd.forklift.konveyor.io" \
+    [ "$(k get crd "$crd" \
       -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] && break
-    [ "$i" -lt 240 ] || { echo "check.sh: CRD $crd.forklift.konveyor.io not established" >&2; exit 1; }
-    sleep 0.25
-  done
-done
-for crd in migplans migmigrations; do
-  for i in $(seq 1 240); do
-    [ "$(k get crd "$crd.migration.openshift.io" \
-      -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] && break
-    [ "$i" -lt 240 ] || { echo "check.sh: CRD $crd.migration.openshift.io not established" >&2; exit 1; }
+    [ "$i" -lt 240 ] || { echo "check.sh: CRD $crd not established" >&2; exit 1; }
     sleep 0.25
   done
 done
