@@ -8,6 +8,7 @@
 #include "coordinator/status/outcome.h"
 #include "coordinator/status/reports.h"
 #include "coordinator/status/task_state.h"
+#include "coordinator/storage/kube_cluster.h"
 
 #include <prometheus/text_serializer.h>
 
@@ -171,7 +172,7 @@ Status Coordinator::run() {
   // Cluster mode: built before any agent message can arrive; started once ready.
   if (kube) {
     storage_ = std::make_unique<storage::StorageMigrator>(storage::MigratorDeps{
-        .kube = kube,
+        .cluster = std::make_shared<storage::KubeCluster>(kube),
         .nodes = [this] { return storage_nodes(); },
         .publish_task =
             [this](const std::string& node, const ferry::v1::AgentTask& t,

@@ -10,6 +10,7 @@
 #include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/protocol/credentials.h"
+#include "coordinator/storage/json_read.h"
 #include "coordinator/storage/mig_resources.h"
 
 namespace ferry::coordinator::storage {
@@ -22,22 +23,6 @@ constexpr double kServeGraceSeconds = 60;
 constexpr double kSettleSeconds = 30;      // after start, before a missing agent means anything
 constexpr double kLiveWaitSeconds = 3600;  // for KubeVirt's live storage migration
 constexpr const char* kTaskPrefix = "smig.";
-
-std::string migs_path(const std::string& ns = "", const std::string& name = "") {
-  return kube::path_of(kMigApiVersion, "migmigrations", ns, name);
-}
-std::string plans_path(const std::string& ns = "", const std::string& name = "") {
-  return kube::path_of(kMigApiVersion, "migplans", ns, name);
-}
-std::string vm_path(const std::string& ns, const std::string& name = "") {
-  return kube::path_of("kubevirt.io/v1", "virtualmachines", ns, name);
-}
-std::string vmi_path(const std::string& ns, const std::string& name) {
-  return kube::path_of("kubevirt.io/v1", "virtualmachineinstances", ns, name);
-}
-std::string pvc_path(const std::string& ns, const std::string& name = "") {
-  return kube::path_of("v1", "persistentvolumeclaims", ns, name);
-}
 
 std::string random_hex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
@@ -73,51 +58,6 @@ std::string target_claim_name(const std::string& pvc, const std::string& plan_ui
   if (pos != std::string::npos && pos + 9 == base.size()) base = base.substr(0, pos);
   if (base.size() > 53) base = base.substr(0, 53);
   return base + "-mig-" + short_hash(plan_uid + "/" + target_class);
-}
-
-// The value at `path` (object keys; array indexes as "0", "1"...), or null:
-// objects from the API are read without assuming their shape.
-const Json& at(const Json& j, std::initializer_list<const char*> path) {
-  static const Json kNull;
-  const Json* cur = &j;
-  for (const char* k : path) {
-    if (cur->is_object()) {
-      auto it = cur->find(k);
-      if (it == cur->end()) return kNull;
-      cur = &*it;
-    } else if (cur->is_array()) {
-      char* end = nullptr;
-      unsigned long i = std::strtoul(k, &end, 10);
-      if (end == k || *end || i >= cur->size()) return kNull;
-      cur = &(*cur)[i];
-    } else {
-      return kNull;
-    }
-  }
-  return *cur;
-}
-std::string str_at(const Json& j, std::initializer_list<const char*> path) {
-  const Json& v = at(j, path);
-  return v.is_string() ? v.get<std::string>() : "";
-}
-bool bool_at(const Json& j, std::initializer_list<const char*> path) {
-  const Json& v = at(j, path);
-  return v.is_boolean() && v.get<bool>();
-}
-const Json& list_at(const Json& j, std::initializer_list<const char*> path) {
-  static const Json kEmpty = Json::array();
-  const Json& v = at(j, path);
-  return v.is_array() ? v : kEmpty;
-}
-uint64_t u64_at(const Json& j, std::initializer_list<const char*> path) {
-  const Json& v = at(j, path);
-  return v.is_number_unsigned() ? v.get<uint64_t>() : 0;
-}
-
-bool wants_running(const Json& vm) {
-  if (bool_at(vm, {"spec", "running"})) return true;
-  std::string rs = str_at(vm, {"spec", "runStrategy"});
-  return rs == "Always" || rs == "RerunOnFailure";
 }
 
 bool final_phase(const std::string& p) {
@@ -312,7 +252,7 @@ struct StorageMigrator::Run {
 struct RunDriver {
   StorageMigrator& m;
   StorageMigrator::Run& run;
-  const kube::Client& api;
+  Cluster& cl;
   const std::optional<Nodes>& nodes;  // the live agents at the start of this pass
 
   // Unknown (the loop did not answer) counts as live: no one is failed for it.
@@ -353,7 +293,7 @@ struct RunDriver {
   ferry::v1::TargetVolume target_volume(const VolumeState& v) const {
     ferry::v1::TargetVolume t;
     t.set_storage_class(v.target_class);
-    t.set_path(v.ns + "/" + v.target_pvc + (v.block ? "/block" : "/disk.img"));
+    t.set_path(cl.volume_path(v.ns, v.target_pvc, v.block));
     t.set_block(v.block);
     t.set_size_bytes(v.total);
     t.mutable_claim()->set_namespace_(v.ns);
@@ -362,93 +302,17 @@ struct RunDriver {
     return t;
   }
 
-  // ------------------------------------------------------------ API helpers
-  Result<kube::Response> call(const std::string& method, const std::string& path,
-                              const Json* body = nullptr,
-                              const std::string& type = "application/json") {
-    return api.request(method, path, body, type);
-  }
-  // The VM's state for the record (404: nullopt).
-  Result<std::optional<Json>> get_obj(const std::string& path) {
-    auto r = api.get(path);
-    if (!r.ok()) return r.error();
-    if (r->code == 404) return std::optional<Json>();
-    if (!r->ok()) return Error(ErrorCode::kUnavailable, path + ": " + r->message());
-    return std::optional<Json>(r->body);
-  }
-  Status patch_merge(const std::string& path, const Json& patch, const std::string& what) {
-    auto r = call("PATCH", path, &patch, "application/merge-patch+json");
-    if (!r.ok()) return r.error().wrap(what);
-    if (!r->ok()) return Error(ErrorCode::kUnavailable, what + ": " + r->message());
-    return {};
-  }
-  Status set_run_strategy(const VmState& vm, const std::string& strategy) {
-    Json patch = {{"spec", {{"runStrategy", strategy}, {"running", nullptr}}}};
-    return patch_merge(
-        vm_path(vm.ns, vm.name), patch,
-        "setting VirtualMachine " + vm.ns + "/" + vm.name + " runStrategy " + strategy);
-  }
-  // Points the VM's persistentVolumeClaim volumes named in `from_to` at their
-  // new claims, in one JSON patch guarded by test operations.
-  Status repoint(const VmState& vm, const std::map<std::string, std::string>& from_to, bool live) {
-    auto cur = get_obj(vm_path(vm.ns, vm.name));
-    if (!cur.ok()) return cur.error();
-    if (!*cur)
-      return Error(ErrorCode::kNotFound, "VirtualMachine " + vm.ns + "/" + vm.name + " is gone");
-    const Json& vols = list_at(**cur, {"spec", "template", "spec", "volumes"});
-    Json ops = Json::array();
-    for (size_t i = 0; i < vols.size(); i++) {
-      std::string claim = str_at(vols[i], {"persistentVolumeClaim", "claimName"});
-      auto it = from_to.find(claim);
-      if (it == from_to.end()) continue;
-      std::string p =
-          "/spec/template/spec/volumes/" + std::to_string(i) + "/persistentVolumeClaim/claimName";
-      ops.push_back({{"op", "test"}, {"path", p}, {"value", it->first}});
-      ops.push_back({{"op", "replace"}, {"path", p}, {"value", it->second}});
-    }
-    if (live)
-      ops.push_back(
-          {{"op", "add"}, {"path", "/spec/updateVolumesStrategy"}, {"value", "Migration"}});
-    if (ops.empty()) return {};
-    auto r = call("PATCH", vm_path(vm.ns, vm.name), &ops, "application/json-patch+json");
-    std::string what = "updating the volumes of VirtualMachine " + vm.ns + "/" + vm.name;
-    if (!r.ok()) return r.error().wrap(what);
-    if (r->code == 404 || r->code == 422)  // gone, or its volumes are not what they were
-      return Error(ErrorCode::kFailedPrecondition, what + ": " + r->message());
-    if (!r->ok()) return Error(ErrorCode::kUnavailable, what + ": " + r->message());
-    return {};
-  }
+  // ------------------------------------------------------------ the cluster
   Status ensure_target_claim(const VolumeState& v) {
-    Json pvc = {{"apiVersion", "v1"},
-                {"kind", "PersistentVolumeClaim"},
-                {"metadata",
-                 {{"name", v.target_pvc},
-                  {"namespace", v.ns},
-                  {"labels",
-                   {{"migration.openshift.io/migplan-name", run.plan.name},
-                    {"migration.openshift.io/source-pvc", v.pvc}}},
-                  {"annotations", {{"migration.openshift.io/source-pvc", v.ns + "/" + v.pvc}}}}},
-                {"spec",
-                 {{"accessModes", Json::parse(v.access_modes_json)},
-                  {"storageClassName", v.target_class},
-                  {"volumeMode", v.block ? "Block" : "Filesystem"},
-                  {"resources", {{"requests", {{"storage", std::to_string(v.request_bytes)}}}}}}}};
-    auto r = call("POST", pvc_path(v.ns), &pvc);
-    std::string what = "PersistentVolumeClaim " + v.ns + "/" + v.target_pvc;
-    if (!r.ok()) return r.error().wrap("creating " + what);
-    if (r->ok()) return {};
-    if (r->code == 409) {
-      auto cur = get_obj(pvc_path(v.ns, v.target_pvc));
-      if (!cur.ok()) return cur.error();
-      if (*cur && str_at(**cur, {"metadata", "annotations", "migration.openshift.io/source-pvc"}) ==
-                      v.ns + "/" + v.pvc)
-        return {};
-      return Error(ErrorCode::kAlreadyExists,
-                   what + " already exists and is not a copy of " + v.ns + "/" + v.pvc);
-    }
-    return Error(r->code >= 400 && r->code < 500 && r->code != 429 ? ErrorCode::kInvalidArgument
-                                                                   : ErrorCode::kUnavailable,
-                 "creating " + what + ": " + r->message());
+    return cl.create_claim({.ns = v.ns,
+                            .name = v.target_pvc,
+                            .source = v.pvc,
+                            .plan = run.plan.name,
+                            .storage_class = v.target_class,
+                            .node = v.target_node,
+                            .access_modes_json = v.access_modes_json,
+                            .bytes = v.request_bytes,
+                            .block = v.block});
   }
 
   // ------------------------------------------------------------ validation
@@ -510,31 +374,24 @@ struct RunDriver {
     // missing node is not a reason to refuse.
     const bool settling = now_seconds() - m.started_ < kSettleSeconds;
     std::map<std::string, std::vector<std::string>> vm_of_claim;  // "ns/claim" -> VMs
-    std::map<std::string, Json> vms;                              // "ns/name" -> VM
+    std::map<std::string, Vm> vms;                                // "ns/name" -> VM
     std::set<std::string> shareable;                              // "ns/claim"
     for (const auto& ns : run.plan.namespaces) {
-      auto list = get_obj(vm_path(ns));
+      std::string why;
+      auto list = cl.list_vms(ns, &why);
       if (unanswered(list)) return false;
       if (!*list) {
-        bad(plan_where, "spec.namespaces",
-            "cannot list VirtualMachines in " + ns + ": " +
-                (list.ok() ? "not found" : list.error().message));
+        bad(plan_where, "spec.namespaces", "cannot list VirtualMachines in " + ns + ": " + why);
         continue;
       }
-      for (const auto& vm : list_at(**list, {"items"})) {
-        std::string name = str_at(vm, {"metadata", "name"});
-        vms[ns + "/" + name] = vm;
-        std::set<std::string> shareable_disks;
-        for (const auto& d :
-             list_at(vm, {"spec", "template", "spec", "domain", "devices", "disks"}))
-          if (bool_at(d, {"shareable"})) shareable_disks.insert(str_at(d, {"name"}));
-        for (const auto& vol : list_at(vm, {"spec", "template", "spec", "volumes"})) {
-          std::string claim = str_at(vol, {"persistentVolumeClaim", "claimName"});
-          std::string dv = str_at(vol, {"dataVolume", "name"});
-          if (claim.empty() && !dv.empty()) claim = "dv:" + dv;
+      for (const auto& vm : **list) {
+        vms[ns + "/" + vm.name] = vm;
+        for (const auto& vol : vm.volumes) {
+          std::string claim = vol.claim;
+          if (claim.empty() && !vol.data_volume.empty()) claim = "dv:" + vol.data_volume;
           if (claim.empty()) continue;
-          vm_of_claim[ns + "/" + claim].push_back(name);
-          if (shareable_disks.count(str_at(vol, {"name"}))) shareable.insert(ns + "/" + claim);
+          vm_of_claim[ns + "/" + claim].push_back(vm.name);
+          if (vol.shareable) shareable.insert(ns + "/" + claim);
         }
       }
     }
@@ -549,8 +406,7 @@ struct RunDriver {
         continue;
       }
       if (pv.action != "copy") continue;
-      auto cls =
-          get_obj(kube::path_of("storage.k8s.io/v1", "storageclasses", "", pv.storage_class));
+      auto cls = cl.class_exists(pv.storage_class);
       if (unanswered(cls)) return false;
       if (!*cls) {
         bad(plan_where, base + ".selection.storageClass",
@@ -562,34 +418,29 @@ struct RunDriver {
             "the VM uses it through a DataVolume; Ferry moves persistentVolumeClaim volumes");
         continue;
       }
-      auto claim = get_obj(pvc_path(pv.pvc_ns, pv.pvc));
+      auto claim = cl.get_claim(pv.pvc_ns, pv.pvc);
       if (unanswered(claim)) return false;
       if (!*claim) {
         bad(plan_where, base + ".pvc.name",
             "PersistentVolumeClaim " + pv.pvc_ns + "/" + pv.pvc + " not found");
         continue;
       }
-      const Json& c = **claim;
-      std::string volume = str_at(c, {"spec", "volumeName"});
-      std::string request = str_at(c, {"spec", "resources", "requests", "storage"});
+      const Claim& c = **claim;
+      const std::string& volume = c.volume;
+      const std::string& request = c.request;
       auto request_bytes = parse_quantity(request);
-      if (volume.empty() || str_at(c, {"status", "phase"}) != "Bound") {
+      if (!c.bound) {
         bad(plan_where, base + ".pvc.name",
             "PersistentVolumeClaim " + pv.pvc_ns + "/" + pv.pvc + " is not Bound");
         continue;
       }
-      auto pvobj = get_obj(kube::path_of("v1", "persistentvolumes", "", volume));
-      if (unanswered(pvobj)) return false;
-      if (!*pvobj) {
+      if (!c.volume_found) {
         bad(plan_where, base + ".name", "PersistentVolume \"" + volume + "\" not found");
         continue;
       }
-      const Json& p = **pvobj;
-      std::string local = str_at(p, {"spec", "local", "path"});
-      std::string node = str_at(p, {"spec", "nodeAffinity", "required", "nodeSelectorTerms", "0",
-                                    "matchExpressions", "0", "values", "0"});
-      std::string source_class = str_at(p, {"spec", "storageClassName"});
-      if (local.empty() || node.empty()) {
+      const std::string& node = c.node;
+      const std::string& source_class = c.storage_class;
+      if (node.empty()) {
         bad(plan_where, base + ".name",
             "PersistentVolume \"" + volume +
                 "\" is not a node-local volume held by a Ferry agent (spec.local and a node)");
@@ -607,13 +458,13 @@ struct RunDriver {
         continue;
       }
       std::string root = src_node->second.roots.at(source_class);
-      if (local.rfind(root + "/", 0) != 0) {
+      if (c.local_path.rfind(root + "/", 0) != 0) {
         bad(plan_where, base + ".name",
-            "PersistentVolume \"" + volume + "\" (" + local + ") is not under node " + node +
-                "'s volume root " + root);
+            "PersistentVolume \"" + volume + "\" (" + c.local_path + ") is not under node " +
+                node + "'s volume root " + root);
         continue;
       }
-      bool block = str_at(p, {"spec", "volumeMode"}) == "Block";
+      bool block = c.block;
       uint64_t size = request_bytes.value_or(0);
       if (pv.capacity && pv.capacity < size) {
         bad(plan_where, base + ".selection.capacity",
@@ -660,15 +511,10 @@ struct RunDriver {
       // the class; else the live node with the class and the most free space.
       const std::string target_pvc = target_claim_name(pv.pvc, run.plan.uid, pv.storage_class);
       std::string target;
-      auto earlier = get_obj(pvc_path(pv.pvc_ns, target_pvc));
+      auto earlier = cl.get_claim(pv.pvc_ns, target_pvc);
       if (unanswered(earlier)) return false;
-      if (*earlier && !str_at(**earlier, {"spec", "volumeName"}).empty()) {
-        auto epv = get_obj(kube::path_of("v1", "persistentvolumes", "",
-                                         str_at(**earlier, {"spec", "volumeName"})));
-        if (unanswered(epv)) return false;
-        if (*epv)
-          target = str_at(**epv, {"spec", "nodeAffinity", "required", "nodeSelectorTerms", "0",
-                                  "matchExpressions", "0", "values", "0"});
+      if (*earlier) {
+        target = (*earlier)->node;
         if (!target.empty() &&
             (!nodes->count(target) || !nodes->at(target).roots.count(pv.storage_class))) {
           if (settling) {
@@ -714,14 +560,13 @@ struct RunDriver {
       v.target_class = pv.storage_class;
       v.source_node = node;
       v.target_node = target;
-      v.source_path = local.substr(root.size() + 1) + (block ? "" : "/disk.img");
-      v.source_file = local + (block ? "" : "/disk.img");
+      v.source_path = c.local_path.substr(root.size() + 1);
+      v.source_file = c.local_path;
       v.block = block;
       v.verify = pv.verify;
       v.request = request;
       v.request_bytes = std::max(size, pv.capacity);
-      if (at(c, {"spec", "accessModes"}).is_array())
-        v.access_modes_json = at(c, {"spec", "accessModes"}).dump();
+      v.access_modes_json = c.access_modes_json;
       v.target_pvc = target_pvc;
       run.volumes.push_back(v);
     }
@@ -734,13 +579,11 @@ struct RunDriver {
       VmState vm;
       vm.name = v.vm;
       vm.ns = v.ns;
-      const Json& obj = vms[v.ns + "/" + v.vm];
-      vm.run_strategy = str_at(obj, {"spec", "runStrategy"});
-      if (vm.run_strategy.empty())
-        vm.run_strategy = bool_at(obj, {"spec", "running"}) ? "Always" : "Halted";
-      auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+      const Vm& obj = vms[v.ns + "/" + v.vm];
+      vm.run_strategy = obj.run_strategy;
+      auto vmi = cl.get_instance(vm.ns, vm.name);
       if (unanswered(vmi)) return false;
-      vm.was_running = wants_running(obj) || *vmi;
+      vm.was_running = obj.wants_running || *vmi;
       run.vms.push_back(vm);
     }
     return true;
@@ -986,7 +829,7 @@ struct RunDriver {
   // Gives the VM back the runStrategy it had, if Ferry halted it.
   void restore_power(VmState& vm) {
     if (!vm.halted_by_us) return;
-    Status s = set_run_strategy(vm, vm.run_strategy);
+    Status s = cl.set_run_strategy(vm.ns, vm.name, vm.run_strategy);
     if (!s.ok()) {
       kLog.warn("runStrategy not restored",
                 {{"vm", vm.ns + "/" + vm.name}, {"error", s.error().message}});
@@ -1019,19 +862,16 @@ struct RunDriver {
   // Whether the VM runs now (its spec asks for it, or a VMI exists);
   // nullopt when the API server could not say. A VM that is gone fails.
   std::optional<bool> running_now(VmState& vm, std::string* strategy) {
-    auto obj = get_obj(vm_path(vm.ns, vm.name));
+    auto obj = cl.get_vm(vm.ns, vm.name);
     if (!obj.ok()) return std::nullopt;
     if (!*obj) {
       vm_phase(vm, "Failed", "VirtualMachine " + vm.ns + "/" + vm.name + " is gone");
       return std::nullopt;
     }
-    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    auto vmi = cl.get_instance(vm.ns, vm.name);
     if (!vmi.ok()) return std::nullopt;
-    if (strategy) {
-      *strategy = str_at(**obj, {"spec", "runStrategy"});
-      if (strategy->empty()) *strategy = bool_at(**obj, {"spec", "running"}) ? "Always" : "Halted";
-    }
-    return wants_running(**obj) || vmi->has_value();
+    if (strategy) *strategy = (*obj)->run_strategy;
+    return (*obj)->wants_running || vmi->has_value();
   }
   // Halts the VM if it runs now, then waits for its VMI to go. True once
   // stopped. record_strategy: remember the strategy it runs with now (a
@@ -1051,14 +891,14 @@ struct RunDriver {
       return false;
     }
     if (!run.halted_sent.count(vm.ns + "/" + vm.name)) {
-      Status s = set_run_strategy(vm, "Halted");
+      Status s = cl.set_run_strategy(vm.ns, vm.name, "Halted");
       if (!s.ok()) {
         vm.message = s.error().message;
         return false;
       }
       run.halted_sent.insert(vm.ns + "/" + vm.name);
     }
-    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    auto vmi = cl.get_instance(vm.ns, vm.name);
     if (vmi.ok() && !*vmi) return true;  // no VMI: stopped (also where no KubeVirt runs)
     if (vm.stop_started &&
         now_seconds() - vm.stop_started > static_cast<double>(m.deps_.stop_timeout.count()))
@@ -1091,7 +931,7 @@ struct RunDriver {
       else
         from_to[v->target_pvc] = v->pvc;
     }
-    Status s = repoint(vm, from_to, false);
+    Status s = cl.repoint(vm.ns, vm.name, from_to, false);
     if (s.ok()) return true;
     if (s.error().code == ErrorCode::kFailedPrecondition || s.error().code == ErrorCode::kNotFound)
       vm_phase(vm, "Failed", s.error().message);  // tried again, it would fail the same way
@@ -1174,7 +1014,7 @@ struct RunDriver {
   // names the new claims with updateVolumesStrategy Migration. Success needs
   // a VMI migration that started after that; without a VMI nothing is changed.
   void start_live(VmState& vm) {
-    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    auto vmi = cl.get_instance(vm.ns, vm.name);
     if (!vmi.ok()) {
       vm.message = vmi.error().message;
       return;
@@ -1196,7 +1036,7 @@ struct RunDriver {
     std::map<std::string, std::string> from_to;
     for (auto* v : volumes_of(vm)) from_to[v->pvc] = v->target_pvc;
     vm.live_started = now_iso();
-    Status s = repoint(vm, from_to, true);
+    Status s = cl.repoint(vm.ns, vm.name, from_to, true);
     if (!s.ok()) {
       vm.message = s.error().message;
       return;
@@ -1210,7 +1050,7 @@ struct RunDriver {
              "updateVolumesStrategy Migration; waiting for the VMI's migration result");
   }
   void wait_live(VmState& vm) {
-    auto vmi = get_obj(vmi_path(vm.ns, vm.name));
+    auto vmi = cl.get_instance(vm.ns, vm.name);
     if (!vmi.ok()) return;
     if (!*vmi) {
       vm_phase(vm, "Failed",
@@ -1226,10 +1066,9 @@ struct RunDriver {
                    std::to_string(static_cast<int>(kLiveWaitSeconds)) + " s");
       return;
     }
-    const Json& st = at(**vmi, {"status", "migrationState"});
     // Only a migration that started after the VM named its new claims counts.
-    if (str_at(st, {"startTimestamp"}) < vm.live_started || !bool_at(st, {"completed"})) return;
-    bool failed = bool_at(st, {"failed"});
+    if ((*vmi)->migration_started < vm.live_started || !(*vmi)->migration_completed) return;
+    bool failed = (*vmi)->migration_failed;
     for (auto* v : volumes_of(vm)) v->phase = failed ? "Failed" : "Completed";
     vm_phase(vm, failed ? "Failed" : "Completed",
              failed ? "KubeVirt reported the live migration failed" : "KubeVirt migrated it live");
@@ -1246,7 +1085,7 @@ struct RunDriver {
       vm_phase(vm, "Starting");
     }
     if (vm.phase == "Starting") {
-      Status s = set_run_strategy(vm, vm.run_strategy);
+      Status s = cl.set_run_strategy(vm.ns, vm.name, vm.run_strategy);
       if (!s.ok()) {
         vm.message = s.error().message;
         return;
@@ -1262,7 +1101,7 @@ struct RunDriver {
       v.message = "kept on request (spec.keepNewVolumes)";
       return;
     }
-    auto r = call("DELETE", pvc_path(v.ns, v.target_pvc));
+    Status r = cl.delete_claim(v.ns, v.target_pvc);
     ferry::v1::CancelTask c;
     c.set_task_id("smig." + run.mig.uid + "." + std::to_string(v.index) + ".remove");
     c.set_delete_volume(true);
@@ -1270,7 +1109,7 @@ struct RunDriver {
     Status s = m.deps_.cancel_task(v.target_node, c);
     v.phase = "Deleted";
     v.message = "claim " + v.target_pvc + " deleted" +
-                (r.ok() && (r->ok() || r->code == 404) ? "" : " (the API refused: retry by hand)") +
+                (r.ok() ? "" : " (not deleted: " + r.error().message + "; delete it by hand)") +
                 (s.ok() ? "" : "; its volume on node " + v.target_node + " was not removed");
     run.dirty = true;
   }
@@ -1407,11 +1246,11 @@ void StorageMigrator::main() {
 // found without running anything: the fields, each claim's namespace, and
 // that each target class exists. Written only when it changes.
 void StorageMigrator::check_plans() {
-  const kube::Client& api = *deps_.kube;
-  auto plans = api.get(plans_path());
-  if (!plans.ok() || !plans->ok()) return;
+  Cluster& cl = *deps_.cluster;
+  auto plans = cl.list("MigPlan");
+  if (!plans.ok()) return;
   std::map<std::string, bool> class_exists;
-  for (const auto& doc : list_at(plans->body, {"items"})) {
+  for (const auto& doc : *plans) {
     if (stop_) return;
     std::vector<FieldError> errors;
     std::vector<std::string> problems;
@@ -1428,13 +1267,12 @@ void StorageMigrator::check_plans() {
                              "\" is not one of the plan's namespaces (spec.namespaces)");
         if (pv.action != "copy") continue;
         if (!class_exists.count(pv.storage_class)) {
-          auto c =
-              api.get(kube::path_of("storage.k8s.io/v1", "storageclasses", "", pv.storage_class));
-          if (!c.ok() || (!c->ok() && c->code != 404)) {
+          auto c = cl.class_exists(pv.storage_class);
+          if (!c.ok()) {
             unknown = true;
             break;
           }
-          class_exists[pv.storage_class] = c->ok();
+          class_exists[pv.storage_class] = *c;
         }
         if (!class_exists[pv.storage_class])
           problems.push_back(where + ": " + base + ".selection.storageClass: StorageClass \"" +
@@ -1461,27 +1299,21 @@ void StorageMigrator::check_plans() {
     for (auto& c : conditions) c["lastTransitionTime"] = now_iso();
     Json obj = doc;
     obj["status"] = {{"conditions", conditions}};
-    auto r = api.request(
-        "PUT",
-        plans_path(str_at(doc, {"metadata", "namespace"}), str_at(doc, {"metadata", "name"})) +
-            "/status",
-        &obj);
-    if (!r.ok() || !r->ok())
+    Status r = cl.write_status(obj);
+    if (!r.ok())
       kLog.warn("MigPlan status not written",
                 {{"plan",
                   str_at(doc, {"metadata", "namespace"}) + "/" + str_at(doc, {"metadata", "name"})},
-                 {"error", r.ok() ? r->message() : r.error().message}});
+                 {"error", r.error().message}});
   }
 }
 
 void StorageMigrator::pass() {
-  const kube::Client& api = *deps_.kube;
+  Cluster& cl = *deps_.cluster;
   check_plans();
-  auto migs = api.get(migs_path());
-  if (!migs.ok() || !migs->ok()) return;  // no CRD yet, or the API server is away
-  std::vector<Json> all;
-  for (const auto& m : list_at(migs->body, {"items"}))
-    if (m.is_object()) all.push_back(m);
+  auto migs = cl.list("MigMigration");
+  if (!migs.ok()) return;  // no CRD yet, or the API server is away
+  std::vector<Json> all = std::move(*migs);
   std::sort(all.begin(), all.end(), [](const Json& a, const Json& b) {
     return str_at(a, {"metadata", "creationTimestamp"}) <
            str_at(b, {"metadata", "creationTimestamp"});
@@ -1500,9 +1332,9 @@ void StorageMigrator::pass() {
     auto& slot = runs_[uid];
     if (!slot) slot = load_run(doc, nodes);
     Run& run = *slot;
-    RunDriver d{*this, run, api, nodes};
+    RunDriver d{*this, run, cl, nodes};
     try {
-      drive(d, doc, all);
+      drive(d, all);
       run.exceptions = 0;
     } catch (const std::exception& e) {
       // A bug or an object of a shape nobody expected: after a few passes in
@@ -1521,14 +1353,14 @@ void StorageMigrator::pass() {
     if (run.dirty) {
       Json obj = doc;
       obj["status"] = run.status();
-      auto r = api.request("PUT", migs_path(run.mig.ns, run.mig.name) + "/status", &obj);
-      if (r.ok() && r->ok()) {
+      Status r = cl.write_status(obj);
+      if (r.ok()) {
         run.dirty = false;
         if (run.phase != "Running" && !run.phase.empty()) runs_.erase(uid);
       } else {
         kLog.warn("MigMigration status not written",
                   {{"migration", run.mig.ns + "/" + run.mig.name},
-                   {"error", r.ok() ? r->message() : r.error().message}});
+                   {"error", r.error().message}});
       }
     }
   }
@@ -1538,7 +1370,7 @@ void StorageMigrator::pass() {
       ++it;
       continue;
     }
-    RunDriver d{*this, *it->second, api, nodes};
+    RunDriver d{*this, *it->second, cl, nodes};
     d.abandon();
     kLog.info("storage migration deleted while it ran",
               {{"migration", it->second->mig.ns + "/" + it->second->mig.name}});
@@ -1561,7 +1393,7 @@ std::unique_ptr<StorageMigrator::Run> StorageMigrator::load_run(const Json& doc,
     // attempt (their stage checkpoint lets them go on where they were); the
     // tasks of the attempt the status names, and of the one after it (which
     // may have been handed over before its status was written), are stopped.
-    RunDriver d{*this, *run, *deps_.kube, nodes};
+    RunDriver d{*this, *run, *deps_.cluster, nodes};
     run->phase = "Running";
     run->conditions = list_at(st, {"conditions"});
     run->started = str_at(st, {"startTimestamp"});
@@ -1594,22 +1426,20 @@ std::unique_ptr<StorageMigrator::Run> StorageMigrator::load_run(const Json& doc,
   return run;
 }
 
-void StorageMigrator::drive(RunDriver& d, const Json& doc, const std::vector<Json>& all) {
-  (void)doc;
+void StorageMigrator::drive(RunDriver& d, const std::vector<Json>& all) {
   Run& run = d.run;
-  const kube::Client& api = *deps_.kube;
+  Cluster& cl = *deps_.cluster;
   if (run.phase.empty()) {
     run.started = now_iso();
-    auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
+    auto plan_doc = cl.get("MigPlan", run.mig.plan_ns, run.mig.plan_name);
     std::vector<FieldError> errors;
     std::optional<MigPlan> plan;
-    // The API server could not answer: next pass.
-    if (!plan_doc.ok() || (!plan_doc->ok() && plan_doc->code != 404)) return;
-    if (plan_doc->code == 404) {
+    if (!plan_doc.ok()) return;  // the API server could not answer: next pass
+    if (!*plan_doc) {
       d.refuse({"MigMigration " + run.mig.ns + "/" + run.mig.name +
                 ": spec.migPlanRef.name: MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +
                 " not found"});
-    } else if (!(plan = read_mig_plan(plan_doc->body, errors))) {
+    } else if (!(plan = read_mig_plan(**plan_doc, errors))) {
       std::vector<std::string> p;
       for (const auto& e : errors) p.push_back(e.to_string());
       d.refuse(p);
@@ -1633,11 +1463,11 @@ void StorageMigrator::drive(RunDriver& d, const Json& doc, const std::vector<Jso
     run.dirty = true;
   } else if (run.phase == "Running" && run.plan.name.empty()) {
     // A restart: nothing moves before the plan is read again.
-    auto plan_doc = api.get(plans_path(run.mig.plan_ns, run.mig.plan_name));
-    if (!plan_doc.ok() || (!plan_doc->ok() && plan_doc->code != 404)) return;
+    auto plan_doc = cl.get("MigPlan", run.mig.plan_ns, run.mig.plan_name);
+    if (!plan_doc.ok()) return;
     std::vector<FieldError> errors;
     std::optional<MigPlan> plan;
-    if (plan_doc->code == 404 || !(plan = read_mig_plan(plan_doc->body, errors))) {
+    if (!*plan_doc || !(plan = read_mig_plan(**plan_doc, errors))) {
       d.abandon();
       run.condition("Failed", "Critical",
                     "MigPlan " + run.mig.plan_ns + "/" + run.mig.plan_name +

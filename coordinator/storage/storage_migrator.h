@@ -41,21 +41,13 @@
 #include <vector>
 
 #include "common/base/result.h"
-#include "common/kube/client.h"
+#include "coordinator/storage/cluster.h"
 #include "ferry/v1/agent.pb.h"
 
 namespace ferry::coordinator::storage {
 
-// What the coordinator's AgentRegistry knows of one live node.
-struct NodeView {
-  std::map<std::string, std::string> roots;     // storage class -> volume root
-  std::map<std::string, uint64_t> free_bytes;   // storage class -> free
-  std::map<std::string, std::string> networks;  // network name -> address
-};
-using Nodes = std::map<std::string, NodeView>;
-
 struct MigratorDeps {
-  std::shared_ptr<kube::Client> kube;
+  std::shared_ptr<Cluster> cluster;
   // The live agents now (called on the migrator's thread); nullopt when that
   // cannot be known (the coordinator is stopping).
   std::function<std::optional<Nodes>()> nodes;
@@ -92,7 +84,7 @@ class StorageMigrator {
   void pass();
   void check_plans();
   std::unique_ptr<Run> load_run(const nlohmann::json& doc, const std::optional<Nodes>& nodes);
-  void drive(RunDriver& d, const nlohmann::json& doc, const std::vector<nlohmann::json>& all);
+  void drive(RunDriver& d, const std::vector<nlohmann::json>& all);
 
   MigratorDeps deps_;
   std::thread thread_;
