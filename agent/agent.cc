@@ -20,6 +20,7 @@
 #include "agent/nbd_view.h"
 #include "agent/transfer/copy.h"
 #include "agent/transfer/stage.h"
+#include "agent/volumes/held_volumes.h"
 #include "agent/volumes/loop_devices.h"
 #include "agent/volumes/volume_server.h"
 #include "common/base/log.h"
@@ -271,6 +272,12 @@ void Agent::heartbeat_loop() {
       if (statvfs(dir.c_str(), &st) == 0) {
         r->set_capacity_bytes(static_cast<uint64_t>(st.f_blocks) * st.f_frsize);
         r->set_free_bytes(static_cast<uint64_t>(st.f_bavail) * st.f_frsize);
+      }
+      for (const auto& v : held_volumes(dir)) {
+        auto* h = r->add_volumes();
+        h->set_path(v.path);
+        h->set_size_bytes(v.size_bytes);
+        h->set_block(v.block);
       }
     }
     for (const auto& [name, addr] : opts_.networks) {

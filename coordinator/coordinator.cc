@@ -9,6 +9,7 @@
 #include "coordinator/status/reports.h"
 #include "coordinator/status/task_state.h"
 #include "coordinator/storage/kube_cluster.h"
+#include "coordinator/storage/local_cluster.h"
 
 #include <prometheus/text_serializer.h>
 
@@ -169,10 +170,22 @@ Status Coordinator::run() {
                                     .store = *store_,
                                     .vm_sink = std::move(vm_sink),
                                     .hooks = std::move(hooks)});
-  // Cluster mode: built before any agent message can arrive; started once ready.
+  // Storage migration, built before any agent message can arrive and started
+  // once ready. Cluster mode: on the Kubernetes API; local mode: on KV
+  // ferry-storage, --manifest-dir and the agents' volumes.
+  std::shared_ptr<storage::Cluster> storage_cluster;
   if (kube) {
+    storage_cluster = std::make_shared<storage::KubeCluster>(kube);
+  } else {
+    auto kv = bus_->kv(subjects::kStorageBucket, true, opts_.js_replicas);
+    if (!kv.ok()) return kv.error();
+    local_storage_ = std::make_shared<storage::LocalCluster>(std::move(*kv), opts_.manifest_dir,
+                                                             [this] { return storage_nodes(); });
+    storage_cluster = local_storage_;
+  }
+  {
     storage_ = std::make_unique<storage::StorageMigrator>(storage::MigratorDeps{
-        .cluster = std::make_shared<storage::KubeCluster>(kube),
+        .cluster = std::move(storage_cluster),
         .nodes = [this] { return storage_nodes(); },
         .publish_task =
             [this](const std::string& node, const ferry::v1::AgentTask& t,
@@ -604,6 +617,8 @@ std::optional<storage::Nodes> Coordinator::storage_nodes() {
       for (const auto& r : a.hb.volume_roots()) {
         v.roots[r.storage_class()] = r.path();
         v.free_bytes[r.storage_class()] = r.free_bytes();
+        auto& held = v.volumes[r.storage_class()];
+        for (const auto& h : r.volumes()) held[h.path()] = {h.size_bytes(), h.block()};
       }
       for (const auto& n : a.hb.networks()) v.networks[n.name()] = n.address();
     }

@@ -43,6 +43,7 @@
 #include "coordinator/providers/provider_pool.h"
 #include "coordinator/runner/migration_runner.h"
 #include "coordinator/status/status_book.h"
+#include "coordinator/storage/local_cluster.h"
 #include "coordinator/storage/storage_migrator.h"
 #include "coordinator/store/state_store.h"
 #include "coordinator/target/vm_sink.h"
@@ -191,8 +192,11 @@ class Coordinator : private runner::RunnerHost {
   void update_gauges();
   // The VMs' pipelines; built once the store is open, gone before it.
   std::unique_ptr<runner::MigrationRunner> runner_;
-  // Cluster mode: KubeVirt VMs' storage between classes (MigPlan, MigMigration).
+  // KubeVirt VMs' storage between classes (MigPlan, MigMigration).
   std::unique_ptr<storage::StorageMigrator> storage_;
+  // Local mode: where ferryctl's MigPlans and MigMigrations go (null in cluster mode).
+  std::shared_ptr<storage::LocalCluster> local_storage_;
+  void storage_apply(std::vector<Json> docs, bool dry_run, Reply reply);
   // The live agents as the storage migrator sees them (asked of the loop).
   std::optional<storage::Nodes> storage_nodes();
 };

@@ -32,7 +32,16 @@ std::string kind_from_user(const std::string& word) {
     if (w == lk || w == lk + "s") return k;
   }
   if (w == "networkmaps" || w == "netmap") return "NetworkMap";
+  for (const char* k : {"MigPlan", "MigMigration"}) {
+    std::string lk;
+    for (const char* c = k; *c; c++) lk += static_cast<char>(std::tolower(*c));
+    if (w == lk || w == lk + "s") return k;
+  }
   return "";
+}
+
+bool is_storage_kind(const std::string& kind) {
+  return kind == "MigPlan" || kind == "MigMigration";
 }
 
 std::string ResourceKey::kv_key() const { return kind + "." + ns + "." + name; }

@@ -23,6 +23,9 @@ const std::vector<std::string>& known_kinds();
 bool is_known_kind(const std::string& kind);
 // "plans", "plan", "Plan" -> "Plan"; "" when unknown.
 std::string kind_from_user(const std::string& word);
+// MTC's storage-migration kinds (migration.openshift.io): MigPlan, MigMigration.
+// kind_from_user knows them too; they are not among known_kinds().
+bool is_storage_kind(const std::string& kind);
 
 struct ResourceKey {
   std::string kind;

@@ -53,6 +53,10 @@ inline constexpr const char* kResourcesBucket = "ferry-resources";
 inline constexpr const char* kStatusBucket = "ferry-status";
 // Provider inventories keyed "<namespace>.<provider>".
 inline constexpr const char* kInventoryBucket = "ferry-inventory";
+// Local mode's storage migration (coordinator/storage/local_cluster.h):
+// MigPlans and MigMigrations keyed "<kind>.<namespace>.<name>" (spec and
+// status in one document), and the claims it made, "Claim.<namespace>.<name>".
+inline constexpr const char* kStorageBucket = "ferry-storage";
 // The active coordinator's lease: key kLeaderKey, written only by its holder,
 // entries expire kLeaderTtlSeconds after the last renewal.
 inline constexpr const char* kLeaderBucket = "ferry-leader";

@@ -7,6 +7,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <sstream>
 
 #include "common/base/clock.h"
 #include "common/base/log.h"
@@ -102,6 +103,30 @@ void Coordinator::api_status(Reply reply) {
 }
 
 void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
+  // MTC's storage-migration documents go their own way, on their own.
+  {
+    std::vector<Json> mig;
+    size_t others = 0;
+    for (const auto& f : req.files) {
+      auto docs = model::yaml_to_json(f.text);
+      if (!docs.ok()) continue;  // reported below, with the file's name
+      for (auto& d : *docs) {
+        bool ours = d.is_object() && d.value("apiVersion", Json()).is_string() &&
+                    d["apiVersion"].get<std::string>().rfind("migration.openshift.io/", 0) == 0;
+        if (ours)
+          mig.push_back(std::move(d));
+        else if (!d.is_null())
+          others++;
+      }
+    }
+    if (!mig.empty() && others)
+      return reply(api::error_reply(
+          Error(ErrorCode::kInvalidArgument,
+                "MigPlan and MigMigration documents (migration.openshift.io) are applied on "
+                "their own, not together with forklift.konveyor.io resources; nothing was "
+                "applied")));
+    if (!mig.empty()) return storage_apply(std::move(mig), req.dry_run, std::move(reply));
+  }
   // 1. Structural checks of every document; any error rejects the whole request.
   std::vector<Resource> batch;
   std::vector<std::string> problems, warnings;
@@ -113,6 +138,27 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
   if (!problems.empty()) return reply(api::errors_reply(problems, warnings));
   apply_batch(std::move(batch), req.dry_run ? ApplyMode::kDryRun : ApplyMode::kStore,
               std::move(reply));
+}
+
+void Coordinator::storage_apply(std::vector<Json> docs, bool dry_run, Reply reply) {
+  if (!local_storage_)
+    return reply(api::error_reply(
+        Error(ErrorCode::kInvalidArgument,
+              "in cluster mode MigPlans and MigMigrations live in the Kubernetes API: apply them "
+              "with kubectl; nothing was applied")));
+  auto store = local_storage_;  // KV calls block: on a worker
+  loop_.run_blocking<Json>(
+      [store, docs = std::move(docs), dry_run] {
+        auto r = store->apply(docs, dry_run);
+        if (r.ok()) return Json{{"ok", true}, {"dryRun", dry_run}, {"applied", *r}};
+        if (r.error().code != ErrorCode::kInvalidArgument) return api::error_reply(r.error());
+        std::vector<std::string> problems;
+        std::string line;
+        std::istringstream in(r.error().message);
+        while (std::getline(in, line)) problems.push_back(line);
+        return api::errors_reply(problems, {});
+      },
+      [reply](Json j) { reply(j); });
 }
 
 void Coordinator::apply_batch(std::vector<Resource> batch, ApplyMode mode, Reply reply) {
@@ -395,6 +441,20 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
 }
 
 void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
+  if (model::is_storage_kind(req.kind)) {
+    if (!local_storage_)
+      return reply(api::error_reply(
+          Error(ErrorCode::kInvalidArgument,
+                "in cluster mode " + req.kind + "s live in the Kubernetes API: use kubectl")));
+    auto store = local_storage_;
+    return loop_.run_blocking<Json>(
+        [store, req] {
+          auto r = store->find(req.kind, req.ns, req.name);
+          if (!r.ok()) return api::error_reply(r.error());
+          return Json{{"ok", true}, {"items", *r}};
+        },
+        [reply](Json j) { reply(j); });
+  }
   const std::string &kind = req.kind, &ns = req.ns, &name = req.name;
   Json items = Json::array();
   for (const auto& [k, r] : resources_) {
@@ -594,6 +654,24 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
 }
 
 void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
+  if (model::is_storage_kind(req.kind)) {
+    if (!local_storage_)
+      return reply(api::error_reply(
+          Error(ErrorCode::kInvalidArgument,
+                "in cluster mode " + req.kind + "s live in the Kubernetes API: use kubectl")));
+    auto store = local_storage_;
+    return loop_.run_blocking<Json>(
+        [store, req] {
+          // Deleting a running MigMigration stops it (its run is abandoned).
+          Status s = store->remove(req.kind, req.ns, req.name);
+          if (!s.ok()) return api::error_reply(s.error());
+          return Json{
+              {"ok", true},
+              {"deleted", req.kind + " " + (req.ns.empty() ? model::kDefaultNamespace : req.ns) +
+                              "/" + req.name}};
+        },
+        [reply](Json j) { reply(j); });
+  }
   resource_txn([this, req, reply](std::function<void()> done) {
     auto answer = [reply, done](const Json& j) {
       reply(j);

@@ -60,12 +60,12 @@ struct VmInstance {
 };
 
 struct Claim {
-  bool bound = false;           // it has a volume
-  std::string volume;           // the PersistentVolume's name (local: the volume's path)
-  bool volume_found = true;     // that PersistentVolume exists
-  std::string request;          // the requested size as written ("10Gi", "1073741824")
+  bool bound = false;        // it has a volume
+  std::string volume;        // the PersistentVolume's name (local: the volume's path)
+  bool volume_found = true;  // that PersistentVolume exists
+  std::string request;       // the requested size as written ("10Gi", "1073741824")
   std::string access_modes_json = "[\"ReadWriteOnce\"]";
-  std::string copy_of;          // "ns/claim" when it is a storage migration's copy of it
+  std::string copy_of;  // "ns/claim" when it is a storage migration's copy of it
   // Where its bytes are: a node-local volume an agent holds ("" node: not one).
   std::string node, storage_class;
   std::string local_path;  // the file or device, absolute on that node

@@ -9,8 +9,7 @@ namespace {
 
 std::string mig_path(const std::string& kind, const std::string& ns = "",
                      const std::string& name = "") {
-  return kube::path_of(kMigApiVersion, kind == "MigPlan" ? "migplans" : "migmigrations", ns,
-                       name);
+  return kube::path_of(kMigApiVersion, kind == "MigPlan" ? "migplans" : "migmigrations", ns, name);
 }
 std::string vm_path(const std::string& ns, const std::string& name = "") {
   return kube::path_of("kubevirt.io/v1", "virtualmachines", ns, name);

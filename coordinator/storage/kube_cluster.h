@@ -17,8 +17,7 @@ class KubeCluster : public Cluster {
   Result<std::optional<Json>> get(const std::string& kind, const std::string& ns,
                                   const std::string& name) override;
   Status write_status(const Json& doc) override;
-  Result<std::optional<std::vector<Vm>>> list_vms(const std::string& ns,
-                                                  std::string* why) override;
+  Result<std::optional<std::vector<Vm>>> list_vms(const std::string& ns, std::string* why) override;
   Result<std::optional<Vm>> get_vm(const std::string& ns, const std::string& name) override;
   Result<std::optional<VmInstance>> get_instance(const std::string& ns,
                                                  const std::string& name) override;

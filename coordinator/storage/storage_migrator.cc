@@ -460,8 +460,8 @@ struct RunDriver {
       std::string root = src_node->second.roots.at(source_class);
       if (c.local_path.rfind(root + "/", 0) != 0) {
         bad(plan_where, base + ".name",
-            "PersistentVolume \"" + volume + "\" (" + c.local_path + ") is not under node " +
-                node + "'s volume root " + root);
+            "PersistentVolume \"" + volume + "\" (" + c.local_path + ") is not under node " + node +
+                "'s volume root " + root);
         continue;
       }
       bool block = c.block;
@@ -1359,8 +1359,7 @@ void StorageMigrator::pass() {
         if (run.phase != "Running" && !run.phase.empty()) runs_.erase(uid);
       } else {
         kLog.warn("MigMigration status not written",
-                  {{"migration", run.mig.ns + "/" + run.mig.name},
-                   {"error", r.error().message}});
+                  {{"migration", run.mig.ns + "/" + run.mig.name}, {"error", r.error().message}});
       }
     }
   }

@@ -48,9 +48,10 @@ const char* kUsage =
     "  validate -f FILE|DIR                 check manifests offline\n"
     "  apply -f FILE|DIR                    create or update resources\n"
     "  get plans|migrations|providers|hosts|networkmaps|storagemaps|hooks|secrets [NAME]\n"
+    "  get migplans|migmigrations [NAME]   storage migration between classes (local mode)\n"
     "  get vms --provider NAME [--refresh]  the provider's VM inventory (--refresh: reload it "
     "now)\n"
-    "  describe plan|migration|provider NAME\n"
+    "  describe plan|migration|provider|migplan|migmigration NAME\n"
     "  delete KIND NAME\n"
     "  cancel migration NAME [--vm VM ...]  cancel VMs (all when no --vm)\n"
     "  wait migration NAME [--timeout S]    show progress until it ends; exit 0 if it succeeded\n"
@@ -301,6 +302,10 @@ int cmd_get(const Args& a) {
                     "ELAPSED"});
   else if (kind == "Provider")
     rows.push_back({"NAMESPACE", "NAME", "TYPE", "URL", "READY", "VMS"});
+  else if (kind == "MigPlan")
+    rows.push_back({"NAMESPACE", "NAME", "READY", "NAMESPACES", "VOLUMES"});
+  else if (kind == "MigMigration")
+    rows.push_back({"NAMESPACE", "NAME", "PLAN", "STAGE", "ROLLBACK", "ITINERARY", "PHASE"});
   else
     rows.push_back({"NAMESPACE", "NAME"});
   for (const auto& d : *items) {
@@ -322,6 +327,19 @@ int cmd_get(const Args& a) {
       rows.push_back({ns_of(d), name, spec["plan"].value("name", ""), st.value("phase", ""),
                       std::to_string(st.value("vms", Json::array()).size()), std::to_string(ok),
                       std::to_string(failed), std::to_string(canceled), elapsed(st)});
+    } else if (kind == "MigPlan") {
+      std::string nss;
+      for (const auto& n : spec.value("namespaces", Json::array()))
+        if (n.is_string()) nss += (nss.empty() ? "" : ",") + n.get<std::string>();
+      rows.push_back({ns_of(d), name, condition_summary(st), nss,
+                      std::to_string(spec.value("persistentVolumes", Json::array()).size())});
+    } else if (kind == "MigMigration") {
+      auto flag = [&](const char* f) {
+        return spec.value(f, Json()).is_boolean() && spec[f].get<bool>() ? "true" : "false";
+      };
+      rows.push_back({ns_of(d), name, spec.value("migPlanRef", Json::object()).value("name", ""),
+                      flag("stage"), flag("rollback"), st.value("itinerary", ""),
+                      st.value("phase", "")});
     } else if (kind == "Provider") {
       rows.push_back({ns_of(d), name, spec.value("type", ""), spec.value("url", ""),
                       condition_summary(st),

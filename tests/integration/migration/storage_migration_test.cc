@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "common/model/resource.h"
 #include "tests/integration/migration/cluster.h"
 
 using namespace ferry::test;
@@ -351,4 +352,194 @@ spec:
                   "disk; shared disks cannot be migrated live") != std::string::npos);
   CHECK(claims_of(k8s, "web-02") == std::vector<std::string>{"web-02-disk-0"});
   CHECK(k8s.get_in("target", "vm", "web-02")["spec"].value("updateVolumesStrategy", "") == "");
+}
+
+namespace {
+
+// Local mode: ferryctl, the VMs' manifests and the agents' volumes.
+CtlResult local_apply(Cluster& c, const std::string& name, const std::string& yaml) {
+  std::string path = c.dir().file(name + ".yaml");
+  write_file(path, yaml);
+  return c.ctl({"apply", "-f", path});
+}
+
+Json local_get(Cluster& c, const std::string& kind, const std::string& name) {
+  auto r = c.ctl({"get", kind, name, "-n", "target", "-o", "json"});
+  return r.rc == 0 ? Json::parse(r.out) : Json();
+}
+
+std::string wait_local(Cluster& c, const std::string& name, int seconds = 120) {
+  std::string phase;
+  eventually(
+      std::chrono::seconds(seconds),
+      [&] {
+        Json m = local_get(c, "migmigration", name);
+        phase = m.is_object() && m.contains("status") ? m["status"].value("phase", "") : "";
+        return phase == "Completed" || phase == "Failed";
+      },
+      500ms);
+  return phase;
+}
+
+// The VM manifest local mode wrote (--manifest-dir/target/<vm>.yaml).
+Json manifest(Cluster& c, const std::string& vm) {
+  auto docs = ferry::model::yaml_to_json(read_file(c.dir().file("cluster/target/" + vm + ".yaml")));
+  return docs.ok() && !docs->empty() ? (*docs)[0] : Json();
+}
+
+std::vector<std::string> manifest_claims(Cluster& c, const std::string& vm) {
+  std::vector<std::string> out;
+  const Json m = manifest(c, vm);  // (a temporary would die before the loop)
+  for (const auto& x : m["spec"]["template"]["spec"]["volumes"])
+    out.push_back(x["persistentVolumeClaim"].value("claimName", ""));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("storage migration in local mode: ferryctl's MigPlan on manifests and agents' volumes",
+          "[e2e][storage][local]") {
+  Cluster c({{.name = "db-01",
+              .disk_mib = 24,
+              .data_mib = 6,
+              .power_state = "poweredOff",
+              .extra_disks = 1},
+             {.name = "web-02", .base = "DC0_H0_VM1", .disk_mib = 16, .data_mib = 4}});
+  c.start_coordinator();
+  const std::string local2 = c.dir().file("node-1/local2"), fast = c.dir().file("node-2/fast");
+  c.start_agent("node-1", {"--volume-root=local2=" + local2, "--network", "migration=127.0.0.1"});
+  // The VMs arrive on node-1 with an ordinary local-mode import: manifests
+  // in --manifest-dir, volumes <root>/target/<claim>.img.
+  REQUIRE(c.ctl({"apply", "-f", c.write_manifests("plan-a", {"db-01", "web-02"})}).rc == 0);
+  REQUIRE(c.ctl({"apply", "-f", c.write_migration("mig-a", "plan-a")}).rc == 0);
+  REQUIRE(wait_migration(c, "mig-a", 180) == "Succeeded");
+  c.start_agent("node-2", {"--volume-root=fast=" + fast, "--network", "migration=127.0.0.2"});
+  const std::string v1 = c.volume_root("node-1") + "/target/";
+  REQUIRE(path_exists(v1 + "db-01-disk-0.img"));
+  REQUIRE(manifest_claims(c, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  const std::string web_strategy = manifest(c, "web-02")["spec"].value("runStrategy", "");
+  REQUIRE(web_strategy == "Always");
+
+  const std::string plan = R"(apiVersion: migration.openshift.io/v1alpha1
+kind: MigPlan
+metadata: {name: move, namespace: target}
+spec:
+  namespaces: [target]
+  transferNetwork: migration
+  persistentVolumes:
+  - pvc: {name: db-01-disk-0}
+    selection: {storageClass: fast, verify: true}
+  - pvc: {name: db-01-disk-1}
+    selection: {storageClass: fast}
+  - pvc: {name: web-02-disk-0}
+    selection: {storageClass: local2}
+)";
+  // Bad input changes nothing: mixed with forklift documents, a bad field.
+  auto mixed = local_apply(c, "mixed", plan + "---\n" + read_file(c.write_migration("m", "p")));
+  CHECK(mixed.rc != 0);
+  CHECK(mixed.err.find("applied on their own") != std::string::npos);
+  auto badfield = local_apply(
+      c, "badfield",
+      "apiVersion: migration.openshift.io/v1alpha1\nkind: MigMigration\nmetadata: {name: x, "
+      "namespace: target}\nspec:\n  migPlanRef: {name: move}\n  stage: true\n  rollback: true\n");
+  CHECK(badfield.rc != 0);
+  CHECK(badfield.err.find("MigMigration target/x: spec.rollback: cannot be set together with "
+                          "spec.stage") != std::string::npos);
+  CHECK(c.ctl({"get", "migplans", "-n", "target", "-o", "json"}).out.find("move") ==
+        std::string::npos);
+
+  auto applied = local_apply(c, "plan", plan);
+  INFO(applied.err);
+  REQUIRE(applied.rc == 0);
+  CHECK(applied.out.find("MigPlan target/move created") != std::string::npos);
+  CHECK(local_apply(c, "plan", plan).out.find("MigPlan target/move unchanged") !=
+        std::string::npos);
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        return messages(local_get(c, "migplan", "move"))
+                   .find("Ready: The migration plan is ready.") != std::string::npos;
+      },
+      250ms));
+
+  // Stage: the stopped VM's disks go to node-2 over TLS; the running one is skipped.
+  REQUIRE(local_apply(c, "stage-1", mig("stage-1", "  stage: true\n")).rc == 0);
+  // A MigMigration does not change once made.
+  auto changed = local_apply(c, "stage-1b", mig("stage-1", "  stage: false\n"));
+  CHECK(changed.rc != 0);
+  CHECK(changed.err.find("MigMigration target/stage-1: spec: a MigMigration cannot be changed") !=
+        std::string::npos);
+  REQUIRE(wait_local(c, "stage-1") == "Completed");
+  Json s1 = local_get(c, "migmigration", "stage-1");
+  INFO(s1.dump(2));
+  Json d0 = volume_of(s1, "db-01-disk-0"), d1 = volume_of(s1, "db-01-disk-1");
+  CHECK(d0["phase"] == "Completed");
+  CHECK(d1["phase"] == "Completed");
+  CHECK(d0.value("transport", "").rfind("nbd+tls nbd://127.0.0.1:", 0) == 0);
+  CHECK(d0["targetNode"] == "node-2");
+  CHECK(d0.value("verified", false));
+  CHECK(d0["changedBlocks"] == 24);
+  CHECK(vm_of(s1, "web-02")["phase"] == "Skipped");
+  const std::string target0 = d0["targetPvcRef"]["name"], target1 = d1["targetPvcRef"]["name"];
+  const std::string fast0 = fast + "/target/" + target0 + ".img";
+  CHECK_FALSE(first_difference(v1 + "db-01-disk-0.img", fast0));
+  CHECK_FALSE(first_difference(v1 + "db-01-disk-1.img", fast + "/target/" + target1 + ".img"));
+  CHECK(allocated_bytes(fast0) <= 8 * MiB);  // holes stayed holes
+  CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+
+  // A second stage copies just the two changed blocks.
+  write_run(v1 + "db-01-disk-0.img", {3 * MiB + 7, 1000, Fill::kRandom, 31});
+  write_run(v1 + "db-01-disk-0.img", {20 * MiB, 1 * MiB, Fill::kRandom, 32});
+  REQUIRE(local_apply(c, "stage-2", mig("stage-2", "  stage: true\n")).rc == 0);
+  REQUIRE(wait_local(c, "stage-2") == "Completed");
+  Json s2 = local_get(c, "migmigration", "stage-2");
+  INFO(s2.dump(2));
+  CHECK(volume_of(s2, "db-01-disk-0")["changedBlocks"] == 2);
+  CHECK(volume_of(s2, "db-01-disk-1")["changedBlocks"] == 0);
+  CHECK_FALSE(first_difference(v1 + "db-01-disk-0.img", fast0));
+
+  // Cutover: the manifests name the new claims; web-02 (runStrategy Always)
+  // is halted in its manifest, copied on its node, and gets Always back.
+  REQUIRE(local_apply(c, "cutover", mig("cutover", "  stage: false\n")).rc == 0);
+  REQUIRE(wait_local(c, "cutover") == "Completed");
+  Json cut = local_get(c, "migmigration", "cutover");
+  INFO(cut.dump(2));
+  const std::string target2 = volume_of(cut, "web-02-disk-0")["targetPvcRef"]["name"];
+  CHECK(volume_of(cut, "web-02-disk-0")["transport"] == "local");
+  CHECK(vm_of(cut, "web-02")["wasRunning"] == true);
+  CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{target0, target1});
+  CHECK(manifest_claims(c, "web-02") == std::vector<std::string>{target2});
+  CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
+  CHECK_FALSE(first_difference(v1 + "web-02-disk-0.img", local2 + "/target/" + target2 + ".img"));
+  CHECK(path_exists(v1 + "db-01-disk-0.img"));  // old volumes stay
+  CHECK(messages(cut).find("SourceVolumesKept") != std::string::npos);
+  auto table = c.ctl({"get", "migmigrations", "-n", "target"});
+  CHECK(table.out.find("cutover") != std::string::npos);
+  CHECK(table.out.find("Final") != std::string::npos);
+
+  // Rollback: the manifests name the old claims again, and the new volumes go.
+  REQUIRE(local_apply(c, "rollback", mig("rollback", "  rollback: true\n")).rc == 0);
+  REQUIRE(wait_local(c, "rollback") == "Completed");
+  CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  CHECK(manifest_claims(c, "web-02") == std::vector<std::string>{"web-02-disk-0"});
+  CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
+  CHECK(eventually(
+      30s, [&] { return !path_exists(fast0); }, 250ms));
+
+  // A class no agent has: the plan says so, and a run of it is refused.
+  REQUIRE(local_apply(c, "bad",
+                      "apiVersion: migration.openshift.io/v1alpha1\nkind: MigPlan\n"
+                      "metadata: {name: bad, namespace: target}\nspec:\n  namespaces: "
+                      "[target]\n  persistentVolumes:\n  - pvc: {name: db-01-disk-0}\n"
+                      "    selection: {storageClass: nope}\n")
+              .rc == 0);
+  REQUIRE(local_apply(c, "bad-run", mig("bad-run", "  stage: true\n", "bad")).rc == 0);
+  REQUIRE(wait_local(c, "bad-run") == "Failed");
+  CHECK(messages(local_get(c, "migmigration", "bad-run"))
+            .find("MigPlan target/bad: spec.persistentVolumes[0].selection.storageClass: "
+                  "StorageClass \"nope\" not found") != std::string::npos);
+  CHECK(messages(local_get(c, "migplan", "bad")).find("InvalidPlan") != std::string::npos);
+  // Deleting works as kubectl's would.
+  CHECK(c.ctl({"delete", "migplan", "bad", "-n", "target"}).rc == 0);
+  CHECK(local_get(c, "migplan", "bad").is_null());
 }

@@ -2,6 +2,7 @@
 // MTC's fields, defaults, and errors that name the resource and the field.
 #include <catch2/catch.hpp>
 
+#include "coordinator/storage/cluster.h"
 #include "coordinator/storage/mig_resources.h"
 
 using namespace ferry::coordinator::storage;
@@ -155,4 +156,34 @@ TEST_CASE("a MigMigration: stage, cutover, rollback and their conflicts", "[unit
   errors.clear();
   CHECK_FALSE(read_mig_migration(Json("not an object"), errors));
   CHECK_FALSE(errors.empty());
+}
+
+TEST_CASE("a VirtualMachine object as the storage migrator reads it", "[storage]") {
+  Json vm = Json::parse(R"({"metadata": {"name": "db", "namespace": "vms"},
+    "spec": {"running": true, "template": {"spec": {
+      "domain": {"devices": {"disks": [{"name": "a"}, {"name": "b", "shareable": true}]}},
+      "volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "db-a"}},
+                  {"name": "b", "dataVolume": {"name": "db-b"}},
+                  {"name": "c", "cloudInitNoCloud": {}}]}}}})");
+  Vm v = vm_from_object(vm);
+  CHECK(v.name == "db");
+  CHECK(v.ns == "vms");
+  CHECK(v.run_strategy == "Always");  // from spec.running
+  CHECK(v.wants_running);
+  REQUIRE(v.volumes.size() == 3);
+  CHECK(v.volumes[0].claim == "db-a");
+  CHECK_FALSE(v.volumes[0].shareable);
+  CHECK(v.volumes[1].data_volume == "db-b");
+  CHECK(v.volumes[1].shareable);
+  CHECK(v.volumes[2].claim.empty());
+  vm["spec"] = {{"runStrategy", "Manual"}};
+  v = vm_from_object(vm);
+  CHECK(v.run_strategy == "Manual");
+  CHECK_FALSE(v.wants_running);
+  CHECK(v.volumes.empty());
+  CHECK(run_strategy_of(Json::object()) == "Halted");
+  // Any shape reads without throwing.
+  CHECK(vm_from_object(Json("not an object")).volumes.empty());
+  CHECK(
+      vm_from_object(Json{{"spec", {{"template", {{"spec", {{"volumes", 3}}}}}}}}).volumes.empty());
 }

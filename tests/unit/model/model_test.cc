@@ -110,6 +110,10 @@ TEST_CASE("names, kinds, secrets and times") {
   CHECK(kind_from_user("plans") == "Plan");
   CHECK(kind_from_user("StorageMap") == "StorageMap");
   CHECK(kind_from_user("pods").empty());
+  CHECK(kind_from_user("migplans") == "MigPlan");  // MTC's storage kinds, not forklift's
+  CHECK(kind_from_user("MigMigration") == "MigMigration");
+  CHECK(is_storage_kind("MigPlan"));
+  CHECK_FALSE(is_known_kind("MigPlan"));
   CHECK(secret_value(Json{{"data", {{"password", "c2VjcmV0"}}}}, "password") == "secret");
   double t = 0;
   CHECK(parse_rfc3339("2021-04-04T01:23:45.678+09:00", &t));

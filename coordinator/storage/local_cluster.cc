@@ -1,0 +1,410 @@
+#include "coordinator/storage/local_cluster.h"
+
+#include <openssl/rand.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/base/clock.h"
+#include "common/model/names.h"
+#include "common/model/resource.h"
+#include "coordinator/storage/json_read.h"
+#include "coordinator/storage/mig_resources.h"
+
+namespace ferry::coordinator::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kSettleSeconds = 30;
+
+std::string key_of(const std::string& kind, const std::string& ns, const std::string& name) {
+  return kind + "." + ns + "." + name;
+}
+
+std::string new_uid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) return "";
+  b[6] = (b[6] & 0x0f) | 0x40;  // a version 4 UUID
+  b[8] = (b[8] & 0x3f) | 0x80;
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += hex[b[i] >> 4];
+    out += hex[b[i] & 15];
+  }
+  return out;
+}
+
+// A stored document as a reader sees it: its KV revision is its resourceVersion.
+Result<std::optional<Json>> parse_entry(const Result<std::optional<bus::KvEntry>>& e) {
+  if (!e.ok()) return e.error();
+  if (!*e) return std::optional<Json>();
+  Json doc = Json::parse((*e)->value, nullptr, false);
+  if (!doc.is_object()) return std::optional<Json>();  // not ours: nothing there
+  doc["metadata"]["resourceVersion"] = std::to_string((*e)->revision);
+  return std::optional<Json>(std::move(doc));
+}
+
+uint64_t revision_of(const Json& doc) {
+  std::string rv = str_at(doc, {"metadata", "resourceVersion"});
+  return rv.empty() ? 0 : std::strtoull(rv.c_str(), nullptr, 10);
+}
+
+Json stored_form(Json doc) {
+  if (doc.contains("metadata") && doc["metadata"].is_object())
+    doc["metadata"].erase("resourceVersion");
+  return doc;
+}
+
+}  // namespace
+
+LocalCluster::LocalCluster(std::unique_ptr<bus::KvBucket> kv, std::string manifest_dir,
+                           std::function<std::optional<Nodes>()> nodes)
+    : kv_(std::move(kv)),
+      manifest_dir_(std::move(manifest_dir)),
+      nodes_(std::move(nodes)),
+      started_(now_seconds()) {}
+
+bool LocalCluster::settling() const { return now_seconds() - started_ < kSettleSeconds; }
+
+// ------------------------------------------------------------ ferryctl's verbs
+
+Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  std::vector<std::string> problems;
+  Json done = Json::array();
+  auto result = [&](const Json& doc, const char* what) {
+    done.push_back({{"resource", where(doc)}, {"result", what}});
+  };
+  struct Write {
+    std::string key;
+    Json doc;
+    uint64_t revision = 0;  // what it replaces (0: new)
+    std::string old;        // its stored value
+  };
+  std::vector<Write> writes;
+  std::set<std::string> seen;
+  for (const auto& in : docs) {
+    std::vector<FieldError> errors;
+    Json doc = in;
+    std::string kind = str_at(doc, {"kind"});
+    if (str_at(doc, {"apiVersion"}) != kMigApiVersion) {
+      problems.push_back(where(doc) + ": apiVersion: \"" + str_at(doc, {"apiVersion"}) +
+                         "\" is not " + kMigApiVersion);
+      continue;
+    }
+    if (kind == "MigPlan")
+      (void)read_mig_plan(doc, errors);
+    else if (kind == "MigMigration")
+      (void)read_mig_migration(doc, errors);
+    else
+      errors.push_back({where(doc), "kind", "\"" + kind + "\" is not MigPlan or MigMigration"});
+    for (const auto& e : errors) problems.push_back(e.to_string());
+    if (!errors.empty()) continue;
+    Json& md = doc["metadata"];
+    if (!md.contains("namespace")) md["namespace"] = model::kDefaultNamespace;
+    std::string ns = md["namespace"], name = md["name"];
+    for (const auto& [field, value] :
+         {std::pair{"metadata.name", name}, {"metadata.namespace", ns}})
+      if (!model::is_dns1123_subdomain(value))
+        problems.push_back(where(doc) + ": " + field + ": \"" + value +
+                           "\" is not a valid name (lowercase letters, digits, '-' and '.')");
+    std::string key = key_of(kind, ns, name);
+    if (!seen.insert(key).second) {
+      problems.push_back(where(doc) + ": metadata.name: given twice in this apply");
+      continue;
+    }
+    if (!problems.empty()) continue;
+    auto cur = parse_entry(kv_->get(key));
+    if (!cur.ok()) return cur.error().wrap("reading " + where(doc));
+    Write w{key, Json::object(), 0, ""};
+    if (*cur) {
+      const Json& old = **cur;
+      w.revision = revision_of(old);
+      if (at(old, {"spec"}) == at(doc, {"spec"})) {
+        result(doc, "unchanged");
+        continue;
+      }
+      if (kind == "MigMigration") {
+        problems.push_back(where(doc) +
+                           ": spec: a MigMigration cannot be changed once created; create "
+                           "another one (or delete this one first)");
+        continue;
+      }
+      w.old = stored_form(old).dump();
+      w.doc = stored_form(old);
+      w.doc["spec"] = doc["spec"];
+      if (doc["metadata"].contains("labels")) w.doc["metadata"]["labels"] = md["labels"];
+      if (doc["metadata"].contains("annotations"))
+        w.doc["metadata"]["annotations"] = md["annotations"];
+      result(doc, "configured");
+    } else {
+      w.doc = doc;
+      w.doc.erase("status");  // status is the coordinator's
+      w.doc["metadata"]["uid"] = new_uid();
+      w.doc["metadata"]["creationTimestamp"] = now_iso();
+      w.doc["metadata"].erase("resourceVersion");
+      result(doc, "created");
+    }
+    writes.push_back(std::move(w));
+  }
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "\n") + p;
+    return Error(ErrorCode::kInvalidArgument, all);
+  }
+  if (dry_run) return done;
+  // All or nothing: a failed write puts back what this apply already wrote.
+  std::vector<std::pair<const Write*, uint64_t>> written;
+  for (const auto& w : writes) {
+    auto r = kv_->update(w.key, w.doc.dump(), w.revision);
+    if (r.ok()) {
+      written.emplace_back(&w, *r);
+      continue;
+    }
+    for (auto it = written.rbegin(); it != written.rend(); ++it) {
+      const Write& back = *it->first;
+      if (back.revision == 0)
+        (void)kv_->erase(back.key);
+      else
+        (void)kv_->update(back.key, back.old, it->second);
+    }
+    return r.error().wrap("nothing was applied: storing " + w.key);
+  }
+  return done;
+}
+
+Result<std::vector<Json>> LocalCluster::find(const std::string& kind, const std::string& ns,
+                                             const std::string& name) {
+  if (!name.empty()) {
+    auto d = get(kind, ns.empty() ? model::kDefaultNamespace : ns, name);
+    if (!d.ok()) return d.error();
+    if (!*d)
+      return Error(ErrorCode::kNotFound, kind + " " + (ns.empty() ? model::kDefaultNamespace : ns) +
+                                             "/" + name + " not found");
+    return std::vector<Json>{**d};
+  }
+  auto all = list(kind);
+  if (!all.ok()) return all.error();
+  std::vector<Json> out;
+  for (auto& d : *all)
+    if (ns.empty() || str_at(d, {"metadata", "namespace"}) == ns) out.push_back(std::move(d));
+  return out;
+}
+
+Status LocalCluster::remove(const std::string& kind, const std::string& ns,
+                            const std::string& name) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  std::string n = ns.empty() ? model::kDefaultNamespace : ns;
+  auto cur = kv_->get(key_of(kind, n, name));
+  if (!cur.ok()) return cur.error();
+  if (!*cur) return Error(ErrorCode::kNotFound, kind + " " + n + "/" + name + " not found");
+  return kv_->erase(key_of(kind, n, name));
+}
+
+// ------------------------------------------------------------ Cluster
+
+Result<std::vector<Json>> LocalCluster::list(const std::string& kind) {
+  auto keys = kv_->keys();
+  if (!keys.ok()) return keys.error();
+  std::vector<Json> out;
+  for (const auto& k : *keys) {
+    if (k.rfind(kind + ".", 0) != 0) continue;
+    auto d = parse_entry(kv_->get(k));
+    if (!d.ok()) return d.error();
+    if (*d) out.push_back(std::move(**d));
+  }
+  return out;
+}
+
+Result<std::optional<Json>> LocalCluster::get(const std::string& kind, const std::string& ns,
+                                              const std::string& name) {
+  return parse_entry(kv_->get(key_of(kind, ns, name)));
+}
+
+Status LocalCluster::write_status(const Json& doc) {
+  std::string key = key_of(str_at(doc, {"kind"}), str_at(doc, {"metadata", "namespace"}),
+                           str_at(doc, {"metadata", "name"}));
+  uint64_t rev = revision_of(doc);
+  if (rev == 0) return Error(ErrorCode::kFailedPrecondition, key + ": no resourceVersion");
+  auto r = kv_->update(key, stored_form(doc).dump(), rev);
+  if (!r.ok()) return r.error().wrap("writing the status of " + key);
+  return {};
+}
+
+Result<std::optional<Json>> LocalCluster::read_vm(const std::string& ns, const std::string& name) {
+  fs::path file = fs::path(manifest_dir_) / ns / (name + ".yaml");
+  std::error_code ec;
+  if (manifest_dir_.empty() || !fs::exists(file, ec)) return std::optional<Json>();
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return Error(ErrorCode::kIo, "reading " + file.string() + " failed");
+  auto docs = model::yaml_to_json(text.str());
+  if (!docs.ok()) return docs.error().wrap(file.string());
+  for (const auto& d : *docs)
+    if (str_at(d, {"kind"}) == "VirtualMachine") return std::optional<Json>(d);
+  return std::optional<Json>();
+}
+
+Status LocalCluster::write_vm(const std::string& ns, const std::string& name, const Json& vm) {
+  fs::path file = fs::path(manifest_dir_) / ns / (name + ".yaml");
+  fs::path tmp = file.string() + ".ferry-tmp";
+  {
+    std::ofstream out(tmp);
+    out << model::to_yaml(vm);
+    out.flush();
+    if (!out) return Error(ErrorCode::kIo, "writing " + tmp.string() + " failed");
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) return Error(ErrorCode::kIo, "replacing " + file.string() + ": " + ec.message());
+  return {};
+}
+
+Result<std::optional<std::vector<Vm>>> LocalCluster::list_vms(const std::string& ns,
+                                                              std::string* why) {
+  if (manifest_dir_.empty()) {
+    if (why)
+      *why =
+          "local mode keeps VirtualMachines as manifests in --manifest-dir, and this coordinator "
+          "was started without one";
+    return std::optional<std::vector<Vm>>();
+  }
+  std::vector<Vm> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(manifest_dir_) / ns, ec)) {
+    if (e.path().extension() != ".yaml") continue;
+    auto vm = read_vm(ns, e.path().stem().string());
+    if (!vm.ok()) return vm.error();
+    if (*vm) out.push_back(vm_from_object(**vm));
+  }
+  return std::optional<std::vector<Vm>>(std::move(out));
+}
+
+Result<std::optional<Vm>> LocalCluster::get_vm(const std::string& ns, const std::string& name) {
+  auto vm = read_vm(ns, name);
+  if (!vm.ok()) return vm.error();
+  if (!*vm) return std::optional<Vm>();
+  return std::optional<Vm>(vm_from_object(**vm));
+}
+
+Status LocalCluster::set_run_strategy(const std::string& ns, const std::string& name,
+                                      const std::string& strategy) {
+  auto vm = read_vm(ns, name);
+  if (!vm.ok()) return vm.error();
+  if (!*vm)
+    return Error(ErrorCode::kFailedPrecondition,
+                 "VirtualMachine " + ns + "/" + name + " is gone from " + manifest_dir_);
+  Json obj = **vm;
+  if (!at(obj, {"spec"}).is_object())
+    return Error(ErrorCode::kFailedPrecondition,
+                 "VirtualMachine " + ns + "/" + name + " has no spec");
+  obj["spec"]["runStrategy"] = strategy;
+  obj["spec"].erase("running");
+  return write_vm(ns, name, obj);
+}
+
+Status LocalCluster::repoint(const std::string& ns, const std::string& name,
+                             const std::map<std::string, std::string>& from_to, bool live) {
+  auto vm = read_vm(ns, name);
+  if (!vm.ok()) return vm.error();
+  if (!*vm)
+    return Error(ErrorCode::kFailedPrecondition,
+                 "VirtualMachine " + ns + "/" + name + " is gone from " + manifest_dir_);
+  Json obj = **vm;
+  if (!at(obj, {"spec", "template", "spec", "volumes"}).is_array() ||
+      (live && !at(obj, {"spec"}).is_object()))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "VirtualMachine " + ns + "/" + name + " has no spec.template.spec.volumes");
+  bool changed = false;
+  for (auto& v : obj["spec"]["template"]["spec"]["volumes"]) {
+    if (!at(v, {"persistentVolumeClaim"}).is_object()) continue;
+    auto it = from_to.find(str_at(v, {"persistentVolumeClaim", "claimName"}));
+    if (it == from_to.end()) continue;
+    v["persistentVolumeClaim"]["claimName"] = it->second;
+    changed = true;
+  }
+  if (live) {
+    obj["spec"]["updateVolumesStrategy"] = "Migration";
+    changed = true;
+  }
+  return changed ? write_vm(ns, name, obj) : Status{};
+}
+
+Result<bool> LocalCluster::class_exists(const std::string& name) {
+  auto nodes = nodes_();
+  if (!nodes) return Error(ErrorCode::kUnavailable, "the agents are not known now");
+  for (const auto& [n, view] : *nodes)
+    if (view.roots.count(name)) return true;
+  if (settling()) return Error(ErrorCode::kUnavailable, "agents are still saying hello");
+  return false;
+}
+
+Result<std::optional<Claim>> LocalCluster::get_claim(const std::string& ns,
+                                                     const std::string& name) {
+  auto rec = kv_->get(key_of("Claim", ns, name));
+  if (!rec.ok()) return rec.error();
+  Json record = *rec ? Json::parse((*rec)->value, nullptr, false) : Json();
+  auto nodes = nodes_();
+  if (!nodes) return Error(ErrorCode::kUnavailable, "the agents are not known now");
+  for (const auto& [node, view] : *nodes)
+    for (const auto& [cls, held] : view.volumes)
+      for (bool block : {false, true}) {
+        auto it = held.find(volume_path(ns, name, block));
+        if (it == held.end() || !view.roots.count(cls)) continue;
+        Claim c;
+        c.bound = true;
+        c.volume = it->first;
+        c.request = std::to_string(it->second.size_bytes);
+        c.node = node;
+        c.storage_class = cls;
+        c.local_path = view.roots.at(cls) + "/" + it->first;
+        c.block = it->second.block;
+        c.copy_of = str_at(record, {"copyOf"});
+        return std::optional<Claim>(c);
+      }
+  if (record.is_object()) {  // made for a copy that has not written yet
+    Claim c;
+    c.copy_of = str_at(record, {"copyOf"});
+    c.node = str_at(record, {"node"});
+    c.storage_class = str_at(record, {"storageClass"});
+    return std::optional<Claim>(c);
+  }
+  if (settling()) return Error(ErrorCode::kUnavailable, "agents are still saying hello");
+  return std::optional<Claim>();
+}
+
+Status LocalCluster::create_claim(const NewClaim& n) {
+  const std::string key = key_of("Claim", n.ns, n.name);
+  const std::string what = "claim " + n.ns + "/" + n.name;
+  auto cur = get_claim(n.ns, n.name);
+  if (!cur.ok()) return cur.error().wrap("creating " + what);
+  if (*cur) {
+    if ((*cur)->copy_of == n.ns + "/" + n.source) return {};
+    return Error(ErrorCode::kAlreadyExists,
+                 what + " already exists" +
+                     ((*cur)->node.empty() ? "" : " (a volume on node " + (*cur)->node + ")") +
+                     " and is not a copy of " + n.ns + "/" + n.source);
+  }
+  Json record = {{"copyOf", n.ns + "/" + n.source},
+                 {"plan", n.plan},
+                 {"storageClass", n.storage_class},
+                 {"node", n.node},
+                 {"bytes", n.bytes},
+                 {"block", n.block}};
+  auto r = kv_->update(key, record.dump(), 0);
+  if (!r.ok()) return r.error().wrap("creating " + what);
+  return {};
+}
+
+Status LocalCluster::delete_claim(const std::string& ns, const std::string& name) {
+  return kv_->erase(key_of("Claim", ns, name));
+}
+
+}  // namespace ferry::coordinator::storage
