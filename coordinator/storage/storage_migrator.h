@@ -1,7 +1,8 @@
 #pragma once
 // StorageMigrator: moves KubeVirt VMs' disks from one storage class to
-// another (cluster mode), driven by MTC's MigPlan and MigMigration
-// (migration.openshift.io/v1alpha1, docs/storage-migration.md).
+// another, driven by MTC's MigPlan and MigMigration
+// (migration.openshift.io/v1alpha1, docs/storage-migration.md), on a Cluster
+// (cluster.h): the Kubernetes API, or local mode's manifests and volumes.
 //
 // For each selected claim it makes a claim of the same size in the target
 // class and has agents copy the bytes: on the node that holds the volume when
@@ -20,7 +21,7 @@
 // Old claims are never deleted.
 //
 // Its state is the MigMigrations' status (written through the status
-// subresource), so a restarted coordinator resumes from it; a copy under way
+// subresource, or with the document's KV revision), so a restarted coordinator resumes from it; a copy under way
 // then starts again as a new attempt and the stage copy's checkpoint and
 // record make it continue where it was.
 //
