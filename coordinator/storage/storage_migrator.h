@@ -21,9 +21,9 @@
 // Old claims are never deleted.
 //
 // Its state is the MigMigrations' status (written through the status
-// subresource, or with the document's KV revision), so a restarted coordinator resumes from it; a copy under way
-// then starts again as a new attempt and the stage copy's checkpoint and
-// record make it continue where it was.
+// subresource, or with the document's KV revision), so a restarted coordinator resumes from it; a
+// copy under way then starts again as a new attempt and the stage copy's checkpoint and record make
+// it continue where it was.
 //
 // Threads: one thread of its own polls the API and drives every
 // MigMigration (all blocking calls happen there). on_claim, on_progress and
