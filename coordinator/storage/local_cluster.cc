@@ -131,10 +131,18 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
         continue;
       }
       if (kind == "MigMigration") {
-        problems.push_back(where(doc) +
-                           ": spec: a MigMigration cannot be changed once created; create "
-                           "another one (or delete this one first)");
-        continue;
+        // Only MTC's cancel may come later: spec.canceled set to true.
+        Json a = at(old, {"spec"}), b = at(doc, {"spec"});
+        bool cancel = !bool_at(a, {"canceled"}) && bool_at(b, {"canceled"});
+        if (a.is_object()) a.erase("canceled");
+        if (b.is_object()) b.erase("canceled");
+        if (a != b || !cancel) {
+          problems.push_back(where(doc) +
+                             (a == b ? ": spec.canceled: a canceled MigMigration stays canceled"
+                                     : ": spec: a MigMigration cannot be changed once created, "
+                                       "except to set spec.canceled; create another one"));
+          continue;
+        }
       }
       w.old = stored_form(old).dump();
       w.doc = stored_form(old);

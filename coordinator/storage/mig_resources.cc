@@ -196,6 +196,7 @@ std::optional<MigMigration> read_mig_migration(const Json& doc, std::vector<Fiel
   m.stage = r.boolean(spec, "stage", "spec.stage");
   m.rollback = r.boolean(spec, "rollback", "spec.rollback");
   m.keep_new_volumes = r.boolean(spec, "keepNewVolumes", "spec.keepNewVolumes");
+  m.canceled = r.boolean(spec, "canceled", "spec.canceled");
   if (m.stage && m.rollback) r.error("spec.rollback", "cannot be set together with spec.stage");
   if (!r.ok()) return std::nullopt;
   return m;

@@ -46,6 +46,7 @@ struct MigMigration {
   bool stage = false;
   bool rollback = false;
   bool keep_new_volumes = false;  // rollback: leave the new claims in place
+  bool canceled = false;          // MTC's spec.canceled: stop what has not switched yet
   std::string created;            // metadata.creationTimestamp
 };
 

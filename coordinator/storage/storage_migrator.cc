@@ -61,7 +61,11 @@ std::string target_claim_name(const std::string& pvc, const std::string& plan_ui
 }
 
 bool final_phase(const std::string& p) {
-  return p == "Completed" || p == "Failed" || p == "Skipped" || p == "Kept" || p == "Deleted";
+  return p == "Completed" || p == "Failed" || p == "Skipped" || p == "Kept" || p == "Deleted" ||
+         p == "Canceled";
+}
+bool final_vm_phase(const std::string& p) {
+  return p == "Completed" || p == "Failed" || p == "Skipped" || p == "Canceled";
 }
 
 }  // namespace
@@ -75,7 +79,7 @@ struct VolumeState {
   std::string access_modes_json = "[\"ReadWriteOnce\"]", request;  // the old claim's
   bool block = false, verify = false;
   uint64_t request_bytes = 0;
-  // Pending, Serving, Copying, Completed, Failed, Skipped, Kept, Deleted
+  // Pending, Serving, Copying, Completed, Failed, Skipped, Kept, Deleted, Canceled
   std::string phase = "Pending";
   int attempt = 0;   // numbers this volume's tasks (a restart moves it on too)
   int failures = 0;  // copies that failed; kMaxAttempts of them fail the volume
@@ -165,7 +169,7 @@ struct VmState {
   bool was_running = false;
   std::string run_strategy;  // before Ferry touched it
   // Pending, Skipped, Stopping, Copying, UpdatingVolumes, WaitingForLiveMigration,
-  // Starting, Completed, Failed
+  // Starting, Completed, Failed, Canceled
   std::string phase = "Pending";
   std::string message;
   double stop_started = 0;    // when Ferry halted it (epoch seconds)
@@ -600,7 +604,12 @@ struct RunDriver {
       if (str_at(o, {"spec", "migPlanRef", "name"}) != run.mig.plan_name) continue;
       if (str_at(o, {"metadata", "namespace"}) != run.mig.ns) continue;
       if (bool_at(o, {"spec", "stage"}) || bool_at(o, {"spec", "rollback"})) continue;
-      if (str_at(o, {"status", "phase"}) != "Completed") continue;
+      // A canceled cutover counts for the VMs it switched before the cancel.
+      std::string phase = str_at(o, {"status", "phase"});
+      bool switched = false;
+      for (const auto& v : list_at(o, {"status", "volumes"}))
+        switched = switched || str_at(v, {"phase"}) == "Completed";
+      if (phase != "Completed" && !(phase == "Canceled" && switched)) continue;
       if (undone.count(str_at(o, {"metadata", "name"}))) continue;
       if (!last || str_at(o, {"metadata", "creationTimestamp"}) >=
                        str_at(*last, {"metadata", "creationTimestamp"}))
@@ -956,7 +965,7 @@ struct RunDriver {
   }
 
   void step_vm(VmState& vm) {
-    if (vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped") return;
+    if (final_vm_phase(vm.phase)) return;
     if (run.mig.stage) {
       if (vm.phase == "Pending") {
         auto running = running_now(vm, &vm.run_strategy);
@@ -1124,8 +1133,35 @@ struct RunDriver {
   }
 
   // ------------------------------------------------------------ the whole run
+  // spec.canceled: what has not switched yet stops (its tasks, its copies),
+  // and VMs Ferry halted run again. A VM being repointed or migrated live
+  // goes on to its end: half a switch would be worse than either.
+  void cancel() {
+    auto cancel_volume = [&](VolumeState& v) {
+      if (final_phase(v.phase)) return;
+      if (!v.copy_id.empty()) stop_task(v.target_node, v.copy_id);
+      if (!v.serve_id.empty()) stop_task(v.source_node, v.serve_id);
+      v.copy_id.clear();
+      v.serve_id.clear();
+      v.phase = "Canceled";
+      v.message = "canceled (spec.canceled)";
+      run.dirty = true;
+    };
+    for (auto& vm : run.vms) {
+      if (vm.phase != "Pending" && vm.phase != "Stopping" && vm.phase != "Copying") continue;
+      for (auto* v : volumes_of(vm)) cancel_volume(*v);
+      vm.phase = "Canceled";
+      vm.message = "canceled (spec.canceled)";
+      run.dirty = true;
+      restore_power(vm);  // (retried below until it is done)
+    }
+    for (auto& v : run.volumes)
+      if (v.vm.empty()) cancel_volume(v);
+  }
+
   void step() {
-    if (run.phase == "Completed" || run.phase == "Failed") return;
+    if (run.phase == "Completed" || run.phase == "Failed" || run.phase == "Canceled") return;
+    if (run.mig.canceled) cancel();
     for (auto& vm : run.vms) step_vm(vm);
     // Claims no VM uses: copied on their own (a cutover has nothing to repoint).
     if (!run.mig.rollback)
@@ -1136,7 +1172,7 @@ struct RunDriver {
         if (v.vm.empty() && v.phase == "Pending") remove_new_volume(v);
     bool done = true, failed = false;
     for (auto& vm : run.vms) {
-      bool final = vm.phase == "Completed" || vm.phase == "Failed" || vm.phase == "Skipped";
+      bool final = final_vm_phase(vm.phase);
       if (final && vm.halted_by_us) restore_power(vm);  // an earlier try failed
       done = done && final && !vm.halted_by_us;
       failed = failed || vm.phase == "Failed";
@@ -1146,10 +1182,12 @@ struct RunDriver {
       failed = failed || v.phase == "Failed";
     }
     if (!done) return;
-    run.phase = failed ? "Failed" : "Completed";
+    run.phase = failed ? "Failed" : run.mig.canceled ? "Canceled" : "Completed";
     run.completed = now_iso();
     run.drop_condition("Running");
-    if (failed) {
+    if (run.mig.canceled && !failed) {
+      run.condition("Canceled", "Advisory", "The migration has been canceled.");
+    } else if (failed) {
       std::string why;
       for (const auto& vm : run.vms)
         if (vm.phase == "Failed") why = "VM " + vm.name + ": " + vm.message;
@@ -1161,15 +1199,15 @@ struct RunDriver {
                     run.mig.rollback ? "The migration " + run.rollback_of + " was rolled back"
                     : run.mig.stage  ? "The stage copy is done"
                                      : "The VMs use their new claims");
-      if (!run.mig.stage && !run.mig.rollback) {
-        std::string old;
-        for (const auto& v : run.volumes)
-          if (v.phase == "Completed") old += (old.empty() ? "" : ", ") + v.ns + "/" + v.pvc;
-        if (!old.empty())
-          run.condition("SourceVolumesKept", "Warn",
-                        "The old claims " + old +
-                            " are kept: delete them once the VMs run well on the new ones");
-      }
+    }
+    if (!run.mig.stage && !run.mig.rollback) {  // (also what a canceled cutover switched)
+      std::string old;
+      for (const auto& v : run.volumes)
+        if (v.phase == "Completed") old += (old.empty() ? "" : ", ") + v.ns + "/" + v.pvc;
+      if (!old.empty())
+        run.condition("SourceVolumesKept", "Warn",
+                      "The old claims " + old +
+                          " are kept: delete them once the VMs run well on the new ones");
     }
     run.dirty = true;
     kLog.info("storage migration ended",
@@ -1325,13 +1363,14 @@ void StorageMigrator::pass() {
     std::string uid = str_at(doc, {"metadata", "uid"});
     present.insert(uid);
     std::string phase = str_at(doc, {"status", "phase"});
-    if (phase == "Completed" || phase == "Failed") {
+    if (phase == "Completed" || phase == "Failed" || phase == "Canceled") {
       runs_.erase(uid);
       continue;
     }
     auto& slot = runs_[uid];
     if (!slot) slot = load_run(doc, nodes);
     Run& run = *slot;
+    run.mig.canceled = bool_at(doc, {"spec", "canceled"});  // may come at any time
     RunDriver d{*this, run, cl, nodes};
     try {
       drive(d, all);
@@ -1428,6 +1467,12 @@ std::unique_ptr<StorageMigrator::Run> StorageMigrator::load_run(const Json& doc,
 void StorageMigrator::drive(RunDriver& d, const std::vector<Json>& all) {
   Run& run = d.run;
   Cluster& cl = *deps_.cluster;
+  if (run.phase.empty() && run.mig.canceled) {  // canceled before it started
+    run.phase = "Canceled";
+    run.started = run.completed = now_iso();
+    run.condition("Canceled", "Advisory", "The migration has been canceled.");
+    return;
+  }
   if (run.phase.empty()) {
     run.started = now_iso();
     auto plan_doc = cl.get("MigPlan", run.mig.plan_ns, run.mig.plan_name);

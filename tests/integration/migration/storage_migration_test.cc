@@ -375,7 +375,7 @@ std::string wait_local(Cluster& c, const std::string& name, int seconds = 120) {
       [&] {
         Json m = local_get(c, "migmigration", name);
         phase = m.is_object() && m.contains("status") ? m["status"].value("phase", "") : "";
-        return phase == "Completed" || phase == "Failed";
+        return phase == "Completed" || phase == "Failed" || phase == "Canceled";
       },
       500ms);
   return phase;
@@ -525,6 +525,50 @@ spec:
   CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
   CHECK(eventually(
       30s, [&] { return !path_exists(fast0); }, 250ms));
+
+  // MTC's cancel: a slowed stage copy is canceled midway; its tasks stop
+  // (node-1 stops serving) and nothing about the VMs changes.
+  c.kill_agent("node-2");
+  c.start_agent("node-2", {"--volume-root=fast=" + fast, "--network", "migration=127.0.0.2",
+                           "--bandwidth", std::to_string(1 * MiB)});
+  REQUIRE(local_apply(c, "stage-c", mig("stage-c", "  stage: true\n")).rc == 0);
+  REQUIRE(eventually(
+      60s,
+      [&] {
+        Json v = volume_of(local_get(c, "migmigration", "stage-c"), "db-01-disk-0");
+        return v.is_object() && v.value("transferredBytes", 0) > 0;
+      },
+      200ms));
+  auto cancel = local_apply(c, "stage-c", mig("stage-c", "  stage: true\n  canceled: true\n"));
+  INFO(cancel.err);
+  REQUIRE(cancel.rc == 0);
+  CHECK(cancel.out.find("MigMigration target/stage-c configured") != std::string::npos);
+  REQUIRE(wait_local(c, "stage-c") == "Canceled");
+  Json sc = local_get(c, "migmigration", "stage-c");
+  INFO(sc.dump(2));
+  CHECK(volume_of(sc, "db-01-disk-0")["phase"] == "Canceled");
+  CHECK(vm_of(sc, "db-01")["phase"] == "Canceled");
+  CHECK(messages(sc).find("Canceled: The migration has been canceled.") != std::string::npos);
+  CHECK(eventually(
+      30s,
+      [&] {
+        std::string log = c.agent("node-1").stderr_text();
+        auto count = [&](const std::string& what) {
+          size_t n = 0;
+          for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1))
+            n++;
+          return n;
+        };
+        return count("\"msg\":\"serving volume\"") > 0 &&
+               count("\"msg\":\"serving volume\"") == count("stopped serving volume");
+      },
+      250ms));
+  CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  // A canceled MigMigration stays canceled.
+  auto uncancel = local_apply(c, "stage-c", mig("stage-c", "  stage: true\n  canceled: false\n"));
+  CHECK(uncancel.rc != 0);
+  CHECK(uncancel.err.find("spec.canceled: a canceled MigMigration stays canceled") !=
+        std::string::npos);
 
   // A class no agent has: the plan says so, and a run of it is refused.
   REQUIRE(local_apply(c, "bad",

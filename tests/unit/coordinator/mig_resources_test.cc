@@ -144,7 +144,15 @@ TEST_CASE("a MigMigration: stage, cutover, rollback and their conflicts", "[unit
   CHECK(m->plan_ns == "other");
   CHECK(m->rollback);
   CHECK(m->keep_new_volumes);
+  CHECK_FALSE(m->canceled);
   CHECK(errors.empty());
+  m = read_mig_migration(mig({{"migPlanRef", {{"name", "move"}}}, {"canceled", true}}), errors);
+  REQUIRE(m);
+  CHECK(m->canceled);
+  CHECK_FALSE(
+      read_mig_migration(mig({{"migPlanRef", {{"name", "move"}}}, {"canceled", "yes"}}), errors));
+  CHECK(all(errors).find("spec.canceled") != std::string::npos);
+  errors.clear();
 
   CHECK_FALSE(read_mig_migration(mig({{"stage", true}}), errors));
   CHECK(all(errors).find("MigMigration vms/m1: spec.migPlanRef: is required") != std::string::npos);
