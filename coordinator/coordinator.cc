@@ -619,6 +619,7 @@ std::optional<storage::Nodes> Coordinator::storage_nodes() {
         v.free_bytes[r.storage_class()] = r.free_bytes();
         auto& held = v.volumes[r.storage_class()];
         for (const auto& h : r.volumes()) held[h.path()] = {h.size_bytes(), h.block()};
+        if (r.volumes_truncated()) v.truncated.insert(r.storage_class());
       }
       for (const auto& n : a.hb.networks()) v.networks[n.name()] = n.address();
     }

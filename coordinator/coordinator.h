@@ -197,6 +197,8 @@ class Coordinator : private runner::RunnerHost {
   // Local mode: where ferryctl's MigPlans and MigMigrations go (null in cluster mode).
   std::shared_ptr<storage::LocalCluster> local_storage_;
   void storage_apply(std::vector<Json> docs, bool dry_run, Reply reply);
+  void storage_call(const std::string& kind, std::function<Json(storage::LocalCluster&)> call,
+                    Reply reply);
   // The live agents as the storage migrator sees them (asked of the loop).
   std::optional<storage::Nodes> storage_nodes();
 };

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "agent/transfer/plan.h"
+#include "common/base/files.h"
 
 namespace ferry::agent::transfer {
 namespace {
@@ -127,42 +128,8 @@ Result<LoadedCheckpoint> load_checkpoint(const std::string& path) {
 }
 
 Status save_checkpoint(const std::string& path, const Checkpoint& cp) {
-  std::string tmp = path + ".tmp";
-  std::string text = encode_checkpoint(cp);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("creating", tmp);
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Error e = io_error("writing", tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return e;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Error e = io_error("syncing", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Error e = io_error("renaming", tmp);
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  // Make the rename itself durable.
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  if (dir.empty()) dir = "/";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  Status s = write_file_atomic(path, encode_checkpoint(cp));
+  if (!s.ok()) return s.error().wrap("checkpoint");
   return {};
 }
 

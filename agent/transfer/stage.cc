@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "agent/transfer/digest.h"
+#include "common/base/files.h"
 
 namespace ferry::agent::transfer {
 
@@ -33,30 +34,6 @@ Result<std::string> read_whole(const std::string& path, bool* found) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// tmp file, fsync, rename, fsync of the directory: all or nothing.
-Status write_atomic(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return sys_error("writing", tmp);
-  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
-            ::fsync(fd) == 0;
-  if (!ok) {
-    Error e = sys_error("writing", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return sys_error("renaming to", path);
-  std::string dir = path.substr(0, path.find_last_of('/') + 1);
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return {};
 }
 
 std::string encode_ranges(const std::vector<ByteRange>& rs) {
@@ -247,7 +224,7 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
 
   if (!ranges.empty()) {
     // Which blocks this copy may write, durably, before it writes any.
-    FERRY_TRY(write_atomic(pending_path, encode_ranges(ranges)));
+    FERRY_TRY(write_file_atomic(pending_path, encode_ranges(ranges)));
     if (stats.full) ::unlink(digests_path.c_str());
     opts.ranges = stats.full ? std::vector<ByteRange>{} : ranges;
     opts.fresh_target = false;
@@ -306,7 +283,7 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
     if (first_wrong < stats.blocks) {
       // The next copy writes them again whatever the record says.
       for (uint64_t i = 0; i < stats.blocks; i++) wrong[i] = wrong[i] || changed[i];
-      FERRY_TRY(write_atomic(pending_path, encode_ranges(block_ranges(wrong, src.size))));
+      FERRY_TRY(write_file_atomic(pending_path, encode_ranges(block_ranges(wrong, src.size))));
       return Error(ErrorCode::kDataMismatch,
                    "verify: block " + std::to_string(first_wrong) + " (offset " +
                        std::to_string(first_wrong * kDigestBlock) +
@@ -314,7 +291,7 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
     }
     stats.verified = true;
   }
-  FERRY_TRY(write_atomic(digests_path, encode_block_hashes(held)));
+  FERRY_TRY(write_file_atomic(digests_path, encode_block_hashes(held)));
   ::unlink(pending_path.c_str());
   stats.digest = digest_of(source_now);
   return stats;

@@ -23,34 +23,45 @@ uint64_t device_size(const fs::path& p) {
   return end > 0 ? static_cast<uint64_t>(end) : 0;
 }
 
+// The entries of `dir`; a directory that cannot be read (or read to its end) has none more.
+std::vector<fs::directory_entry> entries(const fs::path& dir) {
+  std::vector<fs::directory_entry> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  while (!ec && it != end) {
+    if (!hidden(it->path())) out.push_back(*it);
+    it.increment(ec);  // (the throwing ++ would end the heartbeat thread)
+  }
+  return out;
+}
+
 }  // namespace
 
-std::vector<HeldVolume> held_volumes(const std::string& root, size_t limit) {
-  std::vector<HeldVolume> out;
-  std::error_code ec;
-  for (const auto& ns : fs::directory_iterator(root, ec)) {
-    if (out.size() >= limit) break;
-    if (hidden(ns.path()) || !ns.is_directory(ec)) continue;
-    std::error_code ec2;
-    for (const auto& e : fs::directory_iterator(ns.path(), ec2)) {
-      if (out.size() >= limit) break;
+HeldVolumes held_volumes(const std::string& root, size_t limit) {
+  HeldVolumes out;
+  for (const auto& ns : entries(root)) {
+    std::error_code ec;
+    if (!ns.is_directory(ec)) continue;
+    for (const auto& e : entries(ns.path())) {
       const fs::path& p = e.path();
-      if (hidden(p)) continue;
       std::string rel = ns.path().filename().string() + "/" + p.filename().string();
-      std::error_code ec3;
-      if (e.is_regular_file(ec3) && p.extension() == ".img") {
-        out.push_back({rel, static_cast<uint64_t>(e.file_size(ec3)), false});
-      } else if (e.is_directory(ec3)) {
-        if (fs::is_regular_file(p / "disk.img", ec3))
-          out.push_back({rel + "/disk.img",
-                         static_cast<uint64_t>(fs::file_size(p / "disk.img", ec3)), false});
-        else if (fs::is_block_file(p / "block", ec3))
-          out.push_back({rel + "/block", device_size(p / "block"), true});
+      if (e.is_regular_file(ec) && p.extension() == ".img") {
+        out.volumes.push_back({rel, static_cast<uint64_t>(e.file_size(ec)), false});
+      } else if (e.is_directory(ec)) {
+        if (fs::is_regular_file(p / "disk.img", ec))
+          out.volumes.push_back(
+              {rel + "/disk.img", static_cast<uint64_t>(fs::file_size(p / "disk.img", ec)), false});
+        else if (fs::is_block_file(p / "block", ec))
+          out.volumes.push_back({rel + "/block", device_size(p / "block"), true});
       }
     }
   }
-  std::sort(out.begin(), out.end(),
+  std::sort(out.volumes.begin(), out.volumes.end(),
             [](const HeldVolume& a, const HeldVolume& b) { return a.path < b.path; });
+  if (out.volumes.size() > limit) {
+    out.volumes.resize(limit);
+    out.truncated = true;
+  }
   return out;
 }
 

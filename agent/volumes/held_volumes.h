@@ -19,7 +19,12 @@ struct HeldVolume {
   bool block = false;
 };
 
-// At most `limit` volumes, in path order; unreadable entries are skipped.
-std::vector<HeldVolume> held_volumes(const std::string& root, size_t limit = 4096);
+struct HeldVolumes {
+  std::vector<HeldVolume> volumes;  // in path order
+  bool truncated = false;           // more than the limit: only the first are listed
+};
+
+// Unreadable entries are skipped.
+HeldVolumes held_volumes(const std::string& root, size_t limit = 4096);
 
 }  // namespace ferry::agent

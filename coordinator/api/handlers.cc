@@ -106,10 +106,14 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
   // MTC's storage-migration documents go their own way, on their own.
   {
     std::vector<Json> mig;
+    std::vector<std::string> unreadable;
     size_t others = 0;
     for (const auto& f : req.files) {
       auto docs = model::yaml_to_json(f.text);
-      if (!docs.ok()) continue;  // reported below, with the file's name
+      if (!docs.ok()) {
+        unreadable.push_back(f.name + ": " + docs.error().message);
+        continue;
+      }
       for (auto& d : *docs) {
         bool ours = d.is_object() && d.value("apiVersion", Json()).is_string() &&
                     d["apiVersion"].get<std::string>().rfind("migration.openshift.io/", 0) == 0;
@@ -125,6 +129,7 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
                 "MigPlan and MigMigration documents (migration.openshift.io) are applied on "
                 "their own, not together with forklift.konveyor.io resources; nothing was "
                 "applied")));
+    if (!mig.empty() && !unreadable.empty()) return reply(api::errors_reply(unreadable, {}));
     if (!mig.empty()) return storage_apply(std::move(mig), req.dry_run, std::move(reply));
   }
   // 1. Structural checks of every document; any error rejects the whole request.
@@ -140,16 +145,31 @@ void Coordinator::api_apply(const api::ApplyRequest& req, Reply reply) {
               std::move(reply));
 }
 
-void Coordinator::storage_apply(std::vector<Json> docs, bool dry_run, Reply reply) {
+// Local mode's MigPlans and MigMigrations (KV calls block: on a worker);
+// cluster mode keeps them in the API, where kubectl reaches them.
+void Coordinator::storage_call(const std::string& kind,
+                               std::function<Json(storage::LocalCluster&)> call, Reply reply) {
   if (!local_storage_)
     return reply(api::error_reply(
         Error(ErrorCode::kInvalidArgument,
-              "in cluster mode MigPlans and MigMigrations live in the Kubernetes API: apply them "
-              "with kubectl; nothing was applied")));
-  auto store = local_storage_;  // KV calls block: on a worker
+              "in cluster mode " + kind +
+                  "s live in the Kubernetes API: use kubectl; nothing was changed")));
   loop_.run_blocking<Json>(
-      [store, docs = std::move(docs), dry_run] {
-        auto r = store->apply(docs, dry_run);
+      [store = local_storage_, call = std::move(call)] {
+        try {
+          return call(*store);
+        } catch (const std::exception& e) {  // (an answer, always)
+          return api::error_reply(Error(ErrorCode::kInternal, e.what()));
+        }
+      },
+      [reply](Json j) { reply(j); });
+}
+
+void Coordinator::storage_apply(std::vector<Json> docs, bool dry_run, Reply reply) {
+  storage_call(
+      "MigPlan",
+      [docs = std::move(docs), dry_run](storage::LocalCluster& store) {
+        auto r = store.apply(docs, dry_run);
         if (r.ok()) return Json{{"ok", true}, {"dryRun", dry_run}, {"applied", *r}};
         if (r.error().code != ErrorCode::kInvalidArgument) return api::error_reply(r.error());
         std::vector<std::string> problems;
@@ -158,7 +178,7 @@ void Coordinator::storage_apply(std::vector<Json> docs, bool dry_run, Reply repl
         while (std::getline(in, line)) problems.push_back(line);
         return api::errors_reply(problems, {});
       },
-      [reply](Json j) { reply(j); });
+      std::move(reply));
 }
 
 void Coordinator::apply_batch(std::vector<Resource> batch, ApplyMode mode, Reply reply) {
@@ -441,20 +461,15 @@ void Coordinator::finish_apply(std::vector<Resource> batch, std::map<ResourceKey
 }
 
 void Coordinator::api_get(const api::GetRequest& req, Reply reply) {
-  if (model::is_storage_kind(req.kind)) {
-    if (!local_storage_)
-      return reply(api::error_reply(
-          Error(ErrorCode::kInvalidArgument,
-                "in cluster mode " + req.kind + "s live in the Kubernetes API: use kubectl")));
-    auto store = local_storage_;
-    return loop_.run_blocking<Json>(
-        [store, req] {
-          auto r = store->find(req.kind, req.ns, req.name);
+  if (model::is_storage_kind(req.kind))
+    return storage_call(
+        req.kind,
+        [req](storage::LocalCluster& store) {
+          auto r = store.find(req.kind, req.ns, req.name);
           if (!r.ok()) return api::error_reply(r.error());
           return Json{{"ok", true}, {"items", *r}};
         },
-        [reply](Json j) { reply(j); });
-  }
+        std::move(reply));
   const std::string &kind = req.kind, &ns = req.ns, &name = req.name;
   Json items = Json::array();
   for (const auto& [k, r] : resources_) {
@@ -654,24 +669,16 @@ void Coordinator::api_gather(const api::GatherRequest& req, Reply reply) {
 }
 
 void Coordinator::api_delete(const api::DeleteRequest& req, Reply reply) {
-  if (model::is_storage_kind(req.kind)) {
-    if (!local_storage_)
-      return reply(api::error_reply(
-          Error(ErrorCode::kInvalidArgument,
-                "in cluster mode " + req.kind + "s live in the Kubernetes API: use kubectl")));
-    auto store = local_storage_;
-    return loop_.run_blocking<Json>(
-        [store, req] {
-          // Deleting a running MigMigration stops it (its run is abandoned).
-          Status s = store->remove(req.kind, req.ns, req.name);
+  if (model::is_storage_kind(req.kind))  // a running MigMigration deleted stops
+    return storage_call(
+        req.kind,
+        [req](storage::LocalCluster& store) {
+          Status s = store.remove(req.kind, req.ns, req.name);
           if (!s.ok()) return api::error_reply(s.error());
-          return Json{
-              {"ok", true},
-              {"deleted", req.kind + " " + (req.ns.empty() ? model::kDefaultNamespace : req.ns) +
-                              "/" + req.name}};
+          std::string ns = req.ns.empty() ? model::kDefaultNamespace : req.ns;
+          return Json{{"ok", true}, {"deleted", req.kind + " " + ns + "/" + req.name}};
         },
-        [reply](Json j) { reply(j); });
-  }
+        std::move(reply));
   resource_txn([this, req, reply](std::function<void()> done) {
     auto answer = [reply, done](const Json& j) {
       reply(j);

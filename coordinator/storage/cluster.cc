@@ -17,7 +17,8 @@ Vm vm_from_object(const Json& obj) {
   vm.name = str_at(obj, {"metadata", "name"});
   vm.ns = str_at(obj, {"metadata", "namespace"});
   vm.run_strategy = run_strategy_of(obj);
-  vm.wants_running = vm.run_strategy == "Always" || vm.run_strategy == "RerunOnFailure";
+  vm.wants_running = bool_at(obj, {"spec", "running"}) || vm.run_strategy == "Always" ||
+                     vm.run_strategy == "RerunOnFailure";
   std::set<std::string> shareable;
   for (const auto& d : list_at(obj, {"spec", "template", "spec", "domain", "devices", "disks"}))
     if (bool_at(d, {"shareable"})) shareable.insert(str_at(d, {"name"}));

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ struct NodeView {
   std::map<std::string, std::string> networks;  // network name -> address
   // storage class -> the volumes under its root (path relative to the root).
   std::map<std::string, std::map<std::string, HeldVolume>> volumes;
+  std::set<std::string> truncated;  // classes whose volumes are listed only in part
 };
 using Nodes = std::map<std::string, NodeView>;
 
@@ -70,6 +72,7 @@ struct Claim {
   std::string node, storage_class;
   std::string local_path;  // the file or device, absolute on that node
   bool block = false;
+  std::string refusal;  // why no migration may use it ("" : none), e.g. held twice
 };
 
 struct NewClaim {

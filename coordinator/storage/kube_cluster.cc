@@ -168,7 +168,6 @@ Result<std::optional<Claim>> KubeCluster::get_claim(const std::string& ns,
   out.block = str_at(p, {"spec", "volumeMode"}) == "Block";
   // A Filesystem volume's disk is disk.img in the volume's directory.
   if (!local.empty()) out.local_path = local + (out.block ? "" : "/disk.img");
-  if (out.local_path.empty()) out.node.clear();
   return std::optional<Claim>(out);
 }
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/base/clock.h"
+#include "common/base/files.h"
 #include "common/model/names.h"
 #include "common/model/resource.h"
 #include "coordinator/storage/json_read.h"
@@ -45,7 +46,8 @@ Result<std::optional<Json>> parse_entry(const Result<std::optional<bus::KvEntry>
   if (!e.ok()) return e.error();
   if (!*e) return std::optional<Json>();
   Json doc = Json::parse((*e)->value, nullptr, false);
-  if (!doc.is_object()) return std::optional<Json>();  // not ours: nothing there
+  // Not ours (another writer, another version): nothing there.
+  if (!doc.is_object() || !at(doc, {"metadata"}).is_object()) return std::optional<Json>();
   doc["metadata"]["resourceVersion"] = std::to_string((*e)->revision);
   return std::optional<Json>(std::move(doc));
 }
@@ -65,14 +67,19 @@ Json stored_form(Json doc) {
 
 LocalCluster::LocalCluster(std::unique_ptr<bus::KvBucket> kv, std::string manifest_dir,
                            std::function<std::optional<Nodes>()> nodes)
-    : kv_(std::move(kv)),
-      manifest_dir_(std::move(manifest_dir)),
-      nodes_(std::move(nodes)),
-      started_(now_seconds()) {}
-
-bool LocalCluster::settling() const { return now_seconds() - started_ < kSettleSeconds; }
+    : kv_(std::move(kv)), manifest_dir_(std::move(manifest_dir)), nodes_(std::move(nodes)) {}
 
 // ------------------------------------------------------------ ferryctl's verbs
+
+// A namespace is a DNS-1123 label (no dots), so "<kind>.<ns>.<name>" keys
+// cannot collide; names are DNS-1123 subdomains (what KV keys allow).
+std::string LocalCluster::name_problem(const std::string& ns, const std::string& name) {
+  if (!model::is_dns1123_label(ns))
+    return "namespace \"" + ns + "\" is not a valid namespace (lowercase letters, digits, '-')";
+  if (!model::is_dns1123_subdomain(name))
+    return "\"" + name + "\" is not a valid name (lowercase letters, digits, '-' and '.')";
+  return "";
+}
 
 Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
   std::lock_guard<std::mutex> lock(apply_mu_);
@@ -82,10 +89,11 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
     done.push_back({{"resource", where(doc)}, {"result", what}});
   };
   struct Write {
-    std::string key;
-    Json doc;
+    std::string key, what;
+    Json doc;               // to store
+    Json spec;              // the spec it stores (a configure: over the newest status)
     uint64_t revision = 0;  // what it replaces (0: new)
-    std::string old;        // its stored value
+    Json old;               // the value it replaces
   };
   std::vector<Write> writes;
   std::set<std::string> seen;
@@ -98,34 +106,43 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
                          "\" is not " + kMigApiVersion);
       continue;
     }
-    if (kind == "MigPlan")
-      (void)read_mig_plan(doc, errors);
-    else if (kind == "MigMigration")
-      (void)read_mig_migration(doc, errors);
-    else
+    // Names that become keys: the resource's, and those it refers to.
+    std::vector<std::pair<std::string, std::string>> names;  // field, problem
+    std::string ns = str_at(doc, {"metadata", "namespace"});
+    if (ns.empty()) ns = model::kDefaultNamespace;
+    std::string name = str_at(doc, {"metadata", "name"});
+    if (kind == "MigPlan") {
+      if (auto p = read_mig_plan(doc, errors))
+        for (const auto& v : p->volumes)
+          names.emplace_back("spec.persistentVolumes[" + std::to_string(v.index) + "].pvc",
+                             name_problem(v.pvc_ns, v.pvc));
+    } else if (kind == "MigMigration") {
+      if (auto m = read_mig_migration(doc, errors))
+        names.emplace_back("spec.migPlanRef", name_problem(m->plan_ns, m->plan_name));
+    } else {
       errors.push_back({where(doc), "kind", "\"" + kind + "\" is not MigPlan or MigMigration"});
+    }
     for (const auto& e : errors) problems.push_back(e.to_string());
     if (!errors.empty()) continue;
-    Json& md = doc["metadata"];
-    if (!md.contains("namespace")) md["namespace"] = model::kDefaultNamespace;
-    std::string ns = md["namespace"], name = md["name"];
-    for (const auto& [field, value] :
-         {std::pair{"metadata.name", name}, {"metadata.namespace", ns}})
-      if (!model::is_dns1123_subdomain(value))
-        problems.push_back(where(doc) + ": " + field + ": \"" + value +
-                           "\" is not a valid name (lowercase letters, digits, '-' and '.')");
+    names.emplace_back("metadata", name_problem(ns, name));
+    bool named = true;
+    for (const auto& [field, problem] : names)
+      if (!problem.empty()) {
+        problems.push_back(where(doc) + ": " + field + ": " + problem);
+        named = false;
+      }
+    if (!named) continue;
+    doc["metadata"]["namespace"] = ns;
     std::string key = key_of(kind, ns, name);
     if (!seen.insert(key).second) {
       problems.push_back(where(doc) + ": metadata.name: given twice in this apply");
       continue;
     }
-    if (!problems.empty()) continue;
     auto cur = parse_entry(kv_->get(key));
     if (!cur.ok()) return cur.error().wrap("reading " + where(doc));
-    Write w{key, Json::object(), 0, ""};
+    Write w{key, where(doc), Json::object(), doc["spec"], 0, Json()};
     if (*cur) {
       const Json& old = **cur;
-      w.revision = revision_of(old);
       if (at(old, {"spec"}) == at(doc, {"spec"})) {
         result(doc, "unchanged");
         continue;
@@ -144,12 +161,12 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
           continue;
         }
       }
-      w.old = stored_form(old).dump();
-      w.doc = stored_form(old);
+      w.revision = revision_of(old);
+      w.old = stored_form(old);
+      w.doc = w.old;
       w.doc["spec"] = doc["spec"];
-      if (doc["metadata"].contains("labels")) w.doc["metadata"]["labels"] = md["labels"];
-      if (doc["metadata"].contains("annotations"))
-        w.doc["metadata"]["annotations"] = md["annotations"];
+      for (const char* f : {"labels", "annotations"})
+        if (at(doc, {"metadata", f}).is_object()) w.doc["metadata"][f] = doc["metadata"][f];
       result(doc, "configured");
     } else {
       w.doc = doc;
@@ -168,21 +185,40 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
   }
   if (dry_run) return done;
   // All or nothing: a failed write puts back what this apply already wrote.
-  std::vector<std::pair<const Write*, uint64_t>> written;
-  for (const auto& w : writes) {
+  std::vector<std::pair<Write*, uint64_t>> written;  // and the revision it got
+  for (auto& w : writes) {
     auto r = kv_->update(w.key, w.doc.dump(), w.revision);
+    // The coordinator wrote a status in between: the spec goes over the new one.
+    for (int i = 0; !r.ok() && w.revision && i < 3; i++) {
+      auto cur = parse_entry(kv_->get(w.key));
+      if (!cur.ok() || !*cur || at(**cur, {"spec"}) != at(w.old, {"spec"})) break;
+      w.revision = revision_of(**cur);
+      w.old = stored_form(**cur);
+      w.doc = w.old;
+      w.doc["spec"] = w.spec;
+      r = kv_->update(w.key, w.doc.dump(), w.revision);
+    }
     if (r.ok()) {
       written.emplace_back(&w, *r);
       continue;
     }
+    std::string left;  // what could not be put back
     for (auto it = written.rbegin(); it != written.rend(); ++it) {
       const Write& back = *it->first;
-      if (back.revision == 0)
-        (void)kv_->erase(back.key);
-      else
-        (void)kv_->update(back.key, back.old, it->second);
+      Status undo;
+      if (back.revision == 0) {
+        auto now = kv_->get(back.key);  // only if nobody changed it since
+        if (now.ok() && *now && (*now)->revision == it->second) undo = kv_->erase(back.key);
+      } else {
+        auto u = kv_->update(back.key, back.old.dump(), it->second);
+        if (!u.ok()) undo = u.error();
+      }
+      if (!undo.ok()) left += (left.empty() ? "" : ", ") + back.what;
     }
-    return r.error().wrap("nothing was applied: storing " + w.key);
+    if (!left.empty())
+      return r.error().wrap("storing " + w.what + " failed, and " + left +
+                            " could not be put back: apply again");
+    return r.error().wrap("nothing was applied: storing " + w.what);
   }
   return done;
 }
@@ -190,6 +226,8 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
 Result<std::vector<Json>> LocalCluster::find(const std::string& kind, const std::string& ns,
                                              const std::string& name) {
   if (!name.empty()) {
+    std::string problem = name_problem(ns.empty() ? model::kDefaultNamespace : ns, name);
+    if (!problem.empty()) return Error(ErrorCode::kInvalidArgument, kind + ": " + problem);
     auto d = get(kind, ns.empty() ? model::kDefaultNamespace : ns, name);
     if (!d.ok()) return d.error();
     if (!*d)
@@ -209,6 +247,8 @@ Status LocalCluster::remove(const std::string& kind, const std::string& ns,
                             const std::string& name) {
   std::lock_guard<std::mutex> lock(apply_mu_);
   std::string n = ns.empty() ? model::kDefaultNamespace : ns;
+  std::string problem = name_problem(n, name);
+  if (!problem.empty()) return Error(ErrorCode::kInvalidArgument, kind + ": " + problem);
   auto cur = kv_->get(key_of(kind, n, name));
   if (!cur.ok()) return cur.error();
   if (!*cur) return Error(ErrorCode::kNotFound, kind + " " + n + "/" + name + " not found");
@@ -246,33 +286,29 @@ Status LocalCluster::write_status(const Json& doc) {
 }
 
 Result<std::optional<Json>> LocalCluster::read_vm(const std::string& ns, const std::string& name) {
+  if (manifest_dir_.empty() || !name_problem(ns, name).empty()) return std::optional<Json>();
   fs::path file = fs::path(manifest_dir_) / ns / (name + ".yaml");
   std::error_code ec;
-  if (manifest_dir_.empty() || !fs::exists(file, ec)) return std::optional<Json>();
+  if (!fs::exists(file, ec)) return std::optional<Json>();
   std::ifstream in(file);
   std::stringstream text;
   text << in.rdbuf();
   if (!in) return Error(ErrorCode::kIo, "reading " + file.string() + " failed");
+  // A file that is not a VirtualMachine is refused (kInvalidArgument), not
+  // retried: it needs a person.
   auto docs = model::yaml_to_json(text.str());
-  if (!docs.ok()) return docs.error().wrap(file.string());
+  if (!docs.ok())
+    return Error(ErrorCode::kInvalidArgument, file.string() + ": " + docs.error().message);
   for (const auto& d : *docs)
-    if (str_at(d, {"kind"}) == "VirtualMachine") return std::optional<Json>(d);
-  return std::optional<Json>();
+    if (str_at(d, {"kind"}) == "VirtualMachine" && at(d, {"spec"}).is_object())
+      return std::optional<Json>(d);
+  return Error(ErrorCode::kInvalidArgument,
+               file.string() + ": not a VirtualMachine manifest (kind and spec)");
 }
 
 Status LocalCluster::write_vm(const std::string& ns, const std::string& name, const Json& vm) {
-  fs::path file = fs::path(manifest_dir_) / ns / (name + ".yaml");
-  fs::path tmp = file.string() + ".ferry-tmp";
-  {
-    std::ofstream out(tmp);
-    out << model::to_yaml(vm);
-    out.flush();
-    if (!out) return Error(ErrorCode::kIo, "writing " + tmp.string() + " failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) return Error(ErrorCode::kIo, "replacing " + file.string() + ": " + ec.message());
-  return {};
+  return write_file_atomic((fs::path(manifest_dir_) / ns / (name + ".yaml")).string(),
+                           model::to_yaml(vm));
 }
 
 Result<std::optional<std::vector<Vm>>> LocalCluster::list_vms(const std::string& ns,
@@ -287,10 +323,19 @@ Result<std::optional<std::vector<Vm>>> LocalCluster::list_vms(const std::string&
   std::vector<Vm> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(manifest_dir_) / ns, ec)) {
-    if (e.path().extension() != ".yaml") continue;
-    auto vm = read_vm(ns, e.path().stem().string());
+    // The file names the VM (where an import writes it, and where a change goes).
+    std::string name = e.path().stem().string();
+    if (e.path().extension() != ".yaml" || !name_problem(ns, name).empty()) continue;
+    auto vm = read_vm(ns, name);
+    if (!vm.ok() && vm.error().code == ErrorCode::kInvalidArgument) {
+      if (why) *why = vm.error().message;
+      return std::optional<std::vector<Vm>>();
+    }
     if (!vm.ok()) return vm.error();
-    if (*vm) out.push_back(vm_from_object(**vm));
+    if (!*vm) continue;
+    out.push_back(vm_from_object(**vm));
+    out.back().name = name;
+    out.back().ns = ns;
   }
   return std::optional<std::vector<Vm>>(std::move(out));
 }
@@ -299,20 +344,26 @@ Result<std::optional<Vm>> LocalCluster::get_vm(const std::string& ns, const std:
   auto vm = read_vm(ns, name);
   if (!vm.ok()) return vm.error();
   if (!*vm) return std::optional<Vm>();
-  return std::optional<Vm>(vm_from_object(**vm));
+  Vm out = vm_from_object(**vm);
+  out.name = name;
+  out.ns = ns;
+  return std::optional<Vm>(std::move(out));
 }
 
-Status LocalCluster::set_run_strategy(const std::string& ns, const std::string& name,
-                                      const std::string& strategy) {
+Result<Json> LocalCluster::read_vm_or_gone(const std::string& ns, const std::string& name) {
   auto vm = read_vm(ns, name);
   if (!vm.ok()) return vm.error();
   if (!*vm)
     return Error(ErrorCode::kFailedPrecondition,
                  "VirtualMachine " + ns + "/" + name + " is gone from " + manifest_dir_);
-  Json obj = **vm;
-  if (!at(obj, {"spec"}).is_object())
-    return Error(ErrorCode::kFailedPrecondition,
-                 "VirtualMachine " + ns + "/" + name + " has no spec");
+  return std::move(**vm);
+}
+
+Status LocalCluster::set_run_strategy(const std::string& ns, const std::string& name,
+                                      const std::string& strategy) {
+  auto vm = read_vm_or_gone(ns, name);
+  if (!vm.ok()) return vm.error();
+  Json obj = std::move(*vm);
   obj["spec"]["runStrategy"] = strategy;
   obj["spec"].erase("running");
   return write_vm(ns, name, obj);
@@ -320,14 +371,10 @@ Status LocalCluster::set_run_strategy(const std::string& ns, const std::string& 
 
 Status LocalCluster::repoint(const std::string& ns, const std::string& name,
                              const std::map<std::string, std::string>& from_to, bool live) {
-  auto vm = read_vm(ns, name);
+  auto vm = read_vm_or_gone(ns, name);
   if (!vm.ok()) return vm.error();
-  if (!*vm)
-    return Error(ErrorCode::kFailedPrecondition,
-                 "VirtualMachine " + ns + "/" + name + " is gone from " + manifest_dir_);
-  Json obj = **vm;
-  if (!at(obj, {"spec", "template", "spec", "volumes"}).is_array() ||
-      (live && !at(obj, {"spec"}).is_object()))
+  Json obj = std::move(*vm);
+  if (!at(obj, {"spec", "template", "spec", "volumes"}).is_array())
     return Error(ErrorCode::kFailedPrecondition,
                  "VirtualMachine " + ns + "/" + name + " has no spec.template.spec.volumes");
   bool changed = false;
@@ -345,8 +392,24 @@ Status LocalCluster::repoint(const std::string& ns, const std::string& name,
   return changed ? write_vm(ns, name, obj) : Status{};
 }
 
+// One snapshot of the agents serves the lookups of a pass (each asks the loop).
+std::optional<Nodes> LocalCluster::nodes() {
+  std::lock_guard<std::mutex> lock(nodes_mu_);
+  double now = now_seconds();
+  if (!nodes_cache_ || now - nodes_at_ > 1.0) {
+    nodes_cache_ = nodes_();
+    nodes_at_ = now;
+  }
+  if (!started_) started_ = now;  // the settle window starts with the first look
+  return nodes_cache_;
+}
+
+bool LocalCluster::settling() const {
+  return !started_ || now_seconds() - started_ < kSettleSeconds;
+}
+
 Result<bool> LocalCluster::class_exists(const std::string& name) {
-  auto nodes = nodes_();
+  auto nodes = this->nodes();
   if (!nodes) return Error(ErrorCode::kUnavailable, "the agents are not known now");
   for (const auto& [n, view] : *nodes)
     if (view.roots.count(name)) return true;
@@ -356,12 +419,15 @@ Result<bool> LocalCluster::class_exists(const std::string& name) {
 
 Result<std::optional<Claim>> LocalCluster::get_claim(const std::string& ns,
                                                      const std::string& name) {
+  if (!name_problem(ns, name).empty()) return std::optional<Claim>();
   auto rec = kv_->get(key_of("Claim", ns, name));
   if (!rec.ok()) return rec.error();
   Json record = *rec ? Json::parse((*rec)->value, nullptr, false) : Json();
-  auto nodes = nodes_();
+  auto nodes = this->nodes();
   if (!nodes) return Error(ErrorCode::kUnavailable, "the agents are not known now");
-  for (const auto& [node, view] : *nodes)
+  std::vector<Claim> found;
+  std::vector<std::string> partial;  // nodes whose heartbeat lists only some volumes
+  for (const auto& [node, view] : *nodes) {
     for (const auto& [cls, held] : view.volumes)
       for (bool block : {false, true}) {
         auto it = held.find(volume_path(ns, name, block));
@@ -375,8 +441,18 @@ Result<std::optional<Claim>> LocalCluster::get_claim(const std::string& ns,
         c.local_path = view.roots.at(cls) + "/" + it->first;
         c.block = it->second.block;
         c.copy_of = str_at(record, {"copyOf"});
-        return std::optional<Claim>(c);
+        found.push_back(c);
       }
+    if (!view.truncated.empty()) partial.push_back(node);
+  }
+  if (found.size() > 1) {  // which one is the VM's disk? Not a guess to make.
+    Claim c = found.front();
+    c.refusal = "claim " + ns + "/" + name + " is held twice: by node " + found[0].node + " (" +
+                found[0].local_path + ") and node " + found[1].node + " (" + found[1].local_path +
+                "); remove the stale one";
+    return std::optional<Claim>(c);
+  }
+  if (found.size() == 1) return std::optional<Claim>(found.front());
   if (record.is_object()) {  // made for a copy that has not written yet
     Claim c;
     c.copy_of = str_at(record, {"copyOf"});
@@ -385,6 +461,12 @@ Result<std::optional<Claim>> LocalCluster::get_claim(const std::string& ns,
     return std::optional<Claim>(c);
   }
   if (settling()) return Error(ErrorCode::kUnavailable, "agents are still saying hello");
+  if (!partial.empty()) {
+    Claim c;
+    c.refusal = "claim " + ns + "/" + name + " is not among the volumes node " + partial.front() +
+                " lists, and that node holds more volumes than its heartbeat lists";
+    return std::optional<Claim>(c);
+  }
   return std::optional<Claim>();
 }
 

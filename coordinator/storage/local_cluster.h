@@ -13,6 +13,7 @@
 //   - a storage class exists where a live agent has a volume root for it.
 // Thread-safe: apply/get/remove come from the coordinator's workers, the rest
 // from the migrator's thread; KV revisions order the writes.
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -61,15 +62,24 @@ class LocalCluster : public Cluster {
   }
 
  private:
+  // Why ns/name cannot be a key or a file name ("" : it can).
+  static std::string name_problem(const std::string& ns, const std::string& name);
+  // The manifest's VirtualMachine (nullopt: no file; kInvalidArgument: not one).
   Result<std::optional<Json>> read_vm(const std::string& ns, const std::string& name);
+  Result<Json> read_vm_or_gone(const std::string& ns,
+                               const std::string& name);  // kFailedPrecondition
   Status write_vm(const std::string& ns, const std::string& name, const Json& vm);
   // Agents say hello within seconds of a start: until then "not found" is "cannot say".
   bool settling() const;
+  std::optional<Nodes> nodes();  // the agents, at most a second old
 
   std::unique_ptr<bus::KvBucket> kv_;
   std::string manifest_dir_;
   std::function<std::optional<Nodes>()> nodes_;
-  double started_;
+  std::mutex nodes_mu_;
+  std::optional<Nodes> nodes_cache_;
+  double nodes_at_ = 0;
+  std::atomic<double> started_{0};
   std::mutex apply_mu_;  // one apply at a time
 };
 

@@ -187,8 +187,9 @@ std::optional<MigMigration> read_mig_migration(const Json& doc, std::vector<Fiel
   Reader r{where(doc), errors};
   MigMigration m;
   read_meta(doc, r, m.name, m.ns, m.uid);
-  if (doc.contains("metadata") && doc["metadata"].is_object())
-    m.created = doc["metadata"].value("creationTimestamp", "");
+  if (doc.is_object() && doc.contains("metadata") && doc["metadata"].is_object() &&
+      doc["metadata"].value("creationTimestamp", Json()).is_string())
+    m.created = doc["metadata"]["creationTimestamp"].get<std::string>();
   const Json& spec = r.object(doc, "spec", "spec", true);
   const Json& ref = r.object(spec, "migPlanRef", "spec.migPlanRef", true);
   m.plan_name = r.str(ref, "name", "spec.migPlanRef.name", true);

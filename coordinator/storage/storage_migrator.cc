@@ -430,6 +430,10 @@ struct RunDriver {
         continue;
       }
       const Claim& c = **claim;
+      if (!c.refusal.empty()) {
+        bad(plan_where, base + ".pvc.name", c.refusal);
+        continue;
+      }
       const std::string& volume = c.volume;
       const std::string& request = c.request;
       auto request_bytes = parse_quantity(request);
@@ -444,7 +448,7 @@ struct RunDriver {
       }
       const std::string& node = c.node;
       const std::string& source_class = c.storage_class;
-      if (node.empty()) {
+      if (node.empty() || c.local_path.empty()) {
         bad(plan_where, base + ".name",
             "PersistentVolume \"" + volume +
                 "\" is not a node-local volume held by a Ferry agent (spec.local and a node)");
@@ -461,8 +465,10 @@ struct RunDriver {
                 "\", has no live agent with a volume root for class \"" + source_class + "\"");
         continue;
       }
+      // Under the root, in a namespace's directory: <ns>/<claim>... (not the root itself).
       std::string root = src_node->second.roots.at(source_class);
-      if (c.local_path.rfind(root + "/", 0) != 0) {
+      if (c.local_path.rfind(root + "/", 0) != 0 ||
+          c.local_path.find('/', root.size() + 1) == std::string::npos) {
         bad(plan_where, base + ".name",
             "PersistentVolume \"" + volume + "\" (" + c.local_path + ") is not under node " + node +
                 "'s volume root " + root);
@@ -872,7 +878,11 @@ struct RunDriver {
   // nullopt when the API server could not say. A VM that is gone fails.
   std::optional<bool> running_now(VmState& vm, std::string* strategy) {
     auto obj = cl.get_vm(vm.ns, vm.name);
-    if (!obj.ok()) return std::nullopt;
+    if (!obj.ok()) {
+      if (obj.error().code == ErrorCode::kInvalidArgument)  // (a manifest that is not a VM)
+        vm_phase(vm, "Failed", obj.error().message);
+      return std::nullopt;
+    }
     if (!*obj) {
       vm_phase(vm, "Failed", "VirtualMachine " + vm.ns + "/" + vm.name + " is gone");
       return std::nullopt;

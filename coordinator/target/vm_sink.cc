@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/base/files.h"
+
 namespace ferry::coordinator::target {
 
 using model::Json;
@@ -15,14 +17,7 @@ Result<std::string> ManifestDirSink::create(const VmRequest& r) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   fs::path file = dir / (md.value("name", "") + ".yaml");
-  fs::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << model::to_yaml(r.vm);
-    if (!out) return Error(ErrorCode::kIo, "writing " + file.string() + " failed");
-  }
-  fs::rename(tmp, file, ec);
-  if (ec) return Error(ErrorCode::kIo, "writing " + file.string() + ": " + ec.message());
+  FERRY_TRY(write_file_atomic(file.string(), model::to_yaml(r.vm)));
   return file.string();
 }
 

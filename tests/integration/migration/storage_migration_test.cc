@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -40,18 +41,22 @@ Json get_mig(ControlPlane& k8s, const std::string& name) {
   return k8s.get_in("target", "migmigration", name);
 }
 
-// Waits for a final phase; returns it.
-std::string wait_mig(ControlPlane& k8s, const std::string& name, int seconds = 120) {
+// Waits until get() shows a final phase; returns it.
+std::string wait_final(const std::function<Json()>& get, int seconds) {
   std::string phase;
   eventually(
       std::chrono::seconds(seconds),
       [&] {
-        Json m = get_mig(k8s, name);
+        Json m = get();
         phase = m.is_object() && m.contains("status") ? m["status"].value("phase", "") : "";
-        return phase == "Completed" || phase == "Failed";
+        return phase == "Completed" || phase == "Failed" || phase == "Canceled";
       },
       500ms);
   return phase;
+}
+
+std::string wait_mig(ControlPlane& k8s, const std::string& name, int seconds = 120) {
+  return wait_final([&] { return get_mig(k8s, name); }, seconds);
 }
 
 // status.<list> of a MigMigration (empty while it has none).
@@ -80,12 +85,16 @@ std::string messages(const Json& m) {
   return out;
 }
 
-std::vector<std::string> claims_of(ControlPlane& k8s, const std::string& vm) {
-  Json v = k8s.get_in("target", "vm", vm);
+// A VirtualMachine's claims, in order.
+std::vector<std::string> claims_in(const Json& vm) {
   std::vector<std::string> out;
-  for (const auto& x : v["spec"]["template"]["spec"]["volumes"])
+  for (const auto& x : vm["spec"]["template"]["spec"]["volumes"])
     out.push_back(x["persistentVolumeClaim"].value("claimName", ""));
   return out;
+}
+
+std::vector<std::string> claims_of(ControlPlane& k8s, const std::string& vm) {
+  return claims_in(k8s.get_in("target", "vm", vm));
 }
 
 }  // namespace
@@ -369,16 +378,7 @@ Json local_get(Cluster& c, const std::string& kind, const std::string& name) {
 }
 
 std::string wait_local(Cluster& c, const std::string& name, int seconds = 120) {
-  std::string phase;
-  eventually(
-      std::chrono::seconds(seconds),
-      [&] {
-        Json m = local_get(c, "migmigration", name);
-        phase = m.is_object() && m.contains("status") ? m["status"].value("phase", "") : "";
-        return phase == "Completed" || phase == "Failed" || phase == "Canceled";
-      },
-      500ms);
-  return phase;
+  return wait_final([&] { return local_get(c, "migmigration", name); }, seconds);
 }
 
 // The VM manifest local mode wrote (--manifest-dir/target/<vm>.yaml).
@@ -388,11 +388,7 @@ Json manifest(Cluster& c, const std::string& vm) {
 }
 
 std::vector<std::string> manifest_claims(Cluster& c, const std::string& vm) {
-  std::vector<std::string> out;
-  const Json m = manifest(c, vm);  // (a temporary would die before the loop)
-  for (const auto& x : m["spec"]["template"]["spec"]["volumes"])
-    out.push_back(x["persistentVolumeClaim"].value("claimName", ""));
-  return out;
+  return claims_in(manifest(c, vm));
 }
 
 }  // namespace
@@ -445,14 +441,24 @@ spec:
   CHECK(badfield.rc != 0);
   CHECK(badfield.err.find("MigMigration target/x: spec.rollback: cannot be set together with "
                           "spec.stage") != std::string::npos);
-  CHECK(c.ctl({"get", "migplans", "-n", "target", "-o", "json"}).out.find("move") ==
-        std::string::npos);
+  auto none = c.ctl({"get", "migplans", "-n", "target", "-o", "json"});
+  CHECK(none.rc == 0);
+  CHECK(Json::parse(none.out)["items"].empty());
 
   auto applied = local_apply(c, "plan", plan);
   INFO(applied.err);
   REQUIRE(applied.rc == 0);
   CHECK(applied.out.find("MigPlan target/move created") != std::string::npos);
   CHECK(local_apply(c, "plan", plan).out.find("MigPlan target/move unchanged") !=
+        std::string::npos);
+  // A plan's spec may change (and change back): "configured".
+  std::string plan2 = plan;
+  plan2.replace(plan2.find("storageClass: local2}"), 21, "storageClass: local2, verify: true}");
+  CHECK(local_apply(c, "plan2", plan2).out.find("MigPlan target/move configured") !=
+        std::string::npos);
+  CHECK(local_get(c, "migplan", "move")["spec"]["persistentVolumes"][2]["selection"].value("verify",
+                                                                                           false));
+  CHECK(local_apply(c, "plan", plan).out.find("MigPlan target/move configured") !=
         std::string::npos);
   REQUIRE(eventually(
       60s,
@@ -510,6 +516,8 @@ spec:
   CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{target0, target1});
   CHECK(manifest_claims(c, "web-02") == std::vector<std::string>{target2});
   CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
+  // It went through the Stopping step (runStrategy Halted) before its copy.
+  CHECK(c.coordinator_log().find("\"phase\":\"Stopping\",\"ts\"") != std::string::npos);
   CHECK_FALSE(first_difference(v1 + "web-02-disk-0.img", local2 + "/target/" + target2 + ".img"));
   CHECK(path_exists(v1 + "db-01-disk-0.img"));  // old volumes stay
   CHECK(messages(cut).find("SourceVolumesKept") != std::string::npos);
@@ -524,7 +532,12 @@ spec:
   CHECK(manifest_claims(c, "web-02") == std::vector<std::string>{"web-02-disk-0"});
   CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
   CHECK(eventually(
-      30s, [&] { return !path_exists(fast0); }, 250ms));
+      30s,
+      [&] {
+        return !path_exists(fast0) && !path_exists(fast + "/target/" + target1 + ".img") &&
+               !path_exists(local2 + "/target/" + target2 + ".img");
+      },
+      250ms));
 
   // MTC's cancel: a slowed stage copy is canceled midway; its tasks stop
   // (node-1 stops serving) and nothing about the VMs changes.
@@ -585,5 +598,16 @@ spec:
   CHECK(messages(local_get(c, "migplan", "bad")).find("InvalidPlan") != std::string::npos);
   // Deleting works as kubectl's would.
   CHECK(c.ctl({"delete", "migplan", "bad", "-n", "target"}).rc == 0);
-  CHECK(local_get(c, "migplan", "bad").is_null());
+  auto gone = c.ctl({"get", "migplan", "bad", "-n", "target"});
+  CHECK(gone.rc != 0);
+  CHECK(gone.err.find("MigPlan target/bad not found") != std::string::npos);
+  // A name that cannot be a key or a file is refused, naming the field.
+  auto badname = local_apply(
+      c, "badname",
+      "apiVersion: migration.openshift.io/v1alpha1\nkind: MigPlan\nmetadata: {name: x, "
+      "namespace: target}\nspec:\n  namespaces: [target]\n  persistentVolumes:\n  - pvc: "
+      "{name: \"../etc\"}\n    selection: {storageClass: fast}\n");
+  CHECK(badname.rc != 0);
+  CHECK(badname.err.find("MigPlan target/x: spec.persistentVolumes[0].pvc: \"../etc\" is not a "
+                         "valid name") != std::string::npos);
 }
