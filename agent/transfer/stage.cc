@@ -224,7 +224,7 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
 
   if (!ranges.empty()) {
     // Which blocks this copy may write, durably, before it writes any.
-    FERRY_TRY(write_file_atomic(pending_path, encode_ranges(ranges)));
+    FERRY_TRY(write_file_atomic(pending_path, encode_ranges(ranges), 0600));
     if (stats.full) ::unlink(digests_path.c_str());
     opts.ranges = stats.full ? std::vector<ByteRange>{} : ranges;
     opts.fresh_target = false;
@@ -283,7 +283,8 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
     if (first_wrong < stats.blocks) {
       // The next copy writes them again whatever the record says.
       for (uint64_t i = 0; i < stats.blocks; i++) wrong[i] = wrong[i] || changed[i];
-      FERRY_TRY(write_file_atomic(pending_path, encode_ranges(block_ranges(wrong, src.size))));
+      FERRY_TRY(
+          write_file_atomic(pending_path, encode_ranges(block_ranges(wrong, src.size)), 0600));
       return Error(ErrorCode::kDataMismatch,
                    "verify: block " + std::to_string(first_wrong) + " (offset " +
                        std::to_string(first_wrong * kDigestBlock) +
@@ -291,7 +292,7 @@ Result<StageStats> stage_copy(const SourceSpec& src, const BlockHashes& source_n
     }
     stats.verified = true;
   }
-  FERRY_TRY(write_file_atomic(digests_path, encode_block_hashes(held)));
+  FERRY_TRY(write_file_atomic(digests_path, encode_block_hashes(held), 0600));
   ::unlink(pending_path.c_str());
   stats.digest = digest_of(source_now);
   return stats;

@@ -39,9 +39,16 @@ std::vector<fs::directory_entry> entries(const fs::path& dir) {
 
 HeldVolumes held_volumes(const std::string& root, size_t limit) {
   HeldVolumes out;
+  // Past 4 times the limit the root is not read further (a heartbeat's cost
+  // stays bounded); the list is then cut, and says so, either way.
+  const size_t scan = limit * 4;
   for (const auto& ns : entries(root)) {
     std::error_code ec;
     if (!ns.is_directory(ec)) continue;
+    if (out.volumes.size() >= scan) {
+      out.truncated = true;
+      break;
+    }
     for (const auto& e : entries(ns.path())) {
       const fs::path& p = e.path();
       std::string rel = ns.path().filename().string() + "/" + p.filename().string();

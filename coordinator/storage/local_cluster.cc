@@ -208,7 +208,10 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
       Status undo;
       if (back.revision == 0) {
         auto now = kv_->get(back.key);  // only if nobody changed it since
-        if (now.ok() && *now && (*now)->revision == it->second) undo = kv_->erase(back.key);
+        if (now.ok() && *now && (*now)->revision == it->second)
+          undo = kv_->erase(back.key);
+        else
+          undo = Error(ErrorCode::kFailedPrecondition, "changed since");
       } else {
         auto u = kv_->update(back.key, back.old.dump(), it->second);
         if (!u.ok()) undo = u.error();
@@ -475,7 +478,8 @@ Status LocalCluster::create_claim(const NewClaim& n) {
   const std::string what = "claim " + n.ns + "/" + n.name;
   auto cur = get_claim(n.ns, n.name);
   if (!cur.ok()) return cur.error().wrap("creating " + what);
-  if (*cur) {
+  // (A refusal with no node is "not found where the agents' lists are whole".)
+  if (*cur && !((*cur)->node.empty() && !(*cur)->refusal.empty())) {
     if ((*cur)->copy_of == n.ns + "/" + n.source) return {};
     return Error(ErrorCode::kAlreadyExists,
                  what + " already exists" +

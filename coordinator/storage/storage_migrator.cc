@@ -220,6 +220,7 @@ struct StorageMigrator::Run {
   Json status() const {
     Json s = {{"phase", phase}, {"conditions", conditions}};
     s["itinerary"] = mig.rollback ? "Rollback" : mig.stage ? "Stage" : "Final";
+    if (mig.canceled) s["canceled"] = true;
     if (!started.empty()) s["startTimestamp"] = started;
     if (!completed.empty()) s["completionTimestamp"] = completed;
     if (!rollback_of.empty()) s["rollbackOf"] = rollback_of;
@@ -602,20 +603,33 @@ struct RunDriver {
   bool build_rollback(const std::vector<Json>& all_migs) {
     // The last completed cutover of the plan that no completed rollback undid.
     std::set<std::string> undone;
-    for (const auto& o : all_migs)
-      if (str_at(o, {"status", "phase"}) == "Completed" && bool_at(o, {"spec", "rollback"}))
-        undone.insert(str_at(o, {"status", "rollbackOf"}));
+    // VMs a canceled rollback already put back, by the cutover it undid.
+    std::map<std::string, std::set<std::string>> put_back;
+    for (const auto& o : all_migs) {
+      if (!bool_at(o, {"spec", "rollback"})) continue;
+      std::string phase = str_at(o, {"status", "phase"});
+      if (phase == "Completed") undone.insert(str_at(o, {"status", "rollbackOf"}));
+      if (phase == "Canceled")
+        for (const auto& vm : list_at(o, {"status", "vms"}))
+          if (str_at(vm, {"phase"}) == "Completed")
+            put_back[str_at(o, {"status", "rollbackOf"})].insert(str_at(vm, {"namespace"}) + "/" +
+                                                                 str_at(vm, {"name"}));
+    }
     const Json* last = nullptr;
     for (const auto& o : all_migs) {
       if (str_at(o, {"spec", "migPlanRef", "name"}) != run.mig.plan_name) continue;
       if (str_at(o, {"metadata", "namespace"}) != run.mig.ns) continue;
       if (bool_at(o, {"spec", "stage"}) || bool_at(o, {"spec", "rollback"})) continue;
-      // A canceled cutover counts for the VMs it switched before the cancel.
+      // A canceled cutover counts for the VMs it switched before the cancel,
+      // less those a canceled rollback put back.
       std::string phase = str_at(o, {"status", "phase"});
-      bool switched = false;
-      for (const auto& v : list_at(o, {"status", "volumes"}))
-        switched = switched || str_at(v, {"phase"}) == "Completed";
-      if (phase != "Completed" && !(phase == "Canceled" && switched)) continue;
+      if (phase != "Completed" && phase != "Canceled") continue;
+      const auto& back = put_back[str_at(o, {"metadata", "name"})];
+      bool left = false;
+      for (const auto& vm : list_at(o, {"status", "vms"}))
+        left = left || (str_at(vm, {"phase"}) == "Completed" &&
+                        !back.count(str_at(vm, {"namespace"}) + "/" + str_at(vm, {"name"})));
+      if (!left) continue;
       if (undone.count(str_at(o, {"metadata", "name"}))) continue;
       if (!last || str_at(o, {"metadata", "creationTimestamp"}) >=
                        str_at(*last, {"metadata", "creationTimestamp"}))
@@ -639,6 +653,7 @@ struct RunDriver {
       bool moved = false;  // only VMs the cutover switched go back
       for (const auto& vol : run.volumes) moved = moved || (vol.vm == vm.name && vol.ns == vm.ns);
       if (!moved || vm.phase != "Completed") continue;
+      if (put_back[run.rollback_of].count(vm.ns + "/" + vm.name)) continue;  // (already back)
       vm.phase = "Pending";
       vm.message.clear();
       run.vms.push_back(vm);  // was_running/run_strategy: as before the cutover
@@ -848,7 +863,13 @@ struct RunDriver {
     if (!s.ok()) {
       kLog.warn("runStrategy not restored",
                 {{"vm", vm.ns + "/" + vm.name}, {"error", s.error().message}});
-      return;
+      // The VM is gone or is no VM any more: nothing to give back, and
+      // waiting would hold the run (and its plan) for good.
+      if (s.error().code != ErrorCode::kFailedPrecondition &&
+          s.error().code != ErrorCode::kInvalidArgument)
+        return;
+      vm.message += (vm.message.empty() ? "" : "; ") + std::string("runStrategy ") +
+                    vm.run_strategy + " not restored: " + s.error().message;
     }
     vm.halted_by_us = false;
     run.halted_sent.erase(vm.ns + "/" + vm.name);
@@ -1143,6 +1164,15 @@ struct RunDriver {
   }
 
   // ------------------------------------------------------------ the whole run
+  // Whether a cutover's volume is its VM's disk now (a copied volume of a VM
+  // that failed or was canceled is not).
+  bool switched(const VolumeState& v) const {
+    if (v.vm.empty()) return true;
+    for (const auto& vm : run.vms)
+      if (vm.name == v.vm && vm.ns == v.ns) return vm.phase == "Completed";
+    return false;
+  }
+
   // spec.canceled: what has not switched yet stops (its tasks, its copies),
   // and VMs Ferry halted run again. A VM being repointed or migrated live
   // goes on to its end: half a switch would be worse than either.
@@ -1213,7 +1243,8 @@ struct RunDriver {
     if (!run.mig.stage && !run.mig.rollback) {  // (also what a canceled cutover switched)
       std::string old;
       for (const auto& v : run.volumes)
-        if (v.phase == "Completed") old += (old.empty() ? "" : ", ") + v.ns + "/" + v.pvc;
+        if (v.phase == "Completed" && switched(v))
+          old += (old.empty() ? "" : ", ") + v.ns + "/" + v.pvc;
       if (!old.empty())
         run.condition("SourceVolumesKept", "Warn",
                       "The old claims " + old +
@@ -1380,7 +1411,8 @@ void StorageMigrator::pass() {
     auto& slot = runs_[uid];
     if (!slot) slot = load_run(doc, nodes);
     Run& run = *slot;
-    run.mig.canceled = bool_at(doc, {"spec", "canceled"});  // may come at any time
+    // It may come at any time, and once seen it stays (the status keeps it).
+    run.mig.canceled = run.mig.canceled || bool_at(doc, {"spec", "canceled"});
     RunDriver d{*this, run, cl, nodes};
     try {
       drive(d, all);
@@ -1446,6 +1478,7 @@ std::unique_ptr<StorageMigrator::Run> StorageMigrator::load_run(const Json& doc,
     run->conditions = list_at(st, {"conditions"});
     run->started = str_at(st, {"startTimestamp"});
     run->rollback_of = str_at(st, {"rollbackOf"});
+    run->mig.canceled = run->mig.canceled || bool_at(st, {"canceled"});
     for (const auto& v : list_at(st, {"volumes"})) {
       VolumeState vs = VolumeState::from_json(v);
       if (vs.phase == "Serving" || vs.phase == "Copying") {

@@ -583,6 +583,61 @@ spec:
   CHECK(uncancel.err.find("spec.canceled: a canceled MigMigration stays canceled") !=
         std::string::npos);
 
+  // A cutover canceled midway: db-01 (local copies) has switched, web-02
+  // (to the slowed node-2) is halted and copying. web-02 gets its
+  // runStrategy and claims back; db-01 stays switched, and only its old
+  // claims are reported kept; a rollback then undoes db-01.
+  c.kill_agent("node-2");
+  c.start_agent("node-2", {"--volume-root=fast=" + fast, "--network", "migration=127.0.0.2",
+                           "--bandwidth", std::to_string(256 * 1024)});
+  const std::string plan_m2 = R"(apiVersion: migration.openshift.io/v1alpha1
+kind: MigPlan
+metadata: {name: move2, namespace: target}
+spec:
+  namespaces: [target]
+  transferNetwork: migration
+  persistentVolumes:
+  - pvc: {name: db-01-disk-0}
+    selection: {storageClass: local2}
+  - pvc: {name: db-01-disk-1}
+    selection: {storageClass: local2}
+  - pvc: {name: web-02-disk-0}
+    selection: {storageClass: fast}
+)";
+  REQUIRE(local_apply(c, "move2", plan_m2).rc == 0);
+  const std::string cut2 = mig("cut-2", "  stage: false\n", "move2");
+  REQUIRE(local_apply(c, "cut-2", cut2).rc == 0);
+  REQUIRE(eventually(
+      120s,
+      [&] {
+        Json m = local_get(c, "migmigration", "cut-2");
+        Json db = vm_of(m, "db-01"), web = volume_of(m, "web-02-disk-0");
+        return db.is_object() && db.value("phase", "") == "Completed" && web.is_object() &&
+               web.value("transferredBytes", 0) > 0;
+      },
+      200ms));
+  CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Halted");  // stopped for its copy
+  REQUIRE(local_apply(c, "cut-2", cut2 + "  canceled: true\n").rc == 0);
+  REQUIRE(wait_local(c, "cut-2") == "Canceled");
+  Json c2 = local_get(c, "migmigration", "cut-2");
+  INFO(c2.dump(2));
+  CHECK(vm_of(c2, "web-02")["phase"] == "Canceled");
+  CHECK(volume_of(c2, "web-02-disk-0")["phase"] == "Canceled");
+  CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
+  CHECK(manifest_claims(c, "web-02") == std::vector<std::string>{"web-02-disk-0"});
+  const std::string m2t0 = volume_of(c2, "db-01-disk-0")["targetPvcRef"]["name"];
+  const std::string m2t1 = volume_of(c2, "db-01-disk-1")["targetPvcRef"]["name"];
+  CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{m2t0, m2t1});
+  CHECK(messages(c2).find("SourceVolumesKept: The old claims target/db-01-disk-0, "
+                          "target/db-01-disk-1 are kept") != std::string::npos);
+  CHECK(messages(c2).find("web-02-disk-0 are kept") == std::string::npos);
+  REQUIRE(local_apply(c, "rollback-2", mig("rollback-2", "  rollback: true\n", "move2")).rc == 0);
+  REQUIRE(wait_local(c, "rollback-2") == "Completed");
+  CHECK(local_get(c, "migmigration", "rollback-2")["status"]["rollbackOf"] == "cut-2");
+  CHECK(manifest_claims(c, "db-01") == std::vector<std::string>{"db-01-disk-0", "db-01-disk-1"});
+  CHECK(manifest_claims(c, "web-02") == std::vector<std::string>{"web-02-disk-0"});
+  CHECK(manifest(c, "web-02")["spec"]["runStrategy"] == "Always");
+
   // A class no agent has: the plan says so, and a run of it is refused.
   REQUIRE(local_apply(c, "bad",
                       "apiVersion: migration.openshift.io/v1alpha1\nkind: MigPlan\n"
