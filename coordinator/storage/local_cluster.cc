@@ -229,13 +229,12 @@ Result<Json> LocalCluster::apply(const std::vector<Json>& docs, bool dry_run) {
 Result<std::vector<Json>> LocalCluster::find(const std::string& kind, const std::string& ns,
                                              const std::string& name) {
   if (!name.empty()) {
-    std::string problem = name_problem(ns.empty() ? model::kDefaultNamespace : ns, name);
+    const std::string n = ns.empty() ? model::kDefaultNamespace : ns;
+    std::string problem = name_problem(n, name);
     if (!problem.empty()) return Error(ErrorCode::kInvalidArgument, kind + ": " + problem);
-    auto d = get(kind, ns.empty() ? model::kDefaultNamespace : ns, name);
+    auto d = get(kind, n, name);
     if (!d.ok()) return d.error();
-    if (!*d)
-      return Error(ErrorCode::kNotFound, kind + " " + (ns.empty() ? model::kDefaultNamespace : ns) +
-                                             "/" + name + " not found");
+    if (!*d) return Error(ErrorCode::kNotFound, kind + " " + n + "/" + name + " not found");
     return std::vector<Json>{**d};
   }
   auto all = list(kind);
